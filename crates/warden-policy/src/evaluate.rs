@@ -1,0 +1,202 @@
+//! The decision: `evaluate(policy, catalog, exceptions, facts, now) -> Verdict`.
+
+use crate::Timestamp;
+use crate::catalog::Catalog;
+use crate::exception::Exception;
+use crate::facts::ProcessFacts;
+use crate::policy::{Action, Assistant, Mode, Policy};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The rule that decided a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Rule {
+    /// The launch is not a tool the catalog knows.
+    NotAnAiTool,
+    /// The tool is the sanctioned assistant's own client.
+    SanctionedAssistant,
+    /// The policy's entry for this tool.
+    Tool { id: String },
+    /// The policy's default action for tools it does not list.
+    Default,
+    /// An approved exception.
+    Exception { id: String },
+    /// A risky launch flag raised the action.
+    RiskyFlag { flag: String },
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::NotAnAiTool => f.write_str("not-an-ai-tool"),
+            Rule::SanctionedAssistant => f.write_str("sanctioned-assistant"),
+            Rule::Tool { id } => write!(f, "tool:{id}"),
+            Rule::Default => f.write_str("default"),
+            Rule::Exception { id } => write!(f, "exception:{id}"),
+            Rule::RiskyFlag { flag } => write!(f, "risky-flag:{flag}"),
+        }
+    }
+}
+
+/// What should happen to a launch, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Catalog id of the tool, or `None` for anything else.
+    pub tool: Option<String>,
+    /// The tool's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    pub action: Action,
+    pub rule: Rule,
+    /// One sentence for the developer.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The sanctioned assistant, offered on every warning and block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<Assistant>,
+    /// The exception that allowed the launch, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    /// Monitor mode: report `action`, but never enforce it.
+    pub monitor: bool,
+    /// Why the launch was recognised as the tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// An ancestor already is the same tool (a relaunch, a wrapper's child, an Electron
+    /// helper): this process belongs to that launch rather than starting a new one.
+    #[serde(default)]
+    pub continues_launch: bool,
+}
+
+impl Verdict {
+    /// Whether enforcement should stop this launch.
+    pub fn must_block(&self) -> bool {
+        self.action == Action::Block && !self.monitor
+    }
+}
+
+/// Decides what happens to a launch. This is the one place precedence is defined:
+///
+/// 1. A launch the catalog does not recognise is **allowed** (`not-an-ai-tool`).
+/// 2. The sanctioned assistant's own client is **allowed** (`sanctioned-assistant`).
+/// 3. Otherwise the policy's entry for the tool decides (`tool:ID`), or, for a tool the
+///    policy does not list, its default action (`default`).
+/// 4. An exception that covers the user, the tool, the working directory and `now`
+///    turns a warn or block into **allow** (`exception:ID`).
+/// 5. Risky flags (`--dangerously-skip-permissions`, …) can only *raise* the action, and
+///    apply after exceptions and to the assistant too: an exception for a tool is not
+///    an exception for running it without its safety checks (`risky-flag:FLAG`).
+/// 6. In monitor mode the verdict is the same but marked `monitor`: nothing is enforced.
+///
+/// `now` is seconds since the epoch; the core never reads a clock.
+pub fn evaluate(
+    policy: &Policy,
+    catalog: &Catalog,
+    exceptions: &[Exception],
+    facts: &ProcessFacts,
+    now: Timestamp,
+) -> Verdict {
+    let monitor = policy.mode == Mode::Monitor;
+    let Some(found) = catalog.identify(facts) else {
+        return Verdict {
+            tool: None,
+            tool_name: None,
+            action: Action::Allow,
+            rule: Rule::NotAnAiTool,
+            reason: "not a recognised AI coding tool".to_owned(),
+            link: None,
+            assistant: None,
+            exception: None,
+            monitor,
+            evidence: None,
+            continues_launch: false,
+        };
+    };
+    let tool = found.tool;
+    let (mut action, mut rule, mut reason, mut link) = if policy.is_assistant(&tool.id) {
+        let name = policy.assistant.as_ref().map_or(tool.name.as_str(), |a| a.name.as_str());
+        (
+            Action::Allow,
+            Rule::SanctionedAssistant,
+            format!("{} is the client of the sanctioned assistant ({name})", tool.name),
+            None,
+        )
+    } else if let Some(entry) = policy.tool_rule(&tool.id) {
+        let reason = if entry.message.is_empty() {
+            format!("{} is set to {} by policy", tool.name, entry.action)
+        } else {
+            entry.message.clone()
+        };
+        (entry.action, Rule::Tool { id: tool.id.clone() }, reason, entry.link.clone())
+    } else {
+        let reason = if policy.default_message.is_empty() {
+            format!("{} is not on the approved list", tool.name)
+        } else {
+            policy.default_message.clone()
+        };
+        (policy.default_action, Rule::Default, reason, policy.default_link.clone())
+    };
+
+    let mut exception_id = None;
+    if action > Action::Allow {
+        if let Some(exception) =
+            exceptions.iter().find(|e| e.covers(&tool.id, facts.user.as_deref(), facts.cwd.as_deref(), now))
+        {
+            action = Action::Allow;
+            rule = Rule::Exception { id: exception.id.clone() };
+            reason = format!("allowed by exception {} until {}", exception.id, rfc3339(exception.expires_at));
+            exception_id = Some(exception.id.clone());
+        }
+    }
+
+    for flag_rule in &policy.risky_flags {
+        if flag_rule.action <= action || !(flag_rule.tools.is_empty() || flag_rule.tools.iter().any(|t| *t == tool.id))
+        {
+            continue;
+        }
+        let used = facts.argv.iter().skip(1).find_map(|arg| {
+            flag_rule
+                .flags
+                .iter()
+                .find(|flag| arg == *flag || arg.strip_prefix(flag.as_str()).is_some_and(|rest| rest.starts_with('=')))
+        });
+        if let Some(flag) = used {
+            action = flag_rule.action;
+            rule = Rule::RiskyFlag { flag: flag.clone() };
+            reason = if flag_rule.message.is_empty() {
+                format!("{} with {flag} is not allowed", tool.name)
+            } else {
+                flag_rule.message.clone()
+            };
+            link = link.or_else(|| policy.default_link.clone());
+        }
+    }
+
+    let continues_launch = facts.ancestors.iter().any(|ancestor| {
+        catalog
+            .identify_program(&ancestor.exe, &ancestor.argv, ancestor.script.as_deref(), facts.cwd.as_deref())
+            .is_some_and(|a| a.tool.id == tool.id)
+    });
+
+    Verdict {
+        tool: Some(tool.id.clone()),
+        tool_name: Some(tool.name.clone()),
+        action,
+        rule,
+        reason,
+        link,
+        assistant: if action > Action::Allow { policy.assistant.clone() } else { None },
+        exception: exception_id,
+        monitor,
+        evidence: Some(found.evidence),
+        continues_launch,
+    }
+}
+
+fn rfc3339(at: Timestamp) -> String {
+    let time = if at >= 0 { UNIX_EPOCH + Duration::from_secs(at as u64) } else { UNIX_EPOCH };
+    humantime::format_rfc3339_seconds(time).to_string()
+}

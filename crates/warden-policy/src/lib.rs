@@ -1,0 +1,35 @@
+//! Warden's policy core: what a process launch *is* and what should happen to it.
+//!
+//! This crate is pure: it does no I/O, reads no clock and has no async. Callers pass
+//! in the facts of a launch and the current time, and get back a [`Verdict`]. Every
+//! other Warden crate (the OS monitor, the server, the client, the tray app) builds on
+//! these types; this crate depends on none of them.
+//!
+//! The decision order (precedence) is documented once, on [`evaluate`].
+
+mod catalog;
+mod evaluate;
+mod exception;
+mod facts;
+mod launch;
+mod path;
+mod policy;
+mod source;
+
+pub use catalog::{
+    Catalog, CatalogError, CommandRule, CompileProblem, EMBEDDED_CATALOG, ExecutableRule, Hosting, Identification,
+    Tool, ToolKind, ToolSpec,
+};
+pub use evaluate::{Rule, Verdict, evaluate};
+pub use exception::Exception;
+pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
+pub use launch::{ScriptArgument, interpreter_script};
+pub use path::{normalize_path, path_has_prefix};
+pub use policy::{
+    Action, Assistant, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy, PolicyError, ToolRule,
+    TrayPolicy,
+};
+pub use source::{SourceError, SourceLocation};
+
+/// Seconds since the Unix epoch (UTC). The core never reads a clock: callers pass "now".
+pub type Timestamp = i64;

@@ -1,0 +1,304 @@
+//! The policy an organisation writes: what happens to each AI tool, the sanctioned
+//! assistant, risky flags and the limits of exceptions.
+//!
+//! Admins write TOML; the wire carries the same structure as JSON. Both are checked
+//! the same way, and every error names the file, line and column.
+
+use crate::catalog::{Catalog, CompileProblem, ToolSpec};
+use crate::source::SourceError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The policy Warden uses until an admin's policy arrives.
+pub const EMBEDDED_POLICY: &str = include_str!("default-policy.toml");
+
+/// Policy errors name the file, line and column.
+pub type PolicyError = SourceError;
+
+/// What happens to a launch. Ordered: `Allow < Warn < Block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Warn,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Warn => "warn",
+            Action::Block => "block",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `enforce` acts on verdicts; `monitor` only reports what enforce would have done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Monitor,
+}
+
+/// The internal assistant every warning and block offers instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assistant {
+    /// Shown on buttons: "Open ‹name›".
+    pub name: String,
+    /// Opened in the browser.
+    pub url: String,
+    /// Optionally run instead of opening the URL, in the blocked tool's working directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// The catalog id of the assistant's own client, which is always allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+}
+
+/// What happens to one tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRule {
+    pub action: Action,
+    /// One sentence shown to the developer: why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Where to read more (the policy page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// Launch flags that raise the action (never lower it), even under an exception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagRule {
+    /// Matched as a whole argument, or as `FLAG=value`.
+    pub flags: Vec<String>,
+    pub action: Action,
+    /// Tools the rule covers; empty means every recognised tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Limits on the exceptions developers may request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionLimits {
+    /// Longest exception an approver may grant, in seconds (TOML also takes "30d").
+    #[serde(with = "duration_seconds")]
+    pub max_duration: u64,
+    /// Tools no exception may be requested for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub never: Vec<String>,
+}
+
+impl Default for ExceptionLimits {
+    fn default() -> Self {
+        ExceptionLimits { max_duration: 7 * 24 * 3600, never: Vec::new() }
+    }
+}
+
+/// What the tray app lets a developer do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrayPolicy {
+    /// Whether the tray menu offers Quit.
+    #[serde(default)]
+    pub allow_quit: bool,
+}
+
+/// How enforcement behaves when it cannot decide in time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enforcement {
+    /// With the pre-exec gate: deny (true) or allow (false) a launch whose decision misses its deadline.
+    #[serde(default)]
+    pub fail_closed: bool,
+}
+
+/// A whole policy, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// A human name for this policy.
+    pub name: String,
+    #[serde(default)]
+    pub mode: Mode,
+    /// For recognised tools the policy does not list.
+    pub default_action: Action,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub default_message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<Assistant>,
+    #[serde(default)]
+    pub tools: BTreeMap<String, ToolRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risky_flags: Vec<FlagRule>,
+    #[serde(default)]
+    pub exceptions: ExceptionLimits,
+    #[serde(default)]
+    pub tray: TrayPolicy,
+    #[serde(default)]
+    pub enforcement: Enforcement,
+    /// Tools the organisation adds to (or replaces in) the embedded catalog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog: Vec<ToolSpec>,
+}
+
+impl Policy {
+    /// The policy compiled into Warden (see `default-policy.toml`).
+    pub fn embedded() -> Policy {
+        // Checked by this crate's tests, so this cannot fail at run time.
+        Policy::from_toml("default-policy.toml (embedded)", EMBEDDED_POLICY).expect("the embedded policy is valid")
+    }
+
+    /// Parses and checks an admin's TOML file.
+    pub fn from_toml(file: &str, text: &str) -> Result<Policy, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| SourceError::from_toml(file, text, &e))?;
+        policy.check().map_err(|problem| problem.locate(file, text))?;
+        Ok(policy)
+    }
+
+    /// Parses and checks the wire form.
+    pub fn from_json(file: &str, text: &str) -> Result<Policy, PolicyError> {
+        let policy: Policy = serde_json::from_str(text).map_err(|e| SourceError::from_json(file, &e))?;
+        policy.check().map_err(|problem| problem.locate(file, text))?;
+        Ok(policy)
+    }
+
+    /// Reads a policy file by its extension: `.json` is the wire form, anything else TOML.
+    pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
+        if file.ends_with(".json") { Policy::from_json(file, text) } else { Policy::from_toml(file, text) }
+    }
+
+    /// The wire form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a policy always serializes")
+    }
+
+    /// The catalog this policy decides over: the embedded one plus the policy's own tools.
+    pub fn catalog(&self) -> Catalog {
+        self.catalog_over(&Catalog::embedded())
+    }
+
+    /// [`Policy::catalog`] over a given base catalog.
+    pub fn catalog_over(&self, base: &Catalog) -> Catalog {
+        // `check` compiled the same extension, so this cannot fail for a parsed policy.
+        base.extended(&self.catalog).expect("a checked policy's catalog compiles")
+    }
+
+    /// Every rule that names a tool must name one the catalog knows.
+    fn check(&self) -> Result<(), CompileProblem> {
+        let catalog = Catalog::embedded().extended(&self.catalog)?;
+        let known = |id: &str| -> Result<(), CompileProblem> {
+            match catalog.tool(id) {
+                Some(_) => Ok(()),
+                None => Err(CompileProblem {
+                    needle: id.to_owned(),
+                    message: format!("unknown tool id {id:?} (see `warden catalog`)"),
+                }),
+            }
+        };
+        for id in self.tools.keys() {
+            known(id)?;
+        }
+        for rule in &self.risky_flags {
+            rule.tools.iter().try_for_each(|id| known(id))?;
+            if rule.flags.is_empty() || rule.flags.iter().any(|f| !f.starts_with('-')) {
+                return Err(CompileProblem {
+                    needle: "flags".into(),
+                    message: "risky flags must be a non-empty list of options starting with '-'".into(),
+                });
+            }
+        }
+        self.exceptions.never.iter().try_for_each(|id| known(id))?;
+        if let Some(assistant) = &self.assistant {
+            if let Some(id) = &assistant.tool {
+                known(id)?;
+            }
+            if !(assistant.url.starts_with("https://") || assistant.url.starts_with("http://")) {
+                return Err(CompileProblem {
+                    needle: assistant.url.clone(),
+                    message: format!("assistant url {:?} must start with https:// or http://", assistant.url),
+                });
+            }
+        }
+        if self.exceptions.max_duration == 0 {
+            return Err(CompileProblem {
+                needle: "max_duration".into(),
+                message: "exceptions.max_duration must be longer than zero".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The rule for a tool, if the policy lists it.
+    pub fn tool_rule(&self, id: &str) -> Option<&ToolRule> {
+        self.tools.get(id)
+    }
+
+    /// Whether `id` is the sanctioned assistant's own client.
+    pub fn is_assistant(&self, id: &str) -> bool {
+        self.assistant.as_ref().and_then(|a| a.tool.as_deref()) == Some(id)
+    }
+}
+
+/// Durations as whole seconds on the wire; TOML may also write "8h", "30d".
+mod duration_seconds {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(seconds: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(*seconds)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Seconds(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        match Written::deserialize(deserializer)? {
+            Written::Seconds(seconds) => Ok(seconds),
+            Written::Text(text) => humantime::parse_duration(&text).map(|d| d.as_secs()).map_err(|e| {
+                de::Error::custom(format!("invalid duration {text:?} ({e}); write e.g. \"8h\" or \"30d\""))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_policy_mirrors_the_situation_warden_exists_for() {
+        let policy = Policy::embedded();
+        assert_eq!(policy.tool_rule("claude-code").map(|r| r.action), Some(Action::Block));
+        assert!(policy.is_assistant("qwen-code"));
+        assert_eq!(policy.default_action, Action::Warn);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_everything() {
+        let policy = Policy::embedded();
+        let back = Policy::from_json("wire.json", &policy.to_json()).unwrap();
+        assert_eq!(back, policy);
+    }
+}
