@@ -1,7 +1,7 @@
 //! The decision: `evaluate(policy, catalog, exceptions, facts, now) -> Verdict`.
 
 use crate::Timestamp;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Tool};
 use crate::exception::Exception;
 use crate::facts::ProcessFacts;
 use crate::policy::{Action, Assistant, Mode, Policy};
@@ -78,6 +78,45 @@ impl Verdict {
     }
 }
 
+/// What the policy says about a tool before looking at any particular launch: the
+/// status shown in catalogs (steps 2 and 3 of [`evaluate`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolStatus {
+    pub action: Action,
+    pub rule: Rule,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// The policy's standing decision for a tool (no exceptions, no flags).
+pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
+    if policy.is_assistant(&tool.id) {
+        let name = policy.assistant.as_ref().map_or(tool.name.as_str(), |a| a.name.as_str());
+        let reason = format!("{} is the client of the sanctioned assistant ({name})", tool.name);
+        return ToolStatus { action: Action::Allow, rule: Rule::SanctionedAssistant, reason, link: None };
+    }
+    if let Some(entry) = policy.tool_rule(&tool.id) {
+        let reason = if entry.message.is_empty() {
+            format!("{} is set to {} by policy", tool.name, entry.action)
+        } else {
+            entry.message.clone()
+        };
+        return ToolStatus {
+            action: entry.action,
+            rule: Rule::Tool { id: tool.id.clone() },
+            reason,
+            link: entry.link.clone(),
+        };
+    }
+    let reason = if policy.default_message.is_empty() {
+        format!("{} is not on the approved list", tool.name)
+    } else {
+        policy.default_message.clone()
+    };
+    ToolStatus { action: policy.default_action, rule: Rule::Default, reason, link: policy.default_link.clone() }
+}
+
 /// Decides what happens to a launch. This is the one place precedence is defined:
 ///
 /// 1. A launch the catalog does not recognise is **allowed** (`not-an-ai-tool`).
@@ -116,29 +155,7 @@ pub fn evaluate(
         };
     };
     let tool = found.tool;
-    let (mut action, mut rule, mut reason, mut link) = if policy.is_assistant(&tool.id) {
-        let name = policy.assistant.as_ref().map_or(tool.name.as_str(), |a| a.name.as_str());
-        (
-            Action::Allow,
-            Rule::SanctionedAssistant,
-            format!("{} is the client of the sanctioned assistant ({name})", tool.name),
-            None,
-        )
-    } else if let Some(entry) = policy.tool_rule(&tool.id) {
-        let reason = if entry.message.is_empty() {
-            format!("{} is set to {} by policy", tool.name, entry.action)
-        } else {
-            entry.message.clone()
-        };
-        (entry.action, Rule::Tool { id: tool.id.clone() }, reason, entry.link.clone())
-    } else {
-        let reason = if policy.default_message.is_empty() {
-            format!("{} is not on the approved list", tool.name)
-        } else {
-            policy.default_message.clone()
-        };
-        (policy.default_action, Rule::Default, reason, policy.default_link.clone())
-    };
+    let ToolStatus { mut action, mut rule, mut reason, mut link } = tool_status(policy, tool);
 
     let mut exception_id = None;
     if action > Action::Allow {

@@ -20,7 +20,7 @@ pub use catalog::{
     Catalog, CatalogError, CommandRule, CompileProblem, EMBEDDED_CATALOG, ExecutableRule, Hosting, Identification,
     Tool, ToolKind, ToolSpec,
 };
-pub use evaluate::{Rule, Verdict, evaluate};
+pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::Exception;
 pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
 pub use launch::{ScriptArgument, interpreter_script};
