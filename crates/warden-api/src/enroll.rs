@@ -1,0 +1,50 @@
+//! Enrollment: a device trades the organisation's enroll secret for its own id and token.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/v1/enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The organisation's enroll secret (server config `WARDEN_ENROLL_SECRET`).
+    pub secret: String,
+    /// The machine's host name, shown to admins.
+    pub hostname: String,
+    /// Login name of the developer using the device; exception requests are filed as this user.
+    pub user: String,
+    /// `linux`, `macos` or `windows`.
+    #[serde(default)]
+    pub platform: String,
+    /// Version of the Warden agent.
+    #[serde(default)]
+    pub agent_version: String,
+}
+
+/// The answer to a successful enrollment. The token is shown exactly once: the server keeps
+/// only its SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub device_id: String,
+    /// Bearer token for every `/api/v1/device/…` call. Store it in the OS keyring.
+    pub device_token: String,
+    /// The server's Ed25519 policy-signing key (base64 of 32 bytes). Pin it: a policy signed by
+    /// any other key must be rejected.
+    pub policy_public_key: String,
+    /// The active policy's version at enrollment time.
+    pub policy_version: i64,
+}
+
+/// A device as the server knows it (`GET /api/v1/device/me`, admin device list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub hostname: String,
+    pub user: String,
+    pub platform: String,
+    pub agent_version: String,
+    /// Seconds since the epoch.
+    pub enrolled_at: i64,
+    pub last_seen_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+}

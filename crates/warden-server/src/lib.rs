@@ -1,0 +1,1 @@
+//! Warden governance server (being built).
