@@ -388,14 +388,23 @@ impl CompileProblem {
 
     /// Places the problem in `text` at the first quoted occurrence of its needle.
     pub fn locate(self, file: &str, text: &str) -> SourceError {
-        // Quoted first (a value), then bare (a table key such as `[tools.claud-code]`).
-        let quoted = [format!("\"{}\"", self.needle), format!("'{}'", self.needle)];
-        let offset = quoted
-            .iter()
-            .filter(|_| !self.needle.is_empty())
-            .find_map(|q| text.find(q.as_str()).map(|i| i + 1))
-            .or_else(|| (!self.needle.is_empty()).then(|| text.find(self.needle.as_str())).flatten())
-            .unwrap_or(0);
+        // Quoted first (a value), then bare (a table key such as `[tools.claud-code]`);
+        // occurrences inside comments do not count.
+        let find = |needle: &str| -> Option<usize> {
+            text.match_indices(needle).map(|(i, _)| i).find(|&i| {
+                let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+                !text[line_start..i].trim_start().starts_with('#')
+            })
+        };
+        let offset = if self.needle.is_empty() {
+            0
+        } else {
+            find(&format!("\"{}\"", self.needle))
+                .or_else(|| find(&format!("'{}'", self.needle)))
+                .map(|i| i + 1)
+                .or_else(|| find(&self.needle))
+                .unwrap_or(0)
+        };
         SourceError::at(file, text, offset, self.message)
     }
 }

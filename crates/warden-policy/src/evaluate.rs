@@ -183,6 +183,7 @@ pub fn evaluate(
         if let Some(flag) = used {
             action = flag_rule.action;
             rule = Rule::RiskyFlag { flag: flag.clone() };
+            exception_id = None;
             reason = if flag_rule.message.is_empty() {
                 format!("{} with {flag} is not allowed", tool.name)
             } else {

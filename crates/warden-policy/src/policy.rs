@@ -50,6 +50,15 @@ pub enum Mode {
     Monitor,
 }
 
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Enforce => "enforce",
+            Mode::Monitor => "monitor",
+        })
+    }
+}
+
 /// The internal assistant every warning and block offers instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +198,11 @@ impl Policy {
     /// The wire form.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a policy always serializes")
+    }
+
+    /// The admin's TOML form (what `warden policy show` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a policy always serializes")
     }
 
     /// The catalog this policy decides over: the embedded one plus the policy's own tools.

@@ -1,0 +1,170 @@
+//! `warden check`: one verdict for a described launch, a live process, or a batch file.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use warden_policy::{Exception, Policy, ProcessFacts, ScriptArgument, Verdict, evaluate, interpreter_script};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print JSON (one object per verdict) instead of a readable line.
+    #[arg(long)]
+    json: bool,
+    /// The resolved executable of the launch.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pid", "batch"], required_unless_present_any = ["pid", "batch"])]
+    exe: Option<String>,
+    /// Working directory of the launch.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    /// User the launch runs as.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// An environment marker of the launch (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Check a live process instead.
+    #[arg(long, value_name = "PID", conflicts_with = "batch")]
+    pid: Option<u32>,
+    /// Check every JSON line of FILE (`{"exe":…,"argv":[…],"env":{…},"cwd":…}`), in order; `-` is stdin.
+    #[arg(long, value_name = "FILE")]
+    batch: Option<PathBuf>,
+    /// Approved exceptions to apply (a JSON array, as delivered by the server).
+    #[arg(long, value_name = "FILE")]
+    exceptions: Option<PathBuf>,
+    /// The full argv of the launch, argv[0] included.
+    #[arg(last = true, value_name = "ARGV")]
+    argv: Vec<String>,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+pub fn run(policy: &Policy, args: CheckArgs) -> Result<ExitCode> {
+    let catalog = policy.catalog();
+    let exceptions = match &args.exceptions {
+        Some(path) => read_exceptions(path)?,
+        None => Vec::new(),
+    };
+    let judge = |facts: &mut ProcessFacts| {
+        resolve_script(facts);
+        evaluate(policy, &catalog, &exceptions, facts, crate::now())
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if let Some(batch) = &args.batch {
+        return run_batch(batch, args.json, &mut out, judge);
+    }
+    let mut facts = match args.pid {
+        Some(pid) => live_facts(pid)?,
+        None => ProcessFacts {
+            exe: args.exe.clone().unwrap_or_default(),
+            argv: if args.argv.is_empty() { vec![args.exe.clone().unwrap_or_default()] } else { args.argv.clone() },
+            env: args.env.iter().cloned().collect(),
+            cwd: args.cwd.clone(),
+            user: args.user.clone(),
+            ..ProcessFacts::default()
+        },
+    };
+    let verdict = judge(&mut facts);
+    print_verdict(&mut out, &verdict, args.json)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_exceptions(path: &PathBuf) -> Result<Vec<Exception>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading exceptions {}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+}
+
+/// Follows the symlink an interpreter was given (`node /usr/local/bin/claude`), as the
+/// monitor does for live processes; paths that do not exist here are left as written.
+fn resolve_script(facts: &mut ProcessFacts) {
+    if facts.script.is_some() {
+        return;
+    }
+    if let Some(ScriptArgument::Script { path, .. }) = interpreter_script(&facts.exe, &facts.argv) {
+        let full = match &facts.cwd {
+            Some(cwd) if !path.starts_with('/') => PathBuf::from(cwd).join(path),
+            _ => PathBuf::from(path),
+        };
+        if let Ok(resolved) = std::fs::canonicalize(&full) {
+            let resolved = resolved.display().to_string();
+            if resolved != path {
+                facts.script = Some(resolved);
+            }
+        }
+    }
+}
+
+fn live_facts(pid: u32) -> Result<ProcessFacts> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if !proc.exists() {
+        bail!("no process with pid {pid}");
+    }
+    let exe = std::fs::read_link(proc.join("exe")).with_context(|| format!("reading the executable of pid {pid}"))?;
+    let cmdline = std::fs::read(proc.join("cmdline")).with_context(|| format!("reading the argv of pid {pid}"))?;
+    let argv =
+        cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let cwd = std::fs::read_link(proc.join("cwd")).ok().map(|p| p.display().to_string());
+    Ok(ProcessFacts { pid: Some(pid), exe: exe.display().to_string(), argv, cwd, ..ProcessFacts::default() })
+}
+
+fn run_batch(
+    batch: &PathBuf,
+    json: bool,
+    out: &mut impl Write,
+    mut judge: impl FnMut(&mut ProcessFacts) -> Verdict,
+) -> Result<ExitCode> {
+    let reader: Box<dyn BufRead> = if batch.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(batch).with_context(|| format!("opening batch {}", batch.display()))?,
+        ))
+    };
+    let mut failed = 0usize;
+    for (index, line) in reader.lines().enumerate() {
+        let number = index + 1;
+        let line = line.with_context(|| format!("reading {} line {number}", batch.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<ProcessFacts>(&line) {
+            Ok(mut facts) => print_verdict(out, &judge(&mut facts), json)?,
+            Err(error) => {
+                failed += 1;
+                let text = error.to_string();
+                let what = text.split(" at line ").next().unwrap_or(&text);
+                let message = format!("{}:{number}:{}: {what}", batch.display(), error.column());
+                eprintln!("warden: {message}");
+                // Keep one output line per input line, so verdicts stay aligned with the batch.
+                if json {
+                    writeln!(out, "{}", serde_json::json!({ "error": message, "line": number }))?;
+                } else {
+                    writeln!(out, "error  {message}")?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_verdict(out: &mut impl Write, verdict: &Verdict, json: bool) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, verdict)?;
+        writeln!(out)?;
+    } else {
+        let tool = verdict.tool.as_deref().unwrap_or("-");
+        let monitor = if verdict.monitor { " (monitor mode: not enforced)" } else { "" };
+        write!(out, "{:<5}  {tool}  {}{monitor}", verdict.action, verdict.reason)?;
+        if let Some(assistant) = &verdict.assistant {
+            write!(out, " Use {} instead: {}", assistant.name, assistant.url)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

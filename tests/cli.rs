@@ -1,0 +1,179 @@
+//! The `warden` command line at its boundary: real binary, real files, real processes.
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn warden() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+}
+
+fn data(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(path)
+}
+
+fn run_with_stdin(mut command: Command, input: &str) -> Output {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn corpus() -> Vec<Value> {
+    std::fs::read_to_string(data("launches.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn batch_check_answers_every_corpus_launch_in_order() {
+    let cases = corpus();
+    let batch: String = cases.iter().map(|c| format!("{}\n", c["facts"])).collect();
+    let mut command = warden();
+    command.args(["check", "--json", "--batch", "-"]);
+    let output = run_with_stdin(command, &batch);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let verdicts: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(verdicts.len(), cases.len());
+    for (case, verdict) in cases.iter().zip(&verdicts) {
+        assert_eq!(verdict["tool"], case["expect"]["tool"], "{}", case["name"]);
+        assert_eq!(verdict["action"], case["expect"]["action"], "{}", case["name"]);
+        assert!(verdict["reason"].as_str().is_some_and(|r| !r.is_empty()), "{}", case["name"]);
+    }
+}
+
+#[test]
+fn a_bad_batch_line_names_its_line_keeps_the_others_and_fails() {
+    let input = concat!(
+        r#"{"exe":"/usr/bin/git","argv":["git","status"]}"#,
+        "\n",
+        r#"{"exe": 5}"#,
+        "\n",
+        r#"{"exe":"/home/dev/.local/share/claude/versions/2.1.37","argv":["claude"]}"#,
+        "\n"
+    );
+    let mut command = warden();
+    command.args(["check", "--json", "--batch", "-"]);
+    let output = run_with_stdin(command, input);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["action"], "allow");
+    assert_eq!(lines[1]["line"], 2);
+    assert_eq!(lines[2]["tool"], "claude-code");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("-:2:"), "stderr names the line");
+}
+
+#[test]
+fn check_describes_a_launch_by_its_parts() {
+    let output = warden()
+        .args(["check", "--json", "--exe", "/usr/bin/node", "--cwd", "/home/dev/src", "--user", "dev"])
+        .args(["--env", "TERM_PROGRAM=vscode", "--", "node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["tool"], "claude-code");
+    assert_eq!(verdict["action"], "block");
+    assert_eq!(verdict["assistant"]["name"], "Internal Assistant");
+
+    let readable = warden().args(["check", "--exe", "/usr/bin/git", "--", "git", "log"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&readable.stdout).trim(), "allow  -  not a recognised AI coding tool");
+}
+
+#[test]
+fn check_by_pid_reads_a_live_process() {
+    // A real process whose executable sits where Claude Code's native installer puts it.
+    let home = tempfile::tempdir().unwrap();
+    let versions = home.path().join(".local/share/claude/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let fake = versions.join("2.1.37");
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    let mut child = Command::new(&fake).arg("30").spawn().unwrap();
+    let output = warden().args(["check", "--json", "--pid", &child.id().to_string()]).output().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["tool"], "claude-code");
+    assert_eq!(verdict["action"], "block");
+
+    let missing = warden().args(["check", "--json", "--pid", "4000000000"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no process with pid"));
+}
+
+#[test]
+fn check_follows_the_npm_bin_symlink_to_the_package_script() {
+    // npm installs `bin/claude` as a symlink into the package; node is started with the link.
+    let prefix = tempfile::tempdir().unwrap();
+    let package = prefix.path().join("lib/node_modules/@anthropic-ai/claude-code");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("cli.js"), "console.log('hi')\n").unwrap();
+    std::fs::create_dir_all(prefix.path().join("bin")).unwrap();
+    let link = prefix.path().join("bin/claude");
+    std::os::unix::fs::symlink(package.join("cli.js"), &link).unwrap();
+    let output =
+        warden().args(["check", "--json", "--exe", "/usr/bin/node", "--", "node"]).arg(&link).output().unwrap();
+    let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["tool"], "claude-code", "{verdict}");
+}
+
+#[test]
+fn malformed_policies_are_refused_with_file_line_and_column() {
+    let file = data("bad-policies/unknown-tool.toml");
+    for args in
+        [vec!["policy", "validate", file.to_str().unwrap()], vec!["--policy", file.to_str().unwrap(), "catalog"]]
+    {
+        let output = warden().args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("unknown-tool.toml:5:8: unknown tool id \"claud-code\""), "{stderr}");
+    }
+    let good = warden().args(["policy", "validate"]).arg(data("policies/strict.toml")).output().unwrap();
+    assert!(good.status.success());
+    assert!(String::from_utf8_lossy(&good.stdout).contains("valid policy \"Strict\""));
+}
+
+#[test]
+fn catalog_lists_every_tool_with_the_assistant_first() {
+    let output = warden().args(["catalog", "--json"]).output().unwrap();
+    assert!(output.status.success());
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tools = document["tools"].as_array().unwrap();
+    assert!(tools.len() >= 24);
+    assert_eq!(tools[0]["id"], "qwen-code");
+    assert_eq!(tools[0]["sanctioned"], true);
+    let claude = tools.iter().find(|t| t["id"] == "claude-code").unwrap();
+    assert_eq!(claude["action"], "block");
+
+    // A policy file changes the statuses.
+    let strict =
+        warden().arg("--policy").arg(data("policies/strict.toml")).args(["catalog", "--json"]).output().unwrap();
+    let document: Value = serde_json::from_slice(&strict.stdout).unwrap();
+    let gemini = document["tools"].as_array().unwrap().iter().find(|t| t["id"] == "gemini-cli").unwrap();
+    assert_eq!(gemini["action"], "block");
+}
+
+#[test]
+fn policy_show_round_trips_through_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, name) in [("--json", "policy.json"), ("", "policy.toml")] {
+        let mut command = warden();
+        command.args(["policy", "show"]);
+        if !flag.is_empty() {
+            command.arg(flag);
+        }
+        let shown = command.output().unwrap();
+        assert!(shown.status.success());
+        let path = dir.path().join(name);
+        std::fs::write(&path, &shown.stdout).unwrap();
+        let validated = warden().args(["policy", "validate"]).arg(&path).output().unwrap();
+        assert!(validated.status.success(), "{name}: {}", String::from_utf8_lossy(&validated.stderr));
+    }
+}
