@@ -1,0 +1,240 @@
+//! Reading a process's facts from the OS: `/proc` on Linux (exe, argv, cwd, user,
+//! environment markers, the parent chain), and resolving an interpreter's script.
+//!
+//! Only the variables listed in [`ENV_MARKERS`] are kept from the environment, which may
+//! hold secrets. Everything is read right after the exec event, so the facts describe the
+//! new program image, never the stale one a poller remembers.
+
+use std::collections::HashMap;
+use std::path::Path;
+use warden_policy::{AncestorFacts, ProcessFacts, ScriptArgument, interpreter_script};
+
+/// How many ancestors are collected (the parent first). Eight covers a terminal, a shell,
+/// `npx`, a wrapper and its relaunch with room to spare.
+pub const MAX_ANCESTORS: usize = 8;
+
+/// Reading facts failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    /// The process is gone (it exited before it could be read).
+    #[error("process {0} has exited")]
+    Exited(u32),
+    /// The process belongs to someone we may not inspect.
+    #[error("process {0} belongs to another user and cannot be inspected")]
+    NotPermitted(u32),
+    #[error("reading /proc/{pid}: {source}")]
+    Io { pid: u32, source: std::io::Error },
+}
+
+impl FactsError {
+    fn from_io(pid: u32, error: std::io::Error) -> FactsError {
+        match error.kind() {
+            std::io::ErrorKind::NotFound => FactsError::Exited(pid),
+            std::io::ErrorKind::PermissionDenied => FactsError::NotPermitted(pid),
+            _ if error.raw_os_error() == Some(3) => FactsError::Exited(pid), // ESRCH
+            _ => FactsError::Io { pid, source: error },
+        }
+    }
+}
+
+/// Resolves the script an interpreter runs (`node /usr/local/bin/claude`, a symlink into
+/// the npm package) to its real path, relative paths against `cwd`.
+pub fn resolve_script(exe: &str, argv: &[String], cwd: Option<&str>) -> Option<String> {
+    let ScriptArgument::Script { path, .. } = interpreter_script(exe, argv)? else {
+        return None;
+    };
+    let path = Path::new(path);
+    let full = match (path.is_absolute(), cwd) {
+        (true, _) => path.to_path_buf(),
+        (false, Some(cwd)) => Path::new(cwd).join(path),
+        (false, None) => return None,
+    };
+    std::fs::canonicalize(full).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Names users by uid, remembering each answer (user databases can be slow: NSS, LDAP).
+#[derive(Debug, Default)]
+pub struct UserNames {
+    known: HashMap<u32, Option<String>>,
+}
+
+impl UserNames {
+    /// The login name of `uid`, if the user database knows it.
+    pub fn name(&mut self, uid: u32) -> Option<String> {
+        self.known.entry(uid).or_insert_with(|| lookup_user(uid)).clone()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lookup_user(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|user| user.name)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lookup_user(uid: u32) -> Option<String> {
+    let users = sysinfo::Users::new_with_refreshed_list();
+    let wanted = uid.to_string();
+    users.iter().find(|user| user.id().to_string() == wanted).map(|user| user.name().to_owned())
+}
+
+#[cfg(target_os = "linux")]
+pub use linux::*;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use std::collections::BTreeMap;
+    use warden_policy::ENV_MARKERS;
+
+    /// The parts of `/proc/PID/stat` and `/proc/PID/status` that matter here.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ProcStat {
+        pub ppid: u32,
+        /// Start time in clock ticks since boot: with the pid, it names one process
+        /// (pids are reused; an exec keeps both).
+        pub start_ticks: u64,
+    }
+
+    /// `/proc/PID/stat`: parent and start time.
+    pub fn stat(pid: u32) -> Result<ProcStat, FactsError> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| FactsError::from_io(pid, e))?;
+        parse_stat(&text).ok_or_else(|| FactsError::Io {
+            pid,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected /proc/PID/stat format"),
+        })
+    }
+
+    /// Parses `/proc/PID/stat`. The command name (field 2) may contain spaces and
+    /// parentheses, so fields are counted from the last `)`.
+    pub fn parse_stat(text: &str) -> Option<ProcStat> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // fields[0] is the state (field 3), so field N is fields[N - 3].
+        Some(ProcStat { ppid: fields.get(1)?.parse().ok()?, start_ticks: fields.get(19)?.parse().ok()? })
+    }
+
+    /// The real uid of a process (`Uid:` in `/proc/PID/status`).
+    pub fn uid(pid: u32) -> Result<u32, FactsError> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| FactsError::from_io(pid, e))?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .and_then(|uid| uid.parse().ok())
+            .ok_or_else(|| FactsError::Io {
+                pid,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "no Uid line in /proc/PID/status"),
+            })
+    }
+
+    /// The executable, without the ` (deleted)` the kernel appends to replaced files.
+    pub fn exe(pid: u32) -> Result<String, FactsError> {
+        let link = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| FactsError::from_io(pid, e))?;
+        let text = link.to_string_lossy();
+        Ok(text.strip_suffix(" (deleted)").unwrap_or(&text).to_owned())
+    }
+
+    /// The argument vector.
+    pub fn argv(pid: u32) -> Result<Vec<String>, FactsError> {
+        let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).map_err(|e| FactsError::from_io(pid, e))?;
+        Ok(split_nul(&bytes))
+    }
+
+    fn split_nul(bytes: &[u8]) -> Vec<String> {
+        let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        if bytes.is_empty() {
+            return Vec::new();
+        }
+        bytes.split(|&b| b == 0).map(|word| String::from_utf8_lossy(word).into_owned()).collect()
+    }
+
+    fn cwd(pid: u32) -> Option<String> {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// The environment markers of a process (empty when the environment is unreadable).
+    pub fn env_markers(pid: u32) -> BTreeMap<String, String> {
+        let Ok(bytes) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            return BTreeMap::new();
+        };
+        split_nul(&bytes)
+            .into_iter()
+            .filter_map(|entry| {
+                let (name, value) = entry.split_once('=')?;
+                ENV_MARKERS.contains(&name).then(|| (name.to_owned(), value.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Reads everything a decision needs about `pid`, ancestors included.
+    pub fn read(pid: u32, users: &mut UserNames) -> Result<(ProcessFacts, ProcStat, u32), FactsError> {
+        let exe = exe(pid)?;
+        let argv = argv(pid)?;
+        let stat = stat(pid)?;
+        let uid = uid(pid)?;
+        let cwd = cwd(pid);
+        let script = resolve_script(&exe, &argv, cwd.as_deref());
+        let facts = ProcessFacts {
+            pid: Some(pid),
+            exe,
+            argv,
+            env: env_markers(pid),
+            cwd,
+            user: users.name(uid),
+            script,
+            ancestors: ancestors(stat.ppid),
+        };
+        Ok((facts, stat, uid))
+    }
+
+    /// The parent chain from `ppid` upwards, nearest first, stopping at init or at the
+    /// first ancestor that cannot be read.
+    pub fn ancestors(mut ppid: u32) -> Vec<AncestorFacts> {
+        let mut chain = Vec::new();
+        while ppid > 1 && chain.len() < MAX_ANCESTORS {
+            let (Ok(exe), Ok(argv), Ok(stat)) = (exe(ppid), argv(ppid), stat(ppid)) else {
+                break;
+            };
+            let script = resolve_script(&exe, &argv, cwd(ppid).as_deref());
+            chain.push(AncestorFacts { pid: Some(ppid), exe, argv, script });
+            ppid = stat.ppid;
+        }
+        chain
+    }
+
+    /// Every live process id.
+    pub fn all_pids() -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .map(|dir| dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn stat_fields_are_counted_from_the_last_parenthesis() {
+            let line = "4242 (we (ird) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+            assert_eq!(parse_stat(line), Some(ProcStat { ppid: 17, start_ticks: 987654 }));
+            assert_eq!(parse_stat("garbage"), None);
+        }
+
+        #[test]
+        fn reads_its_own_process() {
+            let mut users = UserNames::default();
+            let (facts, stat, uid) = read(std::process::id(), &mut users).unwrap();
+            assert_eq!(facts.exe, std::env::current_exe().unwrap().to_string_lossy());
+            assert_eq!(facts.argv.first().map(String::as_str), std::env::args().next().as_deref());
+            assert_eq!(stat.ppid, std::os::unix::process::parent_id());
+            assert_eq!(uid, nix::unistd::getuid().as_raw());
+            assert!(facts.user.is_some());
+            assert_eq!(facts.ancestors.first().and_then(|a| a.pid), Some(stat.ppid));
+        }
+
+        #[test]
+        fn split_nul_keeps_empty_arguments() {
+            assert_eq!(split_nul(b"node\0\0x\0"), ["node", "", "x"]);
+            assert!(split_nul(b"").is_empty());
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Warden's OS edge: where process launches are seen, decided and stopped.
+//!
+//! - [`facts`]: a process's facts from the OS (`/proc` on Linux).
+//! - [`source`]: exec event sources behind one trait (netlink process connector, `sysinfo`
+//!   poller), picked at start-up.
+//! - [`gate`]: the privileged fanotify pre-exec gate (Linux, root).
+//! - [`watcher`]: notice → facts → verdict → one launch per tool start → enforcement.
+//! - [`enforce`]: freezing and killing a launch's process tree.
+//! - [`inventory`]: installed AI tools (IDE extensions, packages, folders).
+//!
+//! This crate is the only one that talks to the OS process APIs (`nix`, `libc`,
+//! `sysinfo`), and the only one with `unsafe` (each block says why it is sound). It has no
+//! async: the agent crate runs it on threads of its own.
+
+pub mod enforce;
+pub mod facts;
+#[cfg(target_os = "linux")]
+pub mod gate;
+pub mod inventory;
+pub mod source;
+pub mod watcher;
+
+pub use source::{EventSource, ExecNotice, SourceChoice, SourceError};
+pub use watcher::{Decider, Launch, Rules, Watcher};
+
+/// Whether this process runs as root (the pre-exec gate needs it).
+#[cfg(unix)]
+pub fn running_as_root() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        nix::unistd::geteuid().is_root()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// Whether this process runs with administrator rights (never assumed off Linux).
+#[cfg(not(unix))]
+pub fn running_as_root() -> bool {
+    false
+}

@@ -1,0 +1,320 @@
+//! From an exec notice to a decided, enforced launch: facts → verdict → attribution →
+//! enforcement. Synchronous and allocation-light, because it runs between the kernel's
+//! exec and the tool's first line of code.
+//!
+//! Attribution: one launch per tool start. A process whose ancestor already is the same
+//! tool (a wrapper's child, a relaunch, an Electron helper) continues that launch; so does
+//! the same pid executing the same tool again (`env` → `node` of a `#!/usr/bin/env node`
+//! script). A continuation of a blocked launch is killed too, without a new event.
+
+use crate::enforce::{KillReport, kill_tree};
+use crate::facts::UserNames;
+use crate::source::ExecNotice;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use warden_api::Outcome;
+use warden_policy::{Action, Catalog, Exception, Policy, ProcessFacts, Verdict, evaluate};
+
+/// The rules in force: a policy, its compiled catalog and the current exceptions.
+#[derive(Debug)]
+pub struct Rules {
+    pub policy: Policy,
+    pub catalog: Catalog,
+    pub exceptions: Vec<Exception>,
+    /// The policy's version when it came from a server.
+    pub version: Option<String>,
+    /// Changes whenever the policy or the exceptions change (for decision caches).
+    pub generation: u64,
+}
+
+impl Rules {
+    /// The verdict for `facts` at `now` (seconds since the epoch).
+    pub fn decide(&self, facts: &ProcessFacts, now: i64) -> Verdict {
+        evaluate(&self.policy, &self.catalog, &self.exceptions, facts, now)
+    }
+}
+
+/// Holds the rules; swapping them is safe while sources are deciding.
+#[derive(Debug)]
+pub struct Decider {
+    rules: RwLock<Arc<Rules>>,
+    generation: AtomicU64,
+}
+
+impl Decider {
+    pub fn new(policy: Policy, version: Option<String>, exceptions: Vec<Exception>) -> Decider {
+        let catalog = policy.catalog();
+        let rules = Rules { policy, catalog, exceptions, version, generation: 1 };
+        Decider { rules: RwLock::new(Arc::new(rules)), generation: AtomicU64::new(1) }
+    }
+
+    /// The rules in force right now.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Replaces the policy (the exceptions stay).
+    pub fn set_policy(&self, policy: Policy, version: Option<String>) {
+        let exceptions = self.rules().exceptions.clone();
+        self.replace(policy, version, exceptions);
+    }
+
+    /// Replaces the exceptions (the policy stays).
+    pub fn set_exceptions(&self, exceptions: Vec<Exception>) {
+        let current = self.rules();
+        self.replace(current.policy.clone(), current.version.clone(), exceptions);
+    }
+
+    fn replace(&self, policy: Policy, version: Option<String>, exceptions: Vec<Exception>) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let catalog = policy.catalog();
+        let rules = Arc::new(Rules { policy, catalog, exceptions, version, generation });
+        *self.rules.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = rules;
+    }
+}
+
+/// A decided (and, if the policy says so, enforced) launch of an AI tool.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Wall-clock time of the decision.
+    pub at: SystemTime,
+    pub facts: ProcessFacts,
+    pub verdict: Verdict,
+    pub outcome: Outcome,
+    /// The source that saw it (`proc-connector`, `fanotify`, `poll`, `startup-scan`).
+    pub source: &'static str,
+    pub policy_version: Option<String>,
+    /// From the kernel's exec to the verdict, when the source timestamps execs.
+    pub latency: Option<Duration>,
+    /// When the verdict was reached (monotonic).
+    pub decided: Instant,
+    /// Processes killed for this launch, root first.
+    pub killed: Vec<u32>,
+    /// Processes of the tree Warden may not signal.
+    pub not_permitted: Vec<u32>,
+}
+
+impl Launch {
+    /// Milliseconds since the epoch.
+    pub fn at_ms(&self) -> i64 {
+        self.at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    start_ticks: Option<u64>,
+    tool: String,
+    blocked: bool,
+}
+
+/// How many launches are remembered before dead ones are pruned.
+const TRACKED_LIMIT: usize = 4096;
+
+/// Turns notices into launches.
+#[derive(Debug)]
+pub struct Watcher {
+    decider: Arc<Decider>,
+    users: UserNames,
+    tracked: HashMap<u32, Tracked>,
+    /// Continuations of blocked launches that were killed (no event of their own).
+    pub continuations_killed: u64,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of the connector's timestamps.
+#[cfg(target_os = "linux")]
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn monotonic_ns() -> u64 {
+    0
+}
+
+struct Identity {
+    facts: ProcessFacts,
+    start_ticks: Option<u64>,
+}
+
+#[cfg(target_os = "linux")]
+fn read_facts(pid: u32, users: &mut UserNames) -> Option<Identity> {
+    use crate::facts::{self, FactsError};
+    match facts::read(pid, users) {
+        Ok((facts, stat, _uid)) => Some(Identity { facts, start_ticks: Some(stat.start_ticks) }),
+        // Another user's process: its executable link is closed to us, but its command
+        // line is not. Decide on that, so the launch is at least reported.
+        Err(FactsError::NotPermitted(_)) => {
+            let argv = facts::argv(pid).ok()?;
+            let exe = argv.first().filter(|a| a.starts_with('/'))?.clone();
+            let stat = facts::stat(pid).ok();
+            let user = facts::uid(pid).ok().and_then(|uid| users.name(uid));
+            let facts = ProcessFacts {
+                pid: Some(pid),
+                exe,
+                argv,
+                user,
+                ancestors: stat.map(|s| facts::ancestors(s.ppid)).unwrap_or_default(),
+                ..ProcessFacts::default()
+            };
+            Some(Identity { facts, start_ticks: stat.map(|s| s.start_ticks) })
+        }
+        Err(_) => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_facts(_pid: u32, _users: &mut UserNames) -> Option<Identity> {
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn start_ticks(pid: u32) -> Option<u64> {
+    crate::facts::stat(pid).ok().map(|s| s.start_ticks)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_ticks(_pid: u32) -> Option<u64> {
+    None
+}
+
+impl Watcher {
+    pub fn new(decider: Arc<Decider>) -> Watcher {
+        Watcher { decider, users: UserNames::default(), tracked: HashMap::new(), continuations_killed: 0 }
+    }
+
+    /// Decides one exec notice. Returns a launch for a new AI-tool start, `None` for
+    /// anything else (not a tool, a continuation, a process already gone).
+    pub fn handle(&mut self, notice: ExecNotice, source: &'static str) -> Option<Launch> {
+        let identity = match notice.facts {
+            Some(facts) => Identity { start_ticks: start_ticks(notice.pid), facts },
+            None => read_facts(notice.pid, &mut self.users)?,
+        };
+        let rules = self.decider.rules();
+        let verdict = rules.decide(&identity.facts, now_secs());
+        let latency = notice.kernel_ns.map(|k| Duration::from_nanos(monotonic_ns().saturating_sub(k)));
+        let decided = Instant::now();
+        let pid = notice.pid;
+        let Some(tool) = verdict.tool.clone() else {
+            self.tracked.remove(&pid);
+            return None;
+        };
+
+        // The same process executing the same tool again: `env` → `node`, a re-exec.
+        if let Some(known) = self.tracked.get(&pid)
+            && known.tool == tool
+            && (known.start_ticks.is_none() || known.start_ticks == identity.start_ticks)
+        {
+            if known.blocked && verdict.must_block() {
+                self.kill_continuation(pid, identity.start_ticks);
+            }
+            return None;
+        }
+
+        let (pid, identity) = if verdict.continues_launch {
+            // A child of a launch: find the launch's root among the ancestors.
+            let root = identity.facts.ancestors.iter().rev().find_map(|ancestor| {
+                let id = rules.catalog.identify_program(
+                    &ancestor.exe,
+                    &ancestor.argv,
+                    ancestor.script.as_deref(),
+                    identity.facts.cwd.as_deref(),
+                )?;
+                (id.tool.id == tool).then_some(ancestor.pid?)
+            });
+            if let Some(tracked_root) = identity
+                .facts
+                .ancestors
+                .iter()
+                .filter_map(|a| a.pid)
+                .find(|p| self.tracked.get(p).is_some_and(|t| t.tool == tool))
+            {
+                if self.tracked.get(&tracked_root).is_some_and(|t| t.blocked) && verdict.must_block() {
+                    self.kill_continuation(pid, identity.start_ticks);
+                }
+                return None;
+            }
+            // The launch began before Warden watched: it becomes the launch now.
+            match root.and_then(|root| Some((root, read_facts(root, &mut self.users)?))) {
+                Some((root, root_identity)) => (root, root_identity),
+                None => (pid, identity),
+            }
+        } else {
+            (pid, identity)
+        };
+
+        let mut killed = Vec::new();
+        let mut not_permitted = Vec::new();
+        let outcome = match verdict.action {
+            Action::Allow => Outcome::Allowed,
+            Action::Warn => Outcome::Warned,
+            Action::Block if verdict.monitor => Outcome::WouldBlock,
+            Action::Block => match kill_tree(pid, identity.start_ticks) {
+                KillReport::Killed { pids, not_permitted: others } => {
+                    killed = pids;
+                    not_permitted = others;
+                    Outcome::Killed
+                }
+                KillReport::NotPermitted => {
+                    not_permitted.push(pid);
+                    Outcome::NotPermitted
+                }
+                KillReport::Exited => Outcome::Exited,
+            },
+        };
+        self.track(pid, Tracked { start_ticks: identity.start_ticks, tool, blocked: verdict.must_block() });
+        Some(Launch {
+            at: SystemTime::now(),
+            facts: identity.facts,
+            verdict,
+            outcome,
+            source,
+            policy_version: rules.version.clone(),
+            latency,
+            decided,
+            killed,
+            not_permitted,
+        })
+    }
+
+    fn kill_continuation(&mut self, pid: u32, start: Option<u64>) {
+        if matches!(kill_tree(pid, start), KillReport::Killed { .. }) {
+            self.continuations_killed += 1;
+        }
+    }
+
+    fn track(&mut self, pid: u32, tracked: Tracked) {
+        if self.tracked.len() >= TRACKED_LIMIT {
+            self.tracked.retain(|pid, t| t.start_ticks.is_some() && start_ticks(*pid) == t.start_ticks);
+        }
+        self.tracked.insert(pid, tracked);
+    }
+
+    /// Decides every process already running (Linux): tools started while Warden was
+    /// not watching are reported, and blocked ones stopped, like new launches.
+    #[cfg(target_os = "linux")]
+    pub fn sweep_running(&mut self) -> Vec<Launch> {
+        let me = std::process::id();
+        let mut pids = crate::facts::all_pids();
+        // Parents before children, so a tree is attributed to its root.
+        pids.sort_unstable();
+        pids.into_iter()
+            .filter(|&pid| pid != me)
+            .filter_map(|pid| self.handle(ExecNotice { pid, kernel_ns: None, facts: None }, "startup-scan"))
+            .collect()
+    }
+
+    /// Running tools cannot be listed without `/proc` here; the poller's first round
+    /// is its baseline instead.
+    #[cfg(not(target_os = "linux"))]
+    pub fn sweep_running(&mut self) -> Vec<Launch> {
+        Vec::new()
+    }
+}
