@@ -50,7 +50,12 @@ impl SourceError {
     /// A JSON error: serde_json already knows line and column.
     pub(crate) fn from_json(file: &str, error: &serde_json::Error) -> SourceError {
         SourceError {
-            location: SourceLocation { file: file.to_owned(), line: error.line(), column: error.column() },
+            // serde_json reports column 0 for an empty document; positions here are 1-based.
+            location: SourceLocation {
+                file: file.to_owned(),
+                line: error.line().max(1),
+                column: error.column().max(1),
+            },
             message: strip_json_position(&error.to_string()),
         }
     }

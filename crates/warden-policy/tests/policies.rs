@@ -109,3 +109,33 @@ fn malformed_policies_name_file_line_and_column() {
     }
     assert!(checked >= 10, "only {checked} malformed policies");
 }
+
+/// No input makes the parser panic: every prefix of every policy fixture, and the same
+/// text with each character replaced, either parses or is refused with a location.
+#[test]
+fn truncated_and_damaged_policies_never_panic() {
+    let mut texts = vec![("default-policy.toml".to_owned(), warden_policy::EMBEDDED_POLICY.to_owned())];
+    for entry in std::fs::read_dir(data().join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        texts.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap()));
+    }
+    let json = Policy::embedded().to_json();
+    texts.push(("wire.json".to_owned(), json));
+    let mut refused = 0;
+    for (name, text) in &texts {
+        let cuts = text.char_indices().map(|(i, _)| i).step_by(3);
+        for cut in cuts {
+            if let Err(error) = Policy::parse(name, &text[..cut]) {
+                assert!(error.location.line >= 1 && error.location.column >= 1, "{error}");
+                refused += 1;
+            }
+        }
+        for (i, c) in text.char_indices().step_by(29) {
+            for replacement in ['"', '[', '=', '\n', 'é'] {
+                let damaged = format!("{}{replacement}{}", &text[..i], &text[i + c.len_utf8()..]);
+                let _ = Policy::parse(name, &damaged);
+            }
+        }
+    }
+    assert!(refused > 500, "only {refused} refusals");
+}
