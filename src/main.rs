@@ -3,7 +3,9 @@
 
 mod catalog_view;
 mod check;
+mod inventory;
 mod policy_cmd;
+mod watch;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -36,6 +38,10 @@ enum Command {
     /// Validate or show a policy.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Watch program starts: decide, warn about or stop AI tools, and print each launch.
+    Watch(watch::WatchArgs),
+    /// List the AI tools installed on this machine (extensions, packages, folders).
+    Inventory(inventory::InventoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +67,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => check::run(&policy, args),
         Command::Catalog { json } => catalog_view::run(&policy, json).map(|()| ExitCode::SUCCESS),
         Command::Policy(command) => policy_cmd::run(&policy, command),
+        Command::Watch(args) => watch::run(policy, args).map(|()| ExitCode::SUCCESS),
+        Command::Inventory(args) => inventory::run(&policy, args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -6,6 +6,9 @@
 //! A file that is not a readable database is moved aside (`<file>.corrupt-<ms>`) and a
 //! fresh one started, so a damaged log never stops enforcement; the move is reported.
 
+mod outbox;
+
+pub use outbox::{OutboxDrops, SyncIncident};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -1,0 +1,59 @@
+//! `warden inventory`: which AI tools are installed (IDE extensions, JetBrains plugins,
+//! npm and Python packages, install and config folders). Reads folders only.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use warden_monitor::inventory::{Installed, Locations, scan};
+use warden_policy::Policy;
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// One JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Scan this home folder only (no system-wide folders); default: $HOME plus the
+    /// system's npm and Python folders.
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
+}
+
+/// `npm root -g`, when npm is installed (it knows custom prefixes).
+fn npm_global_root() -> Option<PathBuf> {
+    let output = std::process::Command::new("npm").args(["root", "-g"]).output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    output.status.success().then(|| PathBuf::from(text.trim())).filter(|p| p.is_dir())
+}
+
+pub fn run(policy: &Policy, args: InventoryArgs) -> Result<()> {
+    let locations = match args.home {
+        Some(home) => Locations::under_home(home),
+        None => {
+            let home = std::env::var_os("HOME").context("HOME is not set; pass --home")?;
+            Locations::standard(home, npm_global_root())
+        }
+    };
+    let found = scan(&policy.catalog(), &locations);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &found)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if found.is_empty() {
+        writeln!(out, "no AI tools found under {}", locations.home.display())?;
+        return Ok(());
+    }
+    for item in &found {
+        writeln!(out, "{}", text_line(item))?;
+    }
+    Ok(())
+}
+
+fn text_line(item: &Installed) -> String {
+    let kind = serde_json::to_value(item.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let place = item.place.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+    let version = item.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+    format!("{:<14} {:<17}{version}{place}  {}", item.tool, kind, item.path.display())
+}
