@@ -1,0 +1,469 @@
+//! `warden watch` against real processes and real signals: fake AI tools placed at the
+//! paths the real ones use (a native Claude Code version file, npm's `cli.js` run by a
+//! real `node`, Codex's Node wrapper and its native child) are started under a temporary
+//! HOME while `warden watch --json` runs as a child process.
+//!
+//! Every test here runs in the `process-monitor` nextest group (one at a time), because
+//! an enforcing watcher governs every process of the machine, not only its own test's.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/monitor").join(name)
+}
+
+/// The fake native tool, compiled once per test process with the system C compiler.
+fn fake_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("warden-fake-tool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("fake_tool");
+        let status = Command::new("cc").arg("-O1").arg("-o").arg(&out).arg(data("fake_tool.c")).status().unwrap();
+        assert!(status.success(), "compiling the fake tool");
+        out
+    })
+}
+
+/// A temporary HOME with helpers to install fake tools into it.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn marker(&self) -> PathBuf {
+        self.path("marker.txt")
+    }
+
+    fn marks(&self) -> String {
+        std::fs::read_to_string(self.marker()).unwrap_or_default()
+    }
+
+    /// Copies `source` to `relative` (executable), creating folders.
+    fn install(&self, source: &Path, relative: &str) -> PathBuf {
+        let target = self.path(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(source, &target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        target
+    }
+
+    fn link(&self, target: &Path, relative: &str) -> PathBuf {
+        let link = self.path(relative);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(target, &link).unwrap();
+        link
+    }
+
+    /// Claude Code's native installer layout: a version file and `~/.local/bin/claude`.
+    fn native_claude(&self) -> PathBuf {
+        let version = self.install(fake_binary(), ".local/share/claude/versions/2.1.37");
+        self.link(&version, ".local/bin/claude")
+    }
+
+    /// Claude Code from npm: `cli.js` with a `#!/usr/bin/env node` line, and the `bin` symlink.
+    fn npm_claude(&self) -> (PathBuf, PathBuf) {
+        let cli = self.install(&data("claude-cli.js"), ".npm-global/lib/node_modules/@anthropic-ai/claude-code/cli.js");
+        let bin = self.link(&cli, ".npm-global/bin/claude");
+        (cli, bin)
+    }
+
+    /// Codex from npm: the Node wrapper and the native binary it starts.
+    fn npm_codex(&self) -> (PathBuf, PathBuf) {
+        let wrapper = self.install(&data("codex.js"), ".npm-global/lib/node_modules/@openai/codex/bin/codex.js");
+        let native = self.install(
+            fake_binary(),
+            ".npm-global/lib/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
+        );
+        (wrapper, native)
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("HOME", self.dir.path())
+            .env("FAKE_MARKER", self.marker())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+}
+
+/// `warden watch --json` running as a child process, its JSON lines collected.
+struct Watch {
+    child: Child,
+    lines: Receiver<Value>,
+    seen: Vec<Value>,
+    state: tempfile::TempDir,
+}
+
+impl Watch {
+    fn start(extra: &[&str]) -> Watch {
+        let state = tempfile::tempdir().unwrap();
+        let mut child = Command::new(WARDEN)
+            .args(["watch", "--json", "--state-dir"])
+            .arg(state.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+                if sender.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let (ready_tx, ready) = channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[warden] {line}");
+                if line.contains("watching with") {
+                    let _ = ready_tx.send(line);
+                }
+            }
+        });
+        let banner = ready.recv_timeout(Duration::from_secs(20)).expect("warden watch started");
+        assert!(banner.contains("watching with"), "{banner}");
+        Watch { child, lines, seen: Vec::new(), state }
+    }
+
+    /// Waits for an event matching `wanted`.
+    fn expect(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(found) = self.seen.iter().find(|e| wanted(e)) {
+            return found.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(event) => {
+                    self.seen.push(event.clone());
+                    if wanted(&event) {
+                        return event;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no event for {what}; events seen: {:#?}", self.seen);
+    }
+
+    /// Collects events for a while (to check that something did *not* happen).
+    fn settle(&mut self, time: Duration) -> &[Value] {
+        let deadline = Instant::now() + time;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Ok(event) = self.lines.recv_timeout(left) {
+                self.seen.push(event);
+            }
+        }
+        &self.seen
+    }
+
+    fn stop(mut self) -> tempfile::TempDir {
+        terminate(&mut self.child);
+        std::mem::replace(&mut self.state, tempfile::tempdir().unwrap())
+    }
+}
+
+fn terminate(child: &mut Child) {
+    // SIGTERM first so the agent shuts down cleanly; our own child, by pid.
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process the test started, killed (by its pid) when the test ends.
+struct Started(Child);
+
+impl Started {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Waits for it to end; `None` if it still runs after `time`.
+    fn ended_within(&mut self, time: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + time;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(command: &mut Command) -> Started {
+    Started(command.spawn().unwrap())
+}
+
+fn pid_of(event: &Value) -> u32 {
+    event["pid"].as_u64().unwrap() as u32
+}
+
+fn is(event: &Value, tool: &str, pid: u32) -> bool {
+    event["tool"] == tool && pid_of(event) == pid
+}
+
+/// Whether a pid (not our child) still runs (not gone, not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|text| text.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    !alive(pid)
+}
+
+#[test]
+fn native_claude_is_killed_and_bystanders_are_untouched() {
+    let home = Home::new();
+    let claude = home.native_claude();
+    let lookalike = home.install(fake_binary(), "src/claude-notes/bin/claude-notes");
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep"]);
+
+    let mut bystander = start(home.command(&lookalike).env("FAKE_MARKER", home.path("bystander.txt")));
+    let mut sleeper = start(Command::new("sleep").arg("30"));
+    let mut tool = start(home.command(&claude).args(["-p", "hello"]));
+
+    let event = watch.expect("claude killed", |e| is(e, "claude-code", tool.pid()));
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(event["action"], "block");
+    assert_eq!(event["rule"], "tool:claude-code");
+    assert_eq!(event["source"], "proc-connector");
+    assert_eq!(event["exe"], home.path(".local/share/claude/versions/2.1.37").to_str().unwrap());
+    assert_eq!(event["argv"][0], claude.to_str().unwrap());
+    assert_eq!(event["cwd"], home.dir.path().to_str().unwrap());
+    assert!(event["time"].as_str().unwrap().ends_with('Z'));
+    assert!(event["reason"].as_str().unwrap().contains("high-risk"));
+    let status = tool.ended_within(Duration::from_secs(3)).expect("the tool was stopped");
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+
+    let others = watch.settle(Duration::from_millis(500));
+    assert!(
+        others.iter().all(|e| pid_of(e) != bystander.pid() && pid_of(e) != sleeper.pid()),
+        "unrelated programs are not launch events: {others:#?}"
+    );
+    assert!(bystander.running() && sleeper.running(), "unrelated processes keep running");
+
+    // The event was stored durably before it was printed.
+    let state = watch.stop();
+    let store = warden_store::Store::open(state.path().join("events.db")).unwrap();
+    let stored = store.get(event["id"].as_str().unwrap()).unwrap().expect("the event is in the store");
+    assert_eq!(stored.pid, tool.pid());
+    assert_eq!(store.pending_count().unwrap(), 1, "waiting in the upload outbox");
+}
+
+#[test]
+fn npm_claude_script_is_killed_before_its_first_statement() {
+    let home = Home::new();
+    let (cli, bin) = home.npm_claude();
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep"]);
+
+    // As the developer types it: the `claude` symlink, run through `#!/usr/bin/env node`.
+    let mut through_shebang = start(home.command(&bin).arg("--version"));
+    let event = watch.expect("shebang claude", |e| is(e, "claude-code", through_shebang.pid()));
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(through_shebang.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+
+    // And as `node …/cli.js`.
+    let mut with_node = start(home.command("node").arg(&cli));
+    let event = watch.expect("node cli.js", |e| is(e, "claude-code", with_node.pid()));
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(with_node.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+
+    let all = watch.settle(Duration::from_millis(500));
+    assert_eq!(
+        all.iter().filter(|e| pid_of(e) == through_shebang.pid()).count(),
+        1,
+        "env and node in the same pid are one launch: {all:#?}"
+    );
+    assert_eq!(home.marks(), "", "no line of the script ran");
+}
+
+#[test]
+fn codex_wrapper_and_native_child_are_one_warned_launch() {
+    let home = Home::new();
+    let (wrapper, native) = home.npm_codex();
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep"]);
+
+    let mut codex = start(home.command("node").arg(&wrapper).arg("exec").env("CODEX_BINARY", &native));
+    let event = watch.expect("codex warned", |e| is(e, "codex", codex.pid()));
+    assert_eq!(event["outcome"], "warned");
+    assert_eq!(event["action"], "warn");
+    // Wait until the wrapper has started its child, then let events settle.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !home.marks().contains("child") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let child: u32 = home.marks().split_whitespace().last().and_then(|p| p.parse().ok()).expect("child started");
+    let events = watch.settle(Duration::from_millis(700));
+    let codex_events: Vec<_> = events.iter().filter(|e| e["tool"] == "codex").collect();
+    assert_eq!(codex_events.len(), 1, "the wrapper's child continues the launch: {codex_events:#?}");
+    assert!(codex.running() && alive(child), "a warning stops nothing");
+}
+
+#[test]
+fn a_blocked_launch_loses_its_whole_tree() {
+    let home = Home::new();
+    let (wrapper, native) = home.npm_codex();
+    let policy = home.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "name = \"block codex\"\ndefault_action = \"warn\"\n[tools.codex]\naction = \"block\"\nmessage = \"Codex is not approved.\"\n",
+    )
+    .unwrap();
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep", "--policy", policy.to_str().unwrap()]);
+
+    // The native binary alone is the launch; its own child (a helper) dies with it.
+    let mut codex = start(home.command(&native).arg("exec").env("FAKE_CHILD", &native));
+    let event = watch.expect("codex killed", |e| is(e, "codex", codex.pid()));
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(event["reason"], "Codex is not approved.");
+    assert_eq!(codex.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+
+    // The Node wrapper: killed at its own exec, before it can start the native child.
+    let mut wrapped = start(home.command("node").arg(&wrapper).env("CODEX_BINARY", &native));
+    let event = watch.expect("wrapper killed", |e| is(e, "codex", wrapped.pid()));
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(wrapped.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+    watch.settle(Duration::from_millis(300));
+    for line in home.marks().lines().filter(|l| l.starts_with("main ")) {
+        let pid: u32 = line[5..].trim().parse().unwrap();
+        assert!(wait_gone(pid), "process {pid} of a blocked tree is gone");
+    }
+    assert!(!home.marks().contains("wrapper"), "the wrapper never got to start its child");
+}
+
+#[test]
+fn monitor_mode_reports_and_kills_nothing() {
+    let home = Home::new();
+    let claude = home.native_claude();
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep", "--monitor"]);
+    let mut tool = start(&mut home.command(&claude));
+    let event = watch.expect("would block", |e| is(e, "claude-code", tool.pid()));
+    assert_eq!(event["outcome"], "would-block");
+    assert_eq!(event["action"], "block");
+    assert!(tool.ended_within(Duration::from_millis(800)).is_none(), "monitor mode kills nothing");
+}
+
+#[test]
+fn a_process_that_execs_a_tool_later_is_a_new_launch() {
+    let home = Home::new();
+    let claude = home.native_claude();
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep"]);
+    let script = format!("sleep 0.4; exec {}", claude.display());
+    let mut shell = start(home.command("/bin/sh").args(["-c", &script]));
+    let event = watch.expect("exec'd claude", |e| is(e, "claude-code", shell.pid()));
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(shell.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+}
+
+#[test]
+fn tools_running_before_the_watcher_starts_are_swept() {
+    let home = Home::new();
+    let claude = home.native_claude();
+    let mut tool = start(&mut home.command(&claude));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut watch = Watch::start(&["--source", "proc-connector"]);
+    let event = watch.expect("swept claude", |e| is(e, "claude-code", tool.pid()));
+    assert_eq!(event["source"], "startup-scan");
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(tool.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+}
+
+#[test]
+fn the_poller_fallback_also_stops_a_long_running_tool() {
+    let home = Home::new();
+    let claude = home.native_claude();
+    let mut watch = Watch::start(&["--source", "poll:100ms", "--no-sweep"]);
+    let mut tool = start(&mut home.command(&claude));
+    let event = watch.expect("polled claude", |e| is(e, "claude-code", tool.pid()));
+    assert_eq!(event["source"], "poll");
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(tool.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+}
+
+#[test]
+fn text_output_tells_the_developer_why() {
+    let home = Home::new();
+    let claude = home.native_claude();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = Command::new(WARDEN)
+        .args(["watch", "--source", "proc-connector", "--no-sweep", "--state-dir"])
+        .arg(state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    assert!(banner.starts_with("warden: watching with proc-connector"), "{banner}");
+    let mut tool = start(&mut home.command(&claude));
+    assert_eq!(tool.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).unwrap();
+    stdout.read_line(&mut second).unwrap();
+    terminate(&mut child);
+    assert!(first.contains(&format!("pid {} claude-code: block (killed)", tool.pid())), "{first}");
+    assert!(second.trim_start().starts_with("blocked claude-code: Claude Code is classified as high-risk"), "{second}");
+}
