@@ -1,1 +1,125 @@
-fn main() {}
+//! `warden-server`: starts the governance server. With no arguments it keeps a SQLite file in
+//! its data directory and prints where the admin page is and how to log in.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+use warden_server::{Backend, Config, Credentials, prepare, run};
+
+/// Warden governance server: signed policy, device enrollment, launch events, exception requests.
+#[derive(Debug, Parser)]
+#[command(name = "warden-server", version, about)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "WARDEN_LISTEN", default_value = "127.0.0.1:8470")]
+    listen: String,
+    /// Database: postgres://USER@HOST/DB, or sqlite://PATH. Default: a SQLite file in the data directory.
+    #[arg(long, env = "WARDEN_DATABASE_URL", value_name = "URL")]
+    database: Option<String>,
+    /// Where the default SQLite file lives. Default: $XDG_DATA_HOME/warden-server (~/.local/share/warden-server).
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Admin token. Default: generated on first start, printed once, stored only as a hash.
+    #[arg(long, env = "WARDEN_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Enroll secret devices present to enroll. Default: generated on first start, printed once.
+    #[arg(long, env = "WARDEN_ENROLL_SECRET", hide_env_values = true)]
+    enroll_secret: Option<String>,
+    /// Replace the stored admin token with a new one and print it.
+    #[arg(long)]
+    rotate_admin_token: bool,
+    /// Replace the stored enroll secret with a new one and print it.
+    #[arg(long)]
+    rotate_enroll_secret: bool,
+    /// Seconds between sweeps that record expired exceptions.
+    #[arg(long, default_value_t = 5)]
+    sweep_seconds: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")));
+    match base {
+        Some(base) => base.join("warden-server"),
+        None => PathBuf::from("warden-server-data"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let database_url = match &args.database {
+        Some(url) => url.clone(),
+        None => {
+            let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+            format!("sqlite://{}?mode=rwc", dir.join("warden.db").display())
+        }
+    };
+    let mut config = Config::new(database_url.clone());
+    config.credentials = Credentials {
+        admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+        enroll_secret: args.enroll_secret.clone().filter(|s| !s.is_empty()),
+        rotate_admin_token: args.rotate_admin_token,
+        rotate_enroll_secret: args.rotate_enroll_secret,
+    };
+    config.sweep_interval = Duration::from_secs(args.sweep_seconds.max(1));
+    let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let base = format!("http://{address}");
+
+    let database = match state.store.backend {
+        Backend::Sqlite => database_url.trim_start_matches("sqlite://").split('?').next().unwrap_or("").to_owned(),
+        Backend::Postgres => "PostgreSQL".to_owned(),
+    };
+    println!("warden-server {} ({} database: {database})", env!("CARGO_PKG_VERSION"), state.store.backend.name());
+    println!("Admin page:    {base}/admin");
+    match (&bootstrapped.generated_admin_token, &args.admin_token) {
+        (Some(token), _) => {
+            println!("Admin token:   {token}");
+            println!(
+                "               (generated now and shown only this once: save it; log in to the admin page with it)"
+            );
+        }
+        (None, Some(_)) => println!("Admin token:   as configured (WARDEN_ADMIN_TOKEN / --admin-token)"),
+        (None, None) => {
+            println!("Admin token:   the one printed at first start (lost it? restart with --rotate-admin-token)")
+        }
+    }
+    match (&bootstrapped.generated_enroll_secret, &args.enroll_secret) {
+        (Some(secret), _) => {
+            println!("Enroll secret: {secret}   (for `warden enroll --server {base} --secret …`; shown once)")
+        }
+        (None, Some(_)) => println!("Enroll secret: as configured (WARDEN_ENROLL_SECRET / --enroll-secret)"),
+        (None, None) => {
+            println!("Enroll secret: the one printed at first start (or restart with --rotate-enroll-secret)")
+        }
+    }
+    println!("API:           {base}/api/v1 (description: {base}/api/v1/openapi.json)");
+    println!("Listening on {base}");
+
+    run(listener, state, shutdown_signal()).await.context("serving HTTP")?;
+    println!("warden-server stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,117 @@
+//! Credentials: random tokens, their hashes, and the extractors that guard device and admin routes.
+//!
+//! The server stores only SHA-256 hashes of tokens and secrets. Tokens carry 256 random bits,
+//! so a plain hash is enough (no password stretching needed) and lookups stay one index probe.
+
+use crate::AppState;
+use crate::failure::Failure;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+/// Prefix of device tokens, so a misplaced one is recognisable (and refused on admin routes).
+pub const DEVICE_TOKEN_PREFIX: &str = "wdev_";
+/// Prefix of admin tokens.
+pub const ADMIN_TOKEN_PREFIX: &str = "wadm_";
+
+/// `bytes` random bytes from the OS, as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).expect("the OS random source is available");
+    hex(&buffer)
+}
+
+/// 32 random bytes from the OS.
+pub fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the OS random source is available");
+    key
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a token, hex.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(parts: &Parts) -> Result<&str, Failure> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| Failure::unauthorized("missing_token", "send Authorization: Bearer TOKEN"))?;
+    let text =
+        header.to_str().map_err(|_| Failure::unauthorized("malformed_token", "unreadable Authorization header"))?;
+    text.strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| Failure::unauthorized("malformed_token", "Authorization must be `Bearer TOKEN`"))
+}
+
+/// An enrolled, not revoked device: the caller of a `/device/…` route.
+#[derive(Debug, Clone)]
+pub struct DeviceCaller {
+    pub id: String,
+    pub user: String,
+}
+
+impl FromRequestParts<AppState> for DeviceCaller {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+        let token = bearer(parts)?;
+        let row: Option<(String, String, Option<i64>)> =
+            sqlx::query_as("SELECT id, username, revoked_at FROM devices WHERE token_hash = $1")
+                .bind(token_hash(token))
+                .fetch_optional(&state.store.pool)
+                .await?;
+        match row {
+            None => Err(Failure::unauthorized("unknown_token", "unknown device token; enroll again")),
+            Some((_, _, Some(_))) => {
+                Err(Failure::unauthorized("revoked_token", "this device was revoked by an admin; enroll again"))
+            }
+            Some((id, user, None)) => Ok(DeviceCaller { id, user }),
+        }
+    }
+}
+
+/// The admin: holder of the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCaller;
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+        let token = bearer(parts)?;
+        if token_hash(token) == state.admin_token_hash {
+            return Ok(AdminCaller);
+        }
+        if token.starts_with(DEVICE_TOKEN_PREFIX) {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "device_token_on_admin_route",
+                "device tokens cannot use admin routes",
+            )
+            .field("authorization"));
+        }
+        Err(Failure::unauthorized("unknown_token", "wrong admin token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashes_are_stable() {
+        let a = random_hex(32);
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, random_hex(32));
+        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

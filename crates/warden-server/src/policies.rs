@@ -1,0 +1,243 @@
+//! Policy versions: admins upload TOML (checked by the policy core), the server signs the
+//! canonical JSON and serves the active version with an ETag.
+
+use crate::auth::{AdminCaller, DeviceCaller};
+use crate::extract::JsonBody;
+use crate::failure::{Answer, Failure};
+use crate::feed::{self, Wake};
+use crate::store::Store;
+use crate::{AppState, now};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use warden_api::{ChangeKind, PolicyEnvelope, PolicySigningKey, PolicyUpload, PolicyVersion};
+use warden_policy::Policy;
+
+const ACTIVE: &str = "active_policy_version";
+/// Largest policy file accepted.
+const MAX_POLICY_BYTES: usize = 256 * 1024;
+
+pub async fn active_version(store: &Store) -> Result<Option<i64>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM server_settings WHERE name = $1")
+        .bind(ACTIVE)
+        .fetch_optional(&store.pool)
+        .await?;
+    Ok(row.and_then(|(value,)| value.parse().ok()))
+}
+
+/// The ETag of a version: its number and a digest of the signed text, quoted.
+fn etag(version: i64, policy_json: &str) -> String {
+    let digest = Sha256::digest(policy_json.as_bytes());
+    format!("\"{version}-{}\"", crate::auth::hex(&digest[..8]))
+}
+
+/// Signs and stores a checked policy as the next version; optionally makes it active.
+pub async fn store_version(
+    store: &Store,
+    key: &PolicySigningKey,
+    policy: &Policy,
+    source: &str,
+    uploaded_by: &str,
+    activate: bool,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let _writer = store.write_guard().await;
+    let mut transaction = store.pool.begin().await?;
+    let (version,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM policies").fetch_one(&mut *transaction).await?;
+    let policy_json = policy.to_json();
+    sqlx::query(
+        "INSERT INTO policies (version, name, source, policy_json, signature, etag, uploaded_by, uploaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(version)
+    .bind(&policy.name)
+    .bind(source)
+    .bind(&policy_json)
+    .bind(key.sign(version, &policy_json))
+    .bind(etag(version, &policy_json))
+    .bind(uploaded_by)
+    .bind(now)
+    .execute(&mut *transaction)
+    .await?;
+    if activate {
+        set_active(store, &mut transaction, version, now).await?;
+    }
+    transaction.commit().await?;
+    Ok(version)
+}
+
+async fn set_active(
+    store: &Store,
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    version: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(ACTIVE)
+    .bind(version.to_string())
+    .execute(&mut **transaction)
+    .await?;
+    feed::record(store, transaction, &Wake::Everyone, ChangeKind::Policy, &version.to_string(), now).await
+}
+
+/// The active policy, parsed (for checking exception requests against it).
+pub async fn active_policy(state: &AppState) -> Answer<Policy> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT policy_json FROM policies WHERE version = \
+         (SELECT CAST(value AS BIGINT) FROM server_settings WHERE name = $1)",
+    )
+    .bind(ACTIVE)
+    .fetch_optional(&state.store.pool)
+    .await?;
+    let (json,) = row.ok_or_else(|| Failure::internal("no active policy"))?;
+    Policy::from_json("active policy", &json).map_err(Failure::internal)
+}
+
+type EnvelopeRow = (i64, String, String, String, i64);
+
+/// `GET /api/v1/device/policy`
+pub async fn fetch(State(state): State<AppState>, _device: DeviceCaller, headers: HeaderMap) -> Answer<Response> {
+    let row: Option<EnvelopeRow> = sqlx::query_as(
+        "SELECT version, etag, policy_json, signature, uploaded_at FROM policies WHERE version = \
+         (SELECT CAST(value AS BIGINT) FROM server_settings WHERE name = $1)",
+    )
+    .bind(ACTIVE)
+    .fetch_optional(&state.store.pool)
+    .await?;
+    let (version, etag, policy, signature, created_at) = row.ok_or_else(|| Failure::internal("no active policy"))?;
+    let etag_header = HeaderValue::from_str(&etag).map_err(Failure::internal)?;
+    if let Some(wanted) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+        && etag_matches(wanted, &etag)
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
+    }
+    let envelope =
+        PolicyEnvelope { version, etag, policy, signature, public_key: state.signing_key.public_key(), created_at };
+    Ok(([(header::ETAG, etag_header), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))], Json(envelope))
+        .into_response())
+}
+
+/// `If-None-Match` semantics: a list of (possibly weak) tags, or `*`.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+/// `POST /api/v1/admin/policies`
+pub async fn upload(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    JsonBody(upload): JsonBody<PolicyUpload>,
+) -> Answer<(StatusCode, Json<PolicyVersion>)> {
+    if upload.source.len() > MAX_POLICY_BYTES {
+        return Err(Failure::invalid("source", format!("policy files are limited to {MAX_POLICY_BYTES} bytes")));
+    }
+    let file = upload.file_name.as_deref().map(str::trim).filter(|f| !f.is_empty()).unwrap_or("policy.toml");
+    if file.len() > 200 {
+        return Err(Failure::invalid("file_name", "file_name is limited to 200 characters"));
+    }
+    let policy = Policy::parse(file, &upload.source).map_err(|error| Failure::policy(&error))?;
+    let uploaded_by = upload.uploaded_by.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or("admin");
+    let activate = upload.activate.unwrap_or(true);
+    let now = now();
+    let version = store_version(&state.store, &state.signing_key, &policy, &upload.source, uploaded_by, activate, now)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Failure::new(StatusCode::CONFLICT, "conflict", "another upload took this version number; retry")
+            }
+            _ => Failure::from(error),
+        })?;
+    if activate {
+        state.feed.wake(Wake::Everyone);
+    }
+    let stored = version_row(&state, version, false).await?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+async fn version_row(state: &AppState, version: i64, with_source: bool) -> Answer<PolicyVersion> {
+    let active = active_version(&state.store).await?;
+    let row: Option<(i64, String, String, String, i64, String)> =
+        sqlx::query_as("SELECT version, name, etag, uploaded_by, uploaded_at, source FROM policies WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&state.store.pool)
+            .await?;
+    let (version, name, etag, uploaded_by, uploaded_at, source) =
+        row.ok_or_else(|| Failure::not_found("policy version"))?;
+    Ok(PolicyVersion {
+        version,
+        name,
+        etag,
+        active: active == Some(version),
+        uploaded_by,
+        uploaded_at,
+        source: with_source.then_some(source),
+    })
+}
+
+/// `GET /api/v1/admin/policies`: every version, newest first.
+pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<Vec<PolicyVersion>>> {
+    let active = active_version(&state.store).await?;
+    let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+        "SELECT version, name, etag, uploaded_by, uploaded_at FROM policies ORDER BY version DESC LIMIT 500",
+    )
+    .fetch_all(&state.store.pool)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(version, name, etag, uploaded_by, uploaded_at)| PolicyVersion {
+                version,
+                name,
+                etag,
+                active: active == Some(version),
+                uploaded_by,
+                uploaded_at,
+                source: None,
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/admin/policies/active`: the active version with its source text.
+pub async fn active(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<PolicyVersion>> {
+    let version = active_version(&state.store).await?.ok_or_else(|| Failure::not_found("active policy"))?;
+    version_row(&state, version, true).await.map(Json)
+}
+
+/// `POST /api/v1/admin/policies/{version}/activate`: roll forward or back to a stored version.
+pub async fn activate(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(version): Path<String>,
+) -> Answer<Json<PolicyVersion>> {
+    let version: i64 = version.parse().map_err(|_| Failure::malformed("version", "version must be a whole number"))?;
+    version_row(&state, version, false).await?;
+    {
+        let _writer = state.store.write_guard().await;
+        let mut transaction = state.store.pool.begin().await?;
+        set_active(&state.store, &mut transaction, version, now()).await?;
+        transaction.commit().await?;
+    }
+    state.feed.wake(Wake::Everyone);
+    version_row(&state, version, false).await.map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_follows_http() {
+        let tag = etag(3, "{}");
+        assert!(etag_matches(&tag, &tag));
+        assert!(etag_matches(&format!("W/{tag}"), &tag));
+        assert!(etag_matches(&format!("\"x\", {tag}"), &tag));
+        assert!(etag_matches("*", &tag));
+        assert!(!etag_matches(&etag(4, "{}"), &tag));
+        assert!(!etag_matches(&etag(3, "{ }"), &tag));
+    }
+}

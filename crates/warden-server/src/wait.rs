@@ -1,0 +1,74 @@
+//! The long-poll: a device waits here and hears of its decisions and new policy at once.
+
+use crate::AppState;
+use crate::auth::DeviceCaller;
+use crate::extract::QueryParams;
+use crate::failure::{Answer, Failure};
+use crate::feed::{changes_since, latest_seq};
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+use warden_api::WaitResponse;
+
+/// The longest a wait may last, seconds (stays under common proxy idle timeouts).
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// The cursor of the previous answer; 0 to start.
+    since: i64,
+    /// Seconds to wait at most (default 30, at most 60).
+    #[serde(default)]
+    timeout: Option<u64>,
+}
+
+/// `GET /api/v1/device/wait?since=CURSOR&timeout=SECONDS`
+pub async fn wait(
+    State(state): State<AppState>,
+    device: DeviceCaller,
+    QueryParams(query): QueryParams<WaitQuery>,
+) -> Answer<Json<WaitResponse>> {
+    let timeout = query.timeout.unwrap_or(30);
+    if !(1..=MAX_WAIT_SECONDS).contains(&timeout) {
+        return Err(Failure::invalid("timeout", format!("timeout must be 1 to {MAX_WAIT_SECONDS} seconds")));
+    }
+    if query.since < 0 {
+        return Err(Failure::invalid("since", "since must be a cursor from an earlier answer, or 0"));
+    }
+    if query.since == 0 {
+        // First call: the device syncs in full, then waits from here.
+        return Ok(Json(WaitResponse { cursor: latest_seq(&state.store).await?, changes: Vec::new() }));
+    }
+    // Subscribe before looking, so a change committed in between still wakes us.
+    let mut wakes = state.feed.subscribe();
+    let mut closing = state.closing.clone();
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let changes = changes_since(&state.store, &device.id, query.since).await?;
+        if let Some(last) = changes.last() {
+            return Ok(Json(WaitResponse { cursor: last.seq, changes }));
+        }
+        // Sleep until a wake-up that concerns this device, the deadline, or shutdown.
+        loop {
+            tokio::select! {
+                wake = wakes.recv() => match wake {
+                    Ok(wake) if wake.concerns(&device.id) => break,
+                    Ok(_) => continue,
+                    // Missed some: look again.
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return Ok(Json(WaitResponse { cursor: query.since, changes: Vec::new() })),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Ok(Json(WaitResponse { cursor: query.since, changes: Vec::new() }));
+                }
+                _ = closing.changed() => {
+                    return Ok(Json(WaitResponse { cursor: query.since, changes: Vec::new() }));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Test fixtures: a real server on 127.0.0.1:0 over a real SQLite file or a fresh database on the
+//! PostgreSQL server `cargo xtask test` starts, and a client that checks every answer against
+//! the served OpenAPI description.
+#![allow(dead_code)]
+
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use warden_server::client::{JsonClient, Reply};
+use warden_server::{Config, Credentials, OPENAPI_JSON};
+
+pub const ADMIN_TOKEN: &str = "wadm_test-admin-token-0123456789";
+pub const ENROLL_SECRET: &str = "test-enroll-secret";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The fixture PostgreSQL server's URL. In CI a missing URL fails the test; elsewhere the test
+/// is skipped with a message (run `cargo xtask test` to get the fixture).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("WARDEN_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("WARDEN_TEST_POSTGRES_URL is not set in CI: `cargo xtask test` must start the PostgreSQL fixture")
+        }
+        _ => {
+            eprintln!("SKIPPED: WARDEN_TEST_POSTGRES_URL is not set; run `cargo xtask test` for the PostgreSQL tests");
+            None
+        }
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}_{}_{}_{}", std::process::id(), nanos % 1_000_000_000, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A database URL for one test: a new SQLite file in a new temp dir, or a new PostgreSQL database.
+pub async fn database_url(db: Db) -> Option<String> {
+    match db {
+        Db::Sqlite => {
+            let dir: PathBuf = std::env::temp_dir().join(unique_name("warden-server-test"));
+            std::fs::create_dir_all(&dir).unwrap();
+            Some(format!("sqlite://{}?mode=rwc", dir.join("warden.db").display()))
+        }
+        Db::Postgres => {
+            let base = postgres_url()?;
+            let name = unique_name("warden_test");
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&base).await.expect("connecting to the PostgreSQL fixture");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("creating a test database");
+            pool.close().await;
+            let (prefix, _) = base.rsplit_once('/').expect("the URL names a database");
+            Some(format!("{prefix}/{name}"))
+        }
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub api: Api,
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// A server on a fresh database (`None` when PostgreSQL is skipped outside CI).
+    pub async fn start(db: Db) -> Option<TestServer> {
+        let url = database_url(db).await?;
+        Some(TestServer::on(&url).await)
+    }
+
+    /// A server on an existing database (a second replica).
+    pub async fn on(url: &str) -> TestServer {
+        let mut config = Config::new(url);
+        config.credentials = Credentials {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            enroll_secret: Some(ENROLL_SECRET.into()),
+            ..Credentials::default()
+        };
+        config.sweep_interval = Duration::from_millis(200);
+        config.max_body_bytes = 256 * 1024;
+        let (state, _) = warden_server::prepare(&config).await.expect("server starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(warden_server::run(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        TestServer { api: Api::new(&base), database_url: url.to_owned(), stop: Some(stop), task: Some(task) }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+/// The client the tests use: every answer is checked against the OpenAPI description.
+#[derive(Clone)]
+pub struct Api {
+    pub client: JsonClient,
+    spec: Value,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api { client: JsonClient::new(base), spec: serde_json::from_str(OPENAPI_JSON).expect("openapi.json parses") }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let reply = self.client.send(method.clone(), path, token, body.as_ref(), headers).await.expect("request sent");
+        self.check(&method, path, &reply);
+        reply
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Checks a reply against the description: the route and status are documented, and a
+    /// JSON body matches the documented schema.
+    pub fn check(&self, method: &Method, path: &str, reply: &Reply) {
+        let path = path.split('?').next().unwrap();
+        let Some((template, operation)) = find_operation(&self.spec, method.as_str(), path) else {
+            if path.starts_with("/api/") && reply.status != StatusCode::NOT_FOUND {
+                panic!("{method} {path} answered {} but is not in openapi.json", reply.status);
+            }
+            return;
+        };
+        let status = reply.status.as_u16().to_string();
+        let response = operation["responses"].get(&status).or_else(|| operation["responses"].get("default"));
+        let Some(response) = response else {
+            panic!("{method} {template} answered {status}, which openapi.json does not list: {}", reply.text)
+        };
+        if let Some(schema) = response.pointer("/content/application~1json/schema")
+            && let Err(problem) = validate(&self.spec, schema, &reply.body, "$")
+        {
+            panic!("{method} {template} {status}: body does not match openapi.json: {problem}\nbody: {}", reply.text);
+        }
+    }
+}
+
+/// The documented operation for a concrete path (`{param}` segments match anything).
+pub fn find_operation<'a>(spec: &'a Value, method: &str, path: &str) -> Option<(String, &'a Value)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    for (template, item) in spec["paths"].as_object()? {
+        let parts: Vec<&str> = template.split('/').collect();
+        if parts.len() == segments.len()
+            && parts.iter().zip(&segments).all(|(p, s)| p == s || (p.starts_with('{') && p.ends_with('}')))
+            && let Some(operation) = item.get(method.to_lowercase())
+        {
+            return Some((template.clone(), operation));
+        }
+    }
+    None
+}
+
+/// A small JSON Schema checker for the subset openapi.json uses: `$ref`, `type` (also as a
+/// list), `required`, `properties`, `additionalProperties: false`, `items`, `enum`.
+pub fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let pointer = reference.trim_start_matches('#');
+        let target = spec.pointer(pointer).ok_or_else(|| format!("dangling $ref {reference}"))?;
+        return validate(spec, target, value, at);
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+            _ => return Err(format!("bad type in schema at {at}")),
+        };
+        let matches = types.iter().any(|t| match *t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            _ => false,
+        });
+        if !matches {
+            return Err(format!("{at}: expected {types:?}, got {value}"));
+        }
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {options:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                return Err(format!("{at}: missing required property {name:?}"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (name, item) in object {
+            match properties.and_then(|p| p.get(name)) {
+                Some(property) => validate(spec, property, item, &format!("{at}.{name}"))?,
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("{at}: undocumented property {name:?}"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (index, item) in array.iter().enumerate() {
+            validate(spec, items, item, &format!("{at}[{index}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Enrolls a device; returns (device id, token, pinned public key).
+pub async fn enroll(api: &Api, user: &str, hostname: &str) -> (String, String, String) {
+    let reply = api
+        .call(
+            Method::POST,
+            "/api/v1/enroll",
+            None,
+            Some(json!({"secret": ENROLL_SECRET, "hostname": hostname, "user": user, "platform": "linux", "agent_version": "0.1.0"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let text = |key: &str| reply.body[key].as_str().unwrap().to_owned();
+    (text("device_id"), text("device_token"), text("policy_public_key"))
+}
+
+/// A launch event as a device would upload it.
+pub fn launch_event(id: &str, user: &str, tool: &str, action: &str, at_ms: i64) -> Value {
+    json!({
+        "id": id, "at_ms": at_ms, "pid": 4242, "user": user, "exe": "/usr/bin/node",
+        "argv": ["node", "/usr/lib/node_modules/@anthropic-ai/claude-code/cli.js"], "cwd": "/home/dev/src/app",
+        "tool": tool, "action": action, "outcome": if action == "block" { "denied" } else { "allowed" },
+        "rule": format!("tool:{tool}"), "reason": "test", "source": "proc-connector"
+    })
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
