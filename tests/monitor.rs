@@ -467,3 +467,85 @@ fn text_output_tells_the_developer_why() {
     assert!(first.contains(&format!("pid {} claude-code: block (killed)", tool.pid())), "{first}");
     assert!(second.trim_start().starts_with("blocked claude-code: Claude Code is classified as high-risk"), "{second}");
 }
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|ids| ids.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A tmpfs mounted for one test and unmounted when it ends: the only mount the fanotify
+/// gate marks, so the machine's other programs never wait on the test's gate.
+struct TestMount {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestMount {
+    fn new() -> TestMount {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        let status =
+            Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "warden-gate-test"]).arg(&path).status();
+        assert!(status.is_ok_and(|s| s.success()), "mounting a tmpfs for the gate test");
+        TestMount { path, _dir: dir }
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+#[test]
+fn the_fanotify_gate_denies_blocked_programs_before_their_first_instruction() {
+    if !running_as_root() {
+        println!("SKIPPED: the fanotify pre-exec gate needs root (CI runs as root, so it runs there)");
+        return;
+    }
+    let mount = TestMount::new();
+    let home = Home { dir: tempfile::tempdir_in(&mount.path).unwrap() };
+    let claude = home.native_claude();
+    let (cli, _bin) = home.npm_claude();
+    let allowed = home.install(fake_binary(), "bin/build-tool");
+    let mut watch = Watch::start(&["--source", "fanotify", "--gate-mount", mount.path.to_str().unwrap(), "--no-sweep"]);
+
+    // The native binary: execve fails with EPERM; main() never runs.
+    let error = home.command(&claude).spawn().expect_err("the exec is denied");
+    assert_eq!(error.raw_os_error(), Some(1), "EPERM: {error}");
+    let event = watch.expect("denied claude", |e| e["tool"] == "claude-code" && e["outcome"] == "denied");
+    assert_eq!(event["source"], "fanotify");
+    assert_eq!(event["exe"], home.path(".local/share/claude/versions/2.1.37").to_str().unwrap());
+
+    // A `#!/usr/bin/env node` script is judged as the script: denied before node starts.
+    let error = home.command(&cli).spawn().expect_err("the script's exec is denied");
+    assert_eq!(error.raw_os_error(), Some(1), "EPERM: {error}");
+    watch.expect("denied cli.js", |e| e["outcome"] == "denied" && e["exe"] == "/usr/bin/env");
+
+    // `node cli.js` execs only node (not on the mount): the exec-event path beside the
+    // gate stops it.
+    let mut with_node = start(home.command("node").arg(&cli));
+    let event = watch.expect("killed node cli.js", |e| is(e, "claude-code", with_node.pid()));
+    assert_eq!(event["outcome"], "killed");
+    assert_eq!(with_node.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+
+    // Allowed programs on the gated mount run normally, also when the decision is cached.
+    for _ in 0..3 {
+        let status = home.command(&allowed).env("FAKE_SLEEP", "0").status().unwrap();
+        assert!(status.success());
+    }
+    assert_eq!(home.marks().lines().filter(|l| l.starts_with("main")).count(), 3, "only the allowed program ran");
+    assert!(!home.marks().contains("first statement"));
+    let state = watch.stop();
+    drop(state);
+    drop(home);
+    drop(mount);
+}
