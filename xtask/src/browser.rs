@@ -1,0 +1,27 @@
+//! The admin page's browser test: Playwright (`playwright-core`, no browser download) driving
+//! Debian's Chromium against a real `warden-server` binary.
+
+use crate::{cargo, check};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"))
+}
+
+pub fn admin_page_test() -> Result<()> {
+    println!("xtask: admin page in a real browser (tests/browser)");
+    check(cargo().args(["build", "--quiet", "-p", "warden-server", "--bin", "warden-server"]))?;
+    let server =
+        std::fs::canonicalize(target_dir().join("debug/warden-server")).context("locating the built warden-server")?;
+    check(
+        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir("tests/browser"),
+    )?;
+    check(
+        Command::new("node")
+            .args(["--test", "--test-reporter=spec"])
+            .current_dir("tests/browser")
+            .env("WARDEN_SERVER_BIN", server),
+    )
+}
