@@ -1,1 +1,254 @@
+// Warden admin page: plain JavaScript over the server's admin API (/api/v1/admin/*).
+// The token lives in sessionStorage only (gone when the tab closes).
+"use strict";
 
+const $ = (id) => document.getElementById(id);
+const session = {
+  get token() { return sessionStorage.getItem("warden.token") || ""; },
+  get approver() { return sessionStorage.getItem("warden.approver") || ""; },
+};
+
+function status(text, ok = true) {
+  const el = $("status");
+  el.textContent = text;
+  el.className = ok ? "ok" : "error";
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${session.token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error((data && data.message) || `${response.status} ${response.statusText}`);
+    error.data = data;
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+const when = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleString() : "");
+function duration(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400} d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text ?? "";
+  if (className) td.className = className;
+  return td;
+}
+function button(text, className, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  if (className) b.className = className;
+  b.addEventListener("click", onClick);
+  return b;
+}
+function el(tag, text, className) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (className) e.className = className;
+  return e;
+}
+
+function renderPending(requests) {
+  const list = $("pending-list");
+  list.replaceChildren();
+  if (requests.length === 0) {
+    list.append(el("p", "No pending requests.", "meta"));
+    return;
+  }
+  for (const r of requests) {
+    const box = el("article", undefined, "request");
+    box.setAttribute("aria-label", `Request by ${r.user} for ${r.tool}`);
+    box.dataset.id = r.id;
+    box.append(el("h3", `${r.user} on ${r.hostname || r.device_id} asks for ${r.tool}`));
+    box.append(el("p", `Scope: ${r.scope || "everywhere"} · requested ${duration(r.requested_seconds)} · filed ${when(r.created_at)} · ` +
+      `blocked ${r.blocked_last_7_days} time(s) in the last 7 days`, "meta"));
+    box.append(el("p", r.justification, "justification"));
+    const form = el("div", undefined, "decide");
+    const commentId = `comment-${r.id}`, hoursId = `hours-${r.id}`;
+    const commentLabel = el("label", "Comment to the developer");
+    commentLabel.htmlFor = commentId;
+    const comment = el("textarea");
+    comment.id = commentId;
+    comment.rows = 2;
+    const commentBox = el("div");
+    commentBox.append(commentLabel, comment);
+    const hoursLabel = el("label", "Grant (hours)");
+    hoursLabel.htmlFor = hoursId;
+    const hours = el("input");
+    hours.id = hoursId;
+    hours.type = "number";
+    hours.min = "0.01";
+    hours.step = "any";
+    hours.max = String(r.requested_seconds / 3600);
+    hours.value = String(+(r.requested_seconds / 3600).toFixed(2));
+    const hoursBox = el("div");
+    hoursBox.append(hoursLabel, hours);
+    const decide = async (verb) => {
+      try {
+        const body = { approver: session.approver, comment: comment.value };
+        if (verb === "approve") body.duration_seconds = Math.max(1, Math.round(parseFloat(hours.value) * 3600));
+        const result = await api("POST", `/api/v1/admin/exceptions/${encodeURIComponent(r.id)}/${verb}`, body);
+        status(`${result.state === "approved" ? "Approved" : "Denied"}: ${r.user}'s request for ${r.tool}` +
+          (result.expires_at ? ` until ${when(result.expires_at)}` : ""));
+        await refresh();
+      } catch (error) {
+        status(`Could not ${verb}: ${error.message}`, false);
+      }
+    };
+    form.append(commentBox, hoursBox, button("Approve", "primary", () => decide("approve")), button("Deny", "danger", () => decide("deny")));
+    box.append(form);
+    list.append(box);
+  }
+}
+
+function renderHistory(requests) {
+  const body = $("history-rows");
+  body.replaceChildren();
+  for (const r of requests) {
+    const row = body.insertRow();
+    cell(row, when(r.created_at));
+    cell(row, `${r.user} (${r.hostname || r.device_id})`);
+    cell(row, r.tool);
+    cell(row, r.state, `state-${r.state}`);
+    cell(row, r.decided_by);
+    cell(row, r.comment);
+    cell(row, r.state === "approved" ? when(r.expires_at) : "");
+    const action = cell(row, "");
+    if (r.state === "approved") {
+      action.append(button("Revoke", "danger", async () => {
+        const reason = prompt(`Why revoke ${r.user}'s exception for ${r.tool}?`);
+        if (!reason) return;
+        try {
+          await api("POST", `/api/v1/admin/exceptions/${encodeURIComponent(r.id)}/revoke`, { approver: session.approver, comment: reason });
+          status(`Revoked ${r.user}'s exception for ${r.tool}`);
+          await refresh();
+        } catch (error) { status(`Could not revoke: ${error.message}`, false); }
+      }));
+    }
+  }
+  if (requests.length === 0) cell(body.insertRow(), "Nothing decided yet.", "meta").colSpan = 8;
+}
+
+function renderDevices(devices) {
+  const body = $("device-rows");
+  body.replaceChildren();
+  for (const d of devices) {
+    const row = body.insertRow();
+    cell(row, d.hostname);
+    cell(row, d.user);
+    cell(row, `${d.platform} ${d.agent_version}`.trim());
+    cell(row, when(d.last_seen_at));
+    cell(row, d.revoked_at ? `revoked ${when(d.revoked_at)}` : "active", d.revoked_at ? "state-revoked" : "");
+    const action = cell(row, "");
+    if (!d.revoked_at) {
+      action.append(button(`Revoke ${d.hostname}`, "danger", async () => {
+        if (!confirm(`Revoke ${d.hostname}? Its token stops working at once.`)) return;
+        try { await api("POST", `/api/v1/admin/devices/${encodeURIComponent(d.id)}/revoke`); status(`Revoked ${d.hostname}`); await refresh(); }
+        catch (error) { status(`Could not revoke: ${error.message}`, false); }
+      }));
+    }
+  }
+  if (devices.length === 0) cell(body.insertRow(), "No device has enrolled yet.", "meta").colSpan = 6;
+}
+
+function renderEvents(events) {
+  const body = $("event-rows");
+  body.replaceChildren();
+  for (const { event } of events) {
+    const row = body.insertRow();
+    cell(row, new Date(event.at_ms).toLocaleString());
+    cell(row, event.user);
+    cell(row, event.tool);
+    cell(row, event.action, event.action === "block" ? "state-denied" : "");
+    cell(row, event.outcome);
+    cell(row, event.cwd);
+  }
+  if (events.length === 0) cell(body.insertRow(), "No events yet.", "meta").colSpan = 6;
+}
+
+function renderPolicy(active) {
+  $("policy-summary").textContent = `Version ${active.version}: “${active.name}”, uploaded by ${active.uploaded_by} ${when(active.uploaded_at)}`;
+  $("policy-source").textContent = active.source || "";
+}
+
+async function refresh() {
+  const [requests, devices, events, active] = await Promise.all([
+    api("GET", "/api/v1/admin/exceptions?limit=500"),
+    api("GET", "/api/v1/admin/devices"),
+    api("GET", "/api/v1/admin/events?limit=50"),
+    api("GET", "/api/v1/admin/policies/active"),
+  ]);
+  renderPending(requests.filter((r) => r.state === "pending"));
+  renderHistory(requests.filter((r) => r.state !== "pending"));
+  renderDevices(devices);
+  renderEvents(events.events);
+  renderPolicy(active);
+}
+
+async function start() {
+  const loggedIn = Boolean(session.token && session.approver);
+  $("login").hidden = loggedIn;
+  $("app").hidden = !loggedIn;
+  $("nav").hidden = !loggedIn;
+  if (!loggedIn) return;
+  try {
+    await refresh();
+    status(`Logged in as ${session.approver}`);
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) {
+      sessionStorage.removeItem("warden.token");
+      await start();
+      status("That admin token was not accepted.", false);
+    } else {
+      status(`Could not load: ${error.message}`, false);
+    }
+  }
+}
+
+$("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  sessionStorage.setItem("warden.token", $("token").value.trim());
+  sessionStorage.setItem("warden.approver", $("approver").value.trim());
+  await start();
+});
+$("logout").addEventListener("click", async () => {
+  sessionStorage.clear();
+  await start();
+  status("Logged out");
+});
+$("policy-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (file) $("policy-text").value = await file.text();
+});
+$("upload").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const result = $("upload-result");
+  const file = $("policy-file").files[0];
+  try {
+    const stored = await api("POST", "/api/v1/admin/policies", {
+      source: $("policy-text").value,
+      file_name: file ? file.name : "policy.toml",
+      uploaded_by: session.approver,
+    });
+    result.className = "ok";
+    result.textContent = `Version ${stored.version} is now active.`;
+    await refresh();
+  } catch (error) {
+    result.className = "error";
+    const where = error.data && error.data.location;
+    result.textContent = where
+      ? `Not uploaded: line ${where.line}, column ${where.column}: ${error.message}`
+      : `Not uploaded: ${error.message}`;
+  }
+});
+start();

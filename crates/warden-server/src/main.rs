@@ -51,8 +51,8 @@ fn default_data_dir() -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let database_url = match &args.database {
-        Some(url) => url.clone(),
+    let database_url = match args.database.as_deref().map(str::trim).filter(|url| !url.is_empty()) {
+        Some(url) => url.to_owned(),
         None => {
             let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;

@@ -1,0 +1,135 @@
+// The governance server's admin page in a real browser: Debian's Chromium driven by
+// playwright-core, against a real `warden-server` binary on a free loopback port.
+// A device files a request through the API; an approver approves it on the page; the API
+// then shows the device an approved exception with the approver's comment and duration.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+const ADMIN_TOKEN = "wadm_browser-test-token";
+const ENROLL_SECRET = "browser-test-secret";
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+let server, base, dataDir, browser;
+
+function startServer() {
+  const bin = process.env.WARDEN_SERVER_BIN;
+  assert.ok(bin, "WARDEN_SERVER_BIN must name the built warden-server (cargo xtask test sets it)");
+  dataDir = mkdtempSync(join(tmpdir(), "warden-browser-"));
+  const env = { ...process.env, WARDEN_ADMIN_TOKEN: ADMIN_TOKEN, WARDEN_ENROLL_SECRET: ENROLL_SECRET };
+  delete env.WARDEN_DATABASE_URL; // the default: a SQLite file in the data dir
+  server = spawn(bin, ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--sweep-seconds", "1"], {
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30000);
+    server.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = out.match(/Listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (match) { clearTimeout(timer); resolve({ url: match[1], banner: out }); }
+    });
+    server.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
+  });
+}
+
+async function call(method, path, token, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, body: await response.json().catch(() => null) };
+}
+
+before(async () => {
+  const started = await startServer();
+  base = started.url;
+  assert.match(started.banner, new RegExp(`Admin page: +${base}/admin`));
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once("exit", resolve));
+    server.kill("SIGTERM"); // our own child, by PID
+    await exited;
+  }
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("an approver approves a pending request on the page and the device sees it", async () => {
+  // A device enrolls and files a request through the API.
+  const enrolled = await fetch(`${base}/api/v1/enroll`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ secret: ENROLL_SECRET, hostname: "dev-laptop", user: "dev", platform: "linux" }),
+  }).then((r) => r.json());
+  const device = enrolled.device_token;
+  const justification = "Pairing with the vendor on the SDK migration this week";
+  const filed = await call("POST", "/api/v1/device/exceptions", device,
+    { tool: "claude-code", justification, scope: "/home/dev/src/app", duration_seconds: 4 * 3600 });
+  assert.equal(filed.status, 201);
+
+  const page = await browser.newPage();
+  await page.goto(`${base}/admin`);
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByLabel("Your name or e-mail").fill("alice@example.com");
+  await page.getByRole("button", { name: "Log in" }).click();
+
+  const request = page.getByRole("article", { name: "Request by dev for claude-code" });
+  await request.waitFor();
+  assert.match(await request.textContent(), /Pairing with the vendor/);
+  assert.match(await request.textContent(), /\/home\/dev\/src\/app/);
+  await request.getByLabel("Comment to the developer").fill("OK for the migration");
+  await request.getByLabel("Grant (hours)").fill("2");
+  await request.getByRole("button", { name: "Approve" }).click();
+  await page.getByRole("status").filter({ hasText: "Approved" }).waitFor();
+  assert.equal(await page.getByRole("article").count(), 0, "nothing pending any more");
+  mkdirSync(join(root, "artifacts"), { recursive: true });
+  await page.screenshot({ path: join(root, "artifacts", "admin-page.png"), fullPage: true });
+
+  // The device sees the approval, with the approver's comment and the shortened duration.
+  const mine = await call("GET", "/api/v1/device/exceptions", device);
+  assert.equal(mine.status, 200);
+  const [record] = mine.body.requests;
+  assert.equal(record.state, "approved");
+  assert.equal(record.decided_by, "alice@example.com");
+  assert.equal(record.comment, "OK for the migration");
+  assert.equal(record.granted_seconds, 2 * 3600);
+  assert.equal(mine.body.active.length, 1);
+  assert.equal(mine.body.active[0].tool, "claude-code");
+  await page.close();
+});
+
+test("a broken policy upload shows its line and column and keeps the active policy", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${base}/admin`);
+  // Same tab session storage does not carry to a new page: log in again.
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByLabel("Your name or e-mail").fill("alice@example.com");
+  await page.getByRole("button", { name: "Log in" }).click();
+  const before = await page.locator("#policy-summary").textContent();
+  assert.match(before, /Version 1/);
+  const broken = readFileSync(join(root, "tests", "data", "server", "broken-policy.toml"), "utf8");
+  await page.getByLabel("New policy (TOML)").fill(broken);
+  await page.getByRole("button", { name: "Upload and activate" }).click();
+  const alert = page.getByRole("alert");
+  await alert.filter({ hasText: "line 5" }).waitFor();
+  assert.match(await alert.textContent(), /claud-code/);
+  assert.equal(await page.locator("#policy-summary").textContent(), before);
+  const active = await call("GET", "/api/v1/admin/policies/active", ADMIN_TOKEN);
+  assert.equal(active.body.version, 1);
+  await page.close();
+});
