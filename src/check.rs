@@ -5,7 +5,7 @@ use clap::Args;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden_policy::{Exception, Policy, ProcessFacts, ScriptArgument, Verdict, evaluate, interpreter_script};
+use warden_policy::{Exception, Policy, ProcessFacts, Verdict, evaluate};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -82,34 +82,25 @@ fn read_exceptions(path: &PathBuf) -> Result<Vec<Exception>> {
 /// Follows the symlink an interpreter was given (`node /usr/local/bin/claude`), as the
 /// monitor does for live processes; paths that do not exist here are left as written.
 fn resolve_script(facts: &mut ProcessFacts) {
-    if facts.script.is_some() {
-        return;
-    }
-    if let Some(ScriptArgument::Script { path, .. }) = interpreter_script(&facts.exe, &facts.argv) {
-        let full = match &facts.cwd {
-            Some(cwd) if !path.starts_with('/') => PathBuf::from(cwd).join(path),
-            _ => PathBuf::from(path),
-        };
-        if let Ok(resolved) = std::fs::canonicalize(&full) {
-            let resolved = resolved.display().to_string();
-            if resolved != path {
-                facts.script = Some(resolved);
-            }
-        }
+    if facts.script.is_none() {
+        facts.script = warden_monitor::facts::resolve_script(&facts.exe, &facts.argv, facts.cwd.as_deref());
     }
 }
 
+/// The facts of a live process, read the same way the monitor reads them.
+#[cfg(target_os = "linux")]
 fn live_facts(pid: u32) -> Result<ProcessFacts> {
-    let proc = PathBuf::from(format!("/proc/{pid}"));
-    if !proc.exists() {
-        bail!("no process with pid {pid}");
+    use warden_monitor::facts::{FactsError, UserNames, read};
+    match read(pid, &mut UserNames::default()) {
+        Ok((facts, _, _)) => Ok(facts),
+        Err(FactsError::Exited(_)) => bail!("no process with pid {pid}"),
+        Err(error) => Err(error).with_context(|| format!("reading process {pid}")),
     }
-    let exe = std::fs::read_link(proc.join("exe")).with_context(|| format!("reading the executable of pid {pid}"))?;
-    let cmdline = std::fs::read(proc.join("cmdline")).with_context(|| format!("reading the argv of pid {pid}"))?;
-    let argv =
-        cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    let cwd = std::fs::read_link(proc.join("cwd")).ok().map(|p| p.display().to_string());
-    Ok(ProcessFacts { pid: Some(pid), exe: exe.display().to_string(), argv, cwd, ..ProcessFacts::default() })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn live_facts(pid: u32) -> Result<ProcessFacts> {
+    bail!("checking a live process (pid {pid}) is supported on Linux only; describe it with --exe instead")
 }
 
 fn run_batch(
