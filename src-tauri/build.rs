@@ -1,0 +1,27 @@
+//! Build script: compiles the Tauri context (config, capabilities, the built UI) and
+//! declares the app's own commands so capabilities can grant them one by one.
+
+fn main() {
+    // The windows' pages are compiled into the binary; they must be built first.
+    let pages = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/dist/catalog.html");
+    println!("cargo:rerun-if-changed=../ui/dist");
+    assert!(
+        pages.exists(),
+        "ui/dist is missing: build the windows first with `npm ci && npm run build` in ui/ (`cargo xtask test` and `cargo xtask run` do this)"
+    );
+    let commands = &[
+        "catalog_view",
+        "recent_activity",
+        "window_context",
+        "exception_form",
+        "exception_requests",
+        "submit_exception",
+        "open_view",
+        "open_assistant",
+        "about",
+    ];
+    tauri_build::try_build(
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(commands)),
+    )
+    .expect("tauri build step");
+}

@@ -1,0 +1,143 @@
+//! The JSON the windows' tests feed to the mocked IPC (`ui/tests/fixtures/`), generated
+//! from the real view builders over the embedded policy, so the mocks cannot drift from
+//! what the commands return. `WARDEN_UPDATE_FIXTURES=1 cargo test -p warden-tray` rewrites them.
+
+use crate::exception_queue::{ExceptionRequest, RequestStatus};
+use crate::request_form::ScopeChoice;
+use crate::views::{activity_rows, catalog_view, form_rules};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use warden_api::{LaunchEvent, Outcome};
+use warden_policy::{Action, Policy};
+
+const DAY_MS: i64 = 86_400_000;
+/// A fixed moment (2026-11-20T09:00:00Z) so fixtures do not change from run to run.
+const AT: i64 = 1_795_251_600_000;
+
+fn event(
+    id: &str,
+    minutes_before: i64,
+    tool: &str,
+    action: Action,
+    outcome: Outcome,
+    reason: &str,
+    cwd: &str,
+) -> LaunchEvent {
+    LaunchEvent {
+        id: id.into(),
+        at_ms: AT - minutes_before * 60_000,
+        pid: 4000 + minutes_before as u32,
+        user: Some("dev".into()),
+        exe: match tool {
+            "claude-code" => "/home/dev/.local/share/claude/versions/2.1.37".into(),
+            "cursor" => "/opt/Cursor/cursor".into(),
+            _ => "/usr/local/bin/qwen".into(),
+        },
+        argv: vec![],
+        cwd: Some(cwd.into()),
+        tool: Some(tool.into()),
+        action,
+        outcome,
+        rule: format!("tool:{tool}"),
+        reason: reason.into(),
+        exception: None,
+        policy_version: None,
+        source: "proc-connector".into(),
+    }
+}
+
+fn fixtures() -> Vec<(&'static str, serde_json::Value)> {
+    let policy = Policy::embedded();
+    let catalog = policy.catalog();
+    let installed = HashMap::from([("claude-code".to_owned(), true), ("qwen-code".to_owned(), true)]);
+    let claude_reason = &policy.tools["claude-code"].message;
+    let events = [
+        event("ev-claude-1", 3, "claude-code", Action::Block, Outcome::Killed, claude_reason, "/home/dev/src/payments"),
+        event("ev-cursor-1", 40, "cursor", Action::Warn, Outcome::Warned, &policy.default_message, "/home/dev/src/web"),
+        event(
+            "ev-qwen-1",
+            90,
+            "qwen-code",
+            Action::Allow,
+            Outcome::Allowed,
+            "Qwen Code is the client of the sanctioned assistant",
+            "/home/dev/src/payments",
+        ),
+        event("ev-claude-0", 300, "claude-code", Action::Block, Outcome::Denied, claude_reason, "/home/dev/src/web"),
+    ];
+    let request = |id: &str, tool: &str, name: &str, days_ago: i64, status: RequestStatus| ExceptionRequest {
+        id: id.into(),
+        tool: tool.into(),
+        tool_name: name.into(),
+        justification: "Reproducing a customer bug that only shows up with this tool's output.".into(),
+        scope: if tool == "cursor" { ScopeChoice::Everywhere } else { ScopeChoice::Repository },
+        repository: (tool != "cursor").then(|| "/home/dev/src/payments".into()),
+        duration_seconds: 7 * 86_400,
+        created_at_ms: AT - days_ago * DAY_MS,
+        status,
+    };
+    let requests = [
+        request("req-5", "claude-code", "Claude Code", 0, RequestStatus::WaitingToBeSent),
+        request("req-4", "cursor", "Cursor", 1, RequestStatus::Pending),
+        request("req-3", "claude-code", "Claude Code", 2, RequestStatus::Approved { until_ms: AT + 5 * DAY_MS }),
+        request(
+            "req-2",
+            "claude-code",
+            "Claude Code",
+            3,
+            RequestStatus::Denied { comment: "Please use the Internal Assistant for this repository.".into() },
+        ),
+        request("req-1", "cursor", "Cursor", 20, RequestStatus::Expired),
+    ];
+    let about = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "policyName": policy.name,
+        "policyVersion": "embedded",
+        "policySource": "embedded default",
+        "policyProblem": null,
+        "server": "none configured: exception requests wait on this device",
+        "device": "dev-laptop",
+        "status": "Warden: blocked claude-code 3 minutes ago.",
+        "eventSource": "proc-connector",
+    });
+    let json = |v: &dyn erased::Json| v.to_json();
+    vec![
+        ("catalog_view", json(&catalog_view(&policy, &catalog, Some(&installed)))),
+        ("recent_activity", json(&activity_rows(&events, &catalog))),
+        ("exception_form", json(&form_rules(&policy, &catalog))),
+        ("exception_requests", json(&requests.to_vec())),
+        ("about", about),
+    ]
+}
+
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).expect("view models serialize")
+        }
+    }
+}
+
+#[test]
+fn ui_fixtures_match_the_view_builders() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/tests/fixtures");
+    let update = std::env::var_os("WARDEN_UPDATE_FIXTURES").is_some();
+    for (name, value) in fixtures() {
+        let path = dir.join(format!("{name}.json"));
+        let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else {
+            let stored = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                stored == text,
+                "{} is out of date; run WARDEN_UPDATE_FIXTURES=1 cargo test -p warden-tray",
+                path.display()
+            );
+        }
+    }
+}

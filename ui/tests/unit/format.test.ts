@@ -1,0 +1,32 @@
+// Words for durations, request statuses and outcomes.
+import { describe, expect, it } from "vitest";
+import { humanDuration, outcomeLabel, requestStatusText } from "../../src/format";
+
+describe("humanDuration", () => {
+  it.each([
+    [86_400, "1 day"],
+    [30 * 86_400, "30 days"],
+    [7200, "2 hours"],
+    [3600, "1 hour"],
+    [90, "2 minutes"],
+  ])("%i s is %s", (seconds, words) => expect(humanDuration(seconds)).toBe(words));
+});
+
+describe("requestStatusText", () => {
+  it("says what each status means", () => {
+    expect(requestStatusText({ state: "waiting-to-be-sent" })).toMatch(/^Waiting to be sent/);
+    expect(requestStatusText({ state: "pending" })).toMatch(/approver/);
+    expect(requestStatusText({ state: "approved", untilMs: Date.UTC(2026, 10, 30, 12) })).toMatch(/^Approved until .*2026/);
+    expect(requestStatusText({ state: "denied", comment: "Use the assistant" })).toBe("Denied: “Use the assistant”");
+    expect(requestStatusText({ state: "denied", comment: "" })).toBe("Denied");
+    expect(requestStatusText({ state: "expired" })).toBe("Expired");
+  });
+});
+
+describe("outcomeLabel", () => {
+  it("names known outcomes and passes unknown ones through", () => {
+    expect(outcomeLabel("killed")).toBe("Blocked (stopped)");
+    expect(outcomeLabel("would-block")).toMatch(/monitor/);
+    expect(outcomeLabel("something-new")).toBe("something-new");
+  });
+});
