@@ -3,8 +3,13 @@
 
 mod catalog_view;
 mod check;
+mod connected;
+mod enroll;
 mod inventory;
 mod policy_cmd;
+mod requests;
+mod status;
+mod sync_cmd;
 mod watch;
 
 use anyhow::{Context, Result};
@@ -42,6 +47,16 @@ enum Command {
     Watch(watch::WatchArgs),
     /// List the AI tools installed on this machine (extensions, packages, folders).
     Inventory(inventory::InventoryArgs),
+    /// Enroll this device with a governance server (token goes to the OS keyring).
+    Enroll(enroll::EnrollArgs),
+    /// Ask for an exception: use a blocked tool for a while, maybe only in one repository.
+    Request(requests::RequestArgs),
+    /// This device's exception requests and their status.
+    Requests(requests::RequestsArgs),
+    /// Server, device, policy version and age, outbox, connectivity, monitor mode and source.
+    Status(status::StatusArgs),
+    /// Sync with the server now: send requests and events, fetch decisions and policy.
+    Sync(sync_cmd::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,12 +78,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let policy = load_policy(cli.policy.as_deref())?;
+    connected::set_policy_overridden(cli.policy.is_some());
     match cli.command {
         Command::Check(args) => check::run(&policy, args),
         Command::Catalog { json } => catalog_view::run(&policy, json).map(|()| ExitCode::SUCCESS),
         Command::Policy(command) => policy_cmd::run(&policy, command),
         Command::Watch(args) => watch::run(policy, args).map(|()| ExitCode::SUCCESS),
         Command::Inventory(args) => inventory::run(&policy, args).map(|()| ExitCode::SUCCESS),
+        Command::Enroll(args) => enroll::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Request(args) => requests::run_request(&policy, args).map(|()| ExitCode::SUCCESS),
+        Command::Requests(args) => requests::run_requests(args).map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => status::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sync(args) => sync_cmd::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -58,14 +58,14 @@ pub fn run(mut policy: Policy, args: WatchArgs) -> Result<()> {
         config.gate_mounts = args.gate_mounts;
     }
     let json = args.json;
-    warden_agent::run_foreground(config, announce, move |event| {
+    // Enrolled devices run the server sync beside the agent (src/connected.rs).
+    crate::connected::run_foreground(config, crate::connected::policy_overridden(), announce, move |event| {
         let mut out = std::io::stdout().lock();
         let line = if json { json_line(event) } else { text_line(event) };
         // A closed stdout (`warden watch | head`) must not stop enforcement.
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     })
-    .context("running the agent")
 }
 
 /// The start-up line on stderr: which source, which mode, and why not a better one.

@@ -1,0 +1,28 @@
+//! The device side of the governance server: enrollment, the device token in the OS keyring,
+//! signed-policy sync with a pinned key, the durable outbox's upload, exception requests, and
+//! the long-poll that makes an approval take effect at once.
+//!
+//! - [`state`]: the state directory's files (enrollment, last good policy), written atomically.
+//! - [`token`]: the device token, only in the OS keyring (or `WARDEN_DEVICE_TOKEN`).
+//! - [`http`]: every HTTP call (reqwest), typed with `warden-api`.
+//! - [`device`]: enrollment and one full sync; the checks a fetched policy must pass.
+//! - [`sync`]: the loop (start, schedule, on demand, on push) feeding an [`Enforcement`].
+//!
+//! This crate is the only one that uses `reqwest` and `keyring`.
+
+pub mod device;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod sync;
+pub mod token;
+
+pub use device::{
+    DEFAULT_OUTBOX_LIMIT, Device, EnrollOptions, Enrolled, PolicySync, SyncReport, cached_exceptions, cached_requests,
+    cached_rules, check_envelope, enroll, queue_request,
+};
+pub use error::ClientError;
+pub use http::{PolicyFetch, ServerApi};
+pub use state::{CachedPolicy, Enrollment, StateDir};
+pub use sync::{Enforcement, SyncLoop, SyncOptions, SyncStatus, SyncTrigger};
+pub use token::{DeviceToken, TOKEN_ENV, TokenError, TokenSource};

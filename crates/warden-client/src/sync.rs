@@ -1,0 +1,171 @@
+//! The sync loop: syncs on start, every `interval`, on demand ("Sync now"), and at once when
+//! the server's long-poll says something changed; hands new policy and exceptions to the
+//! enforcement side so an approval takes effect immediately.
+
+use crate::device::{Device, PolicySync, cached_rules};
+use crate::error::ClientError;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use warden_api::ChangeKind;
+use warden_policy::{Exception, Policy};
+
+/// Where synced rules go: the agent (its `Decider`) implements this.
+pub trait Enforcement: Send + Sync {
+    fn set_policy(&self, policy: Policy, version: Option<String>);
+    fn set_exceptions(&self, exceptions: Vec<Exception>);
+}
+
+/// Loop settings.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Full sync period (Santa's default is 600 s; ours is shorter because it is cheap: a 304).
+    pub interval: Duration,
+    /// Long-poll hold time asked of the server (1–60 s).
+    pub wait_seconds: u64,
+    /// Bound of pending events kept for upload.
+    pub outbox_limit: u64,
+}
+
+impl Default for SyncOptions {
+    fn default() -> SyncOptions {
+        SyncOptions { interval: Duration::from_secs(60), wait_seconds: 30, outbox_limit: crate::DEFAULT_OUTBOX_LIMIT }
+    }
+}
+
+/// What the loop last saw, for status displays (tray tooltip, `warden status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// Seconds since the epoch of the last sync with no failed phase.
+    pub last_success: Option<i64>,
+    pub last_error: Option<String>,
+    pub policy_version: Option<i64>,
+    pub active_exceptions: usize,
+    pub syncs: u64,
+}
+
+/// Asks a running loop to sync now; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SyncTrigger(mpsc::Sender<()>);
+
+impl SyncTrigger {
+    /// Requests a sync; several requests before it runs coalesce into one.
+    pub fn sync_now(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// A running loop.
+#[derive(Debug)]
+pub struct SyncLoop {
+    pub trigger: SyncTrigger,
+    pub status: watch::Receiver<SyncStatus>,
+    task: tokio::task::JoinHandle<()>,
+    waiter: tokio::task::JoinHandle<()>,
+}
+
+impl SyncLoop {
+    /// Stops the loop.
+    pub fn stop(self) {
+        self.task.abort();
+        self.waiter.abort();
+    }
+}
+
+/// Hands the cached (last good) rules to `enforcement`: what to enforce before the first
+/// sync, and the only rules while offline. Returns whether a cached policy existed.
+pub fn apply_cached(device: &Device, enforcement: &dyn Enforcement) -> Result<bool, ClientError> {
+    let (policy, exceptions) = cached_rules(device.state())?;
+    let had_policy = policy.is_some();
+    if let Some((policy, version)) = policy {
+        enforcement.set_policy(policy, Some(version.to_string()));
+    }
+    enforcement.set_exceptions(exceptions);
+    Ok(had_policy)
+}
+
+/// Starts the loop on the current tokio runtime.
+pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: SyncOptions) -> SyncLoop {
+    let (sender, mut receiver) = mpsc::channel::<()>(1);
+    let trigger = SyncTrigger(sender);
+    let (status_sender, status) = watch::channel(SyncStatus::default());
+    let _ = apply_cached(&device, enforcement.as_ref());
+
+    let waiter = tokio::spawn(long_poll(device.clone(), trigger.clone(), options.wait_seconds));
+    let task = tokio::spawn(async move {
+        let mut backoff = Duration::from_secs(1);
+        let mut applied_version: Option<i64> = None;
+        loop {
+            let report = device.sync_once(options.outbox_limit).await;
+            if let Some(list) = &report.exceptions {
+                enforcement.set_exceptions(list.active.clone());
+            }
+            let wants_policy = match &report.policy {
+                Some(PolicySync::Updated { version } | PolicySync::Unchanged { version }) => {
+                    applied_version != Some(*version)
+                }
+                _ => false,
+            };
+            if wants_policy && let Ok((Some((policy, version)), _)) = cached_rules(device.state()) {
+                enforcement.set_policy(policy, Some(version.to_string()));
+                applied_version = Some(version);
+            }
+            let ok = report.ok();
+            status_sender.send_modify(|status| {
+                status.syncs += 1;
+                if ok {
+                    status.last_success = Some(crate::device::now_seconds());
+                    status.last_error = None;
+                } else {
+                    status.last_error = Some(report.errors.join("; "));
+                }
+                if let Some(version) = applied_version {
+                    status.policy_version = Some(version);
+                }
+                if let Some(list) = &report.exceptions {
+                    status.active_exceptions = list.active.len();
+                }
+            });
+            // After a failure, retry sooner than the schedule, backing off to the interval.
+            let pause = if ok {
+                backoff = Duration::from_secs(1);
+                options.interval
+            } else {
+                let pause = backoff.min(options.interval);
+                backoff = (backoff * 2).min(options.interval);
+                pause
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                got = receiver.recv() => if got.is_none() { return },
+            }
+        }
+    });
+    SyncLoop { trigger, status, task, waiter }
+}
+
+/// Waits on the server's change feed and triggers a sync at each change for this device.
+async fn long_poll(device: Arc<Device>, trigger: SyncTrigger, wait_seconds: u64) {
+    let mut cursor = 0;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match device.api().wait(cursor, wait_seconds.clamp(1, 60)).await {
+            Ok(answer) => {
+                backoff = Duration::from_millis(500);
+                let first = cursor == 0;
+                cursor = answer.cursor;
+                if !first && !answer.changes.is_empty() {
+                    if answer.changes.iter().any(|c| c.kind == ChangeKind::Revoked) {
+                        let _ =
+                            device.store().record_incident("device-revoked", "the server revoked this device's token");
+                    }
+                    trigger.sync_now();
+                }
+            }
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

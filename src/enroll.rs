@@ -1,0 +1,75 @@
+//! `warden enroll --server URL --secret S`: trades the organisation's enroll secret for this
+//! device's id and token; the token goes to the OS keyring only.
+
+use crate::connected::{runtime, state_dir};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use warden_client::{EnrollOptions, TOKEN_ENV};
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The governance server, e.g. http://127.0.0.1:8470.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The organisation's enroll secret (or set WARDEN_ENROLL_SECRET).
+    #[arg(long, env = "WARDEN_ENROLL_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The user exception requests are filed as (default: the login name).
+    #[arg(long)]
+    user: Option<String>,
+    /// Where the device keeps its state (default: $WARDEN_STATE_DIR, $XDG_STATE_HOME/warden or ~/.local/state/warden).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Only where no OS keyring can exist: print the device token once on stdout, to be
+    /// supplied in WARDEN_DEVICE_TOKEN, instead of refusing.
+    #[arg(long)]
+    print_token: bool,
+}
+
+/// The login name: `$USER`, `$USERNAME` (Windows), else `unknown`.
+pub fn login_name() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The machine's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| ["HOSTNAME", "COMPUTERNAME"].iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty())))
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+pub fn run(args: EnrollArgs) -> Result<()> {
+    let state = state_dir(args.state_dir.as_deref());
+    let options = EnrollOptions {
+        server: args.server.clone(),
+        secret: args.secret,
+        user: args.user.unwrap_or_else(login_name),
+        hostname: host_name(),
+        allow_token_without_keyring: args.print_token,
+    };
+    let enrolled = runtime()?
+        .block_on(warden_client::enroll(&state, &options))
+        .with_context(|| format!("enrolling with {}", args.server))?;
+    let e = &enrolled.enrollment;
+    println!("Enrolled with {} as device {} (user {}, host {})", e.server, e.device_id, e.user, e.hostname);
+    match &enrolled.token_for_environment {
+        None => println!("Device token: stored in the OS keyring"),
+        Some(token) => {
+            eprintln!("warden: no OS keyring is available; the token is printed once below. Supply it as {TOKEN_ENV}.");
+            println!("{TOKEN_ENV}={}", token.expose());
+        }
+    }
+    match enrolled.policy_version {
+        Some(version) => println!("Policy: version {version} fetched, signature verified against the pinned key"),
+        None => println!("Policy: not fetched yet (the next `warden sync` will)"),
+    }
+    println!("State: {}", state.root().display());
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `warden status`: enrolled server, device id, policy version and age, outbox depth,
+//! connectivity, and the monitor's mode and source.
+
+use crate::connected::{AGENT_STATUS_FILE, AgentNote, open_device, runtime, state_dir};
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+use warden_client::Device;
+use warden_policy::Mode;
+use warden_store::Store;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Where the device keeps its state.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+pub fn run(args: StatusArgs) -> Result<()> {
+    let state = state_dir(args.state_dir.as_deref());
+    let now = crate::now();
+    let enrollment = state.load_enrollment()?;
+    let (policy, exceptions) = warden_client::cached_rules(&state)?;
+    let cached_policy = state.load_policy()?;
+    let store = Store::open(state.events_db())?;
+    let pending_events = store.pending_count()?;
+    let pending_requests = store.pending_exception_request_count()?;
+    let drops = store.outbox_drops()?;
+    let incident = store.incidents(1)?.into_iter().next();
+
+    let mut device_error = None;
+    let device: Option<Device> = match &enrollment {
+        Some(_) => match open_device(&state) {
+            Ok(device) => Some(device),
+            Err(error) => {
+                device_error = Some(format!("{error:#}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let connectivity = match &device {
+        Some(device) => {
+            let runtime = runtime()?;
+            match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), device.api().me()).await }) {
+                Ok(Ok(_)) => "online".to_owned(),
+                Ok(Err(error)) => format!("offline: {error}"),
+                Err(_) => "offline: no answer within 5 s".to_owned(),
+            }
+        }
+        None if enrollment.is_some() => "unknown (no device token)".to_owned(),
+        None => "not enrolled".to_owned(),
+    };
+    let agent: Option<AgentNote> = std::fs::read_to_string(state.root().join(AGENT_STATUS_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .filter(|note: &AgentNote| process_alive(note.pid));
+    let mode = match &policy {
+        Some((policy, _)) => policy.mode,
+        None => warden_policy::Policy::embedded().mode,
+    };
+    let mode_text = |mode: Mode| if mode == Mode::Monitor { "monitor" } else { "enforce" };
+
+    let value = json!({
+        "enrolled": enrollment.is_some(),
+        "server": enrollment.as_ref().map(|e| e.server.clone()),
+        "device_id": enrollment.as_ref().map(|e| e.device_id.clone()),
+        "user": enrollment.as_ref().map(|e| e.user.clone()),
+        "token": device.as_ref().map(|d| d.token_source().as_str()).or(device_error.as_deref()),
+        "policy_version": cached_policy.as_ref().map(|c| c.envelope.version),
+        "policy_name": policy.as_ref().map(|(p, _)| p.name.clone()),
+        "policy_age_seconds": cached_policy.as_ref().map(|c| now - c.fetched_at),
+        "policy_confirmed_seconds_ago": cached_policy.as_ref().map(|c| now - c.confirmed_at),
+        "active_exceptions": exceptions.len(),
+        "outbox": { "events": pending_events, "requests": pending_requests, "dropped": drops.total() },
+        "connectivity": connectivity,
+        "monitor": {
+            "running": agent.is_some(),
+            "pid": agent.as_ref().map(|a| a.pid),
+            "source": agent.as_ref().map(|a| a.source.clone()),
+            "mode": agent.as_ref().map_or_else(|| mode_text(mode).to_owned(), |a| a.mode.clone()),
+        },
+        "last_incident": incident.as_ref().map(|i| json!({"at_ms": i.at_ms, "kind": i.kind, "detail": i.detail})),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    match &enrollment {
+        Some(e) => {
+            println!("Server:        {}", e.server);
+            println!("Device:        {} (user {}, host {})", e.device_id, e.user, e.hostname);
+        }
+        None => println!("Server:        not enrolled (`warden enroll --server URL --secret SECRET`)"),
+    }
+    if let Some(error) = &device_error {
+        println!("Device token:  PROBLEM: {error}");
+    } else if let Some(device) = &device {
+        println!("Device token:  {}", device.token_source().as_str());
+    }
+    match &cached_policy {
+        Some(c) => println!(
+            "Policy:        version {} ({}), fetched {} ago, confirmed {} ago",
+            c.envelope.version,
+            policy.as_ref().map_or("unreadable", |(p, _)| p.name.as_str()),
+            humantime::format_duration(Duration::from_secs((now - c.fetched_at).max(0) as u64)),
+            humantime::format_duration(Duration::from_secs((now - c.confirmed_at).max(0) as u64)),
+        ),
+        None => println!("Policy:        embedded default (no signed policy cached)"),
+    }
+    println!("Exceptions:    {} active", exceptions.len());
+    println!(
+        "Outbox:        {pending_events} events, {pending_requests} requests waiting; {} events dropped by the bound",
+        drops.total()
+    );
+    println!("Connectivity:  {connectivity}");
+    match &agent {
+        Some(a) => println!("Monitor:       running (pid {}), source {}, mode {}", a.pid, a.source, a.mode),
+        None => println!("Monitor:       not running (mode under the policy: {})", mode_text(mode)),
+    }
+    if let Some(i) = &incident {
+        println!("Last incident: {} {}", i.kind, i.detail);
+    }
+    Ok(())
+}
