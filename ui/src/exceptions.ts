@@ -209,7 +209,7 @@ async function reloadRequests(): Promise<void> {
 
 function applyContext(context: WindowContext): void {
   page.context = context;
-  if (!page.rules) return;
+  if (!page.rules || !document.getElementById("request-form")) return;
   const tool = byId<HTMLSelectElement>("tool");
   if (context.tool && page.rules.tools.some((t) => t.id === context.tool)) tool.value = context.tool;
   if (context.repository) {
