@@ -225,7 +225,12 @@ fn run(shared: &Shared, stop: &AtomicBool, launches: &Sender<Launch>) {
             });
             let kernel_ns = monotonic_ns();
             let pid = event.pid().max(0) as u32;
-            let deny = decide(shared, fd, pid, &mut cache, &mut users, launches, kernel_ns);
+            // A panic while deciding (a bug) must not leave the exec hanging or stop the
+            // gate: it is answered as a missed deadline would be.
+            let deny = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decide(shared, fd, pid, &mut cache, &mut users, launches, kernel_ns)
+            }))
+            .unwrap_or_else(|_| shared.decider.rules().policy.enforcement.fail_closed);
             shared.answer(fd, !deny);
             let counter = if deny { &shared.stats.denied } else { &shared.stats.allowed };
             counter.fetch_add(1, Ordering::Relaxed);

@@ -121,6 +121,8 @@ pub struct Watcher {
     tracked: HashMap<u32, Tracked>,
     /// Continuations of blocked launches that were killed (no event of their own).
     pub continuations_killed: u64,
+    /// Launches lost to a panic while deciding.
+    pub decision_panics: u64,
 }
 
 fn now_secs() -> i64 {
@@ -142,6 +144,55 @@ pub fn monotonic_ns() -> u64 {
 struct Identity {
     facts: ProcessFacts,
     start_ticks: Option<u64>,
+}
+
+/// A process stopped with SIGSTOP while its launch is decided; SIGCONT on drop (harmless
+/// after a SIGKILL).
+#[derive(Debug)]
+struct Freeze(#[cfg_attr(not(target_os = "linux"), allow(dead_code))] u32);
+
+#[cfg(target_os = "linux")]
+impl Drop for Freeze {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0 as i32), nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+enum FirstLook {
+    /// Not an AI tool: nothing more to read (the common case, kept cheap).
+    NotATool,
+    /// An AI tool; frozen when the policy will most likely block it.
+    Tool(Option<Freeze>),
+    /// Could not look (another user's process, or gone): read the full facts.
+    Unreadable,
+}
+
+/// The first, cheap look at a fresh exec: executable, argv and script only. Most
+/// programs stop here. A tool the policy blocks is frozen at once, so it cannot run on
+/// while its ancestors, user and environment are read for the full decision.
+#[cfg(target_os = "linux")]
+fn first_look(pid: u32, rules: &Rules) -> FirstLook {
+    use crate::facts;
+    let (Ok(exe), Ok(argv)) = (facts::exe(pid), facts::argv(pid)) else { return FirstLook::Unreadable };
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned());
+    let script = facts::resolve_script(&exe, &argv, cwd.as_deref());
+    if rules.catalog.identify_program(&exe, &argv, script.as_deref(), cwd.as_deref()).is_none() {
+        return FirstLook::NotATool;
+    }
+    let partial = ProcessFacts { pid: Some(pid), exe, argv, cwd, script, ..ProcessFacts::default() };
+    if !rules.decide(&partial, now_secs()).must_block() {
+        return FirstLook::Tool(None);
+    }
+    let pid_t = nix::unistd::Pid::from_raw(pid as i32);
+    match nix::sys::signal::kill(pid_t, nix::sys::signal::Signal::SIGSTOP) {
+        Ok(()) => FirstLook::Tool(Some(Freeze(pid))),
+        Err(_) => FirstLook::Tool(None),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn first_look(_pid: u32, _rules: &Rules) -> FirstLook {
+    FirstLook::Unreadable
 }
 
 #[cfg(target_os = "linux")]
@@ -187,17 +238,50 @@ fn start_ticks(_pid: u32) -> Option<u64> {
 
 impl Watcher {
     pub fn new(decider: Arc<Decider>) -> Watcher {
-        Watcher { decider, users: UserNames::default(), tracked: HashMap::new(), continuations_killed: 0 }
+        Watcher {
+            decider,
+            users: UserNames::default(),
+            tracked: HashMap::new(),
+            continuations_killed: 0,
+            decision_panics: 0,
+        }
     }
 
     /// Decides one exec notice. Returns a launch for a new AI-tool start, `None` for
     /// anything else (not a tool, a continuation, a process already gone).
+    ///
+    /// A panic while deciding (a bug) is contained here: that one launch is lost, the
+    /// watcher keeps going.
     pub fn handle(&mut self, notice: ExecNotice, source: &'static str) -> Option<Launch> {
+        let pid = notice.pid;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decide(notice, source))) {
+            Ok(launch) => launch,
+            Err(_) => {
+                self.decision_panics += 1;
+                self.tracked.remove(&pid);
+                None
+            }
+        }
+    }
+
+    fn decide(&mut self, notice: ExecNotice, source: &'static str) -> Option<Launch> {
+        let rules = self.decider.rules();
+        // Held until the decision is carried out; resumes a frozen process on drop.
+        let mut _freeze = None;
         let identity = match notice.facts {
             Some(facts) => Identity { start_ticks: start_ticks(notice.pid), facts },
-            None => read_facts(notice.pid, &mut self.users)?,
+            None => {
+                match first_look(notice.pid, &rules) {
+                    FirstLook::NotATool => {
+                        self.tracked.remove(&notice.pid);
+                        return None;
+                    }
+                    FirstLook::Tool(freeze) => _freeze = freeze,
+                    FirstLook::Unreadable => {}
+                }
+                read_facts(notice.pid, &mut self.users)?
+            }
         };
-        let rules = self.decider.rules();
         let verdict = rules.decide(&identity.facts, now_secs());
         let latency = notice.kernel_ns.map(|k| Duration::from_nanos(monotonic_ns().saturating_sub(k)));
         let decided = Instant::now();
