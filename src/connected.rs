@@ -101,7 +101,9 @@ pub fn run_foreground(
                 );
                 let enforcement: Arc<dyn Enforcement> =
                     Arc::new(MonitorAware { agent: AgentEnforcement(agent.clone()), monitor_forced });
-                Some(warden_client::sync::spawn(Arc::new(device), enforcement, SyncOptions::default()))
+                let sync = warden_client::sync::spawn(Arc::new(device), enforcement, SyncOptions::default());
+                tokio::spawn(report_sync(sync.status.clone()));
+                Some(sync)
             }
             Err(error) => {
                 eprintln!("warden: warning: not syncing with the server: {error:#}");
@@ -165,6 +167,28 @@ fn write_agent_status(path: &Path, status: &AgentStatus) {
         if std::fs::write(&temporary, text).is_ok() {
             let _ = std::fs::rename(&temporary, path);
         }
+    }
+}
+
+/// Tells the terminal when the sync state changes: a new policy, a new set of exceptions,
+/// the server becoming unreachable or reachable again.
+async fn report_sync(mut status: tokio::sync::watch::Receiver<warden_client::SyncStatus>) {
+    let mut last = warden_client::SyncStatus::default();
+    while status.changed().await.is_ok() {
+        let now = status.borrow_and_update().clone();
+        if now.policy_version != last.policy_version || now.active_exceptions != last.active_exceptions {
+            eprintln!(
+                "warden: sync: policy version {}, {} active exception(s)",
+                now.policy_version.map_or("?".into(), |v| v.to_string()),
+                now.active_exceptions
+            );
+        }
+        match (&now.last_error, &last.last_error) {
+            (Some(error), None) => eprintln!("warden: sync failing (will retry): {error}"),
+            (None, Some(_)) => eprintln!("warden: sync: server reachable again"),
+            _ => {}
+        }
+        last = now;
     }
 }
 

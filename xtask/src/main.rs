@@ -3,6 +3,7 @@
 //! Both install what a fresh Debian machine lacks (apt packages, npm packages) first, so
 //! a newcomer needs nothing but this repository, Rust and Node.
 
+mod system;
 mod browser;
 mod postgres;
 
@@ -115,14 +116,13 @@ fn cargo() -> Command {
 
 fn run(args: &[String]) -> Result<()> {
     setup()?;
-    let mut command = cargo();
-    command.args(["run", "--quiet", "--bin", "warden", "--"]);
-    if args.is_empty() {
-        command.arg("catalog");
-    } else {
-        command.args(args);
+    if !args.is_empty() {
+        // `cargo xtask run ARGS…` runs the CLI with those arguments.
+        let mut command = cargo();
+        command.args(["run", "--quiet", "--bin", "warden", "--"]).args(args);
+        return check(&mut command);
     }
-    check(&mut command)
+    system::run()
 }
 
 fn test(_args: &[String]) -> Result<()> {

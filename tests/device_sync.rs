@@ -1,0 +1,696 @@
+//! Device ↔ server end to end, with real parts only: the `warden-server` binary (SQLite, and
+//! PostgreSQL when `WARDEN_TEST_POSTGRES_URL` is set), a private D-Bus session bus with an
+//! unlocked `gnome-keyring-daemon` holding the device token, `warden enroll/request/requests/
+//! status/sync` and `warden watch` as child processes, and a fake Claude Code (a copy of
+//! `/bin/sleep` at `~/.local/share/claude/versions/2.1.37`) that is really killed.
+//!
+//! Also the faults: server down during events and a request, an uploader killed with SIGKILL
+//! mid-upload, a tampered policy signature (through a tampering proxy), a corrupt local store.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use warden_api::{LaunchEvent, Outcome};
+use warden_policy::Action;
+use warden_store::Store;
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+const ADMIN: &str = "test-admin-token-0123456789";
+const SECRET: &str = "test-enroll-secret-0123456789";
+const REASON: &str = "Pairing with the vendor on the SDK migration this week";
+
+/// `warden-server` beside the `warden` binary (cargo builds every workspace binary into one folder).
+fn server_binary() -> PathBuf {
+    let path = Path::new(WARDEN).with_file_name("warden-server");
+    assert!(path.exists(), "{} is missing: build it with `cargo build -p warden-server`", path.display());
+    path
+}
+
+fn login_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("running id -un");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private session bus with an unlocked Secret Service (gnome-keyring), as on a desktop.
+struct Keyring {
+    bus: Child,
+    address: String,
+}
+
+impl Keyring {
+    fn start(home: &Path) -> Keyring {
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .env("HOME", home)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting dbus-daemon (package dbus)");
+        let mut address = String::new();
+        BufReader::new(bus.stdout.take().unwrap()).read_line(&mut address).unwrap();
+        let address = address.trim().to_owned();
+        assert!(address.starts_with("unix:"), "dbus-daemon printed {address:?}");
+        let mut keyring = Command::new("gnome-keyring-daemon")
+            .args(["--unlock", "--components=secrets"])
+            .env("HOME", home)
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting gnome-keyring-daemon (package gnome-keyring)");
+        keyring.stdin.take().unwrap().write_all(b"test-keyring-password").unwrap();
+        assert!(keyring.wait().unwrap().success(), "gnome-keyring-daemon --unlock failed");
+        Keyring { bus, address }
+    }
+
+    /// What the keyring holds for an account (via `secret-tool`, another real client).
+    fn lookup(&self, home: &Path, account: &str) -> Option<String> {
+        let out = Command::new("secret-tool")
+            .args(["lookup", "service", "warden-device-token", "username", account])
+            .env("HOME", home)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .expect("running secret-tool (package libsecret-tools)");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        // The keyring daemon exits with its bus.
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+/// The `warden-server` binary on a fixed port (so it can be restarted at the same URL).
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    database: String,
+    home: PathBuf,
+}
+
+impl Server {
+    fn start(database: String, home: &Path) -> Server {
+        let mut server = Server { child: None, port: free_port(), database, home: home.to_path_buf() };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(server_binary())
+            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--database", &self.database])
+            .args(["--admin-token", ADMIN, "--enroll-secret", SECRET, "--sweep-seconds", "1"])
+            .env("HOME", &self.home)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting warden-server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("warden-server exited before listening").unwrap();
+            if line.starts_with("Listening on") {
+                break;
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    /// Stops it abruptly (SIGKILL): a crash, as far as devices can tell.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut command = Command::new("curl");
+        command.args(["-sS", "-X", method, "-H", &format!("Authorization: Bearer {ADMIN}")]);
+        if let Some(body) = body {
+            command.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
+        }
+        let out = command.arg(format!("{}/api/v1{path}", self.url())).output().expect("running curl");
+        assert!(out.status.success(), "curl {method} {path}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{method} {path} answered {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Every event of `device` the server stored (paging by time, newest first).
+    fn events_of(&self, device: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut until: Option<i64> = None;
+        loop {
+            let mut query = format!("/admin/events?device={device}&limit=1000");
+            if let Some(until) = until {
+                query.push_str(&format!("&until_ms={until}"));
+            }
+            let page = self.admin("GET", &query, None)["events"].as_array().cloned().unwrap_or_default();
+            let Some(oldest) = page.last().map(|e| e["event"]["at_ms"].as_i64().unwrap()) else { break };
+            let full = page.len() == 1000;
+            all.extend(page.into_iter().filter(|e| until.is_none_or(|u| e["event"]["at_ms"].as_i64().unwrap() < u)));
+            if !full {
+                break;
+            }
+            until = Some(oldest);
+        }
+        all
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A SQLite file, or a fresh database on the PostgreSQL fixture.
+fn database(kind: &str, dir: &Path) -> Option<String> {
+    match kind {
+        "sqlite" => Some(format!("sqlite://{}?mode=rwc", dir.join("server.db").display())),
+        _ => {
+            let base = match std::env::var("WARDEN_TEST_POSTGRES_URL") {
+                Ok(url) if !url.is_empty() => url,
+                _ if std::env::var_os("CI").is_some() => panic!("WARDEN_TEST_POSTGRES_URL must be set in CI"),
+                _ => {
+                    eprintln!("SKIPPED: WARDEN_TEST_POSTGRES_URL is not set; `cargo xtask test` sets it");
+                    return None;
+                }
+            };
+            let name = format!("warden_device_{}_{}", std::process::id(), free_port());
+            let status = Command::new("psql").arg(&base).args(["-qc", &format!("CREATE DATABASE {name}")]).status();
+            assert!(status.expect("running psql").success(), "creating {name}");
+            let (prefix, _) = base.rsplit_once('/').unwrap();
+            Some(format!("{prefix}/{name}"))
+        }
+    }
+}
+
+/// One developer's machine: a HOME, a keyring, a state directory, the `warden` CLI.
+struct Desk {
+    home: tempfile::TempDir,
+    keyring: Keyring,
+    user: String,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        let home = tempfile::tempdir().unwrap();
+        let keyring = Keyring::start(home.path());
+        Desk { home, keyring, user: login_name() }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.home.path().join("state")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(WARDEN);
+        command
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("USER", &self.user)
+            .env("WARDEN_STATE_DIR", self.state())
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.keyring.address)
+            .env_remove("WARDEN_DEVICE_TOKEN")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn warden(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("running warden")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.warden(args);
+        assert!(
+            out.status.success(),
+            "warden {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn enroll(&self, server: &str) -> String {
+        let out = self.ok(&["enroll", "--server", server, "--secret", SECRET]);
+        assert!(out.contains("stored in the OS keyring"), "{out}");
+        self.json(&["status", "--json"])["device_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The fake Claude Code native binary.
+    fn fake_claude(&self) -> PathBuf {
+        let path = self.home.path().join(".local/share/claude/versions/2.1.37");
+        if !path.exists() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::copy("/bin/sleep", &path).unwrap();
+        }
+        path
+    }
+
+    fn launch(&self) -> Child {
+        Command::new(self.fake_claude())
+            .arg("30")
+            .env("HOME", self.home.path())
+            .current_dir(self.home.path())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("launching the fake tool")
+    }
+
+    /// Launches the fake tool; true when Warden killed it within 5 s, false when it was
+    /// still running after `grace` (then the test stops it).
+    fn launch_is_blocked(&self, grace: Duration) -> bool {
+        let mut child = self.launch();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert_eq!(status.signal(), Some(9), "the fake tool ended without SIGKILL: {status:?}");
+                return true;
+            }
+            if started.elapsed() > grace {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn watch(&self) -> Watch {
+        let mut child = self
+            .command(&["watch", "--json", "--source", "proc-connector", "--no-sweep", "--state-dir"])
+            .arg(self.state())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting warden watch");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready) = channel();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                if line.contains("watching with") {
+                    let _ = ready_tx.send(());
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let (event_tx, events) = channel();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = event_tx.send(value);
+                }
+            }
+        });
+        let ready = ready.recv_timeout(Duration::from_secs(20));
+        assert!(ready.is_ok(), "warden watch did not start: {}", stderr.lock().unwrap());
+        Watch { child, stderr, events }
+    }
+}
+
+struct Watch {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    #[allow(dead_code)]
+    events: Receiver<Value>,
+}
+
+impl Watch {
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit`.
+fn eventually<T>(limit: Duration, what: impl Fn() -> String, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {}", what());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn pending_request_id(server: &Server) -> String {
+    eventually(
+        Duration::from_secs(10),
+        || "the request on the server".to_string(),
+        || {
+            let list = server.admin("GET", "/admin/exceptions?state=pending", None);
+            let items = list.as_array().cloned().or_else(|| list["requests"].as_array().cloned()).unwrap_or_default();
+            items.iter().find(|r| r["state"] == "pending").map(|r| r["id"].as_str().unwrap().to_owned())
+        },
+    )
+}
+
+/// The whole story on one backend.
+fn story(kind: &str) {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(database) = database(kind, scratch.path()) else { return };
+    let desk = Desk::new();
+    let server = Server::start(database, scratch.path());
+    let device = desk.enroll(&server.url());
+
+    // The token is in the keyring and nowhere in the state directory.
+    let account = format!("{device}@{}", server.url());
+    let token = desk.keyring.lookup(desk.home.path(), &account).expect("the token is in the Secret Service");
+    for entry in std::fs::read_dir(desk.state()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(&token), "the token leaked into {}", path.display());
+    }
+
+    let watch = desk.watch();
+    eventually(
+        Duration::from_secs(5),
+        || "the agent to start syncing".to_string(),
+        || watch.stderr().contains("enrolled with").then_some(()),
+    );
+    assert!(desk.launch_is_blocked(Duration::from_secs(5)), "the fake Claude Code was not blocked");
+    let blocked = eventually(
+        Duration::from_secs(15),
+        || "the block event on the server".to_string(),
+        || server.events_of(&device).into_iter().find(|e| e["event"]["tool"] == "claude-code"),
+    );
+    assert_eq!(blocked["event"]["outcome"], "killed");
+
+    // File a request, approve it through the admin API: the same launch now starts.
+    let out = desk.ok(&["request", "--tool", "claude-code", "--reason", REASON, "--duration", "1h"]);
+    assert!(out.contains("Sent to"), "{out}");
+    let id = pending_request_id(&server);
+    let approved = server.admin(
+        "POST",
+        &format!("/admin/exceptions/{id}/approve"),
+        Some(json!({"approver": "lead@example.com", "comment": "ok for the migration", "duration_seconds": 8})),
+    );
+    assert_eq!(approved["state"], "approved", "{approved}");
+    let approved_at = Instant::now();
+    let waited = eventually(
+        Duration::from_secs(5),
+        || format!("the approval to unblock the launch: {}", watch.stderr()),
+        || (!desk.launch_is_blocked(Duration::from_millis(400))).then(|| approved_at.elapsed()),
+    );
+    eprintln!("approval → launch allowed after at most {waited:?} (including the 400 ms survival check)");
+    let requests = desk.json(&["requests", "--json"]);
+    assert_eq!(requests["requests"][0]["state"], "approved", "{requests}");
+
+    // At expiry it is blocked again, with no sync needed.
+    let expires_at = approved["expires_at"].as_i64().unwrap();
+    eventually(
+        Duration::from_secs(20),
+        || "the exception to expire".to_string(),
+        || {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+            (now > expires_at).then_some(())
+        },
+    );
+    assert!(desk.launch_is_blocked(Duration::from_secs(5)), "the launch was not blocked after expiry");
+
+    let status = desk.json(&["status", "--json"]);
+    assert_eq!(status["server"], server.url());
+    assert_eq!(status["device_id"], device);
+    assert_eq!(status["connectivity"], "online");
+    assert_eq!(status["token"], "os-keyring");
+    assert_eq!(status["monitor"]["running"], true);
+    assert_eq!(status["monitor"]["source"], "proc-connector");
+    assert!(status["policy_version"].as_i64().unwrap() >= 1);
+    watch.stop();
+}
+
+#[test]
+fn story_on_sqlite() {
+    story("sqlite");
+}
+
+#[test]
+fn story_on_postgres() {
+    story("postgres");
+}
+
+#[test]
+fn server_down_loses_nothing_and_duplicates_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let desk = Desk::new();
+    let mut server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    let device = desk.enroll(&server.url());
+    let watch = desk.watch();
+
+    server.kill();
+    for _ in 0..3 {
+        assert!(desk.launch_is_blocked(Duration::from_secs(5)), "blocking continues with the server down");
+    }
+    let out = desk.ok(&["request", "--tool", "claude-code", "--reason", REASON, "--duration", "1h"]);
+    assert!(out.contains("stays queued"), "{out}");
+    let status = desk.json(&["status", "--json"]);
+    assert_eq!(status["outbox"]["requests"], 1, "{status}");
+    assert!(status["connectivity"].as_str().unwrap().starts_with("offline"), "{status}");
+
+    server.restart();
+    // The running agent's sync loop delivers everything by itself (retry with backoff).
+    let events = eventually(
+        Duration::from_secs(40),
+        || format!("the three blocks on the server: {}", watch.stderr()),
+        || {
+            let events = server.events_of(&device);
+            (events.len() >= 3).then_some(events)
+        },
+    );
+    assert_eq!(events.len(), 3, "no duplicates");
+    pending_request_id(&server);
+    let list = server.admin("GET", "/admin/exceptions", None);
+    let items = list.as_array().cloned().or_else(|| list["requests"].as_array().cloned()).unwrap_or_default();
+    assert_eq!(items.len(), 1, "the request arrived exactly once: {list}");
+    watch.stop();
+}
+
+fn stored_event(i: usize) -> LaunchEvent {
+    LaunchEvent {
+        id: format!("00000000-0000-4000-8000-{i:012}"),
+        at_ms: 1_700_000_000_000 + i as i64,
+        pid: 1000 + i as u32,
+        user: Some("dev".into()),
+        exe: "/home/dev/.local/share/claude/versions/2.1.37".into(),
+        argv: vec!["claude".into()],
+        cwd: Some("/home/dev/src".into()),
+        tool: Some("claude-code".into()),
+        action: Action::Block,
+        outcome: Outcome::Killed,
+        rule: "tool:claude-code".into(),
+        reason: "blocked".into(),
+        exception: None,
+        policy_version: Some("1".into()),
+        source: "proc-connector".into(),
+    }
+}
+
+#[test]
+fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing() {
+    const EVENTS: usize = 3000;
+    let scratch = tempfile::tempdir().unwrap();
+    let desk = Desk::new();
+    let server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    let device = desk.enroll(&server.url());
+    {
+        let store = Store::open(desk.state().join("events.db")).unwrap();
+        for i in 0..EVENTS {
+            store.append(&stored_event(i)).unwrap();
+        }
+    }
+    // Kill `warden sync` at increasing moments until one dies with part of the outbox sent.
+    let mut interrupted = false;
+    for delay_ms in [150u64, 250, 400, 600, 900] {
+        let mut child = desk.command(&["sync"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        let on_server = server.events_of(&device).len();
+        if !finished && on_server < EVENTS {
+            interrupted = true;
+            break;
+        }
+    }
+    assert!(interrupted, "could not kill the uploader mid-upload at any of the tried moments");
+    let out = desk.json(&["sync", "--json"]);
+    assert!(out["errors"].as_array().unwrap().is_empty(), "{out}");
+    let events = server.events_of(&device);
+    assert_eq!(events.len(), EVENTS, "every event exactly once");
+    let mut ids: Vec<&str> = events.iter().map(|e| e["event"]["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), EVENTS);
+    assert_eq!(desk.json(&["status", "--json"])["outbox"]["events"], 0);
+}
+
+/// A proxy in front of the server that can rewrite the policy it serves: `enforce` becomes
+/// `monitor` (same length), the downgrade an attacker on the path would want.
+struct TamperingProxy {
+    port: u16,
+    tamper: Arc<AtomicBool>,
+}
+
+impl TamperingProxy {
+    fn start(upstream: u16) -> TamperingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tamper = Arc::new(AtomicBool::new(false));
+        let flag = tamper.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let _ = relay(client, upstream, &flag);
+                });
+            }
+        });
+        TamperingProxy { port, tamper }
+    }
+}
+
+/// Relays one request (forcing `Connection: close`) and its answer.
+fn relay(mut client: TcpStream, upstream: u16, tamper: &AtomicBool) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    let mut first = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if first.is_empty() {
+            first = line.clone();
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("connection:") {
+            continue;
+        }
+        if line == "\r\n" {
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
+            break;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
+    server.write_all(&head)?;
+    server.write_all(&body)?;
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer)?;
+    if tamper.load(Ordering::Relaxed) && first.contains("/api/v1/device/policy") {
+        let text = String::from_utf8_lossy(&answer).replace("enforce", "monitor");
+        answer = text.into_bytes();
+    }
+    client.write_all(&answer)?;
+    client.flush()
+}
+
+#[test]
+fn a_tampered_policy_is_rejected_and_the_last_good_one_stays() {
+    let scratch = tempfile::tempdir().unwrap();
+    let desk = Desk::new();
+    let server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    let proxy = TamperingProxy::start(server.port);
+    desk.enroll(&format!("http://127.0.0.1:{}", proxy.port));
+    assert_eq!(desk.json(&["status", "--json"])["policy_version"], 1);
+
+    // A new policy (v2) is published; on the way it is tampered with.
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/warden-policy/src/default-policy.toml"),
+    )
+    .unwrap();
+    let uploaded = server.admin("POST", "/admin/policies", Some(json!({"source": source, "uploaded_by": "lead"})));
+    assert_eq!(uploaded["version"], 2, "{uploaded}");
+    proxy.tamper.store(true, Ordering::Relaxed);
+    let out = desk.json(&["sync", "--json"]);
+    assert!(out["policy"].as_str().unwrap().starts_with("REJECTED"), "{out}");
+    let status = desk.json(&["status", "--json"]);
+    assert_eq!(status["policy_version"], 1, "the last good policy stays: {status}");
+    assert_eq!(status["last_incident"]["kind"], "policy-signature", "{status}");
+    assert_eq!(status["monitor"]["mode"], "enforce");
+
+    // The same policy, untouched, is accepted.
+    proxy.tamper.store(false, Ordering::Relaxed);
+    let out = desk.json(&["sync", "--json"]);
+    assert_eq!(out["policy"], "updated to version 2", "{out}");
+}
+
+#[test]
+fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline() {
+    let scratch = tempfile::tempdir().unwrap();
+    let desk = Desk::new();
+    let mut server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    desk.enroll(&server.url());
+    // A policy that differs from the embedded default only in its message: proof of which
+    // policy the offline agent enforces.
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/warden-policy/src/default-policy.toml"),
+    )
+    .unwrap();
+    let marked = source.replacen("name = \"", "name = \"ACME cached ", 1);
+    assert_ne!(marked, source, "the default policy has a name line");
+    server.admin("POST", "/admin/policies", Some(json!({"source": marked})));
+    desk.ok(&["sync"]);
+    server.kill();
+
+    let db = desk.state().join("events.db");
+    std::fs::write(&db, b"this is not a SQLite database, it was damaged on disk").unwrap();
+    let watch = desk.watch();
+    let stderr = watch.stderr();
+    assert!(stderr.contains("moved to"), "the damage is reported: {stderr}");
+    assert!(stderr.contains("ACME cached"), "the cached signed policy is in force offline: {stderr}");
+    assert!(desk.launch_is_blocked(Duration::from_secs(5)), "enforcement continues");
+    let aside: Vec<_> = std::fs::read_dir(desk.state())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("events.db.corrupt-"))
+        .collect();
+    assert!(!aside.is_empty(), "the damaged file was kept for inspection");
+    watch.stop();
+}
