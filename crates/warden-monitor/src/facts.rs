@@ -70,11 +70,12 @@ fn lookup_user(uid: u32) -> Option<String> {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|user| user.name)
 }
 
+/// Off Linux the poller does not read numeric uids (Windows has SIDs), so there is
+/// nothing to name yet; launches there carry no user, and user-bound exceptions do not
+/// apply to them.
 #[cfg(not(target_os = "linux"))]
-fn lookup_user(uid: u32) -> Option<String> {
-    let users = sysinfo::Users::new_with_refreshed_list();
-    let wanted = uid.to_string();
-    users.iter().find(|user| user.id().to_string() == wanted).map(|user| user.name().to_owned())
+fn lookup_user(_uid: u32) -> Option<String> {
+    None
 }
 
 #[cfg(target_os = "linux")]

@@ -333,6 +333,7 @@ fn decide(
             source: NAME,
             policy_version: rules.version.clone(),
             latency: Some(latency),
+            first_look: None,
             decided,
             killed: Vec::new(),
             not_permitted: Vec::new(),

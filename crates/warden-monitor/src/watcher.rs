@@ -88,6 +88,9 @@ pub struct Launch {
     pub policy_version: Option<String>,
     /// From the kernel's exec to the verdict, when the source timestamps execs.
     pub latency: Option<Duration>,
+    /// From the kernel's exec to the end of the first look (when a tool the policy
+    /// blocks is already frozen), when the source timestamps execs.
+    pub first_look: Option<Duration>,
     /// When the verdict was reached (monotonic).
     pub decided: Instant,
     /// Processes killed for this launch, root first.
@@ -268,6 +271,7 @@ impl Watcher {
         let rules = self.decider.rules();
         // Held until the decision is carried out; resumes a frozen process on drop.
         let mut _freeze = None;
+        let mut first_look_at = None;
         let identity = match notice.facts {
             Some(facts) => Identity { start_ticks: start_ticks(notice.pid), facts },
             None => {
@@ -276,7 +280,10 @@ impl Watcher {
                         self.tracked.remove(&notice.pid);
                         return None;
                     }
-                    FirstLook::Tool(freeze) => _freeze = freeze,
+                    FirstLook::Tool(freeze) => {
+                        _freeze = freeze;
+                        first_look_at = Some(monotonic_ns());
+                    }
                     FirstLook::Unreadable => {}
                 }
                 read_facts(notice.pid, &mut self.users)?
@@ -284,6 +291,7 @@ impl Watcher {
         };
         let verdict = rules.decide(&identity.facts, now_secs());
         let latency = notice.kernel_ns.map(|k| Duration::from_nanos(monotonic_ns().saturating_sub(k)));
+        let first_look = notice.kernel_ns.zip(first_look_at).map(|(k, at)| Duration::from_nanos(at.saturating_sub(k)));
         let decided = Instant::now();
         let pid = notice.pid;
         let Some(tool) = verdict.tool.clone() else {
@@ -362,6 +370,7 @@ impl Watcher {
             source,
             policy_version: rules.version.clone(),
             latency,
+            first_look,
             decided,
             killed,
             not_permitted,

@@ -12,7 +12,8 @@
 //!    1,000 extra processes.
 //!
 //! Run as root for the gate parts: `cargo run --release -p warden-monitor --bin monitor-bench`.
-//! Options: `--launches N` (default 200), `--quick`, `--fapolicyd`, `--warden PATH`.
+//! Options: `--launches N` (default 200), `--quick`, `--fapolicyd`, `--warden PATH`,
+//! `--only latency,block,gate,idle`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +29,8 @@ const FAKE_TOOL_C: &str = include_str!("../../../../tests/data/monitor/fake_tool
 const CLAUDE_CLI_JS: &str = include_str!("../../../../tests/data/monitor/claude-cli.js");
 
 struct Options {
+    /// Only these parts (`latency`, `block`, `gate`, `idle`); all when empty.
+    only: Vec<String>,
     launches: usize,
     quick: bool,
     fapolicyd: bool,
@@ -38,6 +41,7 @@ fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     Options {
+        only: value("--only").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default(),
         launches: value("--launches").and_then(|v| v.parse().ok()).unwrap_or(200),
         quick: args.iter().any(|a| a == "--quick"),
         fapolicyd: args.iter().any(|a| a == "--fapolicyd"),
@@ -191,6 +195,7 @@ fn latency(fixture: &Fixture, name: &str, source: Box<dyn EventSource>, samples:
     std::thread::sleep(Duration::from_millis(200));
     let mut from_spawn = Vec::new();
     let mut from_kernel = Vec::new();
+    let mut first_looks = Vec::new();
     let mut missed = 0;
     let mut children = Vec::new();
     for _ in 0..samples {
@@ -203,6 +208,9 @@ fn latency(fixture: &Fixture, name: &str, source: Box<dyn EventSource>, samples:
                 from_spawn.push(launch.decided.duration_since(spawned).as_secs_f64() * 1e3);
                 if let Some(latency) = launch.latency {
                     from_kernel.push(latency.as_secs_f64() * 1e3);
+                }
+                if let Some(first) = launch.first_look {
+                    first_looks.push(first.as_secs_f64() * 1e3);
                 }
             }
             None => missed += 1,
@@ -221,6 +229,12 @@ fn latency(fixture: &Fixture, name: &str, source: Box<dyn EventSource>, samples:
     if !from_kernel.is_empty() {
         let (median, p99, n) = summary(from_kernel);
         println!("latency {name:<16} kernel->verdict median {median:8.3} ms  p99 {p99:8.3} ms  (n={n})");
+    }
+    if !first_looks.is_empty() {
+        let (median, p99, n) = summary(first_looks);
+        println!(
+            "latency {name:<16} kernel->freeze  median {median:8.3} ms  p99 {p99:8.3} ms  (n={n}; first look: a blocked tool is stopped here)"
+        );
     }
 }
 
@@ -307,6 +321,12 @@ fn machine_exec_rate(window: Duration) -> f64 {
     count as f64 / window.as_secs_f64()
 }
 
+impl Options {
+    fn wants(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+}
+
 fn main() {
     let options = options();
     let launches = if options.quick { options.launches.min(30) } else { options.launches };
@@ -323,48 +343,52 @@ fn main() {
 
     // 1. Latency, the three sources one after the other in this run.
     let samples = if options.quick { 20 } else { 200 };
-    latency(
-        &fixture,
-        "proc-connector",
-        Box::new(ProcConnector::open().expect("connector")),
-        samples,
-        Duration::from_millis(20),
-    );
-    latency(
-        &fixture,
-        "poll 10 Hz",
-        Box::new(Poller::new(Duration::from_millis(100)).unwrap()),
-        samples.min(100),
-        Duration::from_millis(37),
-    );
-    latency(
-        &fixture,
-        "poll 1 Hz",
-        Box::new(Poller::new(Duration::from_secs(1)).unwrap()),
-        samples.min(40),
-        Duration::from_millis(137),
-    );
+    if options.wants("latency") {
+        latency(
+            &fixture,
+            "proc-connector",
+            Box::new(ProcConnector::open().expect("connector")),
+            samples,
+            Duration::from_millis(10),
+        );
+        latency(
+            &fixture,
+            "poll 10 Hz",
+            Box::new(Poller::new(Duration::from_millis(100)).unwrap()),
+            samples.min(100),
+            Duration::from_millis(100),
+        );
+        latency(
+            &fixture,
+            "poll 1 Hz",
+            Box::new(Poller::new(Duration::from_secs(1)).unwrap()),
+            samples.min(50),
+            Duration::from_secs(1),
+        );
+    }
 
     // 2. Block effectiveness, unprivileged path (connector + kill).
-    {
+    if options.wants("block") {
         let _running = Running::start(Box::new(ProcConnector::open().unwrap()), policy(Mode::Enforce));
         std::thread::sleep(Duration::from_millis(200));
         effectiveness(&fixture, "node script (connector + SIGKILL)", &fixture.script, "first statement", launches);
         effectiveness(&fixture, "C main() (connector + SIGKILL)", &fixture.native, "main", launches);
     }
 
-    if root {
+    if options.wants("gate") && root {
         gate_parts(&scratch, launches, options.quick, options.fapolicyd);
-    } else {
+    } else if options.wants("gate") {
         println!("gate    skipped: the fanotify gate needs root");
     }
 
     // 4. Idle cost of `warden watch` with the connector.
-    match &options.warden {
-        Some(warden) => idle_agent(warden, &scratch, if options.quick { 10 } else { 60 }),
-        None => println!("idle    skipped: build `warden` (cargo build --release -p warden) or pass --warden PATH"),
+    if options.wants("idle") {
+        match &options.warden {
+            Some(warden) => idle_agent(warden, &scratch, if options.quick { 10 } else { 60 }),
+            None => println!("idle    skipped: build `warden` (cargo build --release -p warden) or pass --warden PATH"),
+        }
+        poller_with_many_processes(if options.quick { 5 } else { 20 });
     }
-    poller_with_many_processes(if options.quick { 5 } else { 20 });
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
@@ -446,7 +470,7 @@ fn fapolicyd_cost(program: &Path, per_round: usize, rounds: usize) {
     for _ in 0..rounds {
         without.extend(exec_cost(program, per_round));
         let mut daemon = Command::new("timeout")
-            .args(["-s", "KILL", "120", "/usr/sbin/fapolicyd", "--permissive", "--debug-deny", "--no-audit"])
+            .args(["-s", "KILL", "120", "/usr/sbin/fapolicyd", "--permissive", "--debug-deny"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
