@@ -63,6 +63,9 @@ pub fn start(app: AppHandle) {
         }
         let _ = crate::tray::refresh(&app);
         *crate::shell::lock(&app.state::<AgentSlot>().agent) = Some(agent.clone());
+        // Enrolled devices sync policy and exceptions from the server into the agent.
+        let state_dir = app.state::<Shell>().config.state_dir.clone();
+        crate::server_link::start(&app, &state_dir, agent.clone());
         loop {
             match events.recv().await {
                 Ok(event) => crate::on_launch(&app, event),
@@ -84,10 +87,10 @@ fn scan_inventory(app: &AppHandle) {
 
 /// Hands a changed policy to the agent.
 pub fn policy_changed(app: &AppHandle, policy: &PolicyInForce) {
-    if let Some(slot) = app.try_state::<AgentSlot>() {
-        if let Some(agent) = crate::shell::lock(&slot.agent).as_ref() {
-            agent.set_policy((*policy.policy).clone(), Some(policy.version.clone()));
-        }
+    if let Some(slot) = app.try_state::<AgentSlot>()
+        && let Some(agent) = crate::shell::lock(&slot.agent).as_ref()
+    {
+        agent.set_policy((*policy.policy).clone(), Some(policy.version.clone()));
     }
 }
 

@@ -102,6 +102,8 @@ pub fn submit_exception(app: AppHandle, shell: State<'_, Shell>, draft: Exceptio
         return Err(CommandError::InvalidRequest(problems));
     }
     let name = tool_name(&policy.catalog, Some(&draft.tool));
+    // Enrolled: also into the durable outbox, on its way to the server (src/server_link.rs).
+    crate::server_link::submit(&app, &draft).map_err(CommandError::StorageFailed)?;
     let request =
         lock(&shell.queue).add(draft, name, now_ms()).map_err(|e| CommandError::StorageFailed(e.to_string()))?;
     let _ = app.emit(REQUESTS_EVENT, &request.id);

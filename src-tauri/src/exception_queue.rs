@@ -123,11 +123,11 @@ impl ExceptionQueue {
     pub fn expire(&mut self, now_ms: i64) -> Result<bool, QueueError> {
         let mut changed = false;
         for request in &mut self.requests {
-            if let RequestStatus::Approved { until_ms } = request.status {
-                if until_ms <= now_ms {
-                    request.status = RequestStatus::Expired;
-                    changed = true;
-                }
+            if let RequestStatus::Approved { until_ms } = request.status
+                && until_ms <= now_ms
+            {
+                request.status = RequestStatus::Expired;
+                changed = true;
             }
         }
         if changed {

@@ -14,6 +14,7 @@ mod exception_queue;
 mod popup;
 mod repository;
 mod request_form;
+mod server_link;
 mod shell;
 mod tray;
 mod tray_status;
@@ -64,10 +65,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
             other => bail!("unknown option {other:?} (see --help)"),
         }
     }
-    if let Some(view) = &options.open {
-        if View::parse(view).is_none() {
-            bail!("--open {view:?}: expected catalog, activity, exceptions or about");
-        }
+    if let Some(view) = &options.open
+        && View::parse(view).is_none()
+    {
+        bail!("--open {view:?}: expected catalog, activity, exceptions or about");
     }
     Ok(options)
 }
@@ -112,10 +113,10 @@ pub fn run() -> Result<()> {
         popup_window_ms: options.popup_window_ms.unwrap_or(30_000),
         open_at_start: options.open.clone(),
     };
-    if autostart::is_installed_binary(&exe) {
-        if let Err(e) = autostart::install(&exe) {
-            eprintln!("warden-tray: could not register autostart: {e}");
-        }
+    if autostart::is_installed_binary(&exe)
+        && let Err(e) = autostart::install(&exe)
+    {
+        eprintln!("warden-tray: could not register autostart: {e}");
     }
 
     let app = tauri::Builder::default()
@@ -235,6 +236,14 @@ fn on_choice(app: &AppHandle, event: &LaunchEvent, choice: PopupChoice) {
 /// Sync now: re-reads the policy (from its file until the server client exists) and
 /// says what happened.
 pub(crate) fn sync_now(app: &AppHandle) {
+    // Enrolled: the server sync loop does the work (src/server_link.rs).
+    if let Some(server) = server_link::sync_now(app) {
+        if let Err(e) = desktop_notification::inform("Syncing", &format!("Syncing policy and exceptions with {server}"))
+        {
+            eprintln!("warden-tray: syncing with {server} ({e})");
+        }
+        return;
+    }
     let shell = app.state::<Shell>();
     let (title, body) = match &shell.config.policy_file {
         Some(file) => {

@@ -120,10 +120,10 @@ impl PopupGate {
             return false;
         }
         let key = (tool.to_owned(), kind);
-        if let Some(&last) = self.last_shown.get(&key) {
-            if now_ms - last < self.window_ms {
-                return false;
-            }
+        if let Some(&last) = self.last_shown.get(&key)
+            && now_ms - last < self.window_ms
+        {
+            return false;
         }
         self.last_shown.insert(key, now_ms);
         true

@@ -90,9 +90,9 @@ pub fn check_draft(draft: &ExceptionDraft, policy: &Policy, catalog: &Catalog) -
 
 /// "30 days", "8 hours", "1 day".
 pub fn human_duration(seconds: u64) -> String {
-    let (n, unit) = if seconds % 86_400 == 0 {
+    let (n, unit) = if seconds.is_multiple_of(86_400) {
         (seconds / 86_400, "day")
-    } else if seconds % 3600 == 0 {
+    } else if seconds.is_multiple_of(3600) {
         (seconds / 3600, "hour")
     } else {
         (seconds.div_ceil(60), "minute")

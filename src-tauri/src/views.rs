@@ -135,7 +135,7 @@ pub fn activity_rows<'e>(events: impl IntoIterator<Item = &'e LaunchEvent>, cata
             pid: event.pid,
         })
         .collect();
-    rows.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.at_ms));
     rows
 }
 
@@ -176,7 +176,7 @@ pub fn form_rules(policy: &Policy, catalog: &Catalog) -> FormRules {
             status: status_word(tool_status(policy, tool).action),
         })
         .collect();
-    tools.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    tools.sort_by_key(|tool| tool.name.to_lowercase());
     FormRules {
         tools,
         min_justification: MIN_JUSTIFICATION,

@@ -3,9 +3,10 @@
 //! Both install what a fresh Debian machine lacks (apt packages, npm packages) first, so
 //! a newcomer needs nothing but this repository, Rust and Node.
 
-mod system;
 mod browser;
 mod postgres;
+mod system;
+mod tray;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -116,6 +117,10 @@ fn cargo() -> Command {
 
 fn run(args: &[String]) -> Result<()> {
     setup()?;
+    // With a display, `run` starts the tray app, which embeds the built windows.
+    if args.is_empty() && std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) {
+        tray::build_ui()?;
+    }
     if !args.is_empty() {
         // `cargo xtask run ARGS…` runs the CLI with those arguments.
         let mut command = cargo();
@@ -127,6 +132,8 @@ fn run(args: &[String]) -> Result<()> {
 
 fn test(_args: &[String]) -> Result<()> {
     setup()?;
+    // src-tauri embeds the built windows, so they are built before anything compiles it.
+    tray::build_ui()?;
     println!("xtask: checking format and lints");
     check(cargo().args(["fmt", "--all", "--check"]))?;
     check(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
@@ -141,6 +148,8 @@ fn test(_args: &[String]) -> Result<()> {
     drop(postgres);
     check(cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
     browser::admin_page_test()?;
+    tray::ui_tests()?;
+    tray::end_to_end()?;
     println!("xtask: every test passed");
     Ok(())
 }

@@ -155,6 +155,14 @@ impl Device {
         Ok(Device { state, enrollment, api, token_source, store })
     }
 
+    /// Opens the enrolled device with a token the caller supplies (the environment
+    /// fallback; load tools and benchmarks).
+    pub fn open_with_token(state: StateDir, store: Arc<Store>, token: DeviceToken) -> Result<Device, ClientError> {
+        let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
+        let api = ServerApi::new(&enrollment.server, Some(token))?;
+        Ok(Device { state, enrollment, api, token_source: TokenSource::Environment, store })
+    }
+
     pub fn enrollment(&self) -> &Enrollment {
         &self.enrollment
     }
