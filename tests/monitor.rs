@@ -119,8 +119,24 @@ struct Watch {
 
 impl Watch {
     fn start(extra: &[&str]) -> Watch {
+        Watch::start_with(Command::new(WARDEN), extra)
+    }
+
+    /// `warden` as the unprivileged user `nobody` (a copy of the binary it can reach).
+    fn start_as_nobody(extra: &[&str]) -> (Watch, tempfile::TempDir) {
+        let reachable = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(reachable.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let binary = reachable.path().join("warden");
+        std::fs::copy(WARDEN, &binary).unwrap();
+        let mut command = Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&binary);
+        (Watch::start_with(command, extra), reachable)
+    }
+
+    fn start_with(mut command: Command, extra: &[&str]) -> Watch {
         let state = tempfile::tempdir().unwrap();
-        let mut child = Command::new(WARDEN)
+        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut child = command
             .args(["watch", "--json", "--state-dir"])
             .arg(state.path())
             .args(extra)
@@ -594,4 +610,23 @@ fn inventory_finds_every_installation_in_a_fixture_home() {
     let text = String::from_utf8(text.stdout).unwrap();
     assert_eq!(text.lines().count(), expected.len(), "{text}");
     assert!(text.contains("claude-code") && text.contains(".local/share/claude/versions"), "{text}");
+}
+
+#[test]
+fn an_unprivileged_watcher_reports_what_it_may_not_stop() {
+    if !running_as_root() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "this test must run as root in CI");
+        println!("SKIPPED: needs root to start the watcher as another user");
+        return;
+    }
+    let home = Home::new();
+    let version = home.install(fake_binary(), ".local/share/claude/versions/2.1.37");
+    // The watcher runs as `nobody`: the exec events still arrive (the connector works
+    // unprivileged), but root's processes can be neither fully read nor signalled.
+    let (mut watch, _binary) = Watch::start_as_nobody(&["--source", "proc-connector", "--no-sweep"]);
+    let mut tool = start(&mut home.command(&version));
+    let event = watch.expect("not permitted", |e| is(e, "claude-code", tool.pid()));
+    assert_eq!(event["outcome"], "not-permitted");
+    assert_eq!(event["action"], "block");
+    assert!(tool.ended_within(Duration::from_millis(500)).is_none(), "nothing was signalled");
 }
