@@ -143,8 +143,9 @@ impl Shell {
     }
 
     pub fn look(&self, now_ms: i64) -> TrayLook {
-        let freshness = self.policy().freshness;
-        tray_look(lock(&self.events).iter(), &freshness, now_ms)
+        let policy = self.policy();
+        let name_of = |id: &str| crate::views::tool_name(&policy.catalog, Some(id));
+        tray_look(lock(&self.events).iter(), &policy.freshness, now_ms, name_of)
     }
 
     pub fn set_context(&self, label: &str, context: WindowContext) {

@@ -59,10 +59,12 @@ pub struct TrayLook {
 
 /// Decides the tray's look. A recent block outranks a recent warning, which outranks an
 /// out-of-date policy: the developer needs to know first what just happened to their tool.
+/// `name_of` turns a catalog id into the tool's display name.
 pub fn tray_look<'e>(
     events: impl IntoIterator<Item = &'e LaunchEvent>,
     freshness: &PolicyFreshness,
     now_ms: i64,
+    name_of: impl Fn(&str) -> String,
 ) -> TrayLook {
     let mut last_block: Option<&LaunchEvent> = None;
     let mut last_warn: Option<&LaunchEvent> = None;
@@ -81,7 +83,7 @@ pub fn tray_look<'e>(
             *slot = Some(event);
         }
     }
-    let tool = |event: &LaunchEvent| event.tool.clone().unwrap_or_else(|| "an AI tool".to_owned());
+    let tool = |event: &LaunchEvent| event.tool.as_deref().map_or_else(|| "an AI tool".to_owned(), &name_of);
     let stale_note = match freshness {
         PolicyFreshness::Current => String::new(),
         PolicyFreshness::OutOfDate { problem } => format!(" Policy out of date: {problem}"),
@@ -165,7 +167,7 @@ mod tests {
                 vec![event(now - 60_000, Outcome::Warned, "cursor")],
                 &PolicyFreshness::Current,
                 TrayStatus::Warned,
-                "warned about cursor 1 minute ago",
+                "warned about Cursor 1 minute ago",
             ),
             (
                 vec![event(now - 1000, Outcome::WouldBlock, "aider")],
@@ -180,7 +182,7 @@ mod tests {
                 ],
                 &PolicyFreshness::Current,
                 TrayStatus::Blocked,
-                "blocked claude-code 5 minutes ago",
+                "blocked Claude Code 5 minutes ago",
             ),
             (
                 vec![event(now - RECENT_MS - 1, Outcome::Denied, "claude-code")],
@@ -192,7 +194,11 @@ mod tests {
             (vec![event(now, Outcome::Denied, "claude-code")], &stale, TrayStatus::Blocked, "Policy out of date"),
         ];
         for (events, freshness, status, words) in cases {
-            let look = tray_look(&events, freshness, now);
+            let look = tray_look(&events, freshness, now, |id| match id {
+                "cursor" => "Cursor".to_owned(),
+                "claude-code" => "Claude Code".to_owned(),
+                other => other.to_owned(),
+            });
             assert_eq!(look.status, status, "{events:?}");
             assert!(look.words.contains(words), "{:?} should contain {words:?}", look.words);
         }

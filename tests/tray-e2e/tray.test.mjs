@@ -22,6 +22,7 @@ const home = join(scratch, "home");
 const repo = join(scratch, "work/payments");
 const workdir = join(repo, "services/api");
 const fakeClaude = join(home, ".local/share/claude/versions/2.1.37");
+const fakeAider = join(home, ".local/bin/aider");
 const assistantLog = join(scratch, "assistant-argv.log");
 const started = [];
 let driver;
@@ -131,6 +132,9 @@ before(async () => {
   mkdirSync(env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
   copyFileSync("/bin/sleep", fakeClaude);
   chmodSync(fakeClaude, 0o755);
+  mkdirSync(join(home, ".local/bin"), { recursive: true });
+  copyFileSync("/bin/sleep", fakeAider);
+  chmodSync(fakeAider, 0o755);
   // The sanctioned assistant's command: records its argv and the folder it started in.
   const recorder = join(scratch, "record-assistant");
   writeFileSync(recorder, `#!/bin/sh\necho "$PWD $*" >> '${assistantLog}'\n`);
@@ -147,7 +151,9 @@ before(async () => {
       .replace('default_action = "warn"', 'default_action = "allow"')
       .split("[[risky_flags]]")[0] +
     `\n[[catalog]]\nid = "claude-code"\nname = "Claude Code"\nvendor = "Anthropic"\nkind = "cli"\n` +
-    `executables = ["${home}/.local/share/claude/versions/*"]\ninstall_paths = [".local/share/claude/versions"]\n`;
+    `executables = ["${home}/.local/share/claude/versions/*"]\ninstall_paths = [".local/share/claude/versions"]\n` +
+    `\n[[catalog]]\nid = "aider"\nname = "Aider"\nvendor = "Aider AI"\nkind = "cli"\nexecutables = ["${fakeAider}"]\n` +
+    `\n[tools.aider]\naction = "warn"\nmessage = "Aider sends code to cloud models; it is not approved here."\n`;
   assert.ok(policy.includes(recorder) && policy.includes('default_action = "allow"'), "the policy was narrowed");
   writeFileSync(join(scratch, "policy.toml"), policy);
 
@@ -261,3 +267,31 @@ test("a second launch focuses the first instance (About window), which reports t
   assert.match(policy, /proc-connector|poll/);
   await shotWindow("about-window");
 });
+
+test("a warned tool keeps running; its pop-up offers Silence for a day, which silences the next warning", async () => {
+  const before = notifyCalls().length;
+  const aider = spawn(fakeAider, ["60"], { cwd: workdir, env, stdio: "ignore" });
+  started.push(aider);
+  const popup = await until("the warning's Notify call", () => notifyCalls().length > before && notifyCalls().at(-1));
+  assert.match(popup, /string "Aider is not approved: it keeps running"/);
+  assert.match(popup, /string "silence-day"\s+string "Silence for a day"/);
+  await sleep(500);
+  assert.equal(aider.exitCode, null, "the warned tool is still running");
+  assert.equal(aider.signalCode, null);
+  aider.kill();
+  await chooseAction("Silence for a day");
+  await until("dunst to report the chosen action", () =>
+    /member=ActionInvoked\s+uint32 \d+\s+string "silence-day"/.test(readFileSync(join(scratch, "dbus-monitor.log"), "utf8")),
+  );
+  await sleep(300);
+  const events = () => script("return document.querySelectorAll('li.event').length");
+  await windowTitled("recent activity");
+  const listed = await events();
+  const silenced = notifyCalls().length;
+  const again = spawn(fakeAider, ["60"], { cwd: workdir, env, stdio: "ignore" });
+  started.push(again);
+  await until("the second launch in the activity window", async () => (await events()) > listed);
+  assert.equal(notifyCalls().length, silenced, "no pop-up for a silenced tool");
+  again.kill();
+});
+
