@@ -158,20 +158,16 @@ pub fn evaluate(
     let ToolStatus { mut action, mut rule, mut reason, mut link } = tool_status(policy, tool);
 
     let mut exception_id = None;
-    if action > Action::Allow {
-        if let Some(exception) =
-            exceptions.iter().find(|e| e.covers(&tool.id, facts.user.as_deref(), facts.cwd.as_deref(), now))
-        {
-            action = Action::Allow;
-            rule = Rule::Exception { id: exception.id.clone() };
-            reason = format!("allowed by exception {} until {}", exception.id, rfc3339(exception.expires_at));
-            exception_id = Some(exception.id.clone());
-        }
+    let covering = exceptions.iter().find(|e| e.covers(&tool.id, facts.user.as_deref(), facts.cwd.as_deref(), now));
+    if let Some(exception) = covering.filter(|_| action > Action::Allow) {
+        action = Action::Allow;
+        rule = Rule::Exception { id: exception.id.clone() };
+        reason = format!("allowed by exception {} until {}", exception.id, rfc3339(exception.expires_at));
+        exception_id = Some(exception.id.clone());
     }
 
     for flag_rule in &policy.risky_flags {
-        if flag_rule.action <= action || !(flag_rule.tools.is_empty() || flag_rule.tools.iter().any(|t| *t == tool.id))
-        {
+        if flag_rule.action <= action || !(flag_rule.tools.is_empty() || flag_rule.tools.contains(&tool.id)) {
             continue;
         }
         let used = facts.argv.iter().skip(1).find_map(|arg| {

@@ -12,7 +12,10 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     }
     let slashed = path.replace('\\', "/");
     // Keep a leading `//` (UNC paths `\\server\share`) but collapse the rest.
-    let (lead, rest) = if slashed.starts_with("//") { ("//", &slashed[2..]) } else { ("", &slashed[..]) };
+    let (lead, rest) = match slashed.strip_prefix("//") {
+        Some(rest) => ("//", rest),
+        None => ("", slashed.as_str()),
+    };
     let mut out = String::with_capacity(slashed.len());
     out.push_str(lead);
     let absolute = rest.starts_with('/');
