@@ -156,7 +156,7 @@ pub struct AboutView {
 }
 
 #[tauri::command]
-pub fn about(shell: State<'_, Shell>) -> AboutView {
+pub fn about(app: AppHandle, shell: State<'_, Shell>) -> AboutView {
     let policy = shell.policy();
     AboutView {
         version: env!("CARGO_PKG_VERSION"),
@@ -167,7 +167,8 @@ pub fn about(shell: State<'_, Shell>) -> AboutView {
             crate::tray_status::PolicyFreshness::OutOfDate { problem } => Some(problem.clone()),
             crate::tray_status::PolicyFreshness::Current => None,
         },
-        server: "none configured: exception requests wait on this device".into(),
+        server: crate::server_link::server(&app)
+            .unwrap_or_else(|| "none configured: exception requests wait on this device".into()),
         device: device_name(),
         status: shell.look(now_ms()).words,
         event_source: crate::agent_link::describe(),

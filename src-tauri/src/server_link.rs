@@ -53,6 +53,15 @@ pub fn start(app: &AppHandle, state_dir: &std::path::Path, agent: Arc<AgentHandl
     *crate::shell::lock(&app.state::<ServerSlot>().running) = Some((device, sync));
 }
 
+/// The server this device is enrolled with, for the About window.
+pub fn server(app: &AppHandle) -> Option<String> {
+    let slot = app.try_state::<ServerSlot>()?;
+    let running = crate::shell::lock(&slot.running);
+    running
+        .as_ref()
+        .map(|(device, _)| format!("{} (device {})", device.enrollment().server, device.enrollment().device_id))
+}
+
 /// *Sync now*: `Some(server)` when a sync was triggered.
 pub fn sync_now(app: &AppHandle) -> Option<String> {
     let slot = app.try_state::<ServerSlot>()?;
