@@ -92,6 +92,11 @@ async function windowTitled(part) {
 }
 
 async function shotWindow(name) {
+  // Resizing makes WebKit paint the window even when the window manager has not raised
+  // it yet, so the screenshot shows the current page, not its first frame.
+  const rect = await wd("GET", "/window/rect");
+  await wd("POST", "/window/rect", { width: rect.width + 1, height: rect.height });
+  await sleep(300);
   const png = await wd("GET", "/screenshot");
   const path = join(artifacts, `${name}.png`);
   writeFileSync(path, Buffer.from(png, "base64"));
