@@ -7,3 +7,4 @@ bin=$(realpath "$1")
 scratch=$(mktemp -d /tmp/warden-tray-bench.XXXXXX)
 WARDEN_TRAY_BIN="$bin" WARDEN_E2E_SCRATCH="$scratch" \
   dbus-run-session -- "$here/desktop-session.sh" "$scratch" node "$here/bench.mjs"
+rm -rf "$scratch"

@@ -11,7 +11,9 @@ WARDEN_TRAY_BIN="$bin" WARDEN_E2E_SCRATCH="$scratch" \
   dbus-run-session -- "$here/desktop-session.sh" "$scratch" \
   node --test --test-concurrency=1 --test-reporter=spec "$here/tray.test.mjs" || status=$?
 if [ "$status" -ne 0 ]; then
-  echo "tray e2e: FAILED; desktop logs follow"
+  echo "tray e2e: FAILED; desktop logs follow (kept in $scratch)"
   tail -n 20 "$scratch"/*.log || true
+else
+  rm -rf "$scratch"
 fi
 exit "$status"
