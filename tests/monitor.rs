@@ -22,15 +22,22 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/monitor").join(name)
 }
 
-/// The fake native tool, compiled once per test process with the system C compiler.
+/// The fake native tool, compiled with the system C compiler into cargo's scratch folder
+/// for integration tests, and rebuilt only when its source changes (test processes build
+/// it under a private name and rename it into place, so parallel runs never see half a file).
 fn fake_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("warden-fake-tool-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("fake_tool");
-        let status = Command::new("cc").arg("-O1").arg("-o").arg(&out).arg(data("fake_tool.c")).status().unwrap();
+        let source = data("fake_tool.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake_tool");
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if modified(&out).is_some_and(|built| Some(built) >= modified(&source)) {
+            return out;
+        }
+        let private = out.with_extension(std::process::id().to_string());
+        let status = Command::new("cc").arg("-O1").arg("-o").arg(&private).arg(&source).status().unwrap();
         assert!(status.success(), "compiling the fake tool");
+        std::fs::rename(&private, &out).unwrap();
         out
     })
 }
