@@ -423,13 +423,19 @@ fn story(kind: &str) {
     let approved = server.admin(
         "POST",
         &format!("/admin/exceptions/{id}/approve"),
-        Some(json!({"approver": "lead@example.com", "comment": "ok for the migration", "duration_seconds": 8})),
+        Some(json!({"approver": "lead@example.com", "comment": "ok for the migration", "duration_seconds": 15})),
     );
     assert_eq!(approved["state"], "approved", "{approved}");
     let approved_at = Instant::now();
     let waited = eventually(
         Duration::from_secs(5),
-        || format!("the approval to unblock the launch: {}", watch.stderr()),
+        || {
+            format!(
+                "the approval to unblock the launch: {approved}\n{}\n{}",
+                watch.stderr(),
+                desk.ok(&["requests", "--json"])
+            )
+        },
         || (!desk.launch_is_blocked(Duration::from_millis(400))).then(|| approved_at.elapsed()),
     );
     eprintln!("approval → launch allowed after at most {waited:?} (including the 400 ms survival check)");
@@ -682,8 +688,12 @@ fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline() {
     let db = desk.state().join("events.db");
     std::fs::write(&db, b"this is not a SQLite database, it was damaged on disk").unwrap();
     let watch = desk.watch();
+    eventually(
+        Duration::from_secs(5),
+        || format!("the damage to be reported: {}", watch.stderr()),
+        || watch.stderr().contains("moved to").then_some(()),
+    );
     let stderr = watch.stderr();
-    assert!(stderr.contains("moved to"), "the damage is reported: {stderr}");
     assert!(stderr.contains("ACME cached"), "the cached signed policy is in force offline: {stderr}");
     assert!(desk.launch_is_blocked(Duration::from_secs(5)), "enforcement continues");
     let aside: Vec<_> = std::fs::read_dir(desk.state())

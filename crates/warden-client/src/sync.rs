@@ -145,24 +145,35 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
 }
 
 /// Waits on the server's change feed and triggers a sync at each change for this device.
+///
+/// `since=0` is the server's "tell me the cursor" call and answers at once, so it cannot hold a
+/// wait: while the feed is still empty (cursor 0) the loop asks again every second and treats a
+/// cursor that moved as a change. After a failure (server down) the first good answer triggers
+/// a sync too, so whatever waited in the outbox goes out as soon as the server is back.
 async fn long_poll(device: Arc<Device>, trigger: SyncTrigger, wait_seconds: u64) {
-    let mut cursor = 0;
+    let mut cursor: Option<i64> = None;
+    let mut failed = false;
     let mut backoff = Duration::from_millis(500);
     loop {
-        match device.api().wait(cursor, wait_seconds.clamp(1, 60)).await {
+        let since = cursor.unwrap_or(0);
+        match device.api().wait(since, wait_seconds.clamp(1, 60)).await {
             Ok(answer) => {
                 backoff = Duration::from_millis(500);
-                let first = cursor == 0;
-                cursor = answer.cursor;
-                if !first && !answer.changes.is_empty() {
-                    if answer.changes.iter().any(|c| c.kind == ChangeKind::Revoked) {
-                        let _ =
-                            device.store().record_incident("device-revoked", "the server revoked this device's token");
-                    }
+                let changed = cursor.is_some_and(|previous| !answer.changes.is_empty() || answer.cursor != previous);
+                if answer.changes.iter().any(|c| c.kind == ChangeKind::Revoked) {
+                    let _ = device.store().record_incident("device-revoked", "the server revoked this device's token");
+                }
+                if changed || failed {
                     trigger.sync_now();
+                }
+                failed = false;
+                cursor = Some(answer.cursor);
+                if answer.cursor == 0 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
             Err(_) => {
+                failed = true;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
