@@ -3,7 +3,9 @@
 
 fn main() {
     // The windows' pages are compiled into the binary; they must be built first.
-    let pages = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/dist/catalog.html");
+    // Read at run time: a build script compiled for another checkout of this crate may be reused.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let pages = std::path::Path::new(&manifest_dir).join("../ui/dist/catalog.html");
     println!("cargo:rerun-if-changed=../ui/dist");
     assert!(
         pages.exists(),
