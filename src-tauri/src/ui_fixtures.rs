@@ -123,7 +123,8 @@ mod erased {
 
 #[test]
 fn ui_fixtures_match_the_view_builders() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/tests/fixtures");
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../ui/tests/fixtures");
     let update = std::env::var_os("WARDEN_UPDATE_FIXTURES").is_some();
     for (name, value) in fixtures() {
         let path = dir.join(format!("{name}.json"));

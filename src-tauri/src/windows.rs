@@ -106,7 +106,8 @@ mod tests {
             ),
             (View::About, &["allow-about"]),
         ];
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("capabilities");
+        let dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("capabilities");
         let files = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(files, cases.len(), "one capability file per window");
         for (view, commands) in cases {
@@ -124,12 +125,15 @@ mod tests {
             assert_eq!(granted, expected, "{view:?}");
             // The page really calls each granted command.
             let page = std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../ui/src/{}.ts", view.label())),
+                std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                    .join(format!("../ui/src/{}.ts", view.label())),
             )
             .unwrap();
-            let ipc =
-                std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/ipc.ts"))
-                    .unwrap();
+            let ipc = std::fs::read_to_string(
+                std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                    .join("../ui/src/ipc.ts"),
+            )
+            .unwrap();
             for command in commands {
                 let snake = command.trim_start_matches("allow-").replace('-', "_");
                 // The wrapper is the nearest `name:` line at or above the command's name.
