@@ -211,6 +211,20 @@ pub fn evaluate(
 }
 
 fn rfc3339(at: Timestamp) -> String {
-    let time = if at >= 0 { UNIX_EPOCH + Duration::from_secs(at as u64) } else { UNIX_EPOCH };
-    humantime::format_rfc3339_seconds(time).to_string()
+    // humantime formats years 1970..=9999 only; an exception "until the end of time" reads as 9999.
+    const LAST_FORMATTABLE: Timestamp = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let seconds = at.clamp(0, LAST_FORMATTABLE) as u64;
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(seconds)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_outside_humantimes_range_are_clamped_not_panicked_on() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+    }
 }
