@@ -1,1 +1,482 @@
-fn main() {}
+//! `server-bench`: load client for the governance server. Starts a real `warden-server` (the
+//! release binary next to this one) on SQLite and, with `--postgres URL`, on PostgreSQL, and
+//! measures on loopback:
+//! - policy fetch answered 304, closed loop;
+//! - event batch upload (50 events per batch), closed loop;
+//! - exception create + approve, closed loop;
+//! - the mixed sync traffic of many devices at a fixed rate (open loop, latency counted from the
+//!   scheduled send time so a slow server cannot hide its queueing), while waiting devices
+//!   measure approval → wake-up latency.
+//!
+//! Figures go to stdout as a Markdown table for docs/benchmarks.md.
+
+use anyhow::{Context, Result, bail};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use warden_server::client::JsonClient;
+
+const ADMIN: &str = "wadm_bench-admin-token";
+const SECRET: &str = "bench-enroll-secret";
+
+#[derive(Debug, Clone)]
+struct Options {
+    postgres: Option<String>,
+    devices: usize,
+    seconds: u64,
+    rate: u64,
+    concurrency: usize,
+}
+
+fn options() -> Result<Options> {
+    let mut options = Options { postgres: None, devices: 500, seconds: 15, rate: 850, concurrency: 32 };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--postgres" => options.postgres = Some(value()?),
+            "--devices" => options.devices = value()?.parse()?,
+            "--seconds" => options.seconds = value()?.parse()?,
+            "--rate" => options.rate = value()?.parse()?,
+            "--concurrency" => options.concurrency = value()?.parse()?,
+            _ => bail!(
+                "usage: server-bench [--postgres URL] [--devices N] [--seconds S] [--rate REQ_PER_S] [--concurrency C]"
+            ),
+        }
+    }
+    Ok(options)
+}
+
+/// A `warden-server` child process, killed (by its PID) when dropped.
+struct ServerProcess {
+    child: Child,
+    base: String,
+    _data: Option<std::path::PathBuf>,
+}
+
+impl ServerProcess {
+    fn start(database: Option<&str>) -> Result<ServerProcess> {
+        let exe = std::env::current_exe()?.with_file_name("warden-server");
+        let mut command = Command::new(&exe);
+        command.args(["--listen", "127.0.0.1:0", "--sweep-seconds", "1"]);
+        command.env("WARDEN_ADMIN_TOKEN", ADMIN).env("WARDEN_ENROLL_SECRET", SECRET).env_remove("WARDEN_DATABASE_URL");
+        let data = match database {
+            Some(url) => {
+                command.args(["--database", url]);
+                None
+            }
+            None => {
+                let dir = std::env::temp_dir().join(format!("warden-bench-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                command.arg("--data-dir").arg(&dir);
+                Some(dir)
+            }
+        };
+        let mut child =
+            command.stdout(Stdio::piped()).spawn().with_context(|| format!("starting {}", exe.display()))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines.next().context("warden-server exited before listening")??;
+            if let Some(url) = line.strip_prefix("Listening on ") {
+                break url.trim().to_owned();
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(ServerProcess { child, base, _data: data })
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = &self._data {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Latencies of one kind of request, in microseconds.
+#[derive(Debug, Default)]
+struct Samples {
+    micros: Vec<u64>,
+    errors: u64,
+}
+
+impl Samples {
+    fn percentile(&mut self, p: f64) -> f64 {
+        if self.micros.is_empty() {
+            return f64::NAN;
+        }
+        self.micros.sort_unstable();
+        let index = ((self.micros.len() as f64 - 1.0) * p).round() as usize;
+        self.micros[index] as f64 / 1000.0
+    }
+}
+
+struct Fleet {
+    client: JsonClient,
+    tokens: Vec<String>,
+    etag: String,
+    next_event: AtomicU64,
+    run: String,
+}
+
+impl Fleet {
+    fn batch(&self) -> Value {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let events: Vec<Value> = (0..50)
+            .map(|i| {
+                let n = self.next_event.fetch_add(1, Ordering::Relaxed);
+                json!({"id": format!("{}-{n}", self.run), "at_ms": now_ms - i, "pid": 1000 + i, "user": "dev",
+                       "exe": "/usr/bin/node", "argv": ["node", "cli.js"], "cwd": "/home/dev/src/app",
+                       "tool": if i.is_multiple_of(3) { "claude-code" } else { "qwen-code" },
+                       "action": if i.is_multiple_of(3) { "block" } else { "allow" },
+                       "outcome": if i.is_multiple_of(3) { "denied" } else { "allowed" },
+                       "rule": "tool:claude-code", "reason": "bench", "source": "proc-connector"})
+            })
+            .collect();
+        json!({"events": events})
+    }
+
+    async fn policy_304(&self, device: usize) -> Result<()> {
+        let token = &self.tokens[device % self.tokens.len()];
+        let reply = self
+            .client
+            .send(Method::GET, "/api/v1/device/policy", Some(token), None, &[("if-none-match", &self.etag)])
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if reply.status != StatusCode::NOT_MODIFIED {
+            bail!("policy fetch answered {}", reply.status);
+        }
+        Ok(())
+    }
+
+    async fn events(&self, device: usize) -> Result<()> {
+        let token = &self.tokens[device % self.tokens.len()];
+        let reply = self
+            .client
+            .send(Method::POST, "/api/v1/device/events", Some(token), Some(&self.batch()), &[])
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if reply.status != StatusCode::OK || reply.body["stored"] != json!(50) {
+            bail!("event upload answered {}: {}", reply.status, reply.text);
+        }
+        Ok(())
+    }
+
+    /// Files a request from `device` and approves it; returns (create, approve) latencies.
+    async fn create_approve(&self, device: usize) -> Result<(Duration, Duration)> {
+        let token = &self.tokens[device % self.tokens.len()];
+        let started = Instant::now();
+        let body = json!({"tool": "claude-code", "justification": "Benchmarking the approval path of the server",
+                          "duration_seconds": 3600});
+        let filed = self
+            .client
+            .send(Method::POST, "/api/v1/device/exceptions", Some(token), Some(&body), &[])
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if filed.status != StatusCode::CREATED {
+            bail!("filing answered {}: {}", filed.status, filed.text);
+        }
+        let created = started.elapsed();
+        let id = filed.body["id"].as_str().context("request id")?.to_owned();
+        let started = Instant::now();
+        let decided = self
+            .client
+            .send(
+                Method::POST,
+                &format!("/api/v1/admin/exceptions/{id}/approve"),
+                Some(ADMIN),
+                Some(&json!({"approver": "bench-approver", "duration_seconds": 600})),
+                &[],
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if decided.status != StatusCode::OK {
+            bail!("approval answered {}: {}", decided.status, decided.text);
+        }
+        Ok((created, started.elapsed()))
+    }
+}
+
+async fn setup(base: &str, devices: usize) -> Result<Arc<Fleet>> {
+    let client = JsonClient::new(base);
+    let mut tokens = Vec::with_capacity(devices);
+    for i in 0..devices {
+        let reply = client
+            .send(
+                Method::POST,
+                "/api/v1/enroll",
+                None,
+                Some(&json!({"secret": SECRET, "hostname": format!("bench-{i}"), "user": format!("user{i}")})),
+                &[],
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+        tokens.push(reply.body["device_token"].as_str().context("enrolled")?.to_owned());
+    }
+    let policy = client
+        .send(Method::GET, "/api/v1/device/policy", Some(&tokens[0]), None, &[])
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let etag = policy.headers.get("etag").context("ETag")?.to_str()?.to_owned();
+    let run = format!("bench{}x{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    Ok(Arc::new(Fleet { client, tokens, etag, next_event: AtomicU64::new(0), run }))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Policy,
+    Events,
+    CreateApprove,
+}
+
+/// Closed loop: `concurrency` workers issue requests back to back for `seconds`.
+async fn closed_loop(fleet: &Arc<Fleet>, kind: Kind, concurrency: usize, seconds: u64) -> (f64, Samples, Samples) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let first = Arc::new(Mutex::new(Samples::default()));
+    let second = Arc::new(Mutex::new(Samples::default()));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..concurrency {
+        let (fleet, first, second) = (fleet.clone(), first.clone(), second.clone());
+        workers.push(tokio::spawn(async move {
+            let mut device = worker * 7919;
+            let (mut a, mut b, mut errors) = (Vec::new(), Vec::new(), 0);
+            while Instant::now() < deadline {
+                device += 1;
+                let t = Instant::now();
+                match kind {
+                    Kind::Policy => match fleet.policy_304(device).await {
+                        Ok(()) => a.push(t.elapsed().as_micros() as u64),
+                        Err(_) => errors += 1,
+                    },
+                    Kind::Events => match fleet.events(device).await {
+                        Ok(()) => a.push(t.elapsed().as_micros() as u64),
+                        Err(_) => errors += 1,
+                    },
+                    Kind::CreateApprove => match fleet.create_approve(device).await {
+                        Ok((c, d)) => {
+                            a.push(c.as_micros() as u64);
+                            b.push(d.as_micros() as u64);
+                        }
+                        Err(_) => errors += 1,
+                    },
+                }
+            }
+            first.lock().await.micros.extend(a);
+            let mut first = first.lock().await;
+            first.errors += errors;
+            second.lock().await.micros.extend(b);
+        }));
+    }
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let first = std::mem::take(&mut *first.lock().await);
+    let second = std::mem::take(&mut *second.lock().await);
+    let requests = first.micros.len() + second.micros.len();
+    (requests as f64 / elapsed, first, second)
+}
+
+/// Open loop at `rate` requests/s, half policy checks (304) and half 50-event batches, while
+/// `waiters` devices long-poll and get one approval each in turn.
+async fn mixed(fleet: &Arc<Fleet>, rate: u64, seconds: u64) -> (f64, Samples, Samples, Samples, u64) {
+    let policy = Arc::new(Mutex::new(Samples::default()));
+    let events = Arc::new(Mutex::new(Samples::default()));
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+
+    // Approval probes: one device at a time waits, an approver approves, we time the wake-up.
+    let probe = {
+        let fleet = fleet.clone();
+        tokio::spawn(async move {
+            let mut wake = Samples::default();
+            let mut device = fleet.tokens.len() / 2;
+            while Instant::now() + Duration::from_secs(2) < deadline {
+                device += 1;
+                let token = fleet.tokens[device % fleet.tokens.len()].clone();
+                let body = json!({"tool": "claude-code", "justification": "Approval latency probe for the benchmark",
+                                  "duration_seconds": 600});
+                let Ok(filed) =
+                    fleet.client.send(Method::POST, "/api/v1/device/exceptions", Some(&token), Some(&body), &[]).await
+                else {
+                    wake.errors += 1;
+                    continue;
+                };
+                let id = filed.body["id"].as_str().unwrap_or_default().to_owned();
+                let cursor = match fleet
+                    .client
+                    .send(Method::GET, "/api/v1/device/wait?since=0", Some(&token), None, &[])
+                    .await
+                {
+                    Ok(reply) => reply.body["cursor"].as_i64().unwrap_or(0),
+                    Err(_) => 0,
+                };
+                let waiter = {
+                    let client = fleet.client.clone();
+                    let token = token.clone();
+                    tokio::spawn(async move {
+                        let reply = client
+                            .send(
+                                Method::GET,
+                                &format!("/api/v1/device/wait?since={cursor}&timeout=10"),
+                                Some(&token),
+                                None,
+                                &[],
+                            )
+                            .await;
+                        (Instant::now(), reply)
+                    })
+                };
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let approved_at = Instant::now();
+                let decided = fleet
+                    .client
+                    .send(
+                        Method::POST,
+                        &format!("/api/v1/admin/exceptions/{id}/approve"),
+                        Some(ADMIN),
+                        Some(&json!({"approver": "bench-approver"})),
+                        &[],
+                    )
+                    .await;
+                match (decided, waiter.await) {
+                    (Ok(d), Ok((woke_at, Ok(reply))))
+                        if d.status == StatusCode::OK
+                            && reply.body["changes"].as_array().is_some_and(|c| !c.is_empty()) =>
+                    {
+                        wake.micros.push(woke_at.duration_since(approved_at).as_micros() as u64)
+                    }
+                    _ => wake.errors += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            wake
+        })
+    };
+
+    let mut ticks = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent: u64 = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let scheduled = ticks.tick().await;
+        if scheduled.into_std() >= deadline {
+            break;
+        }
+        sent += 1;
+        if in_flight.load(Ordering::Relaxed) > 4000 {
+            dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let (fleet, policy, events, in_flight) = (fleet.clone(), policy.clone(), events.clone(), in_flight.clone());
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        let device = sent as usize;
+        tasks.spawn(async move {
+            let is_policy = sent.is_multiple_of(2);
+            let result = if is_policy { fleet.policy_304(device).await } else { fleet.events(device).await };
+            let micros = scheduled.elapsed().as_micros() as u64;
+            let samples = if is_policy { policy } else { events };
+            let mut samples = samples.lock().await;
+            match result {
+                Ok(()) => samples.micros.push(micros),
+                Err(_) => samples.errors += 1,
+            }
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed().as_secs_f64();
+    let wake = probe.await.unwrap_or_default();
+    let policy = std::mem::take(&mut *policy.lock().await);
+    let events = std::mem::take(&mut *events.lock().await);
+    let done = policy.micros.len() + events.micros.len();
+    (done as f64 / elapsed, policy, events, wake, dropped.load(Ordering::Relaxed))
+}
+
+fn row(backend: &str, what: &str, throughput: f64, samples: &mut Samples) -> String {
+    format!(
+        "| {backend} | {what} | {throughput:.0} | {:.1} | {:.1} | {} |",
+        samples.percentile(0.5),
+        samples.percentile(0.99),
+        samples.errors
+    )
+}
+
+async fn bench_backend(name: &str, database: Option<&str>, options: &Options) -> Result<Vec<String>> {
+    let server = ServerProcess::start(database)?;
+    eprintln!("server-bench: {name}: server at {}, enrolling {} devices", server.base, options.devices);
+    let fleet = setup(&server.base, options.devices).await?;
+    let mut rows = Vec::new();
+    let s = options.seconds;
+    let c = options.concurrency;
+
+    eprintln!("server-bench: {name}: policy fetch (304), {c} connections, {s} s");
+    let (rps, mut samples, _) = closed_loop(&fleet, Kind::Policy, c, s).await;
+    rows.push(row(name, &format!("policy fetch → 304, closed loop ×{c}"), rps, &mut samples));
+
+    eprintln!("server-bench: {name}: event batches (50 events), {c} connections, {s} s");
+    let (rps, mut samples, _) = closed_loop(&fleet, Kind::Events, c, s).await;
+    rows.push(row(name, &format!("event batch (50 events), closed loop ×{c}"), rps, &mut samples));
+    rows.push(format!("| {name} | … = events stored per second | {:.0} | | | |", rps * 50.0));
+
+    eprintln!("server-bench: {name}: exception create + approve, 8 connections, {s} s");
+    let (rps, mut created, mut approved) = closed_loop(&fleet, Kind::CreateApprove, 8, s).await;
+    rows.push(row(name, "exception create (of create+approve, ×8)", rps / 2.0, &mut created));
+    rows.push(row(name, "exception approve (of create+approve, ×8)", rps / 2.0, &mut approved));
+
+    let rate = options.rate;
+    eprintln!("server-bench: {name}: mixed sync traffic at {rate} req/s for {s} s with approval probes");
+    let (rps, mut policy, mut events, mut wake, dropped) = mixed(&fleet, rate, s).await;
+    rows.push(row(name, &format!("mixed @ {rate} req/s: policy → 304 (open loop)"), rps / 2.0, &mut policy));
+    rows.push(row(name, &format!("mixed @ {rate} req/s: event batch of 50 (open loop)"), rps / 2.0, &mut events));
+    rows.push(row(
+        name,
+        "approval → waiting device woken (during the mix)",
+        wake.micros.len() as f64 / s as f64,
+        &mut wake,
+    ));
+    if dropped > 0 {
+        rows.push(format!("| {name} | mixed: sends skipped (over 4000 in flight) | {dropped} | | | |"));
+    }
+    drop(server);
+    Ok(rows)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let options = options()?;
+    let mut rows = vec![
+        "| backend | workload | req/s | p50 ms | p99 ms | errors |".to_owned(),
+        "|---|---|---:|---:|---:|---:|".to_owned(),
+    ];
+    rows.extend(bench_backend("SQLite", None, &options).await?);
+    if let Some(base) = &options.postgres {
+        sqlx::any::install_default_drivers();
+        let name = format!("warden_bench_{}", std::process::id());
+        let pool = sqlx::AnyPool::connect(base).await.context("connecting to PostgreSQL")?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
+        let (prefix, _) = base.rsplit_once('/').context("the URL names a database")?;
+        let url = format!("{prefix}/{name}");
+        let result = bench_backend("PostgreSQL", Some(&url), &options).await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await?;
+        rows.extend(result?);
+    } else {
+        eprintln!("server-bench: no --postgres URL: PostgreSQL skipped (cargo xtask bench-server starts one)");
+    }
+    println!("{}", rows.join("\n"));
+    Ok(())
+}
