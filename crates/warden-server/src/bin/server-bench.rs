@@ -137,9 +137,9 @@ impl Fleet {
                 let n = self.next_event.fetch_add(1, Ordering::Relaxed);
                 json!({"id": format!("{}-{n}", self.run), "at_ms": now_ms - i, "pid": 1000 + i, "user": "dev",
                        "exe": "/usr/bin/node", "argv": ["node", "cli.js"], "cwd": "/home/dev/src/app",
-                       "tool": if i.is_multiple_of(3) { "claude-code" } else { "qwen-code" },
-                       "action": if i.is_multiple_of(3) { "block" } else { "allow" },
-                       "outcome": if i.is_multiple_of(3) { "denied" } else { "allowed" },
+                       "tool": if i % 3 == 0 { "claude-code" } else { "qwen-code" },
+                       "action": if i % 3 == 0 { "block" } else { "allow" },
+                       "outcome": if i % 3 == 0 { "denied" } else { "allowed" },
                        "rule": "tool:claude-code", "reason": "bench", "source": "proc-connector"})
             })
             .collect();
