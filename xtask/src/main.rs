@@ -56,6 +56,7 @@ fn main() -> Result<()> {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("setup") => setup(),
+        Some("bench-server") => postgres::bench_server(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask run [ARGS…]   start Warden on the embedded default policy");
             eprintln!("       cargo xtask test          install what is missing and run every test");

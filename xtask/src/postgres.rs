@@ -107,3 +107,12 @@ impl Drop for PostgresFixture {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `cargo xtask bench-server`: the server benchmark on SQLite and on a throwaway PostgreSQL.
+pub fn bench_server(args: &[String]) -> Result<()> {
+    let postgres = PostgresFixture::start()?;
+    let mut command = crate::cargo();
+    command.args(["run", "--release", "--quiet", "-p", "warden-server", "--bin", "server-bench", "--", "--postgres"]);
+    command.arg(&postgres.url).args(args);
+    crate::check(&mut command)
+}
