@@ -72,7 +72,8 @@ pub fn check_justification(text: &str) -> Result<(), String> {
             "justification must be at least {MIN_JUSTIFICATION_CHARS} characters (has {chars}); say why you need the tool"
         ));
     }
-    let distinct: BTreeSet<char> = trimmed.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    let distinct: BTreeSet<char> =
+        trimmed.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
     let words = trimmed.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count();
     if distinct.len() < 6 || words < 3 {
         return Err("justification must be a sentence in words (at least three), not repeated characters".into());
@@ -206,7 +207,13 @@ mod tests {
             .collect();
         assert_eq!(
             allowed,
-            vec![(Pending, Approved), (Pending, Denied), (Pending, Withdrawn), (Approved, Expired), (Approved, Revoked)]
+            vec![
+                (Pending, Approved),
+                (Pending, Denied),
+                (Pending, Withdrawn),
+                (Approved, Expired),
+                (Approved, Revoked)
+            ]
         );
     }
 

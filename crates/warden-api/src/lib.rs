@@ -18,8 +18,8 @@ pub use enroll::{DeviceInfo, EnrollRequest, EnrollResponse};
 pub use error::{ApiError, ErrorLocation};
 pub use event::{LaunchEvent, Outcome};
 pub use exception::{
-    AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState, MIN_JUSTIFICATION_CHARS,
-    PendingView, check_justification,
+    AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
+    MIN_JUSTIFICATION_CHARS, PendingView, check_justification,
 };
 pub use policy::{PolicyEnvelope, PolicyUpload, PolicyVersion};
 pub use push::{Change, ChangeKind, WaitResponse};
