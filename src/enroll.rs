@@ -27,11 +27,13 @@ pub struct EnrollArgs {
     print_token: bool,
 }
 
-/// The login name: `$USER`, `$USERNAME` (Windows), else `unknown`.
+/// The login name, as the monitor names the owner of a launch (by uid), so approved
+/// exceptions match; off Linux `$USER` / `$USERNAME`, else `unknown`.
 pub fn login_name() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    warden_monitor::facts::current_user()
+        .or_else(|| {
+            ["USER", "USERNAME", "LOGNAME"].iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 

@@ -78,6 +78,18 @@ fn lookup_user(_uid: u32) -> Option<String> {
     None
 }
 
+/// The login name this process runs as, spelled the way launches are attributed (by uid),
+/// so exceptions filed under it match the launches the monitor sees.
+#[cfg(target_os = "linux")]
+pub fn current_user() -> Option<String> {
+    lookup_user(nix::unistd::getuid().as_raw())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn current_user() -> Option<String> {
+    None
+}
+
 #[cfg(target_os = "linux")]
 pub use linux::*;
 
