@@ -96,6 +96,8 @@ test("an approver approves a pending request on the page and the device sees it"
   await request.getByLabel("Grant (hours)").fill("2");
   await request.getByRole("button", { name: "Approve" }).click();
   await page.getByRole("status").filter({ hasText: "Approved" }).waitFor();
+  // The list re-renders after the status line: wait for the request to leave it.
+  await request.waitFor({ state: "detached" });
   assert.equal(await page.getByRole("article").count(), 0, "nothing pending any more");
   mkdirSync(join(root, "artifacts"), { recursive: true });
   await page.screenshot({ path: join(root, "artifacts", "admin-page.png"), fullPage: true });
@@ -120,15 +122,18 @@ test("a broken policy upload shows its line and column and keeps the active poli
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByLabel("Your name or e-mail").fill("alice@example.com");
   await page.getByRole("button", { name: "Log in" }).click();
-  const before = await page.locator("#policy-summary").textContent();
-  assert.match(before, /Version 1/);
+  // The summary fills in once the page has loaded the active policy.
+  const summary = page.locator("#policy-summary");
+  await summary.filter({ hasText: /Version \d/ }).waitFor();
+  const shown = await summary.textContent();
+  assert.match(shown, /Version 1/);
   const broken = readFileSync(join(root, "tests", "data", "server", "broken-policy.toml"), "utf8");
   await page.getByLabel("New policy (TOML)").fill(broken);
   await page.getByRole("button", { name: "Upload and activate" }).click();
   const alert = page.getByRole("alert");
   await alert.filter({ hasText: "line 5" }).waitFor();
   assert.match(await alert.textContent(), /claud-code/);
-  assert.equal(await page.locator("#policy-summary").textContent(), before);
+  assert.equal(await summary.textContent(), shown, "the active policy is unchanged");
   const active = await call("GET", "/api/v1/admin/policies/active", ADMIN_TOKEN);
   assert.equal(active.body.version, 1);
   await page.close();
