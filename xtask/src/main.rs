@@ -10,7 +10,7 @@ mod tray;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 /// Debian packages the build and the tests need. Installed only when missing.
 const APT_PACKAGES: &[&str] = &[
@@ -48,7 +48,18 @@ const APT_PACKAGES: &[&str] = &[
     "wrk",
 ];
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
+    match dispatch() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` gives the cause chain on one line; a backtrace of xtask itself helps nobody.
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = project_root();
     std::env::set_current_dir(&root).context("entering the project root")?;
@@ -61,6 +72,7 @@ fn main() -> Result<()> {
             eprintln!("usage: cargo xtask run [ARGS…]   start Warden on the embedded default policy");
             eprintln!("       cargo xtask test          install what is missing and run every test");
             eprintln!("       cargo xtask setup         only install what is missing");
+            eprintln!("       cargo xtask bench-server  the governance server benchmark (SQLite and PostgreSQL)");
             bail!("unknown or missing command");
         }
     }
@@ -135,22 +147,56 @@ fn test(_args: &[String]) -> Result<()> {
     setup()?;
     // src-tauri embeds the built windows, so they are built before anything compiles it.
     tray::build_ui()?;
-    println!("xtask: checking format and lints");
-    check(cargo().args(["fmt", "--all", "--check"]))?;
-    check(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))?;
-    println!("xtask: Rust tests (every crate)");
-    // The server's PostgreSQL tests need a real server; its tests fail (not skip) in CI without it.
-    let postgres = postgres::PostgresFixture::start().context("starting the PostgreSQL test server")?;
-    check(
-        cargo()
-            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-            .env("WARDEN_TEST_POSTGRES_URL", &postgres.url),
-    )?;
-    drop(postgres);
-    check(cargo().args(["test", "--workspace", "--doc", "--quiet"]))?;
-    browser::admin_page_test()?;
-    tray::ui_tests()?;
-    tray::end_to_end()?;
-    println!("xtask: every test passed");
-    Ok(())
+    // Every step runs even when an earlier one failed, so one run shows every failure.
+    let mut steps = Steps::default();
+    steps.run("format", || check(cargo().args(["fmt", "--all", "--check"])));
+    steps.run("lints", || {
+        check(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))
+    });
+    steps.run("Rust tests (every crate, SQLite and PostgreSQL)", || {
+        // The server's PostgreSQL tests need a real server; they fail (not skip) in CI without it.
+        let postgres = postgres::PostgresFixture::start().context("starting the PostgreSQL test server")?;
+        check(
+            cargo()
+                .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                .env("WARDEN_TEST_POSTGRES_URL", &postgres.url),
+        )
+    });
+    steps.run("doc tests", || check(cargo().args(["test", "--workspace", "--doc", "--quiet"])));
+    steps.run("admin page in a real browser", browser::admin_page_test);
+    steps.run("tray windows (Vitest, Playwright)", tray::ui_tests);
+    steps.run("tray app end to end", tray::end_to_end);
+    steps.finish()
+}
+
+/// The outcome of each test step, reported together at the end.
+#[derive(Debug, Default)]
+struct Steps {
+    passed: Vec<&'static str>,
+    failed: Vec<(&'static str, anyhow::Error)>,
+}
+
+impl Steps {
+    fn run(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) {
+        println!("xtask: ── {name}");
+        match step() {
+            Ok(()) => self.passed.push(name),
+            Err(error) => {
+                eprintln!("xtask: ✗ {name}: {error:#}");
+                self.failed.push((name, error));
+            }
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        println!("xtask: steps passed: {}", self.passed.join(", "));
+        if self.failed.is_empty() {
+            println!("xtask: every test passed");
+            return Ok(());
+        }
+        for (name, error) in &self.failed {
+            eprintln!("xtask: step failed: {name}: {error:#}");
+        }
+        bail!("{} of {} test steps failed", self.failed.len(), self.failed.len() + self.passed.len())
+    }
 }
