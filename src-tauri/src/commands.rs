@@ -88,10 +88,15 @@ pub fn exception_form(shell: State<'_, Shell>) -> FormRules {
 }
 
 #[tauri::command]
-pub fn exception_requests(shell: State<'_, Shell>) -> Answer<Vec<ExceptionRequest>> {
-    let mut queue = lock(&shell.queue);
-    queue.expire(now_ms()).map_err(|e| CommandError::StorageFailed(e.to_string()))?;
-    Ok(queue.requests())
+pub fn exception_requests(app: AppHandle, shell: State<'_, Shell>) -> Answer<Vec<ExceptionRequest>> {
+    let local = {
+        let mut queue = lock(&shell.queue);
+        queue.expire(now_ms()).map_err(|e| CommandError::StorageFailed(e.to_string()))?;
+        queue.requests()
+    };
+    // Enrolled: the server's live status, merged with what waits in the outbox.
+    let merged = crate::server_link::my_requests(&app, &local, now_ms()).map_err(CommandError::StorageFailed)?;
+    Ok(merged.unwrap_or(local))
 }
 
 #[tauri::command]

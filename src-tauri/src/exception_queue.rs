@@ -24,8 +24,20 @@ pub enum RequestStatus {
     #[serde(rename_all = "camelCase")]
     Denied {
         comment: String,
+        /// The approver who decided (server requests only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     Expired,
+    /// The developer withdrew it before a decision.
+    Withdrawn,
+    /// An approver ended it before its time ran out.
+    #[serde(rename_all = "camelCase")]
+    Revoked {
+        comment: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
 }
 
 /// One request, as the "my requests" list shows it.

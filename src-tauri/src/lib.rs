@@ -11,6 +11,8 @@ mod autostart;
 mod commands;
 mod desktop_notification;
 mod exception_queue;
+mod expiry_notice;
+mod my_requests;
 mod popup;
 mod repository;
 mod request_form;

@@ -92,6 +92,7 @@ pub struct Shell {
     pub queue: Mutex<ExceptionQueue>,
     contexts: Mutex<HashMap<String, WindowContext>>,
     installed: RwLock<Option<HashMap<String, bool>>>,
+    server_freshness: RwLock<PolicyFreshness>,
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data are plain values
@@ -110,6 +111,7 @@ impl Shell {
             queue: Mutex::new(queue),
             contexts: Mutex::new(HashMap::new()),
             installed: RwLock::new(None),
+            server_freshness: RwLock::new(PolicyFreshness::Current),
         }
     }
 
@@ -145,7 +147,17 @@ impl Shell {
     pub fn look(&self, now_ms: i64) -> TrayLook {
         let policy = self.policy();
         let name_of = |id: &str| crate::views::tool_name(&policy.catalog, Some(id));
-        tray_look(lock(&self.events).iter(), &policy.freshness, now_ms, name_of)
+        // A local problem (bad policy file) names the file; else the server link's state counts.
+        let freshness = match &policy.freshness {
+            PolicyFreshness::OutOfDate { .. } => policy.freshness.clone(),
+            PolicyFreshness::Current => self.server_freshness.read().unwrap_or_else(|p| p.into_inner()).clone(),
+        };
+        tray_look(lock(&self.events).iter(), &freshness, now_ms, name_of)
+    }
+
+    /// What the server link says about the policy's freshness (`server_link.rs`).
+    pub fn set_server_freshness(&self, freshness: PolicyFreshness) {
+        *self.server_freshness.write().unwrap_or_else(|p| p.into_inner()) = freshness;
     }
 
     pub fn set_context(&self, label: &str, context: WindowContext) {

@@ -50,6 +50,37 @@ pub enum PolicyFreshness {
     OutOfDate { problem: String },
 }
 
+/// What the sync loop knows about the server link (enrolled devices only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSyncFacts {
+    /// Why the last sync attempt failed; `None` after a good one (or before the first).
+    pub last_error: Option<String>,
+    /// When the server last confirmed the cached policy (fetched it or answered 304).
+    pub policy_confirmed_ms: Option<i64>,
+    pub enrolled_at_ms: i64,
+}
+
+/// How many sync intervals may pass without the server confirming the policy.
+pub const STALE_AFTER_INTERVALS: i64 = 2;
+
+/// Whether the server link makes the policy out of date: the last sync attempt failed, or the
+/// server has not confirmed the policy for more than [`STALE_AFTER_INTERVALS`] intervals.
+pub fn server_freshness(facts: &ServerSyncFacts, interval_ms: i64, now_ms: i64) -> PolicyFreshness {
+    if let Some(error) = &facts.last_error {
+        return PolicyFreshness::OutOfDate { problem: format!("cannot sync with the server: {error}") };
+    }
+    let limit = STALE_AFTER_INTERVALS * interval_ms;
+    match facts.policy_confirmed_ms {
+        Some(confirmed) if now_ms - confirmed > limit => PolicyFreshness::OutOfDate {
+            problem: format!("the server last confirmed it {} minutes ago", (now_ms - confirmed) / 60_000),
+        },
+        None if now_ms - facts.enrolled_at_ms > limit => {
+            PolicyFreshness::OutOfDate { problem: "no policy received from the server yet".into() }
+        }
+        _ => PolicyFreshness::Current,
+    }
+}
+
 /// The icon state and its tooltip in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrayLook {
@@ -202,6 +233,43 @@ mod tests {
             assert_eq!(look.status, status, "{events:?}");
             assert!(look.words.contains(words), "{:?} should contain {words:?}", look.words);
         }
+    }
+
+    #[test]
+    fn server_link_freshness() {
+        let minute = 60_000;
+        let now = 1_000 * minute;
+        let interval = minute;
+        let facts = |last_error: Option<&str>, confirmed: Option<i64>, enrolled: i64| ServerSyncFacts {
+            last_error: last_error.map(str::to_owned),
+            policy_confirmed_ms: confirmed,
+            enrolled_at_ms: enrolled,
+        };
+        let cases: Vec<(ServerSyncFacts, Option<&str>)> = vec![
+            (facts(None, Some(now - 30_000), 0), None),
+            (facts(None, Some(now - 2 * minute), 0), None),
+            (facts(None, Some(now - 2 * minute - 1), 0), Some("last confirmed it 2 minutes ago")),
+            (facts(None, Some(now - 45 * minute), 0), Some("45 minutes ago")),
+            (
+                facts(Some("server unreachable"), Some(now - 1000), 0),
+                Some("cannot sync with the server: server unreachable"),
+            ),
+            (facts(None, None, now - minute), None),
+            (facts(None, None, now - 3 * minute), Some("no policy received")),
+        ];
+        for (facts, problem) in cases {
+            match (server_freshness(&facts, interval, now), problem) {
+                (PolicyFreshness::Current, None) => {}
+                (PolicyFreshness::OutOfDate { problem: got }, Some(want)) => {
+                    assert!(got.contains(want), "{got:?} should contain {want:?}")
+                }
+                (got, want) => panic!("{facts:?}: got {got:?}, wanted {want:?}"),
+            }
+        }
+        let stale = server_freshness(&facts(Some("connection refused"), None, now), interval, now);
+        let look = tray_look(&[], &stale, now, str::to_owned);
+        assert_eq!(look.status, TrayStatus::Stale);
+        assert_eq!(look.words, "Warden: policy out of date (cannot sync with the server: connection refused).");
     }
 
     #[test]

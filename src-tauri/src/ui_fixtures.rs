@@ -85,7 +85,10 @@ fn fixtures() -> Vec<(&'static str, serde_json::Value)> {
             "claude-code",
             "Claude Code",
             3,
-            RequestStatus::Denied { comment: "Please use the Internal Assistant for this repository.".into() },
+            RequestStatus::Denied {
+                comment: "Please use the Internal Assistant for this repository.".into(),
+                by: Some("lead@example.com".into()),
+            },
         ),
         request("req-1", "cursor", "Cursor", 20, RequestStatus::Expired),
     ];

@@ -41,11 +41,10 @@ const APT_PACKAGES: &[&str] = &[
     "libnotify-bin",
     "gnome-keyring",
     "libsecret-tools",
-    // The server's PostgreSQL backend, the admin page's browser test, load generation.
+    // The server's PostgreSQL backend and the admin page's browser test.
     "postgresql",
     "chromium",
     "chromium-driver",
-    "wrk",
 ];
 
 fn main() -> ExitCode {
