@@ -91,6 +91,14 @@ fn fixtures() -> Vec<(&'static str, serde_json::Value)> {
             },
         ),
         request("req-1", "cursor", "Cursor", 20, RequestStatus::Expired),
+        request("req-0b", "claude-code", "Claude Code", 25, RequestStatus::Withdrawn),
+        request(
+            "req-0a",
+            "cursor",
+            "Cursor",
+            30,
+            RequestStatus::Revoked { comment: "Security incident: all Cursor exceptions ended.".into(), by: None },
+        ),
     ];
     let about = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),

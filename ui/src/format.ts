@@ -36,9 +36,15 @@ export function requestStatusText(status: RequestStatus): string {
     case "approved":
       return `Approved until ${when(status.untilMs)}`;
     case "denied":
-      return status.comment ? `Denied: “${status.comment}”` : "Denied";
+    case "revoked": {
+      const verb = status.state === "denied" ? "Denied" : "Revoked";
+      const who = status.by ? ` by ${status.by}` : "";
+      return status.comment ? `${verb}${who}: “${status.comment}”` : `${verb}${who}`;
+    }
     case "expired":
       return "Expired";
+    case "withdrawn":
+      return "Withdrawn";
   }
 }
 

@@ -76,8 +76,10 @@ export type RequestStatus =
   | { state: "waiting-to-be-sent" }
   | { state: "pending" }
   | { state: "approved"; untilMs: number }
-  | { state: "denied"; comment: string }
-  | { state: "expired" };
+  | { state: "denied"; comment: string; by?: string }
+  | { state: "expired" }
+  | { state: "withdrawn" }
+  | { state: "revoked"; comment: string; by?: string };
 
 export interface ExceptionRequest {
   id: string;

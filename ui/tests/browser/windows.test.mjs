@@ -157,12 +157,14 @@ describe("exception window", () => {
     assert.equal(await page.getByLabel("Tool").inputValue(), "claude-code");
     assert.equal(await page.getByLabel("Repository folder").inputValue(), "/home/dev/src/payments");
     const statuses = await page.locator("#my-requests .badge").allTextContents();
-    assert.equal(statuses.length, 5);
+    assert.equal(statuses.length, 7);
     assert.match(statuses[0], /^Waiting to be sent/);
     assert.match(statuses.join("|"), /Pending: waiting for an approver/);
     assert.match(statuses.join("|"), /Approved until/);
-    assert.match(statuses.join("|"), /Denied: “Please use the Internal Assistant for this repository\.”/);
+    assert.match(statuses.join("|"), /Denied by lead@example\.com: “Please use the Internal Assistant for this repository\.”/);
     assert.match(statuses.join("|"), /Expired/);
+    assert.match(statuses.join("|"), /Withdrawn/);
+    assert.match(statuses.join("|"), /Revoked: “Security incident/);
     await page.done();
   });
 
@@ -236,6 +238,25 @@ describe("exception window", () => {
     await page.evaluate((approved) => window.__wardenSetAnswer("exception_requests", { ok: [approved] }), approved);
     await page.evaluate(() => window.__wardenEmit("warden://requests", "req-9"));
     await page.waitForFunction(() => document.querySelector('[data-request="req-9"] .badge')?.textContent?.startsWith("Approved until"));
+    await page.done();
+  });
+
+  test("a decision the server pushes shows at once: denied, with the approver and comment", async () => {
+    const page = await open("exceptions", answers());
+    const pending = fixture("exception_requests")[1];
+    assert.equal(pending.status.state, "pending");
+    const denied = { ...pending, status: { state: "denied", comment: "Not for production data", by: "lead@example.com" } };
+    await page.evaluate((list) => window.__wardenSetAnswer("exception_requests", { ok: list }), [denied]);
+    await page.evaluate(() => window.__wardenEmit("warden://requests", null));
+    await page.waitForFunction(
+      (id) => document.querySelector(`[data-request="${id}"] .badge`)?.textContent?.startsWith("Denied by"),
+      pending.id,
+    );
+    assert.equal(
+      await page.locator(`[data-request="${pending.id}"] .badge`).textContent(),
+      "Denied by lead@example.com: “Not for production data”",
+    );
+    assert.equal(await page.locator("#my-requests .badge").count(), 1);
     await page.done();
   });
 

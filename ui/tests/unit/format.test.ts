@@ -19,7 +19,13 @@ describe("requestStatusText", () => {
     expect(requestStatusText({ state: "approved", untilMs: Date.UTC(2026, 10, 30, 12) })).toMatch(/^Approved until .*2026/);
     expect(requestStatusText({ state: "denied", comment: "Use the assistant" })).toBe("Denied: “Use the assistant”");
     expect(requestStatusText({ state: "denied", comment: "" })).toBe("Denied");
+    expect(requestStatusText({ state: "denied", comment: "Use the assistant", by: "lead@example.com" })).toBe(
+      "Denied by lead@example.com: “Use the assistant”",
+    );
     expect(requestStatusText({ state: "expired" })).toBe("Expired");
+    expect(requestStatusText({ state: "withdrawn" })).toBe("Withdrawn");
+    expect(requestStatusText({ state: "revoked", comment: "incident" })).toBe("Revoked: “incident”");
+    expect(requestStatusText({ state: "revoked", comment: "", by: "sec@example.com" })).toBe("Revoked by sec@example.com");
   });
 });
 

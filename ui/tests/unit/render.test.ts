@@ -55,7 +55,10 @@ describe("requests", () => {
     const list = renderRequests(requests);
     const badges = [...list.querySelectorAll(".badge")].map((b) => b.textContent);
     expect(badges.some((b) => b?.startsWith("Waiting to be sent"))).toBe(true);
-    expect(badges).toContain("Denied: “Please use the Internal Assistant for this repository.”");
+    expect(badges).toContain("Denied by lead@example.com: “Please use the Internal Assistant for this repository.”");
+    expect(badges).toContain("Withdrawn");
+    expect(badges).toContain("Revoked: “Security incident: all Cursor exceptions ended.”");
+    expect(list.querySelector('[data-request="req-0b"]')?.className).toBe("request state-withdrawn");
     expect(renderRequests([]).textContent).toContain("You have not requested any exceptions.");
   });
 });

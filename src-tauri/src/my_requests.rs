@@ -1,0 +1,177 @@
+//! "My requests" for an enrolled device: the server's live status of each request, plus the
+//! ones still in the outbox ("waiting to be sent"). Pure: the caller passes the server's list
+//! (as the sync loop last fetched it), the outbox and the clock.
+
+use crate::exception_queue::{ExceptionRequest, RequestStatus};
+use crate::request_form::ScopeChoice;
+use warden_api::{ExceptionRecord, ExceptionRequestCreate, ExceptionState};
+use warden_store::QueuedRequest;
+
+/// A server record as the list shows it. An approval whose time ran out reads as expired
+/// even before the server's sweep records it.
+pub fn from_server(record: &ExceptionRecord, tool_name: String, now_ms: i64) -> ExceptionRequest {
+    let comment = || record.comment.clone().unwrap_or_default();
+    let status = match record.state {
+        ExceptionState::Pending => RequestStatus::Pending,
+        ExceptionState::Approved => match record.expires_at {
+            Some(expires) if expires * 1000 <= now_ms => RequestStatus::Expired,
+            Some(expires) => RequestStatus::Approved { until_ms: expires * 1000 },
+            None => RequestStatus::Pending,
+        },
+        ExceptionState::Denied => RequestStatus::Denied { comment: comment(), by: record.decided_by.clone() },
+        ExceptionState::Withdrawn => RequestStatus::Withdrawn,
+        ExceptionState::Expired => RequestStatus::Expired,
+        ExceptionState::Revoked => RequestStatus::Revoked { comment: comment(), by: record.decided_by.clone() },
+    };
+    ExceptionRequest {
+        id: record.id.clone(),
+        tool: record.tool.clone(),
+        tool_name,
+        justification: record.justification.clone(),
+        scope: if record.scope.is_some() { ScopeChoice::Repository } else { ScopeChoice::Everywhere },
+        repository: record.scope.clone(),
+        duration_seconds: record.granted_seconds.unwrap_or(record.requested_seconds),
+        created_at_ms: record.created_at * 1000,
+        status,
+    }
+}
+
+/// A request still in the outbox; `None` when its body is unreadable (the sync loop records
+/// that as an incident when it tries to send it).
+pub fn from_outbox(queued: &QueuedRequest, name_of: impl Fn(&str) -> String) -> Option<ExceptionRequest> {
+    let request: ExceptionRequestCreate = serde_json::from_str(&queued.body).ok()?;
+    Some(ExceptionRequest {
+        id: queued.id.clone(),
+        tool_name: name_of(&request.tool),
+        tool: request.tool,
+        justification: request.justification,
+        scope: if request.scope.is_some() { ScopeChoice::Repository } else { ScopeChoice::Everywhere },
+        repository: request.scope,
+        duration_seconds: request.duration_seconds,
+        created_at_ms: queued.created_ms,
+        status: RequestStatus::WaitingToBeSent,
+    })
+}
+
+/// The merged list, newest first: requests kept only on this device from before it was
+/// enrolled (they were never sent), the outbox, and the server's records.
+pub fn merge(
+    local: &[ExceptionRequest],
+    enrolled_at_ms: i64,
+    outbox: &[QueuedRequest],
+    server: &[ExceptionRecord],
+    now_ms: i64,
+    name_of: impl Fn(&str) -> String,
+) -> Vec<ExceptionRequest> {
+    let mut list: Vec<ExceptionRequest> = local.iter().filter(|r| r.created_at_ms < enrolled_at_ms).cloned().collect();
+    list.extend(outbox.iter().filter_map(|q| from_outbox(q, &name_of)));
+    list.extend(server.iter().map(|r| from_server(r, name_of(&r.tool), now_ms)));
+    list.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| b.id.cmp(&a.id)));
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, created: i64, state: ExceptionState) -> ExceptionRecord {
+        ExceptionRecord {
+            id: id.into(),
+            device_id: "d1".into(),
+            user: "dev".into(),
+            tool: "claude-code".into(),
+            scope: Some("/src/app".into()),
+            justification: "reproduce a customer bug".into(),
+            requested_seconds: 3600,
+            state,
+            created_at: created,
+            decided_at: None,
+            decided_by: None,
+            comment: None,
+            granted_seconds: None,
+            starts_at: None,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn server_states_become_list_statuses() {
+        let now_ms = 10_000_000;
+        let decided = |state, expires: Option<i64>, comment: Option<&str>| ExceptionRecord {
+            decided_by: Some("lead@example.com".into()),
+            comment: comment.map(str::to_owned),
+            expires_at: expires,
+            granted_seconds: Some(1800),
+            ..record("r", 1, state)
+        };
+        let by = Some("lead@example.com".to_owned());
+        let cases = [
+            (record("r", 1, ExceptionState::Pending), RequestStatus::Pending),
+            (decided(ExceptionState::Approved, Some(20_000), None), RequestStatus::Approved { until_ms: 20_000_000 }),
+            (decided(ExceptionState::Approved, Some(10_000), None), RequestStatus::Expired),
+            (
+                decided(ExceptionState::Denied, None, Some("use the assistant")),
+                RequestStatus::Denied { comment: "use the assistant".into(), by: by.clone() },
+            ),
+            (
+                decided(ExceptionState::Denied, None, None),
+                RequestStatus::Denied { comment: String::new(), by: by.clone() },
+            ),
+            (record("r", 1, ExceptionState::Withdrawn), RequestStatus::Withdrawn),
+            (decided(ExceptionState::Expired, Some(5_000), None), RequestStatus::Expired),
+            (
+                decided(ExceptionState::Revoked, Some(20_000), Some("incident")),
+                RequestStatus::Revoked { comment: "incident".into(), by: by.clone() },
+            ),
+        ];
+        for (record, status) in cases {
+            let shown = from_server(&record, "Claude Code".into(), now_ms);
+            assert_eq!(shown.status, status, "{:?}", record.state);
+            assert_eq!((shown.tool_name.as_str(), shown.created_at_ms), ("Claude Code", 1000));
+            assert_eq!(shown.repository.as_deref(), Some("/src/app"));
+        }
+        let approved = from_server(&decided(ExceptionState::Approved, Some(20_000), None), "C".into(), now_ms);
+        assert_eq!(approved.duration_seconds, 1800, "the granted duration, not the requested one");
+    }
+
+    #[test]
+    fn merges_old_local_outbox_and_server_newest_first() {
+        let local = |id: &str, at: i64| ExceptionRequest {
+            id: id.into(),
+            tool: "cursor".into(),
+            tool_name: "Cursor".into(),
+            justification: "j".into(),
+            scope: ScopeChoice::Everywhere,
+            repository: None,
+            duration_seconds: 60,
+            created_at_ms: at,
+            status: RequestStatus::WaitingToBeSent,
+        };
+        let body = ExceptionRequestCreate {
+            tool: "cursor".into(),
+            justification: "try the new tool".into(),
+            scope: None,
+            duration_seconds: 600,
+            client_id: Some("q1".into()),
+        };
+        let outbox = [
+            QueuedRequest { id: "q1".into(), created_ms: 9_000, body: serde_json::to_string(&body).unwrap() },
+            QueuedRequest { id: "q2".into(), created_ms: 9_500, body: "{broken".into() },
+        ];
+        let server = [record("s1", 5, ExceptionState::Pending), record("s2", 7, ExceptionState::Withdrawn)];
+        let merged = merge(&[local("before", 1_000), local("after", 8_000)], 2_000, &outbox, &server, 10_000, |id| {
+            id.to_uppercase()
+        });
+        let shown: Vec<_> = merged.iter().map(|r| (r.id.as_str(), r.tool_name.as_str(), &r.status)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("q1", "CURSOR", &RequestStatus::WaitingToBeSent),
+                ("s2", "CLAUDE-CODE", &RequestStatus::Withdrawn),
+                ("s1", "CLAUDE-CODE", &RequestStatus::Pending),
+                ("before", "Cursor", &RequestStatus::WaitingToBeSent),
+            ]
+        );
+        assert_eq!((merged[0].duration_seconds, &merged[0].scope), (600, &ScopeChoice::Everywhere));
+    }
+}
