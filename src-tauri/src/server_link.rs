@@ -73,8 +73,12 @@ pub fn start(app: &AppHandle, state_dir: &std::path::Path, agent: Arc<AgentHandl
         let mut seen_syncs = 0;
         loop {
             let now = status.borrow_and_update().clone();
-            after_sync(&app, &device, &now, interval, now.syncs != seen_syncs);
+            let synced = now.syncs != seen_syncs;
             seen_syncs = now.syncs;
+            // File reads and the D-Bus pop-up block: keep them off the async workers.
+            let (app, device) = (app.clone(), device.clone());
+            let _ =
+                tauri::async_runtime::spawn_blocking(move || after_sync(&app, &device, &now, interval, synced)).await;
             tokio::select! {
                 changed = status.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(CHECK_EVERY) => {}

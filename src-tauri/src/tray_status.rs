@@ -67,7 +67,11 @@ pub const STALE_AFTER_INTERVALS: i64 = 2;
 /// server has not confirmed the policy for more than [`STALE_AFTER_INTERVALS`] intervals.
 pub fn server_freshness(facts: &ServerSyncFacts, interval_ms: i64, now_ms: i64) -> PolicyFreshness {
     if let Some(error) = &facts.last_error {
-        return PolicyFreshness::OutOfDate { problem: format!("cannot sync with the server: {error}") };
+        // The loop joins every failed phase with "; "; the first says enough for a tooltip.
+        let first = error.split("; ").next().unwrap_or_default();
+        let short: String = first.chars().take(120).collect();
+        let more = if short.len() < error.len() { "…" } else { "" };
+        return PolicyFreshness::OutOfDate { problem: format!("cannot sync with the server: {short}{more}") };
     }
     let limit = STALE_AFTER_INTERVALS * interval_ms;
     match facts.policy_confirmed_ms {
@@ -265,6 +269,14 @@ mod tests {
                 }
                 (got, want) => panic!("{facts:?}: got {got:?}, wanted {want:?}"),
             }
+        }
+        let long = format!("fetching exceptions: {}; fetching the policy: down", "x".repeat(200));
+        match server_freshness(&facts(Some(&long), None, now), interval, now) {
+            PolicyFreshness::OutOfDate { problem } => {
+                assert!(problem.ends_with("xxx…") && !problem.contains("policy: down"), "{problem}");
+                assert_eq!(problem.chars().count(), "cannot sync with the server: ".len() + 121);
+            }
+            other => panic!("{other:?}"),
         }
         let stale = server_freshness(&facts(Some("connection refused"), None, now), interval, now);
         let look = tray_look(&[], &stale, now, str::to_owned);
