@@ -95,26 +95,54 @@ pub fn run() -> Result<()> {
     println!("Enroll secret: {secret}");
 
     let warden = target_bin("warden");
-    let status = Command::new(&warden).args(["status", "--json"]).output().context("running warden status")?;
-    let enrolled_here = String::from_utf8_lossy(&status.stdout).contains(&format!("\"server\": \"{url}\""));
-    if !enrolled_here {
-        let enroll = Command::new(&warden).args(["enroll", "--server", &url, "--secret", &secret]).status()?;
-        if !enroll.success() {
-            let _ = server.kill();
-            bail!("enrolling this device failed (see above: a keyring is needed, or use WARDEN_DEVICE_TOKEN)");
-        }
-    }
+    let device_token = enroll_device(&warden, &url, &secret).inspect_err(|_| {
+        let _ = server.kill();
+    })?;
 
     let mut front = if display {
         println!("Starting the tray app, enrolled to {url}");
-        Command::new(target_bin("warden-tray")).spawn().context("starting warden-tray")?
+        with_token(Command::new(target_bin("warden-tray")), &device_token).spawn().context("starting warden-tray")?
     } else {
         println!("No display: running `warden watch`, enrolled to {url} (Ctrl-C stops everything)");
-        Command::new(&warden).arg("watch").spawn().context("starting warden watch")?
+        with_token(Command::new(&warden), &device_token).arg("watch").spawn().context("starting warden watch")?
     };
     let result = front.wait();
     let _ = server.kill();
     let _ = server.wait();
     result.context("waiting for the front end")?;
     Ok(())
+}
+
+/// Enrolls this device to the local server unless it already is, with its token in the OS
+/// keyring. Where no keyring exists (a bare server or container without a session bus),
+/// falls back to the documented `--print-token` path and returns the token, which is then
+/// handed to the front end in `WARDEN_DEVICE_TOKEN` (never written to a file).
+fn enroll_device(warden: &Path, url: &str, secret: &str) -> Result<Option<String>> {
+    let status = Command::new(warden).args(["status", "--json"]).output().context("running warden status")?;
+    let status = String::from_utf8_lossy(&status.stdout);
+    if status.contains(&format!("\"server\": \"{url}\"")) && status.contains("keyring") {
+        return Ok(None);
+    }
+    if Command::new(warden).args(["enroll", "--server", url, "--secret", secret]).status()?.success() {
+        return Ok(None);
+    }
+    println!("xtask: no OS keyring here; enrolling with the token handed over in WARDEN_DEVICE_TOKEN instead");
+    let output = Command::new(warden)
+        .args(["enroll", "--print-token", "--server", url, "--secret", secret])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running warden enroll --print-token")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let token = stdout.lines().find_map(|line| line.strip_prefix("WARDEN_DEVICE_TOKEN="));
+    match token {
+        Some(token) if output.status.success() => Ok(Some(token.trim().to_owned())),
+        _ => bail!("enrolling this device failed: {}", stdout.trim()),
+    }
+}
+
+fn with_token(mut command: Command, token: &Option<String>) -> Command {
+    if let Some(token) = token {
+        command.env("WARDEN_DEVICE_TOKEN", token);
+    }
+    command
 }
