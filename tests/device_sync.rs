@@ -475,11 +475,11 @@ fn story_on_postgres() {
     story("postgres");
 }
 
-#[test]
-fn server_down_loses_nothing_and_duplicates_nothing() {
+fn server_down_loses_nothing_and_duplicates_nothing(kind: &str) {
     let scratch = tempfile::tempdir().unwrap();
+    let Some(db) = database(kind, scratch.path()) else { return };
     let desk = Desk::new();
-    let mut server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    let mut server = Server::start(db, scratch.path());
     let device = desk.enroll(&server.url());
     let watch = desk.watch();
 
@@ -511,6 +511,16 @@ fn server_down_loses_nothing_and_duplicates_nothing() {
     watch.stop();
 }
 
+#[test]
+fn server_down_loses_nothing_and_duplicates_nothing_on_sqlite() {
+    server_down_loses_nothing_and_duplicates_nothing("sqlite");
+}
+
+#[test]
+fn server_down_loses_nothing_and_duplicates_nothing_on_postgres() {
+    server_down_loses_nothing_and_duplicates_nothing("postgres");
+}
+
 fn stored_event(i: usize) -> LaunchEvent {
     LaunchEvent {
         id: format!("00000000-0000-4000-8000-{i:012}"),
@@ -531,12 +541,12 @@ fn stored_event(i: usize) -> LaunchEvent {
     }
 }
 
-#[test]
-fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing() {
+fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing(kind: &str) {
     const EVENTS: usize = 3000;
     let scratch = tempfile::tempdir().unwrap();
+    let Some(db) = database(kind, scratch.path()) else { return };
     let desk = Desk::new();
-    let server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    let server = Server::start(db, scratch.path());
     let device = desk.enroll(&server.url());
     {
         let store = Store::open(desk.state().join("events.db")).unwrap();
@@ -568,6 +578,16 @@ fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing() {
     ids.dedup();
     assert_eq!(ids.len(), EVENTS);
     assert_eq!(desk.json(&["status", "--json"])["outbox"]["events"], 0);
+}
+
+#[test]
+fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing_on_sqlite() {
+    an_uploader_killed_mid_upload_loses_and_duplicates_nothing("sqlite");
+}
+
+#[test]
+fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing_on_postgres() {
+    an_uploader_killed_mid_upload_loses_and_duplicates_nothing("postgres");
 }
 
 /// A proxy in front of the server that can rewrite the policy it serves: `enforce` becomes
@@ -637,11 +657,11 @@ fn relay(mut client: TcpStream, upstream: u16, tamper: &AtomicBool) -> std::io::
     client.flush()
 }
 
-#[test]
-fn a_tampered_policy_is_rejected_and_the_last_good_one_stays() {
+fn a_tampered_policy_is_rejected_and_the_last_good_one_stays(kind: &str) {
     let scratch = tempfile::tempdir().unwrap();
+    let Some(db) = database(kind, scratch.path()) else { return };
     let desk = Desk::new();
-    let server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    let server = Server::start(db, scratch.path());
     let proxy = TamperingProxy::start(server.port);
     desk.enroll(&format!("http://127.0.0.1:{}", proxy.port));
     assert_eq!(desk.json(&["status", "--json"])["policy_version"], 1);
@@ -668,10 +688,20 @@ fn a_tampered_policy_is_rejected_and_the_last_good_one_stays() {
 }
 
 #[test]
-fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline() {
+fn a_tampered_policy_is_rejected_and_the_last_good_one_stays_on_sqlite() {
+    a_tampered_policy_is_rejected_and_the_last_good_one_stays("sqlite");
+}
+
+#[test]
+fn a_tampered_policy_is_rejected_and_the_last_good_one_stays_on_postgres() {
+    a_tampered_policy_is_rejected_and_the_last_good_one_stays("postgres");
+}
+
+fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline(kind: &str) {
     let scratch = tempfile::tempdir().unwrap();
+    let Some(db) = database(kind, scratch.path()) else { return };
     let desk = Desk::new();
-    let mut server = Server::start(database("sqlite", scratch.path()).unwrap(), scratch.path());
+    let mut server = Server::start(db, scratch.path());
     desk.enroll(&server.url());
     // A policy that differs from the embedded default only in its message: proof of which
     // policy the offline agent enforces.
@@ -703,4 +733,14 @@ fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline() {
         .collect();
     assert!(!aside.is_empty(), "the damaged file was kept for inspection");
     watch.stop();
+}
+
+#[test]
+fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline_on_sqlite() {
+    a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline("sqlite");
+}
+
+#[test]
+fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline_on_postgres() {
+    a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline("postgres");
 }
