@@ -207,20 +207,7 @@ impl Store {
     /// Marks events as uploaded (the server acknowledged them). Unknown ids are ignored.
     /// Returns how many were newly marked.
     pub fn mark_uploaded(&self, ids: &[String]) -> Result<usize, StoreError> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction()?;
-        let mut marked = 0;
-        {
-            let mut statement = transaction.prepare_cached(
-                "UPDATE launch_events SET uploaded_at_ms = ?2 WHERE id = ?1 AND uploaded_at_ms IS NULL",
-            )?;
-            let now = now_ms();
-            for id in ids {
-                marked += statement.execute(params![id, now])?;
-            }
-        }
-        transaction.commit()?;
-        Ok(marked)
+        self.mark_delivered("launch_events", ids)
     }
 
     /// How many events wait for upload.
@@ -254,13 +241,19 @@ impl Store {
 
     /// Marks exception requests as delivered.
     pub fn mark_exception_requests_uploaded(&self, ids: &[String]) -> Result<usize, StoreError> {
+        self.mark_delivered("exception_requests", ids)
+    }
+
+    /// Marks rows of an outbox table as delivered, in one transaction. `table` is one of
+    /// this crate's own table names, never input.
+    fn mark_delivered(&self, table: &'static str, ids: &[String]) -> Result<usize, StoreError> {
         let mut connection = self.lock();
         let transaction = connection.transaction()?;
         let mut marked = 0;
         {
-            let mut statement = transaction.prepare_cached(
-                "UPDATE exception_requests SET uploaded_at_ms = ?2 WHERE id = ?1 AND uploaded_at_ms IS NULL",
-            )?;
+            let mut statement = transaction.prepare_cached(&format!(
+                "UPDATE {table} SET uploaded_at_ms = ?2 WHERE id = ?1 AND uploaded_at_ms IS NULL"
+            ))?;
             let now = now_ms();
             for id in ids {
                 marked += statement.execute(params![id, now])?;
