@@ -158,8 +158,11 @@ pub fn evaluate(
     let ToolStatus { mut action, mut rule, mut reason, mut link } = tool_status(policy, tool);
 
     let mut exception_id = None;
-    let covering = exceptions.iter().find(|e| e.covers(&tool.id, facts.user.as_deref(), facts.cwd.as_deref(), now));
-    if let Some(exception) = covering.filter(|_| action > Action::Allow) {
+    // Only a warn or block needs an exception; an allowed launch skips the search.
+    let covering = (action > Action::Allow)
+        .then(|| exceptions.iter().find(|e| e.covers(&tool.id, facts.user.as_deref(), facts.cwd.as_deref(), now)))
+        .flatten();
+    if let Some(exception) = covering {
         action = Action::Allow;
         rule = Rule::Exception { id: exception.id.clone() };
         reason = format!("allowed by exception {} until {}", exception.id, rfc3339(exception.expires_at));
