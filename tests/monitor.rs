@@ -27,19 +27,35 @@ fn data(name: &str) -> PathBuf {
 /// it under a private name and rename it into place, so parallel runs never see half a file).
 fn fake_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| compile_fake("fake_tool", &[]))
+}
+
+/// The fake tool carrying Claude Code's content fingerprint (the catalog's markers), under
+/// a name and at a path that say nothing.
+fn fingerprinted_claude() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        compile_fake(
+            "fake_fingerprinted",
+            &[r#"-DFINGERPRINT="PACKAGE_URL:\"@anthropic-ai/claude-code\" CLAUDE_CODE_ENTRYPOINT""#],
+        )
+    })
+}
+
+fn compile_fake(name: &str, flags: &[&str]) -> PathBuf {
+    {
         let source = data("fake_tool.c");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake_tool");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         if modified(&out).is_some_and(|built| Some(built) >= modified(&source)) {
             return out;
         }
         let private = out.with_extension(std::process::id().to_string());
-        let status = Command::new("cc").arg("-O1").arg("-o").arg(&private).arg(&source).status().unwrap();
+        let status = Command::new("cc").arg("-O1").args(flags).arg("-o").arg(&private).arg(&source).status().unwrap();
         assert!(status.success(), "compiling the fake tool");
         std::fs::rename(&private, &out).unwrap();
         out
-    })
+    }
 }
 
 /// A temporary HOME with helpers to install fake tools into it.
@@ -332,6 +348,39 @@ fn native_claude_is_killed_and_bystanders_are_untouched() {
     let stored = store.get(event["id"].as_str().unwrap()).unwrap().expect("the event is in the store");
     assert_eq!(stored.pid, tool.pid());
     assert_eq!(store.pending_count().unwrap(), 1, "waiting in the upload outbox");
+}
+
+#[test]
+fn a_tool_binary_is_known_by_its_content_wherever_it_is_copied_linked_or_loaded() {
+    let home = Home::new();
+    let copy = home.install(fingerprinted_claude(), "bin/notes");
+    let hard_link = home.path("bin/scratch");
+    std::fs::hard_link(&copy, &hard_link).unwrap();
+    let at_qwens_path = home.install(fingerprinted_claude(), ".local/lib/qwen-code/bin/qwen");
+    let innocent = home.install(fake_binary(), "bin/claude");
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep"]);
+
+    let mut bystander = start(home.command(&innocent).env("FAKE_MARKER", home.path("bystander.txt")));
+    for (how, mut command) in [
+        ("a renamed copy", home.command(&copy)),
+        ("a hard link", home.command(&hard_link)),
+        ("the sanctioned assistant's install path", home.command(&at_qwens_path)),
+        ("the dynamic loader", {
+            let mut c = home.command("/lib64/ld-linux-x86-64.so.2");
+            c.arg(&copy).arg("--version");
+            c
+        }),
+    ] {
+        let mut tool = start(&mut command);
+        let event = watch.expect(how, |e| is(e, "claude-code", tool.pid()));
+        assert_eq!(event["outcome"], "killed", "{how}: {event:#}");
+        assert_eq!(event["action"], "block", "{how}");
+        let status = tool.ended_within(Duration::from_secs(3)).expect("the tool was stopped");
+        assert_eq!(status.signal(), Some(9), "{how}: killed by SIGKILL");
+    }
+    let others = watch.settle(Duration::from_millis(300));
+    assert!(others.iter().all(|e| pid_of(e) != bystander.pid()), "a program merely named claude: {others:#?}");
+    assert!(bystander.running(), "a program merely named claude keeps running");
 }
 
 #[test]

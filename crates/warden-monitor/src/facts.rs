@@ -195,6 +195,7 @@ mod linux {
             user: users.name(uid),
             script,
             ancestors: ancestors(stat.ppid),
+            ..ProcessFacts::default()
         };
         Ok((facts, stat, uid))
     }

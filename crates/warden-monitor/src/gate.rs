@@ -2,8 +2,11 @@
 //! kernel holds every `execve` of a file on a marked mount until Warden answers; a
 //! blocked program's `execve` fails with EPERM before its first instruction.
 //!
-//! - Decisions are cached by (device, inode, mtime, size, uid), and the cache is dropped
-//!   whenever the rules change.
+//! - Decisions are cached by (device, inode, mtime, size, uid) *and the path* the file was
+//!   executed by: a verdict reached for a hard link at an innocent path never lets the same
+//!   inode through at the tool's own path. The cache is dropped whenever the rules change.
+//! - The file is judged by what it is (its content fingerprint, read through the event's
+//!   descriptor) before where it sits.
 //! - Every permission event is answered: by the decision, or by a watchdog thread when
 //!   the decision misses its deadline (allow, or deny when `enforcement.fail_closed`).
 //!   Closing the group (on stop, or if the agent dies) lets pending execs through.
@@ -12,6 +15,7 @@
 //!   (`node cli.js`) are left to the exec-event source running beside the gate.
 
 use crate::facts::{self, UserNames};
+use crate::identity::ContentIdentity;
 use crate::source::SourceError;
 use crate::watcher::{Decider, Launch, monotonic_ns};
 use nix::sys::fanotify::{EventFFlags, Fanotify, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response};
@@ -42,6 +46,7 @@ struct FileKey {
     mtime_nsec: i64,
     size: u64,
     uid: u32,
+    path: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -203,6 +208,7 @@ impl Drop for ExecGate {
 fn run(shared: &Shared, stop: &AtomicBool, launches: &Sender<Launch>) {
     let mut cache: HashMap<FileKey, Cached> = HashMap::new();
     let mut users = UserNames::default();
+    let mut identity = ContentIdentity::default();
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [nix::poll::PollFd::new(shared.group.as_fd(), nix::poll::PollFlags::POLLIN)];
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)) {
@@ -228,7 +234,7 @@ fn run(shared: &Shared, stop: &AtomicBool, launches: &Sender<Launch>) {
             // A panic while deciding (a bug) must not leave the exec hanging or stop the
             // gate: it is answered as a missed deadline would be.
             let deny = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decide(shared, fd, pid, &mut cache, &mut users, launches, kernel_ns)
+                decide(shared, fd, pid, &mut cache, &mut users, &mut identity, launches, kernel_ns)
             }))
             .unwrap_or_else(|_| shared.decider.rules().policy.enforcement.fail_closed);
             shared.answer(fd, !deny);
@@ -259,6 +265,7 @@ fn decide(
     pid: u32,
     cache: &mut HashMap<FileKey, Cached>,
     users: &mut UserNames,
+    identity: &mut ContentIdentity,
     launches: &Sender<Launch>,
     kernel_ns: u64,
 ) -> bool {
@@ -272,6 +279,7 @@ fn decide(
         mtime_nsec: metadata.st_mtime_nsec,
         size: metadata.st_size as u64,
         uid,
+        path: path.clone(),
     };
     let rules = shared.decider.rules();
     let scoped_exceptions = rules.exceptions.iter().any(|e| e.scope.is_some());
@@ -289,7 +297,7 @@ fn decide(
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned());
     // Before the exec, the process still runs its parent's image: its argv is not the
     // new program's, so the gate judges the file alone (argv = the path).
-    let facts = match shebang(fd) {
+    let mut facts = match shebang(fd) {
         Some((interpreter, argument)) => {
             let mut argv = vec![interpreter.clone()];
             argv.extend(argument);
@@ -315,6 +323,12 @@ fn decide(
             ..ProcessFacts::default()
         },
     };
+    // The event's descriptor is the file being executed, readable even when its mode is
+    // execute-only: it is judged by its content wherever it sits.
+    let program = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    if facts.script.is_none() {
+        identity.complete(&mut facts, &program, rules.catalog.content(), rules.generation);
+    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let verdict = rules.decide(&facts, now);
     let deny = verdict.must_block();

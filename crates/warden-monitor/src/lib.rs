@@ -4,6 +4,8 @@
 //! - [`source`]: exec event sources behind one trait (netlink process connector, `sysinfo`
 //!   poller), picked at start-up.
 //! - [`gate`]: the privileged fanotify pre-exec gate (Linux, root).
+//! - [`identity`]: what a program file is by content (fingerprints) and which npm
+//!   package a script belongs to, cached per file version.
 //! - [`watcher`]: notice → facts → verdict → one launch per tool start → enforcement.
 //! - [`enforce`]: freezing and killing a launch's process tree.
 //! - [`inventory`]: installed AI tools (IDE extensions, packages, folders).
@@ -16,6 +18,7 @@ pub mod enforce;
 pub mod facts;
 #[cfg(target_os = "linux")]
 pub mod gate;
+pub mod identity;
 pub mod inventory;
 pub mod source;
 pub mod watcher;

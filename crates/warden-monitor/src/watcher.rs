@@ -9,6 +9,7 @@
 
 use crate::enforce::{KillReport, kill_tree};
 use crate::facts::UserNames;
+use crate::identity::{ContentIdentity, program_path};
 use crate::source::ExecNotice;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +122,7 @@ const TRACKED_LIMIT: usize = 4096;
 pub struct Watcher {
     decider: Arc<Decider>,
     users: UserNames,
+    identity: ContentIdentity,
     tracked: HashMap<u32, Tracked>,
     /// Continuations of blocked launches that were killed (no event of their own).
     pub continuations_killed: u64,
@@ -174,15 +176,18 @@ enum FirstLook {
 /// programs stop here. A tool the policy blocks is frozen at once, so it cannot run on
 /// while its ancestors, user and environment are read for the full decision.
 #[cfg(target_os = "linux")]
-fn first_look(pid: u32, rules: &Rules) -> FirstLook {
+fn first_look(pid: u32, rules: &Rules, identity: &mut ContentIdentity) -> FirstLook {
     use crate::facts;
     let (Ok(exe), Ok(argv)) = (facts::exe(pid), facts::argv(pid)) else { return FirstLook::Unreadable };
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned());
     let script = facts::resolve_script(&exe, &argv, cwd.as_deref());
-    if rules.catalog.identify_program(&exe, &argv, script.as_deref(), cwd.as_deref()).is_none() {
+    let mut partial = ProcessFacts { pid: Some(pid), exe, argv, cwd, script, ..ProcessFacts::default() };
+    // What the program is (content, package) decides before where it sits.
+    let program = program_path(&partial);
+    identity.complete(&mut partial, &program, rules.catalog.content(), rules.generation);
+    if rules.catalog.identify(&partial).is_none() {
         return FirstLook::NotATool;
     }
-    let partial = ProcessFacts { pid: Some(pid), exe, argv, cwd, script, ..ProcessFacts::default() };
     if !rules.decide(&partial, now_secs()).must_block() {
         return FirstLook::Tool(None);
     }
@@ -194,7 +199,7 @@ fn first_look(pid: u32, rules: &Rules) -> FirstLook {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn first_look(_pid: u32, _rules: &Rules) -> FirstLook {
+fn first_look(_pid: u32, _rules: &Rules, _identity: &mut ContentIdentity) -> FirstLook {
     FirstLook::Unreadable
 }
 
@@ -244,6 +249,7 @@ impl Watcher {
         Watcher {
             decider,
             users: UserNames::default(),
+            identity: ContentIdentity::default(),
             tracked: HashMap::new(),
             continuations_killed: 0,
             decision_panics: 0,
@@ -272,10 +278,10 @@ impl Watcher {
         // Held until the decision is carried out; resumes a frozen process on drop.
         let mut _freeze = None;
         let mut first_look_at = None;
-        let identity = match notice.facts {
+        let mut identity = match notice.facts {
             Some(facts) => Identity { start_ticks: start_ticks(notice.pid), facts },
             None => {
-                match first_look(notice.pid, &rules) {
+                match first_look(notice.pid, &rules, &mut self.identity) {
                     FirstLook::NotATool => {
                         self.tracked.remove(&notice.pid);
                         return None;
@@ -289,6 +295,9 @@ impl Watcher {
                 read_facts(notice.pid, &mut self.users)?
             }
         };
+        // Cached from the first look: the file is read once.
+        let program = program_path(&identity.facts);
+        self.identity.complete(&mut identity.facts, &program, rules.catalog.content(), rules.generation);
         let verdict = rules.decide(&identity.facts, now_secs());
         let latency = notice.kernel_ns.map(|k| Duration::from_nanos(monotonic_ns().saturating_sub(k)));
         let first_look = notice.kernel_ns.zip(first_look_at).map(|(k, at)| Duration::from_nanos(at.saturating_sub(k)));

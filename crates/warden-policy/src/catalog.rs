@@ -4,6 +4,7 @@
 //! turns every pattern into one [`GlobSet`] per kind of evidence, so identifying a launch
 //! costs a few set lookups however many tools there are.
 
+use crate::content::ContentMatcher;
 use crate::facts::ProcessFacts;
 use crate::launch::{ScriptArgument, interpreter_script};
 use crate::path::{join, normalize_path};
@@ -99,6 +100,10 @@ pub struct ToolSpec {
     pub config_dirs: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Content fingerprints of the tool's native program files: each a list of byte
+    /// markers that must all occur in the file (see [`crate::content`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<Vec<String>>,
 }
 
 /// A tool of the compiled catalog.
@@ -139,7 +144,9 @@ pub struct Catalog {
     script_patterns: Vec<String>,
     never: Vec<Option<GlobSet>>,
     modules: HashMap<String, usize>,
+    packages: HashMap<String, usize>,
     commands: Vec<(GlobMatcher, Vec<String>, usize)>,
+    content: ContentMatcher,
 }
 
 fn glob(pattern: &str) -> Result<Glob, globset::Error> {
@@ -190,7 +197,9 @@ impl Catalog {
         let mut script_patterns = Vec::new();
         let mut never = Vec::new();
         let mut modules = HashMap::new();
+        let mut packages = HashMap::new();
         let mut commands = Vec::new();
+        let mut fingerprints = Vec::new();
         for (index, tool) in tools.iter().enumerate() {
             if !valid_id(&tool.id) {
                 return Err(CompileProblem::new(
@@ -231,6 +240,22 @@ impl Catalog {
             for module in &tool.modules {
                 modules.insert(module.clone(), index);
             }
+            for package in &tool.npm_packages {
+                packages.insert(package.clone(), index);
+            }
+            for markers in &tool.fingerprints {
+                // A short marker would match unrelated files: every marker is a distinctive string.
+                if let Some(short) = markers.iter().find(|m| m.len() < 8) {
+                    return Err(CompileProblem::new(
+                        short,
+                        format!("fingerprint marker {short:?} is too short to be distinctive (8 bytes at least)"),
+                    ));
+                }
+                if markers.is_empty() {
+                    return Err(CompileProblem::new(&tool.id, "a fingerprint needs at least one marker"));
+                }
+                fingerprints.push((tool.id.clone(), markers.clone()));
+            }
             for command in &tool.commands {
                 if command.args.is_empty() {
                     return Err(CompileProblem::new(
@@ -253,8 +278,15 @@ impl Catalog {
             script_patterns,
             never,
             modules,
+            packages,
             commands,
+            content: ContentMatcher::new(&fingerprints).map_err(|e| CompileProblem::new("", e))?,
         })
+    }
+
+    /// The compiled content fingerprints, for the OS edge to scan program files with.
+    pub fn content(&self) -> &ContentMatcher {
+        &self.content
     }
 
     /// Every tool, in catalog order.
@@ -268,11 +300,31 @@ impl Catalog {
     }
 
     /// Which tool, if any, this launch is. Evidence is checked in order of strength:
-    /// the resolved executable, then the script an interpreter runs (or the Python
-    /// module), then an executable with exact subcommand arguments (`gh copilot`).
-    /// When several patterns match, the most specific (most literal characters) wins.
+    /// what the program file *is* (its content fingerprint, [`ProcessFacts::content`]),
+    /// then the resolved executable (or the loader's program), then the script an
+    /// interpreter runs (or the Python module), the npm package that script belongs to
+    /// ([`ProcessFacts::packages`]), and an executable with exact subcommand arguments
+    /// (`gh copilot`). When several patterns match, the most specific (most literal
+    /// characters) wins.
     pub fn identify(&self, facts: &ProcessFacts) -> Option<Identification<'_>> {
-        self.identify_program(&facts.exe, &facts.argv, facts.script.as_deref(), facts.cwd.as_deref())
+        if let Some(content) = &facts.content
+            && let Some(tool) = content.tool.as_deref().and_then(|id| self.tool(id))
+        {
+            let evidence = content.evidence.clone().unwrap_or_else(|| "program file content".to_owned());
+            return Some(Identification { tool, evidence });
+        }
+        if let Some(found) =
+            self.identify_program(&facts.exe, &facts.argv, facts.script.as_deref(), facts.cwd.as_deref())
+        {
+            return Some(found);
+        }
+        facts.packages.iter().find_map(|package| {
+            let &tool = self.packages.get(package)?;
+            Some(Identification {
+                tool: &self.tools[tool],
+                evidence: format!("interpreter runs code of the npm package {package}"),
+            })
+        })
     }
 
     /// [`Catalog::identify`] for a program given as its parts (used for ancestors too).
@@ -295,6 +347,12 @@ impl Catalog {
                     return Some(found);
                 }
                 if let Some(found) = self.by_script(&normalize_path(&join(cwd, path))) {
+                    return Some(found);
+                }
+            }
+            Some(ScriptArgument::Program { index, path }) => {
+                // The loader runs a native program: judge that program as if executed directly.
+                if let Some(found) = self.identify_program(&join(cwd, path), &argv[index..], script, cwd) {
                     return Some(found);
                 }
             }

@@ -1,5 +1,6 @@
 //! The facts about one process launch that a decision is made from.
 
+use crate::content::ContentFacts;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -43,6 +44,14 @@ pub struct ProcessFacts {
     /// (npm installs run `node /usr/local/bin/claude`, a symlink into the package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
+    /// npm packages the interpreter's code belongs to: the `name` of the nearest
+    /// `package.json` above the script and above each file it preloads (`node -r`,
+    /// `--import`), read by the OS edge. A copied package folder keeps its name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// What the program file's content says (fingerprint, SHA-256), when the OS edge read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentFacts>,
     /// Ancestors, nearest (the parent) first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<AncestorFacts>,

@@ -8,6 +8,7 @@
 //! The decision order (precedence) is documented once, on [`evaluate`].
 
 mod catalog;
+mod content;
 mod evaluate;
 mod exception;
 mod facts;
@@ -20,10 +21,11 @@ pub use catalog::{
     Catalog, CatalogError, CommandRule, CompileProblem, EMBEDDED_CATALOG, ExecutableRule, Hosting, Identification,
     Tool, ToolKind, ToolSpec,
 };
+pub use content::{ContentFacts, ContentMatch, ContentMatcher, is_native_executable};
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::Exception;
 pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
-pub use launch::{ScriptArgument, interpreter_script};
+pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
     Action, Assistant, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy, PolicyError, ToolRule,

@@ -1,0 +1,189 @@
+//! Content fingerprints: a tool's program file recognised by byte markers it carries,
+//! wherever it sits and whatever it is called (a copy in `~/bin/notes`, a hard link, the
+//! binary run through the loader or from memory).
+//!
+//! A fingerprint is a set of markers that must *all* occur in the file. Markers are
+//! strings the tool's own build embeds (its package URL, its originator header), chosen
+//! so that no single common word (`claude`, `codex`) decides. Every marker of every tool is
+//! compiled into one Aho-Corasick automaton, so a file is read once whatever the catalog
+//! holds, and reading stops as soon as one fingerprint is complete.
+//!
+//! This module reads nothing itself: the OS edge hands it a reader over the file (and may
+//! hash the same bytes as they pass).
+
+use aho_corasick::AhoCorasick;
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+
+/// Executable formats worth scanning: ELF, Mach-O (both byte orders, 32/64 bit, universal)
+/// and PE (`MZ`). Anything else (scripts, data) is never a native tool binary.
+pub fn is_native_executable(head: &[u8]) -> bool {
+    const MAGICS: &[&[u8]] = &[
+        b"\x7fELF",
+        b"\xfe\xed\xfa\xce",
+        b"\xfe\xed\xfa\xcf",
+        b"\xce\xfa\xed\xfe",
+        b"\xcf\xfa\xed\xfe",
+        b"\xca\xfe\xba\xbe",
+        b"MZ",
+    ];
+    MAGICS.iter().any(|magic| head.starts_with(magic))
+}
+
+/// What the content of a program file says, as the OS edge found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentFacts {
+    /// SHA-256 of the whole file, lowercase hex, when the file was read to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The catalog tool whose fingerprint the file carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Which markers matched, for the verdict's evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+/// A fingerprint found in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentMatch {
+    /// Catalog id of the tool.
+    pub tool: String,
+    /// `carries the markers "…", "…"`.
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone)]
+struct Fingerprint {
+    tool: String,
+    /// Indexes into the automaton's patterns.
+    markers: Vec<usize>,
+}
+
+/// Every fingerprint of a catalog, compiled. Built by [`crate::Catalog`].
+#[derive(Debug, Clone)]
+pub struct ContentMatcher {
+    automaton: Option<AhoCorasick>,
+    patterns: Vec<String>,
+    fingerprints: Vec<Fingerprint>,
+}
+
+impl ContentMatcher {
+    /// Compiles `(tool id, markers)` pairs. Markers must be non-empty; the caller checks.
+    pub(crate) fn new(fingerprints: &[(String, Vec<String>)]) -> Result<ContentMatcher, String> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut compiled = Vec::new();
+        for (tool, markers) in fingerprints {
+            let indexes = markers
+                .iter()
+                .map(|marker| match patterns.iter().position(|p| p == marker) {
+                    Some(i) => i,
+                    None => {
+                        patterns.push(marker.clone());
+                        patterns.len() - 1
+                    }
+                })
+                .collect();
+            compiled.push(Fingerprint { tool: tool.clone(), markers: indexes });
+        }
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            Some(AhoCorasick::new(&patterns).map_err(|e| format!("content markers do not compile: {e}"))?)
+        };
+        Ok(ContentMatcher { automaton, patterns, fingerprints: compiled })
+    }
+
+    /// Whether any fingerprint exists (no reading is needed otherwise).
+    pub fn is_empty(&self) -> bool {
+        self.fingerprints.is_empty()
+    }
+
+    /// Reads `reader` until a fingerprint is complete or the input ends. Errors are the
+    /// reader's own (the edge uses one to stop a scan that ran out of time).
+    pub fn scan<R: Read>(&self, reader: R) -> std::io::Result<Option<ContentMatch>> {
+        let Some(automaton) = &self.automaton else { return Ok(None) };
+        let mut seen = vec![false; self.patterns.len()];
+        for found in automaton.stream_find_iter(reader) {
+            let found = found?;
+            seen[found.pattern().as_usize()] = true;
+            if let Some(complete) = self.complete(&seen) {
+                return Ok(Some(complete));
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`ContentMatcher::scan`] over bytes already in memory.
+    pub fn scan_bytes(&self, bytes: &[u8]) -> Option<ContentMatch> {
+        self.scan(bytes).ok().flatten()
+    }
+
+    fn complete(&self, seen: &[bool]) -> Option<ContentMatch> {
+        let fingerprint = self.fingerprints.iter().find(|f| f.markers.iter().all(|&m| seen[m]))?;
+        let markers: Vec<String> = fingerprint.markers.iter().map(|&m| format!("{:?}", self.patterns[m])).collect();
+        Some(ContentMatch {
+            tool: fingerprint.tool.clone(),
+            evidence: format!("program file carries {}", markers.join(", ")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher() -> ContentMatcher {
+        ContentMatcher::new(&[
+            (
+                "claude-code".into(),
+                vec!["PACKAGE_URL:\"@anthropic-ai/claude-code\"".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
+            ),
+            ("codex".into(), vec!["codex_cli_rs".into(), "codex_core".into()]),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn every_marker_of_one_fingerprint_is_needed() {
+        let cases: &[(&[u8], Option<&str>)] = &[
+            (b"\x7fELF..PACKAGE_URL:\"@anthropic-ai/claude-code\"....CLAUDE_CODE_ENTRYPOINT", Some("claude-code")),
+            (b"CLAUDE_CODE_ENTRYPOINT then PACKAGE_URL:\"@anthropic-ai/claude-code\"", Some("claude-code")),
+            (b"only PACKAGE_URL:\"@anthropic-ai/claude-code\"", None),
+            (b"a binary that merely mentions claude and claude-code and Claude Code", None),
+            (b"codex_core ... codex_cli_rs", Some("codex")),
+            (b"codex codex-cli codex_cli", None),
+            (b"", None),
+        ];
+        let matcher = matcher();
+        for (bytes, expected) in cases {
+            let found = matcher.scan_bytes(bytes).map(|m| m.tool);
+            assert_eq!(found.as_deref(), *expected, "{}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn markers_split_across_read_boundaries_are_found() {
+        // A reader that hands out one byte at a time splits every marker.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let Some((&first, rest)) = self.0.split_first() else { return Ok(0) };
+                buf[0] = first;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let bytes = b"xxcodex_cli_rsxx codex_corexx";
+        assert_eq!(matcher().scan(Trickle(bytes)).unwrap().map(|m| m.tool).as_deref(), Some("codex"));
+    }
+
+    #[test]
+    fn native_formats_are_told_from_scripts() {
+        assert!(is_native_executable(b"\x7fELF\x02\x01"));
+        assert!(is_native_executable(b"MZ\x90\x00"));
+        assert!(is_native_executable(b"\xcf\xfa\xed\xfe"));
+        assert!(!is_native_executable(b"#!/usr/bin/env node\n"));
+        assert!(!is_native_executable(b""));
+    }
+}
