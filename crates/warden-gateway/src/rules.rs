@@ -248,6 +248,11 @@ fn looks_random(value: &str, minimum: f64) -> bool {
     if is_identifier_path && (value.contains('.') || value.contains('_') || !has_digit) {
         return false;
     }
+    // `my-app-secret`, `Session_Token`: words joined by dashes or underscores.
+    let is_words = value.split(['-', '_']).all(|word| word.bytes().all(|b| b.is_ascii_alphabetic()));
+    if is_words {
+        return false;
+    }
     let bar = minimum.min((value.len() as f64).log2() * 0.75);
     shannon_entropy(value) >= bar
 }

@@ -75,6 +75,7 @@ fn recall_and_precision_on_the_corpus() {
     let recall = true_positives as f64 / cases.len() as f64;
     let precision = true_positives as f64 / (true_positives + false_positives) as f64;
     println!("recall {recall:.4} ({true_positives}/{}), precision {precision:.4}", cases.len());
+    println!("stray lines {stray:?}, look-alikes masked {false_lines:?}");
     assert!(recall >= 0.98, "recall {recall:.4}; missed by kind (line numbers): {missed:?}");
     assert!(precision >= 0.99, "precision {precision:.4}; stray lines {stray:?}; look-alikes masked: {false_lines:#?}");
 }
