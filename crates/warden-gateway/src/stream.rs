@@ -56,6 +56,9 @@ pub struct SseRestorer {
     detector: Arc<Detector>,
     vault: Arc<Mutex<Vault>>,
     pending: Vec<u8>,
+    /// Where in `pending` the search for the end of an event resumes (the start of its last,
+    /// unfinished line), so a stream fed byte by byte is scanned once.
+    scan_from: usize,
     channels: HashMap<String, Channel>,
     tools: HashMap<String, String>,
     report: RestoreReport,
@@ -68,6 +71,7 @@ impl SseRestorer {
             detector,
             vault,
             pending: Vec::new(),
+            scan_from: 0,
             channels: HashMap::new(),
             tools: HashMap::new(),
             report: RestoreReport::default(),
@@ -78,11 +82,19 @@ impl SseRestorer {
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(bytes);
         let mut out = Vec::new();
-        while let Some(end) = event_end(&self.pending) {
-            let event: Vec<u8> = self.pending.drain(..end).collect();
-            self.process(&event, &mut out);
+        loop {
+            match event_end(&self.pending, self.scan_from) {
+                Ok(end) => {
+                    let event: Vec<u8> = self.pending.drain(..end).collect();
+                    self.scan_from = 0;
+                    self.process(&event, &mut out);
+                }
+                Err(resume) => {
+                    self.scan_from = resume;
+                    return out;
+                }
+            }
         }
-        out
     }
 
     /// The end of the stream: whatever is still held or pending.
@@ -287,24 +299,25 @@ fn pointer_mut<'v>(value: &'v mut Value, path: &[PathStep]) -> Option<&'v mut Va
     })
 }
 
-/// The end (exclusive) of the first complete event in `bytes`: after its first empty line. Lines end
-/// in `\r\n`, `\n` or `\r` (the HTML Living Standard's event-stream grammar), so a final `\r` waits
-/// for the next byte.
-fn event_end(bytes: &[u8]) -> Option<usize> {
-    let mut start = 0;
+/// The end (exclusive) of the first complete event in `bytes`: after its first empty line, looking
+/// from `start` (a line start). Lines end in `\r\n`, `\n` or `\r` (the HTML Living Standard's
+/// event-stream grammar), so a final `\r` waits for the next byte. Without a complete event: the start
+/// of the last, unfinished line, where the next search resumes.
+fn event_end(bytes: &[u8], start: usize) -> Result<usize, usize> {
+    let mut start = start;
     while let Some(offset) = bytes[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
         let at = start + offset;
         let length = match (bytes[at], bytes.get(at + 1)) {
-            (b'\r', None) => return None,
+            (b'\r', None) => return Err(start),
             (b'\r', Some(b'\n')) => 2,
             _ => 1,
         };
         if at == start {
-            return Some(at + length);
+            return Ok(at + length);
         }
         start = at + length;
     }
-    None
+    Err(start)
 }
 
 /// The event's lines other than `data:`, and its data (lines joined with `\n`); None without data.
