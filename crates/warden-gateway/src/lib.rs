@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod restore;
 pub mod rules;
 pub mod stream;
+pub mod token;
 pub mod vault;
 
 pub use mask::{MaskCounts, mask_request, mask_text};
