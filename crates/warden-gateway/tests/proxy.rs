@@ -131,6 +131,7 @@ fn chat_request(stream: bool) -> Value {
         {"role": "assistant", "content": null, "tool_calls": [{"id": "c0", "type": "function",
             "function": {"name": "read_file", "arguments": json!({"path": "/etc/app.env", "note": ODD}).to_string()}}]},
         {"role": "tool", "tool_call_id": "c0", "content": format!("AWS_ACCESS_KEY_ID={AWS_KEY}\n")},
+        {"role": "user", "content": "Now write the config."},
     ]})
 }
 
