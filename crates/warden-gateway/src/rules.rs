@@ -40,6 +40,7 @@ struct CompiledRule {
     regex: Regex,
     group: usize,
     entropy: Option<f64>,
+    multiline: bool,
 }
 
 /// A secret or identifier found in a text: byte range `start..end`, and the rule that found it.
@@ -99,6 +100,7 @@ impl Detector {
                 regex,
                 group,
                 entropy: spec.entropy,
+                multiline: spec.multiline,
             });
         }
         let keywords = AhoCorasickBuilder::new()
@@ -132,29 +134,44 @@ impl Detector {
     /// Every finding in `text`, sorted by start, without overlaps (of overlapping findings the one
     /// starting first wins; at the same start, the longer).
     pub fn find(&self, text: &str) -> Vec<Finding> {
-        let mut triggered: Vec<bool> = Vec::new();
+        // Per rule, the windows its keywords open: (start, end) byte ranges of `text`.
+        let mut windows: Vec<Vec<(usize, usize)>> = Vec::new();
         for hit in self.keywords.find_overlapping_iter(text) {
-            if triggered.is_empty() {
-                triggered = vec![false; self.rules.len()];
+            if windows.is_empty() {
+                windows = vec![Vec::new(); self.rules.len()];
             }
-            triggered[self.keyword_rule[hit.pattern().as_usize()]] = true;
-        }
-        if triggered.is_empty() {
-            return Vec::new();
+            let rule = self.keyword_rule[hit.pattern().as_usize()];
+            let window = if self.rules[rule].multiline {
+                (line_start(text, hit.start()), text.len())
+            } else {
+                (snap_back(text, hit.start().saturating_sub(WINDOW_BEFORE)), snap_forward(text, hit.end() + WINDOW_AFTER))
+            };
+            windows[rule].push(window);
         }
         let mut findings = Vec::new();
-        for (index, rule) in self.rules.iter().enumerate().filter(|(i, _)| triggered[*i]) {
-            for captures in rule.regex.captures_iter(text) {
-                let Some(span) = captures.get(rule.group) else { continue };
-                if span.is_empty() {
-                    continue;
+        for (index, rule_windows) in windows.iter_mut().enumerate().filter(|(_, w)| !w.is_empty()) {
+            let rule = &self.rules[index];
+            rule_windows.sort_unstable();
+            let mut merged: Vec<(usize, usize)> = Vec::with_capacity(rule_windows.len());
+            for &(start, end) in rule_windows.iter() {
+                match merged.last_mut() {
+                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                    _ => merged.push((start, end)),
                 }
-                if let Some(minimum) = rule.entropy
-                    && !looks_random(span.as_str(), minimum)
-                {
-                    continue;
+            }
+            for (start, end) in merged {
+                for captures in rule.regex.captures_iter(&text[start..end]) {
+                    let Some(span) = captures.get(rule.group) else { continue };
+                    if span.is_empty() {
+                        continue;
+                    }
+                    if let Some(minimum) = rule.entropy
+                        && !looks_random(span.as_str(), minimum)
+                    {
+                        continue;
+                    }
+                    findings.push(Finding { start: start + span.start(), end: start + span.end(), rule: index });
                 }
-                findings.push(Finding { start: span.start(), end: span.end(), rule: index });
             }
         }
         findings.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
@@ -168,6 +185,54 @@ impl Detector {
     }
 }
 
+/// How far before a keyword a single-line rule's match may start (a URL's scheme and user before
+/// `://`, a Sentry key before `sentry.io`), and how far after it may end (the longest token).
+const WINDOW_BEFORE: usize = 160;
+const WINDOW_AFTER: usize = 1024;
+/// How far a window's edge moves to reach white space or a quote, so no token is cut in two.
+const SNAP: usize = 256;
+
+fn is_separator(byte: u8) -> bool {
+    byte.is_ascii_whitespace() || matches!(byte, b'"' | b'\'' | b'`')
+}
+
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// `at` moved back to just after a separator (at most [`SNAP`] bytes), on a character boundary.
+fn snap_back(text: &str, at: usize) -> usize {
+    let bytes = text.as_bytes();
+    let floor = at.saturating_sub(SNAP);
+    let mut i = at;
+    while i > floor && !is_separator(bytes[i - 1]) {
+        i -= 1;
+    }
+    let mut i = if i == floor && i > 0 && !is_separator(bytes[i - 1]) { at } else { i };
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `at` moved forward to a separator (at most [`SNAP`] bytes), on a character boundary.
+fn snap_forward(text: &str, at: usize) -> usize {
+    let bytes = text.as_bytes();
+    if at >= bytes.len() {
+        return bytes.len();
+    }
+    let ceiling = (at + SNAP).min(bytes.len());
+    let mut i = at;
+    while i < ceiling && !is_separator(bytes[i]) {
+        i += 1;
+    }
+    let mut i = if i == ceiling && ceiling < bytes.len() { at } else { i };
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
 /// Rules for the company's own identifiers.
 fn company_rules(masking: &Masking) -> Vec<MaskingRule> {
     let alternation = |values: &[String]| values.iter().map(|v| regex::escape(v.trim())).collect::<Vec<_>>().join("|");
@@ -178,6 +243,7 @@ fn company_rules(masking: &Masking) -> Vec<MaskingRule> {
         group: None,
         entropy: None,
         label: Some(label.into()),
+        multiline: false,
     };
     let mut rules = Vec::new();
     if !masking.internal_domains.is_empty() {
@@ -186,7 +252,7 @@ fn company_rules(masking: &Masking) -> Vec<MaskingRule> {
             "internal-host",
             "HOST",
             &masking.internal_domains,
-            format!(r"(?i)\b(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)*(?:{domains})\b"),
+            format!(r"(?i)(?-u:\b)(?:[a-z0-9](?:[a-z0-9\-]{{0,61}}[a-z0-9])?\.)*(?:{domains})(?-u:\b)"),
         ));
     }
     if !masking.email_domains.is_empty() {
@@ -196,12 +262,12 @@ fn company_rules(masking: &Masking) -> Vec<MaskingRule> {
             "company-email",
             "EMAIL",
             &keywords,
-            format!(r"(?i)\b[A-Za-z0-9._%+\-]+@(?:[a-z0-9\-]+\.)*(?:{domains})\b"),
+            format!(r"(?i)(?-u:\b)[A-Za-z0-9._%+\-]+@(?:[a-z0-9\-]+\.)*(?:{domains})(?-u:\b)"),
         ));
     }
     for (id, names) in [("code-name", &masking.code_names), ("customer-name", &masking.customer_names)] {
         if !names.is_empty() {
-            rules.push(rule(id, "NAME", names, format!(r"(?i)\b(?:{})\b", alternation(names))));
+            rules.push(rule(id, "NAME", names, format!(r"(?i)(?-u:\b)(?:{})(?-u:\b)", alternation(names))));
         }
     }
     rules

@@ -27,6 +27,7 @@ fn masking() -> Masking {
             group: None,
             entropy: None,
             label: None,
+            multiline: false,
         }],
         ..Masking::default()
     }

@@ -18,6 +18,7 @@ fn detector() -> Arc<Detector> {
             group: None,
             entropy: None,
             label: None,
+            multiline: false,
         }],
         ..Masking::default()
     };

@@ -44,6 +44,9 @@ pub struct MaskingRule {
     /// The placeholder's word (`SECRET` unless said otherwise): capital letters only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The secret may span lines (a PEM block): matched from the keyword's line to the end of the text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multiline: bool,
 }
 
 // Entropy thresholds are small finite numbers; a policy never compares NaNs.
