@@ -2,7 +2,7 @@
 //! [`Detector`]: one Aho-Corasick pass finds every rule's keywords, and only rules whose keywords occur
 //! run their regex.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 use serde::Deserialize;
 use warden_policy::{Masking, MaskingRule};
@@ -41,6 +41,8 @@ struct CompiledRule {
     group: usize,
     entropy: Option<f64>,
     multiline: bool,
+    /// Bytes before and after a keyword the match may reach.
+    window: [usize; 2],
 }
 
 /// A secret or identifier found in a text: byte range `start..end`, and the rule that found it.
@@ -58,7 +60,11 @@ pub struct Detector {
     rules: Vec<CompiledRule>,
     /// Keyword pattern index → rule index.
     keyword_rule: Vec<usize>,
+    /// Keyword pattern index → whether it must match in its own case (its rule's pattern is not
+    /// case-insensitive: `SG.` must not open a window at every `msg.`).
+    keyword_exact: Vec<bool>,
     keywords: AhoCorasick,
+    keyword_text: Vec<String>,
     /// Tools whose arguments get placeholders restored.
     restore_tools: Vec<String>,
 }
@@ -79,6 +85,7 @@ impl Detector {
         }
         let mut rules = Vec::with_capacity(specs.len());
         let mut keyword_rule = Vec::new();
+        let mut keyword_exact = Vec::new();
         let mut keywords = Vec::new();
         for spec in &specs {
             let fail = |message: String| RulesError::Rule { id: spec.id.clone(), message };
@@ -93,6 +100,7 @@ impl Detector {
             for keyword in &spec.keywords {
                 keywords.push(keyword.clone());
                 keyword_rule.push(rules.len());
+                keyword_exact.push(!spec.pattern.starts_with("(?i"));
             }
             rules.push(CompiledRule {
                 id: spec.id.clone(),
@@ -101,14 +109,19 @@ impl Detector {
                 group,
                 entropy: spec.entropy,
                 multiline: spec.multiline,
+                window: spec.window.unwrap_or([WINDOW_BEFORE, WINDOW_AFTER]),
             });
         }
+        let keyword_text = keywords.clone();
         let keywords = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            // A full DFA: one table lookup per byte, which the overlapping search (every keyword of
+            // every rule, also where keywords overlap) needs to stay fast.
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| RulesError::Rule { id: "(keywords)".into(), message: e.to_string() })?;
-        Ok(Detector { rules, keyword_rule, keywords, restore_tools: file.restore.tools })
+        Ok(Detector { rules, keyword_rule, keyword_exact, keywords, restore_tools: file.restore.tools, keyword_text })
     }
 
     /// The id of rule `index` (`"aws-access-key-id"`).
@@ -140,11 +153,16 @@ impl Detector {
             if windows.is_empty() {
                 windows = vec![Vec::new(); self.rules.len()];
             }
-            let rule = self.keyword_rule[hit.pattern().as_usize()];
+            let pattern = hit.pattern().as_usize();
+            if self.keyword_exact[pattern] && text[hit.start()..hit.end()] != self.keyword_text[pattern] {
+                continue;
+            }
+            let rule = self.keyword_rule[pattern];
+            let [before, after] = self.rules[rule].window;
             let window = if self.rules[rule].multiline {
                 (line_start(text, hit.start()), text.len())
             } else {
-                (snap_back(text, hit.start().saturating_sub(WINDOW_BEFORE)), snap_forward(text, hit.end() + WINDOW_AFTER))
+                (snap_back(text, hit.start().saturating_sub(before)), snap_forward(text, hit.end() + after))
             };
             windows[rule].push(window);
         }
@@ -185,8 +203,8 @@ impl Detector {
     }
 }
 
-/// How far before a keyword a single-line rule's match may start (a URL's scheme and user before
-/// `://`, a Sentry key before `sentry.io`), and how far after it may end (the longest token).
+/// By default, how far before a keyword a single-line rule's match may start (a URL's scheme and user
+/// before `://`, a Sentry key before `sentry.io`), and how far after it may end (the longest token).
 const WINDOW_BEFORE: usize = 160;
 const WINDOW_AFTER: usize = 1024;
 /// How far a window's edge moves to reach white space or a quote, so no token is cut in two.
@@ -244,6 +262,7 @@ fn company_rules(masking: &Masking) -> Vec<MaskingRule> {
         entropy: None,
         label: Some(label.into()),
         multiline: false,
+        window: None,
     };
     let mut rules = Vec::new();
     if !masking.internal_domains.is_empty() {

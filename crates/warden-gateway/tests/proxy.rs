@@ -28,6 +28,7 @@ fn masking() -> Masking {
             entropy: None,
             label: None,
             multiline: false,
+            window: None,
         }],
         ..Masking::default()
     }

@@ -19,6 +19,7 @@ fn detector() -> Arc<Detector> {
             entropy: None,
             label: None,
             multiline: false,
+            window: None,
         }],
         ..Masking::default()
     };

@@ -47,6 +47,9 @@ pub struct MaskingRule {
     /// The secret may span lines (a PEM block): matched from the keyword's line to the end of the text.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub multiline: bool,
+    /// Bytes before and after a keyword where the match may lie (default 160 and 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<[usize; 2]>,
 }
 
 // Entropy thresholds are small finite numbers; a policy never compares NaNs.
