@@ -103,7 +103,10 @@ pub fn run(policy: &Policy, args: GatewayArgs) -> Result<()> {
         println!("warden gateway: http://{listen}/v1 → {upstream}");
         println!("  OpenAI-compatible clients (Qwen Code):");
         println!("    OPENAI_BASE_URL=http://{listen}/v1 OPENAI_API_KEY=$(cat {})", token_path.display());
-        println!("  Anthropic clients: ANTHROPIC_BASE_URL=http://{listen} ANTHROPIC_API_KEY=$(cat {})", token_path.display());
+        println!(
+            "  Anthropic clients: ANTHROPIC_BASE_URL=http://{listen} ANTHROPIC_API_KEY=$(cat {})",
+            token_path.display()
+        );
         let _ = std::io::stdout().flush();
         let served = warden_gateway::serve(listener, config, async {
             let _ = tokio::signal::ctrl_c().await;

@@ -58,5 +58,9 @@ pub fn setup() -> Result<()> {
     }
     println!("xtask: installing detect-secrets {DETECT_SECRETS_VERSION} into {}", venv.display());
     check(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    check(Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("detect-secrets=={DETECT_SECRETS_VERSION}")]))
+    check(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        &format!("detect-secrets=={DETECT_SECRETS_VERSION}"),
+    ]))
 }

@@ -20,7 +20,7 @@ pub mod token;
 pub mod vault;
 
 pub use mask::{MaskCounts, mask_request, mask_text};
-pub use proxy::{DEFAULT_MAX_BODY_BYTES, GatewayConfig, RequestReport, app, serve};
+pub use proxy::{DEFAULT_MAX_BODY_BYTES, GatewayConfig, ReportSink, RequestReport, app, serve};
 pub use restore::{RestoreReport, TextKind, restore_str, restore_value};
 pub use rules::{Detector, Finding, RulesError};
 pub use stream::{Api, SseRestorer};

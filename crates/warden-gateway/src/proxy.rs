@@ -38,7 +38,7 @@ pub struct GatewayConfig {
     pub idle: Duration,
     pub detector: Arc<Detector>,
     /// Called once per forwarded request, after its response ended (counts only, never values).
-    pub on_report: Option<Arc<dyn Fn(&RequestReport) + Send + Sync>>,
+    pub on_report: Option<ReportSink>,
 }
 
 impl fmt::Debug for GatewayConfig {
@@ -53,6 +53,9 @@ impl fmt::Debug for GatewayConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// Receives each request's [`RequestReport`] (the CLI logs it).
+pub type ReportSink = Arc<dyn Fn(&RequestReport) + Send + Sync>;
 
 /// What one request went through: counts per rule, never values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -81,7 +84,8 @@ const SESSION_HEADERS: &[&str] =
 const FORWARDED_REQUEST_HEADERS: &[&str] = &["content-type", "accept", "user-agent", "openai-beta"];
 
 /// Response headers passed back (besides `anthropic-*`, `openai-*`, `x-ratelimit-*`).
-const FORWARDED_RESPONSE_HEADERS: &[&str] = &["content-type", "x-request-id", "request-id", "retry-after", "cache-control"];
+const FORWARDED_RESPONSE_HEADERS: &[&str] =
+    &["content-type", "x-request-id", "request-id", "retry-after", "cache-control"];
 
 #[derive(Debug)]
 struct Shared {
@@ -140,7 +144,10 @@ async fn handle(
         (&Method::POST, "/v1/messages" | "/v1/messages/count_tokens") => Some(Api::Messages),
         _ => {
             // Unknown routes could carry anything: never forwarded.
-            return refuse(StatusCode::NOT_FOUND, &format!("warden gateway does not forward {} {path}", request.method()));
+            return refuse(
+                StatusCode::NOT_FOUND,
+                &format!("warden gateway does not forward {} {path}", request.method()),
+            );
         }
     };
     let conversation = SESSION_HEADERS
@@ -155,16 +162,25 @@ async fn handle(
         None => None,
         Some(_) => {
             let limit = shared.config.max_body_bytes;
-            let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+            let declared =
+                parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
             if declared.is_some_and(|length| length > limit) {
-                return refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("warden gateway: request larger than {limit} bytes"));
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("warden gateway: request larger than {limit} bytes"),
+                );
             }
             let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-                return refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("warden gateway: request larger than {limit} bytes"));
+                return refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("warden gateway: request larger than {limit} bytes"),
+                );
             };
             let mut value: Value = match serde_json::from_slice(&bytes) {
                 Ok(value @ Value::Object(_)) => value,
-                Ok(_) => return refuse(StatusCode::BAD_REQUEST, "warden gateway: the request body must be a JSON object"),
+                Ok(_) => {
+                    return refuse(StatusCode::BAD_REQUEST, "warden gateway: the request body must be a JSON object");
+                }
                 Err(e) => {
                     return refuse(
                         StatusCode::BAD_REQUEST,
@@ -197,7 +213,8 @@ async fn handle(
     let mut answer = match upstream.send().await {
         Ok(answer) => answer,
         Err(e) => {
-            let message = format!("warden gateway: the upstream {} did not answer: {}", shared.config.upstream, without_url(&e));
+            let message =
+                format!("warden gateway: the upstream {} did not answer: {}", shared.config.upstream, without_url(&e));
             return refuse(StatusCode::BAD_GATEWAY, &message);
         }
     };
@@ -291,7 +308,8 @@ fn without_url(error: &reqwest::Error) -> String {
 /// Whether the request carries the gateway token, as OpenAI clients send a key (`Authorization:
 /// Bearer`) or Anthropic clients do (`x-api-key`). Compared in constant time.
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let api_key = headers.get(HeaderName::from_static("x-api-key")).and_then(|v| v.to_str().ok());
     [bearer, api_key].into_iter().flatten().any(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
 }

@@ -13,9 +13,8 @@ use std::sync::LazyLock;
 static PLAIN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"⟦[A-Z]{1,16}_[0-9]{1,9}⟧").expect("valid"));
 /// A placeholder inside JSON source text, where a serializer may have escaped the brackets
 /// (`\u27e6SECRET_7\u27e7`, as Python's `json.dumps` does by default).
-static IN_JSON: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:⟦|\\u27[eE]6)([A-Z]{1,16}_[0-9]{1,9})(?:⟧|\\u27[eE]7)").expect("valid")
-});
+static IN_JSON: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:⟦|\\u27[eE]6)([A-Z]{1,16}_[0-9]{1,9})(?:⟧|\\u27[eE]7)").expect("valid"));
 
 /// What restoring one response did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +48,8 @@ pub fn restore_str(vault: &Vault, text: &str, kind: TextKind, report: &mut Resto
             }
             None => c[0].to_owned(),
         }),
-        TextKind::JsonSource => IN_JSON.replace_all(text, |c: &Captures| match vault.value(&format!("⟦{}⟧", &c[1])) {
+        TextKind::JsonSource => IN_JSON.replace_all(text, |c: &Captures| match vault.value(&format!("⟦{}⟧", &c[1]))
+        {
             Some(value) => {
                 restored += 1;
                 let quoted = serde_json::to_string(value).expect("a string serializes");
@@ -208,7 +208,9 @@ fn tool_call_shape(map: &serde_json::Map<String, Value>) -> Option<(String, Stri
         return Some((name, "arguments".into()));
     }
     let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
-    if matches!(kind, "tool_use" | "server_tool_use" | "custom_tool_call" | "function_call") && map.contains_key("input") {
+    if matches!(kind, "tool_use" | "server_tool_use" | "custom_tool_call" | "function_call")
+        && map.contains_key("input")
+    {
         return Some((name, "input".into()));
     }
     None

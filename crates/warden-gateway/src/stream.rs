@@ -8,7 +8,9 @@
 //! (`response.output_text.delta`, `response.function_call_arguments.delta`, …) and Anthropic Messages
 //! events (`content_block_start`, `content_block_delta`); see each vendor's streaming reference.
 
-use crate::restore::{RestoreReport, TextKind, report_kept, restore_str, restore_tool_input, restore_value, settled_len};
+use crate::restore::{
+    RestoreReport, TextKind, report_kept, restore_str, restore_tool_input, restore_value, settled_len,
+};
 use crate::rules::Detector;
 use crate::vault::Vault;
 use serde_json::Value;
@@ -164,8 +166,12 @@ impl SseRestorer {
 
     /// Every channel not in `keep` that holds text gets it sent, in a copy of its last event.
     fn flush_except(&mut self, keep: &[&str], out: &mut Vec<u8>) {
-        let mut names: Vec<&String> =
-            self.channels.iter().filter(|(name, c)| !c.held.is_empty() && !keep.contains(&name.as_str())).map(|(n, _)| n).collect();
+        let mut names: Vec<&String> = self
+            .channels
+            .iter()
+            .filter(|(name, c)| !c.held.is_empty() && !keep.contains(&name.as_str()))
+            .map(|(n, _)| n)
+            .collect();
         names.sort();
         let names: Vec<String> = names.into_iter().cloned().collect();
         for name in names {

@@ -13,14 +13,18 @@ pub fn load_or_create(path: &Path) -> io::Result<String> {
             check_private(path)?;
             let token = text.trim().to_owned();
             if token.len() < 32 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} holds no valid token", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} holds no valid token", path.display()),
+                ));
             }
             Ok(token)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
-            let token: String = std::iter::once("wgw_".to_owned()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
+            let token: String =
+                std::iter::once("wgw_".to_owned()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -44,7 +48,11 @@ fn check_private(path: &Path) -> io::Result<()> {
     if mode & 0o077 != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            format!("{} is readable by other users (mode {:o}); `chmod 600` it or delete it", path.display(), mode & 0o777),
+            format!(
+                "{} is readable by other users (mode {:o}); `chmod 600` it or delete it",
+                path.display(),
+                mode & 0o777
+            ),
         ));
     }
     Ok(())

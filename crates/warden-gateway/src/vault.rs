@@ -46,11 +46,14 @@ impl Vault {
     }
 }
 
+/// A conversation's vault and when it was last used.
+type Entry = (Arc<Mutex<Vault>>, Instant);
+
 /// Every live conversation's vault, keyed by the client's session header or its connection.
 #[derive(Debug)]
 pub struct Vaults {
     idle: Duration,
-    entries: Mutex<HashMap<String, (Arc<Mutex<Vault>>, Instant)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl Vaults {

@@ -38,8 +38,7 @@ fn secret_cases(text: &str) -> Vec<Case> {
 
 /// The lines (1-based) on which findings start.
 fn finding_lines(detector: &Detector, text: &str) -> BTreeSet<usize> {
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
     detector.find(text).iter().map(|f| line_starts.partition_point(|&s| s <= f.start)).collect()
 }
 
@@ -59,8 +58,7 @@ fn recall_and_precision_on_the_corpus() {
         }
     }
     // Findings inside a case but not on its first line would be a wrong line (a false positive).
-    let stray: Vec<usize> =
-        found.iter().copied().filter(|line| !cases.iter().any(|c| c.first == *line)).collect();
+    let stray: Vec<usize> = found.iter().copied().filter(|line| !cases.iter().any(|c| c.first == *line)).collect();
 
     let lookalikes = data("lookalikes.txt");
     let negative_lines = lookalikes.lines().filter(|l| !l.is_empty() && !l.starts_with("# kind:")).count();
@@ -94,7 +92,8 @@ fn every_kind_of_secret_is_found_at_least_once() {
     assert!(never.is_empty(), "kinds never found: {never:?}");
     // A multi-line case is one finding: a PEM block is masked whole, from BEGIN to END.
     let pem = cases.iter().find(|c| c.kind == "private-key" && c.last > c.first).expect("a multi-line PEM case");
-    let text: String = secrets.lines().skip(pem.first - 1).take(pem.last - pem.first + 1).collect::<Vec<_>>().join("\n");
+    let text: String =
+        secrets.lines().skip(pem.first - 1).take(pem.last - pem.first + 1).collect::<Vec<_>>().join("\n");
     let findings = detector.find(&text);
     assert_eq!(findings.len(), 1);
     assert_eq!((findings[0].start, findings[0].end), (0, text.len()));

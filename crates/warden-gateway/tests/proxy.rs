@@ -56,7 +56,8 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn post(&self, path: &str, body: &Value, anthropic: bool) -> (u16, String) {
-        let mut request = self.http.post(format!("{}{path}", self.gateway)).json(body).header("x-session-id", "conversation-1");
+        let mut request =
+            self.http.post(format!("{}{path}", self.gateway)).json(body).header("x-session-id", "conversation-1");
         request = if anthropic {
             request.header("x-api-key", CLIENT_TOKEN).header("anthropic-version", "2023-06-01")
         } else {
@@ -256,13 +257,16 @@ async fn responses_api_whole_and_streamed() {
     for (_, event) in sse_events(&body) {
         let index = event["output_index"].as_u64().unwrap_or(0);
         match event["type"].as_str().unwrap() {
-            "response.output_item.added" => drop(names.insert(index, event["item"]["name"].as_str().unwrap_or("").into())),
+            "response.output_item.added" => {
+                drop(names.insert(index, event["item"]["name"].as_str().unwrap_or("").into()))
+            }
             "response.output_text.delta" => reply.text.push_str(event["delta"].as_str().unwrap()),
             "response.output_text.done" => done_text = event["text"].as_str().unwrap().to_owned(),
-            "response.function_call_arguments.done" => drop(reply.tools.insert(
-                names[&index].clone(),
-                serde_json::from_str(event["arguments"].as_str().unwrap()).unwrap(),
-            )),
+            "response.function_call_arguments.done" => drop(
+                reply
+                    .tools
+                    .insert(names[&index].clone(), serde_json::from_str(event["arguments"].as_str().unwrap()).unwrap()),
+            ),
             _ => {}
         }
     }
@@ -280,7 +284,14 @@ async fn refuses_what_it_cannot_read_and_passes_upstream_errors_through() {
         (response.status().as_u16(), response.text().await.unwrap())
     };
     // Not JSON: 400, nothing sent.
-    let (status, body) = send(setup.http.post(url("/v1/chat/completions")).bearer_auth(CLIENT_TOKEN).body(format!("{{\"messages\": \"{AWS_KEY}"))).await;
+    let (status, body) = send(
+        setup
+            .http
+            .post(url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_TOKEN)
+            .body(format!("{{\"messages\": \"{AWS_KEY}")),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not JSON"), "{body}");
     // Too large: 413.
@@ -290,9 +301,11 @@ async fn refuses_what_it_cannot_read_and_passes_upstream_errors_through() {
     // No token, wrong token: 401. Unknown route: 404.
     let (status, _) = send(setup.http.post(url("/v1/chat/completions")).json(&chat_request(false))).await;
     assert_eq!(status, 401);
-    let (status, body) = send(setup.http.post(url("/v1/messages")).header("x-api-key", "guess").json(&messages_request(false))).await;
+    let (status, body) =
+        send(setup.http.post(url("/v1/messages")).header("x-api-key", "guess").json(&messages_request(false))).await;
     assert_eq!((status, body.contains("\"authentication_error\"")), (401, true), "{body}");
-    let (status, _) = send(setup.http.post(url("/v1/embeddings")).bearer_auth(CLIENT_TOKEN).json(&json!({"input": AWS_KEY}))).await;
+    let (status, _) =
+        send(setup.http.post(url("/v1/embeddings")).bearer_auth(CLIENT_TOKEN).json(&json!({"input": AWS_KEY}))).await;
     assert_eq!(status, 404);
     assert!(setup.upstream.received.lock().unwrap().is_empty(), "nothing reached the upstream");
 

@@ -36,7 +36,16 @@ async fn run_qwen(
     path.push(":/usr/bin:/bin");
     let output = tokio::process::Command::new(&node)
         .arg(&cli)
-        .args(["--auth-type", auth_type, "--model", "test-model", "--approval-mode", "auto-edit", "--output-format", "text"])
+        .args([
+            "--auth-type",
+            auth_type,
+            "--model",
+            "test-model",
+            "--approval-mode",
+            "auto-edit",
+            "--output-format",
+            "text",
+        ])
         .arg(prompt)
         .current_dir(workspace)
         .env_clear()
@@ -92,7 +101,8 @@ async fn check_qwen(auth_type: &str, api_path: &str) {
     let prompt = format!(
         "Write a deploy config for host {HOST} using AWS key {AWS_KEY} and this SSH key:\n{PEM}\nThen repeat the values."
     );
-    let (ok, stdout, stderr) = run_qwen(auth_type, &format!("http://{address}"), workspace.path(), home.path(), &prompt).await;
+    let (ok, stdout, stderr) =
+        run_qwen(auth_type, &format!("http://{address}"), workspace.path(), home.path(), &prompt).await;
     assert!(ok, "qwen failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
 
     let received = upstream.received.lock().unwrap().clone();
@@ -111,7 +121,8 @@ async fn check_qwen(auth_type: &str, api_path: &str) {
         assert!(stdout.contains(original), "qwen's output lacks {original:?}:\n{stdout}");
     }
     // The file write landed with the real values.
-    let written = std::fs::read_to_string(&target).unwrap_or_else(|e| panic!("{}: {e}\nstdout:\n{stdout}\nstderr:\n{stderr}", target.display()));
+    let written = std::fs::read_to_string(&target)
+        .unwrap_or_else(|e| panic!("{}: {e}\nstdout:\n{stdout}\nstderr:\n{stderr}", target.display()));
     for original in [AWS_KEY, HOST, PEM] {
         assert!(written.contains(original), "the written file lacks {original:?}:\n{written}");
     }

@@ -42,7 +42,8 @@ fn stream(masked: &str, size: usize) -> String {
         let text: String = piece.iter().collect();
         sse.push_str(&format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {"content": text}}]})));
     }
-    let arguments = json!({"file_path": "a.txt", "content": masked}).to_string().replace('⟦', "\\u27e6").replace('⟧', "\\u27E7");
+    let arguments =
+        json!({"file_path": "a.txt", "content": masked}).to_string().replace('⟦', "\\u27e6").replace('⟧', "\\u27E7");
     sse.push_str(&format!(
         "data: {}\n\n",
         json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "write_file", "arguments": ""}}]}}]})

@@ -94,7 +94,11 @@ impl Masking {
             if rule.group.is_some_and(|g| g > groups) {
                 return Err(problem(
                     &rule.id,
-                    format!("masking rule {:?}: group {} but the pattern has {groups}", rule.id, rule.group.unwrap_or(0)),
+                    format!(
+                        "masking rule {:?}: group {} but the pattern has {groups}",
+                        rule.id,
+                        rule.group.unwrap_or(0)
+                    ),
                 ));
             }
             if rule.entropy.is_some_and(|e| !(0.0..=8.0).contains(&e)) {

@@ -259,7 +259,9 @@ impl Policy {
                     message: format!("assistant url {:?} must start with https:// or http://", assistant.url),
                 });
             }
-            if let Some(api) = assistant.api_url.as_ref().filter(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+            if let Some(api) =
+                assistant.api_url.as_ref().filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+            {
                 return Err(CompileProblem {
                     needle: api.clone(),
                     message: format!("assistant api_url {api:?} must start with https:// or http://"),

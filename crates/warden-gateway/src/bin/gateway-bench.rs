@@ -128,7 +128,8 @@ fn run(options: &Options) -> Result<(), String> {
                 .filter_map(|r| r["line_number"].as_u64().map(|n| n as usize))
                 .collect()
         };
-        let version = Command::new(peer).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let version =
+            Command::new(peer).arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
         report(
             &format!("detect-secrets {}", version.unwrap_or_default()),
             &cases,
@@ -172,7 +173,9 @@ fn cores() -> usize {
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
@@ -276,8 +279,10 @@ async fn latency(detector: Arc<Detector>, secrets: &str, iterations: usize) -> R
     }
     print_added("100 KB prompt, whole answer", &mut direct, &mut through);
 
-    for (label, request) in [("time to first streamed token, 2 KB prompt", &small), ("time to first streamed token, 100 KB prompt", &big_stream)]
-    {
+    for (label, request) in [
+        ("time to first streamed token, 2 KB prompt", &small),
+        ("time to first streamed token, 100 KB prompt", &big_stream),
+    ] {
         let (mut direct, mut through) = (Vec::new(), Vec::new());
         for _ in 0..iterations {
             for (base, samples) in [(upstream, &mut direct), (gateway, &mut through)] {
@@ -304,7 +309,8 @@ fn print_added(label: &str, direct: &mut [Duration], through: &mut [Duration]) {
     direct.sort();
     through.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let (d50, d99, t50, t99) = (percentile(direct, 0.5), percentile(direct, 0.99), percentile(through, 0.5), percentile(through, 0.99));
+    let (d50, d99, t50, t99) =
+        (percentile(direct, 0.5), percentile(direct, 0.99), percentile(through, 0.5), percentile(through, 0.99));
     println!(
         "{label}: direct p50 {:.3} ms p99 {:.3} ms; through the gateway p50 {:.3} ms p99 {:.3} ms; added p50 {:.3} ms, p99 {:.3} ms ({} requests each)",
         ms(d50),
