@@ -239,14 +239,27 @@ async fn latency(detector: Arc<Detector>, secrets: &str, iterations: usize) -> R
     tokio::spawn(warden_gateway::serve(listener, config, std::future::pending()));
     let client = reqwest::Client::new();
 
-    // A 100 KB prompt: source code with some of the corpus's secrets in it.
+    // A 100 KB prompt: this workspace's source code with three of the corpus's secrets in it (an AWS
+    // key, a PEM private key, a database URL with a password) — code with a rare secret, as prompts are.
+    let code = workload("", "", 100_000, 1 << 30);
+    let block = |kind: &str| -> String {
+        let start = secrets.find(&format!("# kind: {kind}\n")).expect("the corpus has this kind");
+        let block = &secrets[start..];
+        block[..block.find("\n\n").unwrap_or(block.len())].to_owned()
+    };
     let mut prompt = String::new();
-    let source = include_str!("../proxy.rs");
-    while prompt.len() < 100_000 {
-        prompt.push_str(source);
-        prompt.push_str(&secrets[..secrets.len().min(4000)]);
+    let mut at = 0;
+    for i in 0..4 {
+        let end = code.floor_char_boundary((i + 1) * 25_000);
+        prompt.push_str(&code[at..end]);
+        at = end;
+        if let Some(kind) = ["aws-access-key-id", "private-key", "url-password"].get(i) {
+            prompt.push('\n');
+            prompt.push_str(&block(kind));
+            prompt.push('\n');
+        }
     }
-    prompt.truncate(prompt.floor_char_boundary(100_000));
+    let prompt = prompt[..prompt.floor_char_boundary(100_000)].to_owned();
     let body = |stream: bool, text: &str| {
         json!({"model": "m", "stream": stream, "messages": [{"role": "user", "content": text}]}).to_string()
     };
