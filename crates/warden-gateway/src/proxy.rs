@@ -83,9 +83,11 @@ const SESSION_HEADERS: &[&str] =
 /// credential, `accept-encoding` that would make the answer unreadable, hop-by-hop headers) stays.
 const FORWARDED_REQUEST_HEADERS: &[&str] = &["content-type", "accept", "user-agent", "openai-beta"];
 
-/// Response headers passed back (besides `anthropic-*`, `openai-*`, `x-ratelimit-*`).
+/// Response headers passed back (besides `anthropic-*`, `openai-*`, `x-ratelimit-*`). The gateway asks
+/// for no compression; should an upstream compress anyway, the body cannot be read, passes unchanged
+/// (placeholders and all), and `content-encoding` lets the client decode it.
 const FORWARDED_RESPONSE_HEADERS: &[&str] =
-    &["content-type", "x-request-id", "request-id", "retry-after", "cache-control"];
+    &["content-type", "content-encoding", "x-request-id", "request-id", "retry-after", "cache-control"];
 
 #[derive(Debug)]
 struct Shared {
