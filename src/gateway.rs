@@ -7,17 +7,16 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use warden_gateway::{DEFAULT_MAX_BODY_BYTES, Detector, GatewayConfig, RequestReport};
 use warden_policy::Policy;
+use warden_store::MaskingRecord;
 
 /// Written to the state directory while the gateway runs (read by `warden status`).
 pub const GATEWAY_STATUS_FILE: &str = "gateway.json";
 /// The client token (mode 0600).
 pub const GATEWAY_TOKEN_FILE: &str = "gateway-token";
-/// One line per request: counts per rule, never values.
-pub const GATEWAY_LOG_FILE: &str = "gateway-log.jsonl";
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
@@ -37,7 +36,7 @@ pub struct GatewayArgs {
     /// A conversation's placeholders are forgotten after this long without a request.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     idle: Duration,
-    /// Where the token, the status file and the request log live (default: $WARDEN_STATE_DIR,
+    /// Where the token, the status file and the event log live (default: $WARDEN_STATE_DIR,
     /// $XDG_STATE_HOME/warden or ~/.local/state/warden).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -65,21 +64,30 @@ pub fn run(policy: &Policy, args: GatewayArgs) -> Result<()> {
     let client_token = warden_gateway::token::load_or_create(&token_path)
         .with_context(|| format!("reading or creating the gateway token {}", token_path.display()))?;
     let detector = Detector::new(policy.masking.as_ref()).context("compiling the masking rules")?;
-    let log_path = state_dir.join(GATEWAY_LOG_FILE);
-    let log = Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?,
-    );
+    // Counts per request go to the local event log (never values), written on a thread of their own:
+    // an fsynced SQLite commit must not hold up the proxy's runtime.
+    let state = crate::connected::state_dir(Some(&state_dir));
+    let store = warden_store::Store::open(state.events_db())
+        .with_context(|| format!("opening the event log {}", state.events_db().display()))?;
+    let (records, queue) = std::sync::mpsc::channel::<MaskingRecord>();
+    std::thread::spawn(move || {
+        for record in queue {
+            if let Err(error) = store.record_masking(&record) {
+                // Accounting, not a gate: a full disk must not stop the developer's requests.
+                eprintln!("warden gateway: recording counts: {error}");
+            }
+        }
+    });
     let on_report = move |report: &RequestReport| {
         eprintln!("{}", describe(report));
-        let line = serde_json::json!({"at_ms": crate::now() * 1000, "report": report});
-        if let Ok(mut file) = log.lock() {
-            // The log is accounting, not a gate: a full disk must not stop the developer's request.
-            let _ = writeln!(file, "{line}");
-        }
+        let record = MaskingRecord {
+            at_ms: crate::now() * 1000,
+            path: report.path.clone(),
+            status: report.status,
+            by_rule: report.masked.by_rule.clone(),
+            kept_masked: report.kept_masked.len() as u32,
+        };
+        let _ = records.send(record);
     };
     let config = GatewayConfig {
         upstream: upstream.clone(),

@@ -1,7 +1,7 @@
 //! `warden gateway` as a real process: refuses a non-loopback address and a missing upstream; running,
-//! it keeps its token private (0600), refuses requests without it, says so in `warden status`, and
-//! answers a request whose upstream is down with a clear 502 (the proxy itself is tested in
-//! crates/warden-gateway/tests).
+//! it keeps its token private (0600), refuses requests without it, answers a request whose upstream is
+//! down with a clear 502, counts what it masked in the event log, and `warden status` shows both (the
+//! proxy itself is tested in crates/warden-gateway/tests).
 
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -89,7 +89,7 @@ fn runs_for_its_user_only_and_shows_in_status() {
         assert_eq!(std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
-    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"key AKIAQX7T2LMZP4RGHK3W"}]}"#;
     let answer = post(&address, None, body);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     let answer = post(&address, Some(&token), body);
@@ -102,4 +102,17 @@ fn runs_for_its_user_only_and_shows_in_status() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["gateway"]["running"], true, "{status}");
     assert_eq!(status["gateway"]["listen"], address.as_str());
+    // The request was counted in the event log (by another thread: allow it a moment).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = warden().args(["status", "--json", "--state-dir"]).arg(state.path()).output().unwrap();
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let counted = &status["gateway"]["last_24h"];
+        if counted["requests"] == 1 {
+            assert_eq!(counted["masked"], 1, "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request was never counted: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -215,6 +215,9 @@ async fn handle(
     let mut answer = match upstream.send().await {
         Ok(answer) => answer,
         Err(e) => {
+            if let Some(on_report) = &shared.config.on_report {
+                on_report(&report);
+            }
             let message =
                 format!("warden gateway: the upstream {} did not answer: {}", shared.config.upstream, without_url(&e));
             return refuse(StatusCode::BAD_GATEWAY, &message);
