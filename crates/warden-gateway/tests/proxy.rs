@@ -8,6 +8,8 @@ mod common;
 use common::{CLIENT_TOKEN, SHELL_TOOL, UPSTREAM_KEY, WRITE_TOOL, sse_events, start_gateway, start_upstream};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use warden_gateway::RequestReport;
 use warden_policy::{Masking, MaskingRule};
 
 const AWS_KEY: &str = "AKIAQX7T2LMZP4RGHK3W";
@@ -318,4 +320,48 @@ async fn refuses_what_it_cannot_read_and_passes_upstream_errors_through() {
     *setup.upstream.fail_with.lock().unwrap() = Some((429, error.into()));
     let (status, body) = setup.post("/v1/chat/completions", &chat_request(false), false).await;
     assert_eq!((status, body.as_str()), (429, error));
+}
+
+#[tokio::test]
+async fn reports_counts_per_rule_and_the_placeholders_kept_from_a_shell() {
+    let reports: Arc<Mutex<Vec<RequestReport>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let (upstream_url, _upstream) = start_upstream().await;
+    let address = common::start_gateway_reporting(
+        &upstream_url,
+        Some(&masking()),
+        Some(Arc::new(move |report: &RequestReport| sink.lock().unwrap().push(report.clone()))),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/v1/chat/completions"))
+        .bearer_auth(CLIENT_TOKEN)
+        .json(&chat_request(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains(AWS_KEY));
+    // The report is made when the stream ends, just after the last byte was handed on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while reports.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no report");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let report = reports.lock().unwrap()[0].clone();
+    assert_eq!((report.path.as_str(), report.status), ("/v1/chat/completions", 200));
+    let counts = &report.masked.by_rule;
+    for rule in ["aws-access-key-id", "private-key", "internal-host", "code-name", "vault-literal"] {
+        assert!(counts.get(rule).is_some_and(|n| *n >= 1), "{rule} not counted: {counts:?}");
+    }
+    assert!(report.restored >= 8, "{report:?}");
+    assert!(
+        !report.kept_masked.is_empty() && report.kept_masked.iter().all(|(tool, _)| tool == SHELL_TOOL),
+        "{report:?}"
+    );
+    let shown = format!("{report:?}");
+    for original in originals() {
+        assert!(!shown.contains(original), "the report carries a value: {shown}");
+    }
 }

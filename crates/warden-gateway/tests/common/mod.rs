@@ -48,6 +48,15 @@ pub async fn start_upstream() -> (String, Arc<Upstream>) {
 
 /// Starts a gateway in front of `upstream` with `masking` from a policy; returns its address.
 pub async fn start_gateway(upstream: &str, masking: Option<&warden_policy::Masking>) -> SocketAddr {
+    start_gateway_reporting(upstream, masking, None).await
+}
+
+/// [`start_gateway`] with a sink for each request's report.
+pub async fn start_gateway_reporting(
+    upstream: &str,
+    masking: Option<&warden_policy::Masking>,
+    on_report: Option<warden_gateway::ReportSink>,
+) -> SocketAddr {
     let config = GatewayConfig {
         upstream: upstream.to_owned(),
         upstream_key: Some(UPSTREAM_KEY.into()),
@@ -55,7 +64,7 @@ pub async fn start_gateway(upstream: &str, masking: Option<&warden_policy::Maski
         max_body_bytes: 1024 * 1024,
         idle: std::time::Duration::from_secs(600),
         detector: Arc::new(Detector::new(masking).unwrap()),
-        on_report: None,
+        on_report,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
