@@ -157,6 +157,10 @@ for _ in range(20):
         "password: {{ .Values.postgres.password }}",
         'secret_key = settings.SECRET_KEY',
         "export GITHUB_TOKEN=$(gh auth token)",
+        'url = f"postgres://{user}:{password}@{host}:5432/{db}"',
+        'SQLALCHEMY_URL = "mysql://%(user)s:%(password)s@%(host)s/app"',
+        "DATABASE_URL=postgres://${DB_USER}:${DB_PASSWORD}@db:5432/app",
+        "amqp://guest:<password>@localhost:5672/",
     ]))
     n("code-identifier", rng.choice([
         "String password = user.getPassword();",
