@@ -5,6 +5,7 @@ mod catalog_view;
 mod check;
 mod connected;
 mod enroll;
+mod gateway;
 mod inventory;
 mod policy_cmd;
 mod requests;
@@ -57,6 +58,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Sync with the server now: send requests and events, fetch decisions and policy.
     Sync(sync_cmd::SyncArgs),
+    /// Run the masking gateway: a local model-API proxy that masks secrets before prompts leave.
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Requests(args) => requests::run_requests(args).map(|()| ExitCode::SUCCESS),
         Command::Status(args) => status::run(args).map(|()| ExitCode::SUCCESS),
         Command::Sync(args) => sync_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Gateway(args) => gateway::run(&policy, args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -64,6 +64,8 @@ pub fn run(args: StatusArgs) -> Result<()> {
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .filter(|note: &AgentNote| process_alive(note.pid));
+    let gateway = crate::gateway::running(state.root());
+    let masking = store.masking_since((now - 24 * 3600) * 1000)?;
     let mode = match &policy {
         Some((policy, _)) => policy.mode,
         None => warden_policy::Policy::embedded().mode,
@@ -88,6 +90,12 @@ pub fn run(args: StatusArgs) -> Result<()> {
             "pid": agent.as_ref().map(|a| a.pid),
             "source": agent.as_ref().map(|a| a.source.clone()),
             "mode": agent.as_ref().map_or_else(|| mode_text(mode).to_owned(), |a| a.mode.clone()),
+        },
+        "gateway": {
+            "running": gateway.is_some(),
+            "listen": gateway.as_ref().map(|g| g.listen.to_string()),
+            "upstream": gateway.as_ref().map(|g| g.upstream.clone()),
+            "last_24h": {"requests": masking.requests, "masked": masking.masked, "kept_masked": masking.kept_masked},
         },
         "last_incident": incident.as_ref().map(|i| json!({"at_ms": i.at_ms, "kind": i.kind, "detail": i.detail})),
     });
@@ -126,6 +134,16 @@ pub fn run(args: StatusArgs) -> Result<()> {
     match &agent {
         Some(a) => println!("Monitor:       running (pid {}), source {}, mode {}", a.pid, a.source, a.mode),
         None => println!("Monitor:       not running (mode under the policy: {})", mode_text(mode)),
+    }
+    match &gateway {
+        Some(g) => println!("Gateway:       running (pid {}) on http://{}/v1 → {}", g.pid, g.listen, g.upstream),
+        None => println!("Gateway:       not running (`warden gateway`)"),
+    }
+    if masking.requests > 0 {
+        println!(
+            "Masking:       {} secrets masked in {} requests in the last 24 h ({} kept masked in tool calls)",
+            masking.masked, masking.requests, masking.kept_masked
+        );
     }
     if let Some(i) = &incident {
         println!("Last incident: {} {}", i.kind, i.detail);

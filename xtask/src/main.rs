@@ -4,6 +4,7 @@
 //! a newcomer needs nothing but this repository, Rust and Node.
 
 mod browser;
+mod gateway_tools;
 mod postgres;
 mod system;
 mod tray;
@@ -81,8 +82,14 @@ fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root").to_path_buf()
 }
 
-/// Installs missing Debian packages (idempotent: asks dpkg first).
+/// Installs missing Debian packages and the gateway's test tools (idempotent).
 fn setup() -> Result<()> {
+    system_packages()?;
+    gateway_tools::setup()
+}
+
+/// Installs missing Debian packages (idempotent: asks dpkg first).
+fn system_packages() -> Result<()> {
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
         .copied()

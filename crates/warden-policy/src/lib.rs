@@ -13,6 +13,7 @@ mod evaluate;
 mod exception;
 mod facts;
 mod launch;
+mod masking;
 mod path;
 mod policy;
 mod source;
@@ -26,6 +27,7 @@ pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::Exception;
 pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
 pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
+pub use masking::{Masking, MaskingRule};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
     Action, Assistant, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy, PolicyError, ToolRule,

@@ -5,6 +5,7 @@
 //! the same way, and every error names the file, line and column.
 
 use crate::catalog::{Catalog, CompileProblem, ToolSpec};
+use crate::masking::Masking;
 use crate::source::SourceError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,6 +74,10 @@ pub struct Assistant {
     /// The catalog id of the assistant's own client, which is always allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+    /// The assistant's model API (OpenAI- or Anthropic-compatible base URL ending in `/v1`), which
+    /// `warden gateway` forwards masked requests to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
 }
 
 /// What happens to one tool.
@@ -167,6 +172,9 @@ pub struct Policy {
     /// Tools the organisation adds to (or replaces in) the embedded catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalog: Vec<ToolSpec>,
+    /// Company identifiers and extra rules for the masking gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masking: Option<Masking>,
 }
 
 impl Policy {
@@ -251,6 +259,17 @@ impl Policy {
                     message: format!("assistant url {:?} must start with https:// or http://", assistant.url),
                 });
             }
+            if let Some(api) =
+                assistant.api_url.as_ref().filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+            {
+                return Err(CompileProblem {
+                    needle: api.clone(),
+                    message: format!("assistant api_url {api:?} must start with https:// or http://"),
+                });
+            }
+        }
+        if let Some(masking) = &self.masking {
+            masking.check()?;
         }
         if self.exceptions.max_duration == 0 {
             return Err(CompileProblem {

@@ -6,8 +6,10 @@
 //! A file that is not a readable database is moved aside (`<file>.corrupt-<ms>`) and a
 //! fresh one started, so a damaged log never stops enforcement; the move is reported.
 
+mod masking;
 mod outbox;
 
+pub use masking::{MaskingRecord, MaskingSummary};
 pub use outbox::{OutboxDrops, SyncIncident};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};

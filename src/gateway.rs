@@ -1,0 +1,154 @@
+//! `warden gateway`: runs the masking gateway on a loopback port for the current user, in front of the
+//! sanctioned assistant's model API (`--upstream`, else the policy's `assistant.api_url`).
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use warden_gateway::{DEFAULT_MAX_BODY_BYTES, Detector, GatewayConfig, RequestReport};
+use warden_policy::Policy;
+use warden_store::MaskingRecord;
+
+/// Written to the state directory while the gateway runs (read by `warden status`).
+pub const GATEWAY_STATUS_FILE: &str = "gateway.json";
+/// The client token (mode 0600).
+pub const GATEWAY_TOKEN_FILE: &str = "gateway-token";
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Loopback address to listen on (a non-loopback address is refused).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8788")]
+    listen: SocketAddr,
+    /// The model API's base URL standing in for the gateway's `/v1` (e.g. https://assistant.internal.example/v1);
+    /// default: the policy's `assistant.api_url`.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// The environment variable holding the upstream's API key (never shown to the client).
+    #[arg(long, value_name = "NAME", default_value = "WARDEN_GATEWAY_UPSTREAM_KEY")]
+    upstream_key_env: String,
+    /// Larger request bodies are refused with 413.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// A conversation's placeholders are forgotten after this long without a request.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    idle: Duration,
+    /// Where the token, the status file and the event log live (default: $WARDEN_STATE_DIR,
+    /// $XDG_STATE_HOME/warden or ~/.local/state/warden).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// What `warden status` reads.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GatewayNote {
+    pub pid: u32,
+    pub listen: SocketAddr,
+    pub upstream: String,
+}
+
+pub fn run(policy: &Policy, args: GatewayArgs) -> Result<()> {
+    if !args.listen.ip().is_loopback() {
+        bail!("--listen {} is not a loopback address: the gateway serves only this machine's user", args.listen);
+    }
+    let upstream = match args.upstream.or_else(|| policy.assistant.as_ref().and_then(|a| a.api_url.clone())) {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => url,
+        Some(url) => bail!("--upstream {url:?} must start with http:// or https://"),
+        None => bail!("no upstream: pass --upstream URL or set assistant.api_url in the policy"),
+    };
+    let state_dir = crate::connected::state_dir(args.state_dir.as_deref()).root().to_path_buf();
+    let token_path = state_dir.join(GATEWAY_TOKEN_FILE);
+    let client_token = warden_gateway::token::load_or_create(&token_path)
+        .with_context(|| format!("reading or creating the gateway token {}", token_path.display()))?;
+    let detector = Detector::new(policy.masking.as_ref()).context("compiling the masking rules")?;
+    // Counts per request go to the local event log (never values), written on a thread of their own:
+    // an fsynced SQLite commit must not hold up the proxy's runtime.
+    let state = crate::connected::state_dir(Some(&state_dir));
+    let store = warden_store::Store::open(state.events_db())
+        .with_context(|| format!("opening the event log {}", state.events_db().display()))?;
+    let (records, queue) = std::sync::mpsc::channel::<MaskingRecord>();
+    std::thread::spawn(move || {
+        for record in queue {
+            if let Err(error) = store.record_masking(&record) {
+                // Accounting, not a gate: a full disk must not stop the developer's requests.
+                eprintln!("warden gateway: recording counts: {error}");
+            }
+        }
+    });
+    let on_report = move |report: &RequestReport| {
+        eprintln!("{}", describe(report));
+        let record = MaskingRecord {
+            at_ms: crate::now() * 1000,
+            path: report.path.clone(),
+            status: report.status,
+            by_rule: report.masked.by_rule.clone(),
+            kept_masked: report.kept_masked.len() as u32,
+        };
+        let _ = records.send(record);
+    };
+    let config = GatewayConfig {
+        upstream: upstream.clone(),
+        upstream_key: std::env::var(&args.upstream_key_env).ok().filter(|k| !k.is_empty()),
+        client_token,
+        max_body_bytes: args.max_body_bytes,
+        idle: args.idle,
+        detector: Arc::new(detector),
+        on_report: Some(Arc::new(on_report)),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let listen = listener.local_addr()?;
+        let note = GatewayNote { pid: std::process::id(), listen, upstream: upstream.clone() };
+        let status_path = state_dir.join(GATEWAY_STATUS_FILE);
+        std::fs::write(&status_path, serde_json::to_string(&note)?)
+            .with_context(|| format!("writing {}", status_path.display()))?;
+        println!("warden gateway: http://{listen}/v1 → {upstream}");
+        println!("  OpenAI-compatible clients (Qwen Code):");
+        println!("    OPENAI_BASE_URL=http://{listen}/v1 OPENAI_API_KEY=$(cat {})", token_path.display());
+        println!(
+            "  Anthropic clients: ANTHROPIC_BASE_URL=http://{listen} ANTHROPIC_API_KEY=$(cat {})",
+            token_path.display()
+        );
+        let _ = std::io::stdout().flush();
+        let served = warden_gateway::serve(listener, config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        let _ = std::fs::remove_file(&status_path);
+        served.context("serving the gateway")
+    })
+}
+
+/// One line for the terminal: `POST /v1/chat/completions → 200: masked 3 (private-key 1, …)`.
+fn describe(report: &RequestReport) -> String {
+    let mut line = format!("{} → {}", report.path, report.status);
+    let total = report.masked.total();
+    if total > 0 {
+        let rules: Vec<String> = report.masked.by_rule.iter().map(|(rule, n)| format!("{rule} {n}")).collect();
+        line.push_str(&format!(": masked {total} ({})", rules.join(", ")));
+    }
+    if report.restored > 0 {
+        line.push_str(&format!(", restored {}", report.restored));
+    }
+    for (tool, placeholder) in &report.kept_masked {
+        line.push_str(&format!(", kept {placeholder} masked in a call to {tool}"));
+    }
+    line
+}
+
+/// Whether a gateway runs for this state directory: its note, if its process lives and it answers.
+pub fn running(state_root: &Path) -> Option<GatewayNote> {
+    let text = std::fs::read_to_string(state_root.join(GATEWAY_STATUS_FILE)).ok()?;
+    let note: GatewayNote = serde_json::from_str(&text).ok()?;
+    if !Path::new(&format!("/proc/{}", note.pid)).exists() {
+        return None;
+    }
+    std::net::TcpStream::connect_timeout(&note.listen, Duration::from_secs(1)).ok()?;
+    Some(note)
+}
