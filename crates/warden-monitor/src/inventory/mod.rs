@@ -1,11 +1,20 @@
-//! What AI tools are installed: IDE extensions (VS Code and its forks), JetBrains
-//! plugins, global npm packages, Python installs (pip, pipx, uv tools), native install
-//! folders and config folders. IDE-extension tools never run as a process of their own,
-//! so this scan is the only way to see them.
+//! What AI tools are installed, read from the tools' own records where they keep one: editor
+//! extensions (VS Code and its forks: `extensions.json` and `.obsolete`), JetBrains plugins,
+//! global npm packages (npm and every Node version manager), Python installs (pip, pipx, uv
+//! tools), Homebrew formulae and casks, AppImages, native install folders and config folders.
+//! IDE-extension tools never run as a process of their own, so this scan is the only way to
+//! see them.
 //!
-//! The scan reads directory listings only; it never runs what it finds.
+//! The scan reads directory listings and small record files only; it never runs what it finds.
+//! A record it cannot use becomes a [`Note`] and the scan falls back to what is on disk.
+
+mod appimage;
+mod editors;
+mod homebrew;
+mod node;
 
 use serde::Serialize;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use warden_policy::{Catalog, Tool};
 
@@ -17,6 +26,10 @@ pub enum InstallKind {
     JetbrainsPlugin,
     NpmPackage,
     PythonPackage,
+    /// A Homebrew formula or cask (`place` says which).
+    HomebrewPackage,
+    /// An AppImage file, or a tree extracted from one (`place`: `appimage`, `extracted`).
+    AppImage,
     InstallFolder,
     ConfigFolder,
 }
@@ -28,12 +41,36 @@ pub struct Installed {
     pub tool: String,
     pub tool_name: String,
     pub kind: InstallKind,
-    /// For extensions: the editor (`vscode`, `cursor`, …); for packages: the manager.
+    /// For extensions: the editor (`vscode`, `cursor`, …); for packages: the manager (`npm`,
+    /// `nvm`, `volta`, `pip`, `uv`, …); for Homebrew: `cask` or `formula`; for AppImages:
+    /// `appimage` or `extracted`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub place: Option<String>,
     pub path: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+}
+
+/// A record the scan could not use, and what it did instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub path: PathBuf,
+    /// A sentence: `not valid JSON (EOF while parsing …); every extension folder counted instead`.
+    pub message: String,
+}
+
+impl Note {
+    fn new(path: PathBuf, message: String) -> Note {
+        Note { path, message }
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inventory {
+    /// Sorted by tool, then kind, then path.
+    pub installed: Vec<Installed>,
+    pub notes: Vec<Note>,
 }
 
 /// The folders a scan looks in.
@@ -44,42 +81,47 @@ pub struct Locations {
     pub npm_roots: Vec<PathBuf>,
     /// Python `site-packages`/`dist-packages` folders (besides those under `home`).
     pub python_roots: Vec<PathBuf>,
+    /// Homebrew prefixes (the folders holding `Cellar` and `Caskroom`).
+    pub brew_prefixes: Vec<PathBuf>,
+    /// Folders outside `home` whose subfolders may be extracted AppImages (`/opt`).
+    pub appimage_trees: Vec<PathBuf>,
     /// Whether absolute `install_paths` of the catalog (`/usr/share/cursor`) are checked.
     pub system_folders: bool,
 }
-
-/// Editor extension folders, relative to the home folder: (editor, folder).
-const EDITOR_EXTENSIONS: &[(&str, &str)] = &[
-    ("vscode", ".vscode/extensions"),
-    ("vscode-insiders", ".vscode-insiders/extensions"),
-    ("vscodium", ".vscode-oss/extensions"),
-    ("vscode-server", ".vscode-server/extensions"),
-    ("vscode-server-insiders", ".vscode-server-insiders/extensions"),
-    ("cursor", ".cursor/extensions"),
-    ("cursor-server", ".cursor-server/extensions"),
-    ("windsurf", ".windsurf/extensions"),
-    ("windsurf-server", ".windsurf-server/extensions"),
-    ("kiro", ".kiro/extensions"),
-];
 
 /// JetBrains configuration roots, relative to the home folder (Linux, macOS, Windows).
 const JETBRAINS_ROOTS: &[&str] =
     &[".local/share/JetBrains", "Library/Application Support/JetBrains", "AppData/Roaming/JetBrains"];
 
 impl Locations {
-    /// Only folders under `home` (what tests and `warden inventory --home` use).
+    /// Only folders under `home` (what tests and `warden inventory --home` use); Homebrew
+    /// only in `~/.linuxbrew`.
     pub fn under_home(home: impl Into<PathBuf>) -> Locations {
-        Locations { home: home.into(), npm_roots: Vec::new(), python_roots: Vec::new(), system_folders: false }
+        let home = home.into();
+        Locations {
+            brew_prefixes: vec![home.join(".linuxbrew")],
+            home,
+            npm_roots: Vec::new(),
+            python_roots: Vec::new(),
+            appimage_trees: Vec::new(),
+            system_folders: false,
+        }
     }
 
     /// `home` plus the usual system-wide folders, and `npm root -g` when npm is there.
     pub fn standard(home: impl Into<PathBuf>, npm_global_root: Option<PathBuf>) -> Locations {
-        let mut npm_roots: Vec<PathBuf> =
-            ["/usr/lib/node_modules", "/usr/local/lib/node_modules", "/opt/homebrew/lib/node_modules"]
-                .iter()
-                .map(PathBuf::from)
+        let home = home.into();
+        let brew_prefixes: Vec<PathBuf> =
+            [home.join(".linuxbrew"), "/home/linuxbrew/.linuxbrew".into(), "/opt/homebrew".into(), "/usr/local".into()]
+                .into_iter()
                 .collect();
+        let mut npm_roots: Vec<PathBuf> = ["/usr/lib/node_modules", "/usr/local/lib/node_modules"]
+            .iter()
+            .map(PathBuf::from)
+            .chain(brew_prefixes.iter().map(|prefix| prefix.join("lib/node_modules")))
+            .collect();
         npm_roots.extend(npm_global_root);
+        npm_roots.sort();
         npm_roots.dedup();
         let mut python_roots = vec![PathBuf::from("/usr/lib/python3/dist-packages")];
         for base in ["/usr/local/lib", "/usr/lib"] {
@@ -89,29 +131,19 @@ impl Locations {
                     .flat_map(|p| [p.join("site-packages"), p.join("dist-packages")]),
             );
         }
-        Locations { home: home.into(), npm_roots, python_roots, system_folders: true }
+        Locations {
+            home,
+            npm_roots,
+            python_roots,
+            brew_prefixes,
+            appimage_trees: vec![PathBuf::from("/opt")],
+            system_folders: true,
+        }
     }
 
-    fn all_npm_roots(&self) -> Vec<PathBuf> {
-        let home = &self.home;
-        let mut roots = vec![
-            home.join(".npm-global/lib/node_modules"),
-            home.join(".local/lib/node_modules"),
-            home.join(".local/share/npm/lib/node_modules"),
-            home.join(".bun/install/global/node_modules"),
-            home.join("AppData/Roaming/npm/node_modules"),
-        ];
-        for version in glob_children(&home.join(".nvm/versions/node"), "") {
-            roots.push(version.join("lib/node_modules"));
-        }
-        for store in glob_children(&home.join(".local/share/pnpm/global"), "") {
-            roots.push(store.join("node_modules"));
-        }
-        // npx caches: tools run once with `npx @anthropic-ai/claude-code`.
-        for cache in glob_children(&home.join(".npm/_npx"), "") {
-            roots.push(cache.join("node_modules"));
-        }
-        roots.extend(self.npm_roots.iter().cloned());
+    fn all_npm_roots(&self, packages: &[&str]) -> Vec<(&'static str, PathBuf)> {
+        let mut roots = node::roots_under_home(&self.home, packages);
+        roots.extend(self.npm_roots.iter().map(|root| ("npm", root.clone())));
         roots
     }
 
@@ -143,13 +175,11 @@ fn glob_children(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     found
 }
 
-/// `publisher.name-1.2.3[-platform]` → (`publisher.name`, `1.2.3`).
-fn split_extension_folder(folder: &str) -> Option<(&str, &str)> {
-    let (index, _) =
-        folder.match_indices('-').find(|(i, _)| folder[i + 1..].starts_with(|c: char| c.is_ascii_digit()))?;
-    let version = &folder[index + 1..];
-    let version = version.split('-').next().unwrap_or(version);
-    Some((&folder[..index], version))
+/// The contents of `file`, or `None` when it is larger than `limit` bytes (read no further).
+fn read_capped(file: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// PEP 503 normalisation: `Aider_Chat` and `aider-chat` are the same project.
@@ -158,8 +188,8 @@ fn normalize_python_name(name: &str) -> String {
 }
 
 fn package_version(package_json: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(package_json).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let bytes = read_capped(package_json, 1 << 20).ok()??;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     value.get("version")?.as_str().map(str::to_owned)
 }
 
@@ -174,23 +204,28 @@ fn entry(tool: &Tool, kind: InstallKind, place: Option<&str>, path: PathBuf, ver
     }
 }
 
-/// Scans `locations` for every tool of `catalog`. Sorted by tool, then kind, then path.
+/// Scans `locations` for every tool of `catalog` (see [`inventory`]); only what was found.
 pub fn scan(catalog: &Catalog, locations: &Locations) -> Vec<Installed> {
+    inventory(catalog, locations).installed
+}
+
+/// Scans `locations` for every tool of `catalog`: what is installed, and notes about records
+/// that could not be used (a damaged `extensions.json`, …).
+pub fn inventory(catalog: &Catalog, locations: &Locations) -> Inventory {
     let mut found = Vec::new();
+    let mut notes = Vec::new();
     let home = &locations.home;
 
-    for (editor, folder) in EDITOR_EXTENSIONS {
-        for path in glob_children(&home.join(folder), "") {
-            let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-            let Some((id, version)) = split_extension_folder(&name) else { continue };
+    for editor in editors::EDITORS {
+        for extension in editors::installed(home, editor, &mut notes) {
             for tool in catalog.tools() {
-                if tool.extensions.iter().any(|e| e.eq_ignore_ascii_case(id)) {
+                if tool.extensions.iter().any(|e| e.eq_ignore_ascii_case(&extension.id)) {
                     found.push(entry(
                         tool,
                         InstallKind::EditorExtension,
-                        Some(editor),
-                        path.clone(),
-                        Some(version.into()),
+                        Some(editor.name),
+                        extension.path.clone(),
+                        extension.version.clone(),
                     ));
                 }
             }
@@ -218,13 +253,18 @@ pub fn scan(catalog: &Catalog, locations: &Locations) -> Vec<Installed> {
         }
     }
 
-    for root in locations.all_npm_roots() {
+    let packages: Vec<&str> =
+        catalog.tools().iter().flat_map(|t| t.npm_packages.iter().map(String::as_str)).collect();
+    for (manager, root) in locations.all_npm_roots(&packages) {
+        if !root.is_dir() {
+            continue;
+        }
         for tool in catalog.tools() {
             for package in &tool.npm_packages {
                 let path = root.join(package);
                 if path.join("package.json").is_file() {
                     let version = package_version(&path.join("package.json"));
-                    found.push(entry(tool, InstallKind::NpmPackage, Some("npm"), path, version));
+                    found.push(entry(tool, InstallKind::NpmPackage, Some(manager), path, version));
                 }
             }
         }
@@ -250,6 +290,32 @@ pub fn scan(catalog: &Catalog, locations: &Locations) -> Vec<Installed> {
         }
     }
 
+    for prefix in &locations.brew_prefixes {
+        for tool in catalog.tools() {
+            let formulae: Vec<&str> = tool.brew_formulae.iter().map(String::as_str).collect();
+            let casks: Vec<&str> = tool.brew_casks.iter().map(String::as_str).collect();
+            for keg in homebrew::installed(prefix, &formulae, &casks) {
+                found.push(entry(tool, InstallKind::HomebrewPackage, Some(keg.kind), keg.path, keg.version));
+            }
+        }
+    }
+
+    let apps: Vec<(usize, &str)> = catalog
+        .tools()
+        .iter()
+        .enumerate()
+        .flat_map(|(index, tool)| tool.app_names.iter().map(move |name| (index, name.as_str())))
+        .collect();
+    let file_places: Vec<PathBuf> = appimage::FILE_PLACES.iter().map(|p| home.join(p)).collect();
+    let mut tree_places = file_places.clone();
+    tree_places.push(home.clone());
+    tree_places.extend(locations.appimage_trees.iter().cloned());
+    let names: Vec<&str> = apps.iter().map(|(_, name)| *name).collect();
+    for image in appimage::find(&file_places, &tree_places, &names) {
+        let tool = &catalog.tools()[apps[image.app].0];
+        found.push(entry(tool, InstallKind::AppImage, Some(image.form), image.path, image.version));
+    }
+
     for tool in catalog.tools() {
         for (kind, paths) in
             [(InstallKind::InstallFolder, &tool.install_paths), (InstallKind::ConfigFolder, &tool.config_dirs)]
@@ -269,22 +335,12 @@ pub fn scan(catalog: &Catalog, locations: &Locations) -> Vec<Installed> {
 
     found.sort_by(|a, b| (&a.tool, a.kind, &a.path).cmp(&(&b.tool, b.kind, &b.path)));
     found.dedup();
-    found
+    Inventory { installed: found, notes }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn extension_folders_split_into_id_and_version() {
-        assert_eq!(
-            split_extension_folder("anthropic.claude-code-2.1.37-linux-x64"),
-            Some(("anthropic.claude-code", "2.1.37"))
-        );
-        assert_eq!(split_extension_folder("github.copilot-chat-0.30.1"), Some(("github.copilot-chat", "0.30.1")));
-        assert_eq!(split_extension_folder("extensions.json"), None);
-    }
 
     #[test]
     fn python_names_are_normalised() {
