@@ -72,7 +72,9 @@ fn match_file_name(file_name: &str, apps: &[Vec<String>]) -> Option<(usize, Opti
 fn has_appimage_magic(path: &Path) -> bool {
     let mut header = [0u8; 11];
     let Ok(mut file) = std::fs::File::open(path) else { return false };
-    file.read_exact(&mut header).is_ok() && header[..4] == *b"\x7fELF" && matches!(&header[8..11], b"AI\x01" | b"AI\x02")
+    file.read_exact(&mut header).is_ok()
+        && header[..4] == *b"\x7fELF"
+        && matches!(&header[8..11], b"AI\x01" | b"AI\x02")
 }
 
 /// `Name=` and `X-AppImage-Version=` of the `[Desktop Entry]` group of a `.desktop` file.

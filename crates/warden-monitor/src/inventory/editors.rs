@@ -63,7 +63,11 @@ pub(super) const EDITORS: &[Editor] = &[
             "AppData/Roaming/VSCodium/User/profiles",
         ],
     },
-    Editor { name: "vscode-server", extensions: ".vscode-server/extensions", profiles: &[".vscode-server/data/User/profiles"] },
+    Editor {
+        name: "vscode-server",
+        extensions: ".vscode-server/extensions",
+        profiles: &[".vscode-server/data/User/profiles"],
+    },
     Editor {
         name: "vscode-server-insiders",
         extensions: ".vscode-server-insiders/extensions",
@@ -88,7 +92,11 @@ pub(super) const EDITORS: &[Editor] = &[
             "AppData/Roaming/Cursor/User/profiles",
         ],
     },
-    Editor { name: "cursor-server", extensions: ".cursor-server/extensions", profiles: &[".cursor-server/data/User/profiles"] },
+    Editor {
+        name: "cursor-server",
+        extensions: ".cursor-server/extensions",
+        profiles: &[".cursor-server/data/User/profiles"],
+    },
     Editor {
         name: "windsurf",
         extensions: ".windsurf/extensions",
@@ -317,7 +325,10 @@ mod tests {
                 Some(&[("a.b", "/opt/ext/a.b-1.0.0")]),
             ),
             // An older format: the location is a path relative to the extensions folder.
-            (r#"[{"identifier":{"id":"a.b"},"version":"1.0.0","location":"a.b-1.0.0"}]"#, Some(&[("a.b", "/h/.vscode/extensions/a.b-1.0.0")])),
+            (
+                r#"[{"identifier":{"id":"a.b"},"version":"1.0.0","location":"a.b-1.0.0"}]"#,
+                Some(&[("a.b", "/h/.vscode/extensions/a.b-1.0.0")]),
+            ),
             (r#"[]"#, Some(&[])),
             // Wrong shapes: the whole file is refused, never half-read.
             (r#"{"identifier":{"id":"a.b"}}"#, None),
@@ -334,9 +345,8 @@ mod tests {
             let got = profile_records(&file, folder).ok().map(|records| {
                 records.into_iter().map(|r| (r.id, r.location.to_string_lossy().into_owned())).collect::<Vec<_>>()
             });
-            let expected = expected.map(|pairs| {
-                pairs.iter().map(|(id, path)| (id.to_string(), path.to_string())).collect::<Vec<_>>()
-            });
+            let expected = expected
+                .map(|pairs| pairs.iter().map(|(id, path)| (id.to_string(), path.to_string())).collect::<Vec<_>>());
             assert_eq!(got, expected, "{text}");
         }
     }

@@ -253,8 +253,7 @@ pub fn inventory(catalog: &Catalog, locations: &Locations) -> Inventory {
         }
     }
 
-    let packages: Vec<&str> =
-        catalog.tools().iter().flat_map(|t| t.npm_packages.iter().map(String::as_str)).collect();
+    let packages: Vec<&str> = catalog.tools().iter().flat_map(|t| t.npm_packages.iter().map(String::as_str)).collect();
     for (manager, root) in locations.all_npm_roots(&packages) {
         if !root.is_dir() {
             continue;
@@ -345,5 +344,40 @@ mod tests {
     #[test]
     fn python_names_are_normalised() {
         assert_eq!(normalize_python_name("Aider_Chat"), "aider-chat");
+    }
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+    }
+
+    /// The Linux Homebrew prefix lives outside the home folder (`/home/linuxbrew/.linuxbrew`);
+    /// here it is a temporary one given in `brew_prefixes`, as `Locations::standard` does.
+    #[test]
+    fn homebrew_prefixes_outside_home_are_scanned() {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("home/dev");
+        let prefix = root.path().join("home/linuxbrew/.linuxbrew");
+        std::fs::create_dir_all(&home).unwrap();
+        touch(&prefix.join("Caskroom/claude-code/2.1.37/claude"));
+        touch(&prefix.join("Caskroom/claude-code/.metadata/2.1.30/20261101000000.000/Casks/claude-code.rb"));
+        touch(&prefix.join("Caskroom/claude-code/.metadata/2.1.37/20261120000000.000/Casks/claude-code.json"));
+        // A cask folder without its record or files, and a formula of another tool's name.
+        std::fs::create_dir_all(prefix.join("Caskroom/cursor/1.0.0")).unwrap();
+        touch(&prefix.join("Cellar/goose/3.24.0/bin/goose"));
+        touch(&prefix.join("Cellar/block-goose-cli/1.9.0/INSTALL_RECEIPT.json"));
+
+        let mut locations = Locations::under_home(&home);
+        locations.brew_prefixes.push(prefix.clone());
+        let found: Vec<(String, Option<String>, Option<String>, PathBuf)> =
+            scan(&Catalog::embedded(), &locations).into_iter().map(|i| (i.tool, i.place, i.version, i.path)).collect();
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            found,
+            vec![
+                ("claude-code".into(), some("cask"), some("2.1.37"), prefix.join("Caskroom/claude-code/2.1.37")),
+                ("goose".into(), some("formula"), some("1.9.0"), prefix.join("Cellar/block-goose-cli/1.9.0")),
+            ]
+        );
     }
 }
