@@ -311,7 +311,9 @@ mod tests {
     #[test]
     fn profile_records_follow_the_editors_format() {
         let folder = Path::new("/h/.vscode/extensions");
-        let cases: &[(&str, Option<&[(&str, &str)]>)] = &[
+        /// (id, folder) pairs.
+        type Records<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(&str, Option<Records>)] = &[
             // Today's format: a URI object plus the folder name.
             (
                 r#"[{"identifier":{"id":"Anthropic.claude-code","uuid":"x"},"version":"2.1.37",
