@@ -62,6 +62,11 @@ fn build(fixture: &str, home: &Path) -> (Vec<Expected>, Vec<String>) {
                 write(path, &appimage_bytes());
                 std::fs::set_permissions(home.join(path), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
             }
+            ("fifo", [path]) => {
+                let path = home.join(path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                assert!(Command::new("mkfifo").arg(&path).status().unwrap().success(), "mkfifo {}", path.display());
+            }
             ("expect", [tool, kind, more @ ..]) => {
                 let mut fields = vec![("tool".to_owned(), tool.to_string()), ("kind".to_owned(), kind.to_string())];
                 for field in more {

@@ -353,6 +353,32 @@ mod tests {
         }
     }
 
+    /// A named pipe, a folder or a device where a record belongs is refused, not waited on.
+    #[test]
+    fn records_that_are_not_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("extensions.json");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success(), "mkfifo");
+        std::fs::create_dir(dir.path().join(".obsolete")).unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let folder = dir.path().to_owned();
+        std::thread::spawn(move || {
+            let records = profile_records(&folder.join("extensions.json"), &folder);
+            let obsolete = obsolete_keys(&folder.join(".obsolete"));
+            let device = read_json(Path::new("/dev/zero"));
+            sender.send((records, obsolete, device)).unwrap();
+        });
+        let (records, obsolete, device) =
+            receiver.recv_timeout(std::time::Duration::from_secs(10)).expect("reading a named pipe blocked the scan");
+        for result in [records.map(|_| ()), obsolete.map(|_| ()), device.map(|_| ())] {
+            assert!(
+                matches!(&result, Err(Unreadable::Damaged(why)) if why.contains("not a regular file")),
+                "{result:?}"
+            );
+        }
+    }
+
     #[test]
     fn obsolete_names_only_what_is_true() {
         let dir = tempfile::tempdir().unwrap();

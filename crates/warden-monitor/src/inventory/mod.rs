@@ -176,7 +176,12 @@ fn glob_children(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 }
 
 /// The contents of `file`, or `None` when it is larger than `limit` bytes (read no further).
+/// Anything but a regular file is refused unopened: a named pipe put where a record belongs
+/// would otherwise block the scan forever. Errors: `NotFound`, `InvalidData` for a non-file.
 fn read_capped(file: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    if !std::fs::metadata(file)?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
     let mut bytes = Vec::new();
     std::fs::File::open(file)?.take(limit + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
