@@ -129,11 +129,37 @@ pub(super) const RECORD_LIMIT: u64 = 8 << 20;
 /// An extension the editor counts as installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Extension {
-    /// `publisher.name`, lowercase.
-    pub id: String,
+    /// `publisher.name`, lowercase, as the record (or the folder name) gives it and as the
+    /// folder's own `package.json` does: the editor runs what the manifest says, so a record
+    /// that renames an extension hides nothing.
+    pub ids: Vec<String>,
     pub version: Option<String>,
     /// The extension's folder.
     pub path: PathBuf,
+}
+
+/// The most of an extension's `package.json` read (big extensions' manifests are a few
+/// hundred KiB, mostly `contributes`).
+const MANIFEST_LIMIT: u64 = 4 << 20;
+
+/// The identity fields of an extension manifest; everything else is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Manifest {
+    publisher: Option<String>,
+    name: Option<String>,
+}
+
+/// `publisher.name` from the manifest in `folder`, lowercase, when it has both.
+fn manifest_id(folder: &Path) -> Option<String> {
+    let bytes = read_capped(&folder.join("package.json"), MANIFEST_LIMIT).ok()??;
+    let manifest: Manifest = serde_json::from_slice(&bytes).ok()?;
+    Some(format!("{}.{}", manifest.publisher?, manifest.name?).to_ascii_lowercase())
+}
+
+fn with_manifest(id: String, version: Option<String>, path: PathBuf) -> Extension {
+    let mut ids = vec![id];
+    ids.extend(manifest_id(&path).filter(|m| *m != ids[0]));
+    Extension { ids, version, path }
 }
 
 /// One entry of an `extensions.json`.
@@ -199,7 +225,7 @@ pub(super) fn installed(home: &Path, editor: &Editor, notes: &mut Vec<Note>) -> 
             if is_obsolete(&name, &record.id, Some(&record.version)) || !record.location.is_dir() {
                 continue;
             }
-            found.push(Extension { id: record.id, version: Some(record.version), path: record.location });
+            found.push(with_manifest(record.id, Some(record.version), record.location));
         }
     } else {
         // No usable record: every folder the editor would load (it skips names starting with
@@ -214,7 +240,7 @@ pub(super) fn installed(home: &Path, editor: &Editor, notes: &mut Vec<Note>) -> 
             if is_obsolete(&name, &id, Some(version)) {
                 continue;
             }
-            found.push(Extension { id, version: Some(version.to_owned()), path });
+            found.push(with_manifest(id, Some(version.to_owned()), path));
         }
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));

@@ -224,7 +224,7 @@ pub fn inventory(catalog: &Catalog, locations: &Locations) -> Inventory {
     for editor in editors::EDITORS {
         for extension in editors::installed(home, editor, &mut notes) {
             for tool in catalog.tools() {
-                if tool.extensions.iter().any(|e| e.eq_ignore_ascii_case(&extension.id)) {
+                if tool.extensions.iter().any(|e| extension.ids.iter().any(|id| e.eq_ignore_ascii_case(id))) {
                     found.push(entry(
                         tool,
                         InstallKind::EditorExtension,
