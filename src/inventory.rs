@@ -1,11 +1,12 @@
-//! `warden inventory`: which AI tools are installed (IDE extensions, JetBrains plugins,
-//! npm and Python packages, install and config folders). Reads folders only.
+//! `warden inventory`: which AI tools are installed (IDE extensions, JetBrains plugins, npm
+//! and Python packages, Homebrew, AppImages, install and config folders). Reads folders and
+//! the tools' own records only; a record it cannot use is reported on stderr.
 
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
-use warden_monitor::inventory::{Installed, Locations, scan};
+use warden_monitor::inventory::{Installed, Locations, inventory};
 use warden_policy::Policy;
 
 #[derive(Debug, Args)]
@@ -13,8 +14,8 @@ pub struct InventoryArgs {
     /// One JSON document instead of a table.
     #[arg(long)]
     json: bool,
-    /// Scan this home folder only (no system-wide folders); default: $HOME plus the
-    /// system's npm and Python folders.
+    /// Scan this home folder only (no system-wide folders; Homebrew only in DIR/.linuxbrew);
+    /// default: $HOME plus the system's npm, Python and Homebrew folders and /opt.
     #[arg(long, value_name = "DIR")]
     home: Option<PathBuf>,
 }
@@ -34,7 +35,12 @@ pub fn run(policy: &Policy, args: InventoryArgs) -> Result<()> {
             Locations::standard(home, npm_global_root())
         }
     };
-    let found = scan(&policy.catalog(), &locations);
+    let scanned = inventory(&policy.catalog(), &locations);
+    // Notes go to stderr so that `--json` output stays one document of installations.
+    for note in &scanned.notes {
+        eprintln!("warning: {}: {}", note.path.display(), note.message);
+    }
+    let found = scanned.installed;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &found)?;

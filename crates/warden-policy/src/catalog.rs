@@ -104,6 +104,16 @@ pub struct ToolSpec {
     /// markers that must all occur in the file (see [`crate::content`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fingerprints: Vec<Vec<String>>,
+    /// Homebrew cask tokens (`claude-code`), as under `<prefix>/Caskroom/<token>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brew_casks: Vec<String>,
+    /// Homebrew formula names (`gemini-cli`), as under `<prefix>/Cellar/<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brew_formulae: Vec<String>,
+    /// The application's own name (`LM Studio`): the start of its AppImage file name
+    /// and the `Name=` of the `.desktop` file inside an extracted AppImage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_names: Vec<String>,
 }
 
 /// A tool of the compiled catalog.
