@@ -39,6 +39,11 @@ pub struct ProcessFacts {
     /// Login name of the user the process runs as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The account that user is bound to on this device (the device's owner account, for
+    /// the local users bound to it at enrollment), when the OS edge knows one. Exceptions
+    /// are granted to accounts; see [`ProcessFacts::person`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// The interpreter's script with symlinks resolved, when the OS edge could resolve it
     /// (npm installs run `node /usr/local/bin/claude`, a symlink into the package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,5 +69,12 @@ impl ProcessFacts {
     /// Facts for an executable and its argv, with nothing else known.
     pub fn new(exe: impl Into<String>, argv: Vec<String>) -> Self {
         ProcessFacts { exe: exe.into(), argv, ..ProcessFacts::default() }
+    }
+
+    /// Who launched the process, as exceptions and events name people: the bound account
+    /// when there is one, else the login name (a device enrolled before accounts were bound,
+    /// or a local user no account is bound to, who then matches no account's exception).
+    pub fn person(&self) -> Option<&str> {
+        self.account.as_deref().or(self.user.as_deref())
     }
 }

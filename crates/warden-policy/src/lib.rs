@@ -21,7 +21,7 @@ pub use catalog::{
     Tool, ToolKind, ToolSpec,
 };
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
-pub use exception::Exception;
+pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
 pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
 pub use launch::{ScriptArgument, interpreter_script};
 pub use path::{normalize_path, path_has_prefix};
