@@ -300,6 +300,7 @@ fn decide(
                 argv,
                 cwd,
                 user: users.name(uid),
+                account: rules.accounts.account_of(uid).map(str::to_owned),
                 script: Some(exe),
                 ancestors: facts::ancestors(pid),
                 ..ProcessFacts::default()
@@ -311,6 +312,7 @@ fn decide(
             argv: vec![exe],
             cwd,
             user: users.name(uid),
+                account: rules.accounts.account_of(uid).map(str::to_owned),
             ancestors: facts::ancestors(pid),
             ..ProcessFacts::default()
         },

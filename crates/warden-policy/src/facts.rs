@@ -53,6 +53,31 @@ pub struct ProcessFacts {
     pub ancestors: Vec<AncestorFacts>,
 }
 
+/// Which account each local user of a device is bound to, by uid: the device's owner account
+/// for the local users bound to it at enrollment (the enrollment record keeps the binding;
+/// the OS edge looks a launch's uid up here and puts the answer in [`ProcessFacts::account`]).
+/// A uid bound to nothing has no account, and its launches match no account's exception.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounts {
+    by_uid: BTreeMap<u32, String>,
+}
+
+impl Accounts {
+    /// Binds local user `uid` to `account` (a later binding of the same uid replaces it).
+    pub fn bind(&mut self, uid: u32, account: impl Into<String>) {
+        self.by_uid.insert(uid, account.into());
+    }
+
+    /// The account `uid` is bound to, if any.
+    pub fn account_of(&self, uid: u32) -> Option<&str> {
+        self.by_uid.get(&uid).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_uid.is_empty()
+    }
+}
+
 /// An ancestor of a launch: enough to recognise that it already is the same tool.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AncestorFacts {

@@ -22,7 +22,7 @@ pub use catalog::{
 };
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
-pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
+pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts};
 pub use launch::{ScriptArgument, interpreter_script};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
