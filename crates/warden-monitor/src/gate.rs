@@ -312,7 +312,7 @@ fn decide(
             argv: vec![exe],
             cwd,
             user: users.name(uid),
-                account: rules.accounts.account_of(uid).map(str::to_owned),
+            account: rules.accounts.account_of(uid).map(str::to_owned),
             ancestors: facts::ancestors(pid),
             ..ProcessFacts::default()
         },
