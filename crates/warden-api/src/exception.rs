@@ -120,7 +120,7 @@ pub struct Decision {
 pub struct ExceptionRecord {
     pub id: String,
     pub device_id: String,
-    /// The requesting user.
+    /// The requesting device's owner account (the person the exception is granted to).
     pub user: String,
     pub tool: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
