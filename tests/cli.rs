@@ -95,7 +95,7 @@ fn check_applies_an_accounts_scoped_exception_to_its_bound_user_only() {
     let exception = serde_json::json!([{"id": "ex-9", "user": "dev@corp.example", "tool": "claude-code",
         "scope": "/home/dev/src/vendor-sdk", "starts_at": 0, "expires_at": 4_000_000_000_i64}]);
     std::fs::write(&exceptions, exception.to_string()).unwrap();
-    let cases: [(&[&str], &str, &str); 4] = [
+    let cases: [(&[&str], &str, Option<&str>); 4] = [
         (
             &["--user", "dev", "--account", "dev@corp.example", "--cwd", "/home/dev/src/vendor-sdk/lib"],
             "allow",
@@ -106,10 +106,10 @@ fn check_applies_an_accounts_scoped_exception_to_its_bound_user_only() {
             "block",
             "tool:claude-code",
         ),
-        (&["--user", "eve", "--cwd", "/home/dev/src/vendor-sdk"], "block", "tool:claude-code"),
-        (&["--user", "dev", "--cwd", "/home/dev/src/vendor-sdk"], "block", "tool:claude-code"),
+        (&["--user", "eve", "--cwd", "/home/dev/src/vendor-sdk"], "block", None),
+        (&["--user", "dev", "--cwd", "/home/dev/src/vendor-sdk"], "block", None),
     ];
-    for (who, action, rule) in cases {
+    for (who, action, exception) in cases {
         let output = warden()
             .args(["check", "--json", "--exe", "/home/dev/.local/share/claude/versions/2.1.37", "--exceptions"])
             .arg(&exceptions)
@@ -119,7 +119,7 @@ fn check_applies_an_accounts_scoped_exception_to_its_bound_user_only() {
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!((verdict["action"].as_str(), verdict["rule"].as_str()), (Some(action), Some(rule)), "{who:?}");
+        assert_eq!((verdict["action"].as_str(), verdict["exception"].as_str()), (Some(action), exception), "{who:?}");
     }
 }
 
