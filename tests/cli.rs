@@ -99,13 +99,9 @@ fn check_applies_an_accounts_scoped_exception_to_its_bound_user_only() {
         (
             &["--user", "dev", "--account", "dev@corp.example", "--cwd", "/home/dev/src/vendor-sdk/lib"],
             "allow",
-            "exception:ex-9",
+            Some("ex-9"),
         ),
-        (
-            &["--user", "dev", "--account", "dev@corp.example", "--cwd", "/home/dev/src/vendor-sdk-old"],
-            "block",
-            "tool:claude-code",
-        ),
+        (&["--user", "dev", "--account", "dev@corp.example", "--cwd", "/home/dev/src/vendor-sdk-old"], "block", None),
         (&["--user", "eve", "--cwd", "/home/dev/src/vendor-sdk"], "block", None),
         (&["--user", "dev", "--cwd", "/home/dev/src/vendor-sdk"], "block", None),
     ];
