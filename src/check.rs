@@ -21,6 +21,9 @@ pub struct CheckArgs {
     /// User the launch runs as.
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
+    /// The account that user is bound to on the device (exceptions are granted to accounts).
+    #[arg(long, value_name = "ACCOUNT")]
+    account: Option<String>,
     /// An environment marker of the launch (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -65,6 +68,7 @@ pub fn run(policy: &Policy, args: CheckArgs) -> Result<ExitCode> {
             env: args.env.iter().cloned().collect(),
             cwd: args.cwd.clone(),
             user: args.user.clone(),
+            account: args.account.clone(),
             ..ProcessFacts::default()
         },
     };

@@ -64,7 +64,13 @@ pub fn run_foreground(
     mut on_event: impl FnMut(&LaunchEvent),
 ) -> Result<()> {
     let state = StateDir::new(&config.state_dir);
-    let enrolled = !policy_overridden && state.load_enrollment().ok().flatten().is_some();
+    let enrollment = state.load_enrollment().ok().flatten();
+    // The local users bound to the device's owner account at enrollment: their launches are
+    // that account's (attribution, exceptions), with or without a server policy in force.
+    if let Some(enrollment) = &enrollment {
+        config.accounts = enrollment.accounts();
+    }
+    let enrolled = !policy_overridden && enrollment.is_some();
     let status_file = state.root().join(AGENT_STATUS_FILE);
     let on_start = move |status: &AgentStatus| {
         write_agent_status(&status_file, status);

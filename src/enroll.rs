@@ -15,7 +15,9 @@ pub struct EnrollArgs {
     /// The organisation's enroll secret (or set WARDEN_ENROLL_SECRET).
     #[arg(long, env = "WARDEN_ENROLL_SECRET", hide_env_values = true)]
     secret: String,
-    /// The user exception requests are filed as (default: the login name).
+    /// The device's owner account (e.g. dev@corp.example; default: the login name). Exception
+    /// requests are filed as this account, and the local user enrolling is bound to it: their
+    /// launches are attributed to it and covered by its exceptions.
     #[arg(long)]
     user: Option<String>,
     /// Where the device keeps its state (default: $WARDEN_STATE_DIR, $XDG_STATE_HOME/warden or ~/.local/state/warden).
@@ -37,6 +39,13 @@ pub fn login_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The local user running this command, as the monitor attributes launches (by uid); `None`
+/// where the monitor reads no numeric uids.
+pub fn local_user() -> Option<warden_client::LocalUser> {
+    let uid = warden_monitor::facts::current_uid()?;
+    Some(warden_client::LocalUser { uid, login: login_name() })
+}
+
 /// The machine's host name.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -53,6 +62,7 @@ pub fn run(args: EnrollArgs) -> Result<()> {
         server: args.server.clone(),
         secret: args.secret,
         user: args.user.unwrap_or_else(login_name),
+        local_user: local_user(),
         hostname: host_name(),
         allow_token_without_keyring: args.print_token,
     };
@@ -61,6 +71,9 @@ pub fn run(args: EnrollArgs) -> Result<()> {
         .with_context(|| format!("enrolling with {}", args.server))?;
     let e = &enrolled.enrollment;
     println!("Enrolled with {} as device {} (user {}, host {})", e.server, e.device_id, e.user, e.hostname);
+    for local in &e.local_users {
+        println!("Local user {} (uid {}) is bound to {}", local.login, local.uid, e.user);
+    }
     match &enrolled.token_for_environment {
         None => println!("Device token: stored in the OS keyring"),
         Some(token) => {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 use warden_api::{ExceptionRecord, ExceptionRequestCreate, ExceptionState};
-use warden_policy::{Policy, normalize_path};
+use warden_policy::Policy;
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
@@ -16,7 +16,8 @@ pub struct RequestArgs {
     /// Why you need it: a sentence an approver can judge (at least 20 characters).
     #[arg(long)]
     reason: String,
-    /// Limit the exception to this directory (a repository); default: everywhere.
+    /// Limit the exception to this directory (a repository), which must exist; relative paths,
+    /// `..` and symlinks are resolved to its canonical path. Default: everywhere.
     #[arg(long, value_name = "DIR")]
     scope: Option<PathBuf>,
     /// How long, e.g. 8h, 2d, 30m (at most the policy's limit).
@@ -62,10 +63,12 @@ pub fn run_request(fallback_policy: &Policy, args: RequestArgs) -> Result<()> {
             humantime::format_duration(std::time::Duration::from_secs(limit))
         );
     }
+    // Stored and compared as the canonical path: `..` and symlinks resolved here, against
+    // this shell's directory, as the kernel resolves a launch's working directory.
     let scope = match args.scope {
         Some(dir) => {
-            let absolute = std::path::absolute(&dir).with_context(|| format!("--scope {}", dir.display()))?;
-            Some(normalize_path(&absolute.to_string_lossy()).into_owned())
+            let cwd = std::env::current_dir().context("reading the current directory to resolve --scope")?;
+            Some(warden_client::canonical_scope(&cwd, &dir).context("--scope")?)
         }
         None => None,
     };

@@ -86,6 +86,39 @@ fn check_describes_a_launch_by_its_parts() {
     assert_eq!(String::from_utf8_lossy(&readable.stdout).trim(), "allow  -  not a recognised AI coding tool");
 }
 
+/// Issue 10 row 7: an exception granted to the device's account, scoped to a canonical folder,
+/// applies to the local user bound to that account below the folder, and to nobody else.
+#[test]
+fn check_applies_an_accounts_scoped_exception_to_its_bound_user_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let exceptions = dir.path().join("exceptions.json");
+    let exception = serde_json::json!([{"id": "ex-9", "user": "dev@corp.example", "tool": "claude-code",
+        "scope": "/home/dev/src/vendor-sdk", "starts_at": 0, "expires_at": 4_000_000_000_i64}]);
+    std::fs::write(&exceptions, exception.to_string()).unwrap();
+    let cases: [(&[&str], &str, Option<&str>); 4] = [
+        (
+            &["--user", "dev", "--account", "dev@corp.example", "--cwd", "/home/dev/src/vendor-sdk/lib"],
+            "allow",
+            Some("ex-9"),
+        ),
+        (&["--user", "dev", "--account", "dev@corp.example", "--cwd", "/home/dev/src/vendor-sdk-old"], "block", None),
+        (&["--user", "eve", "--cwd", "/home/dev/src/vendor-sdk"], "block", None),
+        (&["--user", "dev", "--cwd", "/home/dev/src/vendor-sdk"], "block", None),
+    ];
+    for (who, action, exception) in cases {
+        let output = warden()
+            .args(["check", "--json", "--exe", "/home/dev/.local/share/claude/versions/2.1.37", "--exceptions"])
+            .arg(&exceptions)
+            .args(who)
+            .args(["--", "claude"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!((verdict["action"].as_str(), verdict["exception"].as_str()), (Some(action), exception), "{who:?}");
+    }
+}
+
 #[test]
 fn check_by_pid_reads_a_live_process() {
     // A real process whose executable sits where Claude Code's native installer puts it.

@@ -271,11 +271,12 @@ impl Desk {
         path
     }
 
-    fn launch(&self) -> Child {
+    /// Launches the fake tool with `dir` as its working directory.
+    fn launch_in(&self, dir: &Path) -> Child {
         Command::new(self.fake_claude())
             .arg("30")
             .env("HOME", self.home.path())
-            .current_dir(self.home.path())
+            .current_dir(dir)
             .stdin(Stdio::null())
             .spawn()
             .expect("launching the fake tool")
@@ -284,7 +285,12 @@ impl Desk {
     /// Launches the fake tool; true when Warden killed it within 5 s, false when it was
     /// still running after `grace` (then the test stops it).
     fn launch_is_blocked(&self, grace: Duration) -> bool {
-        let mut child = self.launch();
+        self.launch_is_blocked_in(self.home.path(), grace)
+    }
+
+    /// [`Desk::launch_is_blocked`], with `dir` as the launch's working directory.
+    fn launch_is_blocked_in(&self, dir: &Path, grace: Duration) -> bool {
+        let mut child = self.launch_in(dir);
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -473,6 +479,106 @@ fn story_on_sqlite() {
 #[test]
 fn story_on_postgres() {
     story("postgres");
+}
+
+/// Issue 10 row 7: a device enrolled as an account (`dev@corp.example`) while the login name
+/// differs, an exception requested with `--scope ../…` through a symlink: the server stores
+/// the canonical folder, the approval applies to launches there (reached through the link
+/// too), and the launch is attributed to the account. Outside the folder it stays blocked.
+fn a_scoped_exception_for_an_account(kind: &str) {
+    const ACCOUNT: &str = "dev@corp.example";
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(database) = database(kind, scratch.path()) else { return };
+    let desk = Desk::new();
+    let server = Server::start(database, scratch.path());
+    let out = desk.ok(&["enroll", "--server", &server.url(), "--secret", SECRET, "--user", ACCOUNT]);
+    assert!(out.contains(&format!("Local user {} (uid", desk.user)) && out.contains(ACCOUNT), "{out}");
+    let device = desk.json(&["status", "--json"])["device_id"].as_str().unwrap().to_owned();
+
+    // ~/src/vendor-sdk, reached from ~/work as ../sdk-link (a symlink to it).
+    let home = std::fs::canonicalize(desk.home.path()).unwrap();
+    let (sdk, work, link) = (home.join("src/vendor-sdk"), home.join("work"), home.join("sdk-link"));
+    std::fs::create_dir_all(sdk.join("lib")).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::os::unix::fs::symlink(&sdk, &link).unwrap();
+
+    let watch = desk.watch();
+    eventually(
+        Duration::from_secs(5),
+        || "the agent to start syncing".to_string(),
+        || watch.stderr().contains("enrolled with").then_some(()),
+    );
+    assert!(desk.launch_is_blocked_in(&sdk, Duration::from_secs(5)), "the fake Claude Code was not blocked");
+
+    // A folder that does not exist is a clear error, and nothing is filed.
+    let missing = desk
+        .command(&["request", "--tool", "claude-code", "--reason", REASON, "--scope", "../no-such-sdk"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && said.contains("no such directory"), "{said}");
+
+    let filed = desk
+        .command(&["request", "--tool", "claude-code", "--reason", REASON, "--duration", "1h", "--scope"])
+        .arg("../sdk-link")
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(filed.status.success(), "{}", String::from_utf8_lossy(&filed.stderr));
+    let id = pending_request_id(&server);
+    let pending = server.admin("GET", "/admin/exceptions?state=pending", None);
+    let items = pending.as_array().cloned().or_else(|| pending["requests"].as_array().cloned()).unwrap_or_default();
+    let request = items.into_iter().find(|r| r["id"] == json!(id)).expect("the filed request");
+    assert_eq!(request["scope"], json!(sdk.to_str().unwrap()), "the canonical folder is filed: {request}");
+    assert_eq!(request["user"], ACCOUNT, "{request}");
+
+    // The account may not approve its own request, in either spelling.
+    for own in [ACCOUNT, "dev"] {
+        let refused = server.admin(
+            "POST",
+            &format!("/admin/exceptions/{id}/approve"),
+            Some(json!({"approver": own, "comment": "mine"})),
+        );
+        assert_eq!(refused["code"], "self_approval", "{refused}");
+    }
+    let approved = server.admin(
+        "POST",
+        &format!("/admin/exceptions/{id}/approve"),
+        Some(json!({"approver": "lead@example.com", "comment": "ok for the migration"})),
+    );
+    assert_eq!(approved["state"], "approved", "{approved}");
+
+    // Inside the folder (by its own path, below it, and through the symlink) it runs.
+    eventually(
+        Duration::from_secs(5),
+        || format!("the approval to unblock the launch in {}\n{}", sdk.display(), watch.stderr()),
+        || (!desk.launch_is_blocked_in(&sdk, Duration::from_millis(400))).then_some(()),
+    );
+    assert!(!desk.launch_is_blocked_in(&sdk.join("lib"), Duration::from_millis(400)), "below the scope");
+    assert!(!desk.launch_is_blocked_in(&link, Duration::from_millis(400)), "through the symlink");
+    // Outside it, it is still blocked.
+    assert!(desk.launch_is_blocked_in(&work, Duration::from_secs(5)), "outside the scope");
+
+    // The allowed launch is the account's, on the server.
+    let allowed = eventually(
+        Duration::from_secs(15),
+        || "the allowed launch on the server".to_string(),
+        || server.events_of(&device).into_iter().find(|e| e["event"]["exception"] == json!(id)),
+    );
+    assert_eq!(allowed["event"]["user"], ACCOUNT, "{allowed}");
+    assert_eq!(allowed["event"]["outcome"], "allowed", "{allowed}");
+    watch.stop();
+}
+
+#[test]
+fn a_scoped_exception_for_an_account_on_sqlite() {
+    a_scoped_exception_for_an_account("sqlite");
+}
+
+#[test]
+fn a_scoped_exception_for_an_account_on_postgres() {
+    a_scoped_exception_for_an_account("postgres");
 }
 
 fn server_down_loses_nothing_and_duplicates_nothing(kind: &str) {

@@ -2,7 +2,7 @@
 //! shell state; errors carry a stable `code` the UI matches on (never the message).
 
 use crate::exception_queue::ExceptionRequest;
-use crate::request_form::{ExceptionDraft, FieldProblem, check_draft};
+use crate::request_form::{ExceptionDraft, FieldProblem, check_draft, resolve_repository};
 use crate::shell::{Shell, lock, now_ms};
 use crate::views::{self, ActivityRow, CatalogView, FormRules, activity_rows, form_rules, tool_name};
 use crate::windows::{View, WindowContext};
@@ -100,8 +100,16 @@ pub fn exception_requests(app: AppHandle, shell: State<'_, Shell>) -> Answer<Vec
 }
 
 #[tauri::command]
-pub fn submit_exception(app: AppHandle, shell: State<'_, Shell>, draft: ExceptionDraft) -> Answer<ExceptionRequest> {
+pub fn submit_exception(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    mut draft: ExceptionDraft,
+) -> Answer<ExceptionRequest> {
     let policy = shell.policy();
+    // The scope is filed as the canonical folder (`..` and symlinks resolved here).
+    if let Some(problem) = resolve_repository(&mut draft) {
+        return Err(CommandError::InvalidRequest(vec![problem]));
+    }
     let problems = check_draft(&draft, &policy.policy, &policy.catalog);
     if !problems.is_empty() {
         return Err(CommandError::InvalidRequest(problems));

@@ -2,10 +2,11 @@
 //! justification must be, which scopes and durations are allowed.
 //!
 //! The UI checks the same rules inline (ui/src/validation.ts); this is the check that
-//! counts, run again when the request is submitted.
+//! counts, run again when the request is submitted, after [`resolve_repository`] has made
+//! the repository the canonical path the exception is stored and compared as.
 
 use serde::{Deserialize, Serialize};
-use warden_policy::{Action, Catalog, Policy, tool_status};
+use warden_policy::{Action, Catalog, Policy, check_scope, tool_status};
 
 /// Shortest justification an approver will read.
 pub const MIN_JUSTIFICATION: usize = 20;
@@ -76,7 +77,12 @@ pub fn check_draft(draft: &ExceptionDraft, policy: &Policy, catalog: &Catalog) -
             Some(path) if !std::path::Path::new(path).is_absolute() => {
                 problem("repository", "The repository must be a full path (starting with /).".into())
             }
-            Some(_) => {}
+            // The one rule for scopes (warden-policy); a resolved repository always passes.
+            Some(path) => {
+                if let Err(reason) = check_scope(path) {
+                    problem("repository", format!("The repository must be a canonical folder path: {reason}."))
+                }
+            }
         }
     }
     let max = policy.exceptions.max_duration;
@@ -86,6 +92,30 @@ pub fn check_draft(draft: &ExceptionDraft, policy: &Policy, catalog: &Catalog) -
         problem("duration", format!("The policy allows at most {}.", human_duration(max)));
     }
     problems
+}
+
+/// Replaces a repository-scoped draft's folder by its canonical path (`..` and symlinks
+/// resolved by the file system, as the kernel reports a launch's working directory), so the
+/// exception matches launches there. A full path to a folder that does not exist is a
+/// problem for the form; blank and relative entries are left for [`check_draft`] to name.
+pub fn resolve_repository(draft: &mut ExceptionDraft) -> Option<FieldProblem> {
+    if draft.scope != ScopeChoice::Repository {
+        return None;
+    }
+    let typed = draft.repository.as_deref().map(str::trim).filter(|p| std::path::Path::new(p).is_absolute())?;
+    match warden_client::canonical_scope(std::path::Path::new("/"), std::path::Path::new(typed)) {
+        Ok(canonical) => {
+            draft.repository = Some(canonical);
+            None
+        }
+        Err(error) => Some(FieldProblem {
+            field: "repository",
+            message: match error {
+                warden_client::ClientError::BadScope { reason, .. } => format!("The repository folder: {reason}."),
+                other => other.to_string(),
+            },
+        }),
+    }
 }
 
 /// "30 days", "8 hours", "1 day".
@@ -128,6 +158,8 @@ mod tests {
             (draft("claude-code", "too short", ScopeChoice::Everywhere, None, 86_400), vec!["justification"]),
             (draft("claude-code", why, ScopeChoice::Repository, None, 86_400), vec!["repository"]),
             (draft("claude-code", why, ScopeChoice::Repository, Some("src/app"), 86_400), vec!["repository"]),
+            (draft("claude-code", why, ScopeChoice::Repository, Some("/src/../app"), 86_400), vec!["repository"]),
+            (draft("claude-code", why, ScopeChoice::Repository, Some("/src/app/"), 86_400), vec!["repository"]),
             (draft("claude-code", why, ScopeChoice::Everywhere, None, 60), vec!["duration"]),
             (draft("claude-code", why, ScopeChoice::Everywhere, None, 31 * 86_400), vec!["duration"]),
             (draft("", "", ScopeChoice::Repository, None, 0), vec!["tool", "justification", "repository", "duration"]),
@@ -140,6 +172,30 @@ mod tests {
         let too_long =
             check_draft(&draft("claude-code", why, ScopeChoice::Everywhere, None, 31 * 86_400), &policy, &catalog);
         assert_eq!(too_long[0].message, "The policy allows at most 30 days.");
+    }
+
+    #[test]
+    fn the_repository_is_resolved_to_its_canonical_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let sdk = root.join("vendor-sdk");
+        std::fs::create_dir_all(root.join("work")).unwrap();
+        std::fs::create_dir_all(&sdk).unwrap();
+        std::os::unix::fs::symlink(&sdk, root.join("link")).unwrap();
+        let why = "Need it to reproduce a customer bug report";
+        for typed in [root.join("work/../vendor-sdk"), root.join("link"), root.join("link/")] {
+            let typed = typed.to_str().unwrap();
+            let mut form = draft("claude-code", why, ScopeChoice::Repository, Some(typed), 86_400);
+            assert_eq!(resolve_repository(&mut form), None, "{typed}");
+            assert_eq!(form.repository.as_deref(), sdk.to_str(), "{typed}");
+        }
+        let missing = root.join("missing");
+        let mut form = draft("claude-code", why, ScopeChoice::Repository, missing.to_str(), 86_400);
+        let problem = resolve_repository(&mut form).expect("a folder that does not exist is a problem");
+        assert_eq!(problem.field, "repository");
+        assert!(problem.message.contains("no such directory"), "{}", problem.message);
+        let mut everywhere = draft("claude-code", why, ScopeChoice::Everywhere, missing.to_str(), 86_400);
+        assert_eq!(resolve_repository(&mut everywhere), None, "no folder matters for everywhere");
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub fn start(app: &AppHandle, state_dir: &std::path::Path, agent: Arc<AgentHandl
         }
     };
     eprintln!("warden-tray: enrolled with {} as {}", device.enrollment().server, device.enrollment().device_id);
+    // The local users bound to the owner account at enrollment: their launches are its.
+    agent.set_accounts(device.enrollment().accounts());
     let options = SyncOptions::default();
     let interval = options.interval;
     let sync = warden_client::sync::spawn(device.clone(), Arc::new(AgentEnforcement(agent)), options);

@@ -21,7 +21,7 @@ export function checkDraft(draft: ExceptionDraft, rules: FormRules): FieldProble
     const repository = (draft.repository ?? "").trim();
     if (!repository) {
       problems.push({ field: "repository", message: "Give the repository's folder, or choose everywhere." });
-    } else if (!repository.startsWith("/")) {
+    } else if (scopeProblem(repository) !== null) {
       problems.push({ field: "repository", message: "The repository must be a full path (starting with /)." });
     }
   }
@@ -38,4 +38,25 @@ export function durationSeconds(amount: string, unit: "hours" | "days"): number 
   const n = Number(amount);
   if (!amount.trim() || !Number.isFinite(n)) return NaN;
   return Math.round(n * (unit === "days" ? 86_400 : 3600));
+}
+
+/** The longest scope accepted, in bytes (warden_policy::MAX_SCOPE_BYTES). */
+export const MAX_SCOPE_BYTES = 4096;
+
+/**
+ * What is wrong with a typed repository folder that the device cannot fix, or null: the
+ * same rule as warden_policy::check_scope in its order (empty, too long, control characters,
+ * not absolute: `/…`, `C:\…`, `C:/…`, `\\server\share…`). A `..` or `.` component, `//` or a
+ * trailing separator is not refused here: the tray resolves the folder to its canonical path
+ * on submit (src-tauri request_form::resolve_repository). Cases: tests/data/scopes.json.
+ */
+export function scopeProblem(scope: string): "empty" | "too-long" | "control-character" | "not-absolute" | null {
+  if (scope === "") return "empty";
+  if (new TextEncoder().encode(scope).length > MAX_SCOPE_BYTES) return "too-long";
+  // Unicode's control characters, as Rust's char::is_control.
+  if (/\p{Cc}/u.test(scope)) return "control-character";
+  if (scope.startsWith("/")) return null;
+  if (/^[A-Za-z]:[\\/]/.test(scope)) return null;
+  if (/^\\\\[^\\]+\\[^\\]+/.test(scope)) return null;
+  return "not-absolute";
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use warden_api::{LaunchEvent, Outcome};
 use warden_monitor::{Decider, EventSource, Launch, Watcher};
-use warden_policy::{Exception, Mode, Policy};
+use warden_policy::{Accounts, Exception, Mode, Policy};
 use warden_store::Store;
 
 pub use warden_monitor::SourceChoice;
@@ -44,6 +44,9 @@ pub struct AgentConfig {
     /// The policy's version when it came from a server.
     pub policy_version: Option<String>,
     pub exceptions: Vec<Exception>,
+    /// Which account each local uid is bound to (from the enrollment): launches are
+    /// attributed to, and exceptions matched against, these accounts.
+    pub accounts: Accounts,
     /// Mounts the pre-exec gate marks (root only). Whole mounts: `/` covers only the
     /// root file system, so list `/home` too when it is separate.
     pub gate_mounts: Vec<PathBuf>,
@@ -62,6 +65,7 @@ impl AgentConfig {
             policy,
             policy_version: None,
             exceptions: Vec::new(),
+            accounts: Accounts::default(),
             gate_mounts: vec![PathBuf::from("/")],
             sweep_running: true,
         }
@@ -142,7 +146,8 @@ pub fn event_of(launch: &Launch) -> LaunchEvent {
         id: uuid::Uuid::new_v4().to_string(),
         at_ms: launch.at_ms(),
         pid: launch.facts.pid.unwrap_or(0),
-        user: launch.facts.user.clone(),
+        // The person: the bound account, else the login name (ProcessFacts::person).
+        user: launch.facts.person().map(str::to_owned),
         exe: launch.facts.exe.clone(),
         argv: launch.facts.argv.clone(),
         cwd: launch.facts.cwd.clone(),
@@ -164,6 +169,9 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         .await
         .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??;
     let decider = Arc::new(Decider::new(config.policy.clone(), config.policy_version.clone(), config.exceptions));
+    if !config.accounts.is_empty() {
+        decider.set_accounts(config.accounts);
+    }
     let shared = Arc::new(Shared {
         decider: decider.clone(),
         store,
@@ -326,6 +334,11 @@ impl AgentHandle {
     /// Replaces the approved exceptions.
     pub fn set_exceptions(&self, exceptions: Vec<Exception>) {
         self.shared.decider.set_exceptions(exceptions);
+    }
+
+    /// Replaces the uid → account bindings (after an enrollment).
+    pub fn set_accounts(&self, accounts: Accounts) {
+        self.shared.decider.set_accounts(accounts);
     }
 
     /// The durable event store (the upload outbox).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::Receiver;
 use warden_agent::{AgentConfig, SourceChoice};
 use warden_api::{LaunchEvent, Outcome};
-use warden_policy::{Exception, Mode, Policy};
+use warden_policy::{Accounts, Exception, Mode, Policy};
 
 fn fake_claude(home: &Path) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/monitor/fake_tool.c");
@@ -117,6 +117,58 @@ async fn policy_and_exceptions_swap_while_the_agent_runs() {
         [Outcome::Allowed, Outcome::Killed, Outcome::WouldBlock]
     );
     assert_eq!(agent.store().pending_count().unwrap(), 3);
+    agent.shutdown().await;
+}
+
+fn current_uid() -> u32 {
+    let output = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().parse().unwrap()
+}
+
+/// Exceptions are granted to accounts: a launch is covered when its uid is bound to the
+/// exception's account (its event then names the account), not when another local user's is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_exception_covers_only_the_uid_bound_to_it() {
+    const ACCOUNT: &str = "dev@corp.example";
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let claude = fake_claude(home.path());
+    let uid = current_uid();
+
+    let mut config = AgentConfig::new(state.path().to_path_buf(), Policy::embedded());
+    config.source = SourceChoice::ProcConnector;
+    config.sweep_running = false;
+    config.exceptions = vec![Exception {
+        id: "exc-acct".into(),
+        user: ACCOUNT.into(),
+        tool: "claude-code".into(),
+        scope: None,
+        starts_at: 0,
+        expires_at: now_secs() + 3600,
+    }];
+    // Another local user of this machine is the one bound to the account.
+    let mut someone_else = Accounts::default();
+    someone_else.bind(uid.wrapping_add(1), ACCOUNT);
+    config.accounts = someone_else;
+    let agent = warden_agent::start(config).await.unwrap();
+    let mut events = agent.subscribe();
+
+    let mut first = spawn(&claude);
+    let event = event_for(&mut events, first.id()).await;
+    assert_eq!(event.outcome, Outcome::Killed, "{event:?}");
+    assert_eq!(event.user.as_deref(), Some(current_user().as_str()), "an unbound user is named by login");
+    assert_eq!(ended(&mut first, Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+
+    let mut bound = Accounts::default();
+    bound.bind(uid, ACCOUNT);
+    agent.set_accounts(bound);
+    let mut second = spawn(&claude);
+    let event = event_for(&mut events, second.id()).await;
+    assert_eq!((event.outcome, event.exception.as_deref()), (Outcome::Allowed, Some("exc-acct")), "{event:?}");
+    assert_eq!(event.user.as_deref(), Some(ACCOUNT), "the launch is the account's");
+    assert!(ended(&mut second, Duration::from_millis(300)).is_none());
+    second.kill().unwrap();
+    second.wait().unwrap();
     agent.shutdown().await;
 }
 

@@ -10,7 +10,9 @@ pub struct EnrollRequest {
     pub secret: String,
     /// The machine's host name, shown to admins.
     pub hostname: String,
-    /// Login name of the developer using the device; exception requests are filed as this user.
+    /// The device's owner account (`dev@corp.example`, or a login name): exception requests
+    /// are filed as, and exceptions granted to, this account. The device binds its local user
+    /// to it (`warden_client::Enrollment::local_users`).
     pub user: String,
     /// `linux`, `macos` or `windows`.
     #[serde(default)]

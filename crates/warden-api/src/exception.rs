@@ -89,7 +89,9 @@ pub struct ExceptionRequestCreate {
     pub tool: String,
     /// Why; see [`check_justification`].
     pub justification: String,
-    /// Absolute directory (a repository) the exception is limited to; absent means everywhere.
+    /// The directory (a repository) the exception is limited to, as a canonical absolute path
+    /// (`warden_policy::check_scope`; the device resolves `..` and symlinks before filing);
+    /// absent means everywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Requested length in seconds; at most the policy's `exceptions.max_duration`.
@@ -118,7 +120,7 @@ pub struct Decision {
 pub struct ExceptionRecord {
     pub id: String,
     pub device_id: String,
-    /// The requesting user.
+    /// The requesting device's owner account (the person the exception is granted to).
     pub user: String,
     pub tool: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

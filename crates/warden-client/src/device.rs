@@ -3,16 +3,17 @@
 
 use crate::error::ClientError;
 use crate::http::{PolicyFetch, ServerApi, normalize_server_url};
-use crate::state::{CachedPolicy, Enrollment, StateDir, write_json_atomically};
+use crate::state::{CachedPolicy, Enrollment, LocalUser, StateDir, write_json_atomically};
 use crate::token::{self, DeviceToken, TokenSource};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use warden_api::{
     EnrollRequest, EventBatch, ExceptionList, ExceptionRecord, ExceptionRequestCreate, PolicyEnvelope,
     check_justification, verify_envelope,
 };
-use warden_policy::{Exception, Policy};
+use warden_policy::{Exception, Policy, check_scope};
 use warden_store::Store;
 
 /// Events per upload call (well under the server's `MAX_EVENTS_PER_BATCH`).
@@ -31,7 +32,10 @@ pub fn now_seconds() -> i64 {
 pub struct EnrollOptions {
     pub server: String,
     pub secret: String,
+    /// The device's owner account (`dev@corp.example`, or a login name).
     pub user: String,
+    /// The local user enrolling, bound to `user` (`None` where the OS has no numeric uids).
+    pub local_user: Option<LocalUser>,
     pub hostname: String,
     /// When the keyring cannot take the token, hand it back instead of refusing.
     pub allow_token_without_keyring: bool,
@@ -64,6 +68,7 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
         server: server.clone(),
         device_id: answer.device_id.clone(),
         user: options.user.clone(),
+        local_users: options.local_user.iter().cloned().collect(),
         hostname: options.hostname.clone(),
         policy_public_key: answer.policy_public_key.clone(),
         enrolled_at: now_seconds(),
@@ -392,6 +397,16 @@ pub fn queue_request(store: &Store, request: &ExceptionRequestCreate) -> Result<
             field: Some("justification".into()),
         });
     }
+    if let Some(scope) = &request.scope
+        && let Err(reason) = check_scope(scope)
+    {
+        return Err(ClientError::Rejected {
+            status: 400,
+            code: "invalid_field".into(),
+            message: reason.to_string(),
+            field: Some("scope".into()),
+        });
+    }
     if request.duration_seconds == 0 {
         return Err(ClientError::Rejected {
             status: 400,
@@ -404,6 +419,39 @@ pub fn queue_request(store: &Store, request: &ExceptionRequestCreate) -> Result<
     let body = ExceptionRequestCreate { client_id: Some(id.clone()), ..request.clone() };
     store.queue_exception_request(&id, &serde_json::to_string(&body).expect("requests serialize"))?;
     Ok(id)
+}
+
+/// The scope a developer typed (`../vendor-sdk`, `.`, a symlink, an absolute path), as the
+/// canonical absolute directory path an exception is stored and compared as: resolved
+/// against `cwd` (the caller's working directory) with `..` and every symlink resolved by the
+/// file system (`std::fs::canonicalize`), the way the kernel reports a launch's working
+/// directory. Errors: the folder does not exist or is not a directory, its path is not UTF-8,
+/// or the result fails [`check_scope`].
+pub fn canonical_scope(cwd: &Path, typed: &Path) -> Result<String, ClientError> {
+    let shown = typed.display().to_string();
+    let bad = |reason: String| ClientError::BadScope { scope: shown.clone(), reason };
+    if typed.as_os_str().is_empty() {
+        return Err(bad("give a directory, or no scope for everywhere".into()));
+    }
+    let joined = cwd.join(typed);
+    let resolved = std::fs::canonicalize(&joined).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => bad(format!("no such directory ({})", joined.display())),
+        _ => bad(format!("cannot resolve {}: {error}", joined.display())),
+    })?;
+    if !resolved.is_dir() {
+        return Err(bad(format!("{} is not a directory", resolved.display())));
+    }
+    let text = resolved.to_str().ok_or_else(|| bad("the path is not valid UTF-8".into()))?;
+    // Windows answers in its verbatim form (`\\?\C:\src`, `\\?\UNC\server\share`).
+    let text = match text.strip_prefix(r"\\?\") {
+        Some(rest) => match rest.strip_prefix(r"UNC\") {
+            Some(unc) => format!(r"\\{unc}"),
+            None => rest.to_owned(),
+        },
+        None => text.to_owned(),
+    };
+    check_scope(&text).map_err(|reason| bad(reason.to_string()))?;
+    Ok(text)
 }
 
 /// The checks a fetched policy must pass: signed by the pinned key, parseable by the core, and
@@ -443,6 +491,58 @@ mod tests {
             public_key: key.public_key(),
             created_at: 0,
         }
+    }
+
+    #[test]
+    fn scopes_are_resolved_against_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let (work, vendor) = (root.join("work"), root.join("vendor-sdk"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&vendor).unwrap();
+        std::fs::write(root.join("file"), "").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&vendor, root.join("link")).unwrap();
+        let vendor_text = vendor.to_str().unwrap().to_owned();
+        let mut cases: Vec<(&str, Option<&str>)> = vec![
+            ("../vendor-sdk", Some(&vendor_text)),
+            ("../vendor-sdk/", Some(&vendor_text)),
+            ("./../work/../vendor-sdk", Some(&vendor_text)),
+            ("../missing", None),
+            ("../file", None),
+            ("", None),
+        ];
+        #[cfg(unix)]
+        cases.push(("../link", Some(&vendor_text)));
+        for (typed, expected) in cases {
+            let got = canonical_scope(&work, Path::new(typed));
+            match expected {
+                Some(want) => assert_eq!(got.unwrap(), want, "{typed:?}"),
+                None => assert!(matches!(got, Err(ClientError::BadScope { .. })), "{typed:?}: {got:?}"),
+            }
+        }
+        let missing = canonical_scope(&work, Path::new("../missing")).unwrap_err().to_string();
+        assert!(missing.contains("no such directory"), "{missing}");
+    }
+
+    #[test]
+    fn a_queued_request_must_have_a_canonical_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("events.db")).unwrap();
+        let request = |scope: &str| ExceptionRequestCreate {
+            tool: "claude-code".into(),
+            justification: "Pairing with the vendor on their SDK this week".into(),
+            scope: Some(scope.into()),
+            duration_seconds: 3600,
+            client_id: None,
+        };
+        for scope in ["../vendor-sdk", "/src/../etc", "/src/app/"] {
+            let error = queue_request(&store, &request(scope)).unwrap_err();
+            assert!(matches!(&error, ClientError::Rejected { field: Some(f), .. } if f == "scope"), "{scope}: {error}");
+        }
+        assert!(store.pending_exception_requests(10).unwrap().is_empty(), "nothing refused was queued");
+        queue_request(&store, &request("/src/app")).unwrap();
+        assert_eq!(store.pending_exception_requests(10).unwrap().len(), 1);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum ClientError {
     StateFileFormat { path: PathBuf, source: serde_json::Error },
     #[error(transparent)]
     Store(#[from] warden_store::StoreError),
+    #[error("scope {scope:?}: {reason}")]
+    BadScope { scope: String, reason: String },
     #[error("the policy from the server was rejected: {0}")]
     PolicyRejected(String),
 }

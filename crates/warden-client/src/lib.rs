@@ -19,10 +19,10 @@ pub mod token;
 
 pub use device::{
     DEFAULT_OUTBOX_LIMIT, Device, EnrollOptions, Enrolled, PolicySync, SyncReport, cached_exceptions, cached_requests,
-    cached_rules, check_envelope, enroll, queue_request,
+    cached_rules, canonical_scope, check_envelope, enroll, queue_request,
 };
 pub use error::ClientError;
 pub use http::{PolicyFetch, ServerApi};
-pub use state::{CachedPolicy, Enrollment, StateDir};
+pub use state::{CachedPolicy, Enrollment, LocalUser, StateDir};
 pub use sync::{Enforcement, SyncLoop, SyncOptions, SyncStatus, SyncTrigger};
 pub use token::{DeviceToken, TOKEN_ENV, TokenError, TokenSource};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use warden_api::PolicyEnvelope;
+use warden_policy::Accounts;
 
 /// Where a device keeps its state: `$WARDEN_STATE_DIR`, else `$XDG_STATE_HOME/warden`, else
 /// `~/.local/state/warden` (the same folder the tray app and agent use).
@@ -76,13 +77,41 @@ pub struct Enrollment {
     /// Base URL, e.g. `http://127.0.0.1:8470` (no trailing slash).
     pub server: String,
     pub device_id: String,
-    /// The user exception requests are filed as.
+    /// The device's owner account (`dev@corp.example`, or a login name): the server files
+    /// this device's exception requests as, and grants its exceptions to, this account.
     pub user: String,
+    /// The local users bound to the owner account at enrollment (the one who enrolled): their
+    /// launches are attributed to, and covered by the exceptions of, [`Enrollment::user`].
+    /// Empty in enrollments written before accounts were bound; see [`Enrollment::accounts`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_users: Vec<LocalUser>,
     pub hostname: String,
     /// The server's Ed25519 policy key (base64), pinned at enrollment.
     pub policy_public_key: String,
     /// Seconds since the epoch.
     pub enrolled_at: i64,
+}
+
+/// A local user of the device, as the OS names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalUser {
+    /// The numeric user id the kernel attributes processes to.
+    pub uid: u32,
+    /// The login name, for people reading the file.
+    pub login: String,
+}
+
+impl Enrollment {
+    /// Which account each local uid is bound to: every uid in [`Enrollment::local_users`] to
+    /// the owner account. An enrollment from before accounts were bound binds no uid, so its
+    /// launches keep being matched by login name (which was then the enrolled user).
+    pub fn accounts(&self) -> Accounts {
+        let mut accounts = Accounts::default();
+        for local in &self.local_users {
+            accounts.bind(local.uid, self.user.clone());
+        }
+        accounts
+    }
 }
 
 /// The last good signed policy, as received, and when it was fetched.
@@ -141,15 +170,31 @@ mod tests {
         let enrollment = Enrollment {
             server: "http://127.0.0.1:1".into(),
             device_id: "d1".into(),
-            user: "dev".into(),
+            user: "dev@corp.example".into(),
+            local_users: vec![LocalUser { uid: 1000, login: "dev".into() }],
             hostname: "box".into(),
             policy_public_key: "key".into(),
             enrolled_at: 5,
         };
         state.save_enrollment(&enrollment).unwrap();
         assert_eq!(state.load_enrollment().unwrap(), Some(enrollment));
+        let accounts = state.load_enrollment().unwrap().unwrap().accounts();
+        assert_eq!(accounts.account_of(1000), Some("dev@corp.example"));
+        assert_eq!(accounts.account_of(1001), None, "another local user is not the owner");
         let names: Vec<_> = std::fs::read_dir(state.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["enrollment.json"], "no temporary file is left behind");
+    }
+
+    #[test]
+    fn an_enrollment_from_before_accounts_were_bound_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let old = r#"{"server":"http://127.0.0.1:1","device_id":"d1","user":"dev","hostname":"box",
+            "policy_public_key":"key","enrolled_at":5}"#;
+        std::fs::write(state.enrollment_file(), old).unwrap();
+        let enrollment = state.load_enrollment().unwrap().unwrap();
+        assert_eq!((enrollment.user.as_str(), enrollment.local_users.len()), ("dev", 0));
+        assert!(enrollment.accounts().is_empty());
     }
 
     #[test]

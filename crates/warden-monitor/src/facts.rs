@@ -90,6 +90,18 @@ pub fn current_user() -> Option<String> {
     None
 }
 
+/// The real uid this process runs as, the number launches are attributed by (`None` off
+/// Linux, where the monitor does not read numeric uids).
+#[cfg(target_os = "linux")]
+pub fn current_uid() -> Option<u32> {
+    Some(nix::unistd::getuid().as_raw())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn current_uid() -> Option<u32> {
+    None
+}
+
 #[cfg(target_os = "linux")]
 pub use linux::*;
 
@@ -193,6 +205,8 @@ mod linux {
             env: env_markers(pid),
             cwd,
             user: users.name(uid),
+            // The caller binds the uid to an account (it holds the bindings; the uid is returned).
+            account: None,
             script,
             ancestors: ancestors(stat.ppid),
             ..ProcessFacts::default()

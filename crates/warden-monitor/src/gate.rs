@@ -308,6 +308,7 @@ fn decide(
                 argv,
                 cwd,
                 user: users.name(uid),
+                account: rules.accounts.account_of(uid).map(str::to_owned),
                 script: Some(exe),
                 ancestors: facts::ancestors(pid),
                 ..ProcessFacts::default()
@@ -319,6 +320,7 @@ fn decide(
             argv: vec![exe],
             cwd,
             user: users.name(uid),
+            account: rules.accounts.account_of(uid).map(str::to_owned),
             ancestors: facts::ancestors(pid),
             ..ProcessFacts::default()
         },

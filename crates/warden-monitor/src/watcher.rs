@@ -16,14 +16,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use warden_api::Outcome;
-use warden_policy::{Action, Catalog, Exception, Policy, ProcessFacts, Verdict, evaluate};
+use warden_policy::{Accounts, Action, Catalog, Exception, Policy, ProcessFacts, Verdict, evaluate};
 
-/// The rules in force: a policy, its compiled catalog and the current exceptions.
+/// The rules in force: a policy, its compiled catalog, the current exceptions and the
+/// accounts the device's local users are bound to.
 #[derive(Debug)]
 pub struct Rules {
     pub policy: Policy,
     pub catalog: Catalog,
     pub exceptions: Vec<Exception>,
+    /// uid → account, from the enrollment; the facts of a launch carry its uid's account.
+    pub accounts: Accounts,
     /// The policy's version when it came from a server.
     pub version: Option<String>,
     /// Changes whenever the policy or the exceptions change (for decision caches).
@@ -47,7 +50,7 @@ pub struct Decider {
 impl Decider {
     pub fn new(policy: Policy, version: Option<String>, exceptions: Vec<Exception>) -> Decider {
         let catalog = policy.catalog();
-        let rules = Rules { policy, catalog, exceptions, version, generation: 1 };
+        let rules = Rules { policy, catalog, exceptions, accounts: Accounts::default(), version, generation: 1 };
         Decider { rules: RwLock::new(Arc::new(rules)), generation: AtomicU64::new(1) }
     }
 
@@ -58,20 +61,26 @@ impl Decider {
 
     /// Replaces the policy (the exceptions stay).
     pub fn set_policy(&self, policy: Policy, version: Option<String>) {
-        let exceptions = self.rules().exceptions.clone();
-        self.replace(policy, version, exceptions);
+        let current = self.rules();
+        self.replace(policy, version, current.exceptions.clone(), current.accounts.clone());
     }
 
     /// Replaces the exceptions (the policy stays).
     pub fn set_exceptions(&self, exceptions: Vec<Exception>) {
         let current = self.rules();
-        self.replace(current.policy.clone(), current.version.clone(), exceptions);
+        self.replace(current.policy.clone(), current.version.clone(), exceptions, current.accounts.clone());
     }
 
-    fn replace(&self, policy: Policy, version: Option<String>, exceptions: Vec<Exception>) {
+    /// Replaces the uid → account bindings (after an enrollment).
+    pub fn set_accounts(&self, accounts: Accounts) {
+        let current = self.rules();
+        self.replace(current.policy.clone(), current.version.clone(), current.exceptions.clone(), accounts);
+    }
+
+    fn replace(&self, policy: Policy, version: Option<String>, exceptions: Vec<Exception>, accounts: Accounts) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let catalog = policy.catalog();
-        let rules = Arc::new(Rules { policy, catalog, exceptions, version, generation });
+        let rules = Arc::new(Rules { policy, catalog, exceptions, accounts, version, generation });
         *self.rules.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = rules;
     }
 }
@@ -204,22 +213,28 @@ fn first_look(_pid: u32, _rules: &Rules, _identity: &mut ContentIdentity) -> Fir
 }
 
 #[cfg(target_os = "linux")]
-fn read_facts(pid: u32, users: &mut UserNames) -> Option<Identity> {
+fn read_facts(pid: u32, users: &mut UserNames, accounts: &Accounts) -> Option<Identity> {
     use crate::facts::{self, FactsError};
     match facts::read(pid, users) {
-        Ok((facts, stat, _uid)) => Some(Identity { facts, start_ticks: Some(stat.start_ticks) }),
+        Ok((mut facts, stat, uid)) => {
+            facts.account = accounts.account_of(uid).map(str::to_owned);
+            Some(Identity { facts, start_ticks: Some(stat.start_ticks) })
+        }
         // Another user's process: its executable link is closed to us, but its command
         // line is not. Decide on that, so the launch is at least reported.
         Err(FactsError::NotPermitted(_)) => {
             let argv = facts::argv(pid).ok()?;
             let exe = argv.first().filter(|a| a.starts_with('/'))?.clone();
             let stat = facts::stat(pid).ok();
-            let user = facts::uid(pid).ok().and_then(|uid| users.name(uid));
+            let uid = facts::uid(pid).ok();
+            let user = uid.and_then(|uid| users.name(uid));
+            let account = uid.and_then(|uid| accounts.account_of(uid)).map(str::to_owned);
             let facts = ProcessFacts {
                 pid: Some(pid),
                 exe,
                 argv,
                 user,
+                account,
                 ancestors: stat.map(|s| facts::ancestors(s.ppid)).unwrap_or_default(),
                 ..ProcessFacts::default()
             };
@@ -230,7 +245,21 @@ fn read_facts(pid: u32, users: &mut UserNames) -> Option<Identity> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn read_facts(_pid: u32, _users: &mut UserNames) -> Option<Identity> {
+fn read_facts(_pid: u32, _users: &mut UserNames, _accounts: &Accounts) -> Option<Identity> {
+    None
+}
+
+/// The account the owner of `pid` is bound to, if any.
+#[cfg(target_os = "linux")]
+fn account_of(pid: u32, accounts: &Accounts) -> Option<String> {
+    if accounts.is_empty() {
+        return None;
+    }
+    crate::facts::uid(pid).ok().and_then(|uid| accounts.account_of(uid)).map(str::to_owned)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn account_of(_pid: u32, _accounts: &Accounts) -> Option<String> {
     None
 }
 
@@ -279,7 +308,13 @@ impl Watcher {
         let mut _freeze = None;
         let mut first_look_at = None;
         let mut identity = match notice.facts {
-            Some(facts) => Identity { start_ticks: start_ticks(notice.pid), facts },
+            Some(mut facts) => {
+                // A source that read the facts itself (polling) knows no accounts.
+                if facts.account.is_none() {
+                    facts.account = account_of(notice.pid, &rules.accounts);
+                }
+                Identity { start_ticks: start_ticks(notice.pid), facts }
+            }
             None => {
                 match first_look(notice.pid, &rules, &mut self.identity) {
                     FirstLook::NotATool => {
@@ -292,7 +327,7 @@ impl Watcher {
                     }
                     FirstLook::Unreadable => {}
                 }
-                read_facts(notice.pid, &mut self.users)?
+                read_facts(notice.pid, &mut self.users, &rules.accounts)?
             }
         };
         // Cached from the first look: the file is read once.
@@ -343,7 +378,7 @@ impl Watcher {
                 return None;
             }
             // The launch began before Warden watched: it becomes the launch now.
-            match root.and_then(|root| Some((root, read_facts(root, &mut self.users)?))) {
+            match root.and_then(|root| Some((root, read_facts(root, &mut self.users, &rules.accounts)?))) {
                 Some((root, root_identity)) => (root, root_identity),
                 None => (pid, identity),
             }

@@ -123,7 +123,7 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 /// 2. The sanctioned assistant's own client is **allowed** (`sanctioned-assistant`).
 /// 3. Otherwise the policy's entry for the tool decides (`tool:ID`), or, for a tool the
 ///    policy does not list, its default action (`default`).
-/// 4. An exception that covers the user, the tool, the working directory and `now`
+/// 4. An exception that covers the person ([`ProcessFacts::person`]), the tool, the working directory and `now`
 ///    turns a warn or block into **allow** (`exception:ID`).
 /// 5. Risky flags (`--dangerously-skip-permissions`, …) can only *raise* the action, and
 ///    apply after exceptions and to the assistant too: an exception for a tool is not
@@ -160,7 +160,7 @@ pub fn evaluate(
     let mut exception_id = None;
     // Only a warn or block needs an exception; an allowed launch skips the search.
     let covering = (action > Action::Allow)
-        .then(|| exceptions.iter().find(|e| e.covers(&tool.id, facts.user.as_deref(), facts.cwd.as_deref(), now)))
+        .then(|| exceptions.iter().find(|e| e.covers(&tool.id, facts.person(), facts.cwd.as_deref(), now)))
         .flatten();
     if let Some(exception) = covering {
         action = Action::Allow;

@@ -40,6 +40,11 @@ pub struct ProcessFacts {
     /// Login name of the user the process runs as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The account that user is bound to on this device (the device's owner account, for
+    /// the local users bound to it at enrollment), when the OS edge knows one. Exceptions
+    /// are granted to accounts; see [`ProcessFacts::person`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// The interpreter's script with symlinks resolved, when the OS edge could resolve it
     /// (npm installs run `node /usr/local/bin/claude`, a symlink into the package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +60,31 @@ pub struct ProcessFacts {
     /// Ancestors, nearest (the parent) first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<AncestorFacts>,
+}
+
+/// Which account each local user of a device is bound to, by uid: the device's owner account
+/// for the local users bound to it at enrollment (the enrollment record keeps the binding;
+/// the OS edge looks a launch's uid up here and puts the answer in [`ProcessFacts::account`]).
+/// A uid bound to nothing has no account, and its launches match no account's exception.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounts {
+    by_uid: BTreeMap<u32, String>,
+}
+
+impl Accounts {
+    /// Binds local user `uid` to `account` (a later binding of the same uid replaces it).
+    pub fn bind(&mut self, uid: u32, account: impl Into<String>) {
+        self.by_uid.insert(uid, account.into());
+    }
+
+    /// The account `uid` is bound to, if any.
+    pub fn account_of(&self, uid: u32) -> Option<&str> {
+        self.by_uid.get(&uid).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_uid.is_empty()
+    }
 }
 
 /// An ancestor of a launch: enough to recognise that it already is the same tool.
@@ -73,5 +103,12 @@ impl ProcessFacts {
     /// Facts for an executable and its argv, with nothing else known.
     pub fn new(exe: impl Into<String>, argv: Vec<String>) -> Self {
         ProcessFacts { exe: exe.into(), argv, ..ProcessFacts::default() }
+    }
+
+    /// Who launched the process, as exceptions and events name people: the bound account
+    /// when there is one, else the login name (a device enrolled before accounts were bound,
+    /// or a local user no account is bound to, who then matches no account's exception).
+    pub fn person(&self) -> Option<&str> {
+        self.account.as_deref().or(self.user.as_deref())
     }
 }

@@ -24,8 +24,8 @@ pub use catalog::{
 };
 pub use content::{ContentFacts, ContentMatch, ContentMatcher, is_native_executable};
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
-pub use exception::Exception;
-pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
+pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
+pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts};
 pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
 pub use masking::{Masking, MaskingRule};
 pub use path::{normalize_path, path_has_prefix};

@@ -23,6 +23,9 @@ struct Case {
     exe: String,
     argv: Vec<String>,
     cwd: Option<String>,
+    /// The launch's login name (default `dev`) and the account it is bound to, if any.
+    user: Option<String>,
+    account: Option<String>,
     #[serde(default)]
     ancestors: Vec<AncestorFacts>,
     now: i64,
@@ -52,7 +55,8 @@ fn precedence_cases() {
             exe: case.exe.clone(),
             argv: case.argv.clone(),
             cwd: case.cwd.clone(),
-            user: Some("dev".into()),
+            user: Some(case.user.clone().unwrap_or_else(|| "dev".into())),
+            account: case.account.clone(),
             ancestors: case.ancestors.clone(),
             ..ProcessFacts::default()
         };

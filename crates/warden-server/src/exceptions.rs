@@ -108,16 +108,13 @@ async fn load(state: &AppState, id: &str) -> Answer<Option<Row>> {
         .await?)
 }
 
+/// A scope must be a canonical absolute directory path (the policy core's rule, the one the
+/// device applies before filing): a relative or non-normal one (`src/app`, `../x`, `/a/../b`,
+/// `/a/`) could never match the canonical working directory a device reports, so the approver
+/// would grant something that does nothing. Blank means everywhere.
 fn check_scope(scope: Option<&str>) -> Answer<Option<String>> {
-    let Some(scope) = scope.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-    let windows_absolute =
-        scope.len() >= 3 && scope.as_bytes()[1] == b':' && matches!(scope.as_bytes()[2], b'\\' | b'/');
-    if !(scope.starts_with('/') || windows_absolute) {
-        return Err(Failure::invalid("scope", "scope must be an absolute directory path (a repository)"));
-    }
-    if scope.len() > 4096 || scope.chars().any(char::is_control) {
-        return Err(Failure::invalid("scope", "scope must be a printable path of at most 4096 bytes"));
-    }
+    let Some(scope) = scope.filter(|s| !s.trim().is_empty()) else { return Ok(None) };
+    warden_policy::check_scope(scope).map_err(|reason| Failure::invalid("scope", reason.to_string()))?;
     Ok(Some(scope.to_owned()))
 }
 
@@ -613,6 +610,10 @@ mod tests {
         assert_eq!(check_scope(Some("  ")).unwrap(), None);
         assert_eq!(check_scope(Some("/home/dev/src/app")).unwrap().as_deref(), Some("/home/dev/src/app"));
         assert_eq!(check_scope(Some(r"C:\src\app")).unwrap().as_deref(), Some(r"C:\src\app"));
-        assert_eq!(check_scope(Some("src/app")).unwrap_err().body.field.as_deref(), Some("scope"));
+        for relative in ["src/app", "../vendor-sdk", "/home/dev/src/../x", "/home/dev/src/app/", " /home/dev/x"] {
+            let failure = check_scope(Some(relative)).unwrap_err();
+            assert_eq!(failure.body.field.as_deref(), Some("scope"), "{relative}");
+            assert!(failure.body.message.starts_with("scope must be"), "{relative}: {}", failure.body.message);
+        }
     }
 }

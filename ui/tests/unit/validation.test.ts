@@ -1,6 +1,8 @@
 // The exception form's inline rules, case by case (mirrors src-tauri request_form tests).
 import { describe, expect, it } from "vitest";
-import { checkDraft, durationSeconds } from "../../src/validation";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { checkDraft, durationSeconds, MAX_SCOPE_BYTES, scopeProblem } from "../../src/validation";
 import type { ExceptionDraft, FormRules } from "../../src/types";
 
 const rules: FormRules = {
@@ -31,6 +33,8 @@ describe("checkDraft", () => {
     ["a short justification", { justification: "  because  " }, ["justification"], /at least 20 characters \(7 so far\)/],
     ["no repository", { repository: "  " }, ["repository"], /repository's folder/],
     ["a relative repository", { repository: "src/app" }, ["repository"], /full path/],
+    ["a repository above the current folder", { repository: "../vendor-sdk" }, ["repository"], /full path/],
+    ["a full path with .. (resolved by the tray on submit)", { repository: "/src/../vendor-sdk" }, []],
     ["repository ignored for everywhere", { scope: "everywhere", repository: "" }, []],
     ["too short", { durationSeconds: 600 }, ["duration"], /at least an hour/],
     ["not a number", { durationSeconds: NaN }, ["duration"], /at least an hour/],
@@ -55,5 +59,24 @@ describe("durationSeconds", () => {
   it("is NaN for an empty or non-numeric amount", () => {
     expect(durationSeconds("", "days")).toBeNaN();
     expect(durationSeconds("soon", "days")).toBeNaN();
+  });
+});
+
+// The scope cases the policy core checks too (crates/warden-policy/tests/scopes.rs). The form
+// refuses what the device cannot fix; `..`, `.`, `//` and a trailing separator are resolved
+// to the canonical folder on submit, so the core's refusals of those are not the form's.
+describe("scopeProblem (tests/data/scopes.json)", () => {
+  const shared = JSON.parse(readFileSync(resolve("../tests/data/scopes.json"), "utf8")) as {
+    cases: { scope: string; problem: string | null }[];
+  };
+  const resolvedOnSubmit = ["dot-component", "empty-component", "trailing-separator"];
+  it("has the shared cases", () => expect(shared.cases.length).toBeGreaterThanOrEqual(30));
+  for (const { scope, problem } of shared.cases) {
+    const expected = problem !== null && resolvedOnSubmit.includes(problem) ? null : problem;
+    it(`${JSON.stringify(scope)} → ${expected}`, () => expect(scopeProblem(scope)).toBe(expected));
+  }
+  it("bounds the length in bytes", () => {
+    expect(scopeProblem(`/${"a".repeat(MAX_SCOPE_BYTES - 1)}`)).toBeNull();
+    expect(scopeProblem(`/${"é".repeat(MAX_SCOPE_BYTES / 2)}`)).toBe("too-long");
   });
 });

@@ -155,6 +155,7 @@ async fn main() {
         server: base.clone(),
         device_id,
         user: "bench-dev".into(),
+        local_users: Vec::new(),
         hostname: "bench".into(),
         policy_public_key: key,
         enrolled_at: 0,

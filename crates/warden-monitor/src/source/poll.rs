@@ -106,6 +106,8 @@ impl Poller {
             env: env_markers(pid.as_u32()),
             cwd,
             user,
+            // The watcher adds the account: it holds the uid → account bindings.
+            account: None,
             script,
             ancestors,
             ..ProcessFacts::default()
