@@ -7,6 +7,7 @@
 use crate::facts::ProcessFacts;
 use crate::launch::{ScriptArgument, interpreter_script};
 use crate::path::{join, normalize_path};
+use crate::risky::{OptionGrammar, RiskySpec, SettingSpec, ToolOptions, tool_arguments_start};
 use crate::source::SourceError;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,14 @@ pub struct ToolSpec {
     pub config_dirs: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    // Risky modes (see `risky.rs`): how the tool reads its command line, its settings,
+    // and which settings values switch its safety off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<OptionGrammar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setting: Vec<SettingSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risky: Vec<RiskySpec>,
 }
 
 /// A tool of the compiled catalog.
@@ -140,6 +149,7 @@ pub struct Catalog {
     never: Vec<Option<GlobSet>>,
     modules: HashMap<String, usize>,
     commands: Vec<(GlobMatcher, Vec<String>, usize)>,
+    options: Vec<ToolOptions>,
 }
 
 fn glob(pattern: &str) -> Result<Glob, globset::Error> {
@@ -191,7 +201,12 @@ impl Catalog {
         let mut never = Vec::new();
         let mut modules = HashMap::new();
         let mut commands = Vec::new();
+        let mut options = Vec::new();
         for (index, tool) in tools.iter().enumerate() {
+            options.push(
+                ToolOptions::compile(tool.options.as_ref(), &tool.setting, &tool.risky)
+                    .map_err(|message| CompileProblem::new(&tool.id, message))?,
+            );
             if !valid_id(&tool.id) {
                 return Err(CompileProblem::new(
                     &tool.id,
@@ -254,6 +269,7 @@ impl Catalog {
             never,
             modules,
             commands,
+            options,
         })
     }
 
@@ -309,6 +325,20 @@ impl Catalog {
             None => {}
         }
         self.by_command(&exe_path, argv)
+    }
+
+    /// The option grammar, settings and risky modes of tool `id` (empty if it has none).
+    pub(crate) fn tool_options(&self, id: &str) -> Option<&ToolOptions> {
+        self.by_id.get(id).map(|&i| &self.options[i])
+    }
+
+    /// The settings files a launch names on its command line (`claude --settings ./s.json`),
+    /// as written, for the OS edge to read into [`ProcessFacts::settings_files`]. Empty
+    /// for launches that are no tool, or whose tool reads no settings file from argv.
+    pub fn settings_files<'f>(&self, facts: &'f ProcessFacts) -> Vec<&'f str> {
+        let Some(found) = self.identify(facts) else { return Vec::new() };
+        let Some(options) = self.tool_options(&found.tool.id) else { return Vec::new() };
+        options.settings_files(&facts.argv, tool_arguments_start(&facts.exe, &facts.argv))
     }
 
     fn excluded(&self, tool: usize, path: &str) -> bool {

@@ -14,6 +14,7 @@ mod facts;
 mod launch;
 mod path;
 mod policy;
+mod risky;
 mod source;
 
 pub use catalog::{
@@ -22,13 +23,14 @@ pub use catalog::{
 };
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::Exception;
-pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts};
+pub use facts::{AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
 pub use launch::{ScriptArgument, interpreter_script};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
     Action, Assistant, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy, PolicyError, ToolRule,
     TrayPolicy,
 };
+pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};
 
 /// Seconds since the Unix epoch (UTC). The core never reads a clock: callers pass "now".
