@@ -272,7 +272,7 @@ impl Watcher {
         // Held until the decision is carried out; resumes a frozen process on drop.
         let mut _freeze = None;
         let mut first_look_at = None;
-        let identity = match notice.facts {
+        let mut identity = match notice.facts {
             Some(facts) => Identity { start_ticks: start_ticks(notice.pid), facts },
             None => {
                 match first_look(notice.pid, &rules) {
@@ -289,6 +289,8 @@ impl Watcher {
                 read_facts(notice.pid, &mut self.users)?
             }
         };
+        // A settings file the tool names on its command line can switch its safety off.
+        crate::facts::read_settings_files(&rules.catalog, &mut identity.facts);
         let verdict = rules.decide(&identity.facts, now_secs());
         let latency = notice.kernel_ns.map(|k| Duration::from_nanos(monotonic_ns().saturating_sub(k)));
         let first_look = notice.kernel_ns.zip(first_look_at).map(|(k, at)| Duration::from_nanos(at.saturating_sub(k)));

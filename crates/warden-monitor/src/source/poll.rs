@@ -108,6 +108,7 @@ impl Poller {
             user,
             script,
             ancestors,
+            settings_files: Vec::new(),
         }
     }
 }
