@@ -30,7 +30,8 @@ fn corpus() -> Vec<Value> {
 
 #[test]
 fn batch_check_answers_every_corpus_launch_in_order() {
-    let cases = corpus();
+    // Launches judged under their own exceptions are checked by the policy crate's corpus test.
+    let cases: Vec<Value> = corpus().into_iter().filter(|c| c.get("exceptions").is_none()).collect();
     let batch: String = cases.iter().map(|c| format!("{}\n", c["facts"])).collect();
     let mut command = warden();
     command.args(["check", "--json", "--batch", "-"]);

@@ -244,9 +244,11 @@ impl Policy {
         }
         for rule in &self.risky_flags {
             rule.tools.iter().try_for_each(|id| known(id))?;
-            if (rule.flags.is_empty() && !rule.catalog_modes) || rule.flags.iter().any(|f| !f.starts_with('-')) {
+            let bad = rule.flags.iter().find(|f| !f.starts_with('-'));
+            if (rule.flags.is_empty() && !rule.catalog_modes) || bad.is_some() {
                 return Err(CompileProblem {
-                    needle: "flags".into(),
+                    // The offending flag, else the (empty) list.
+                    needle: bad.cloned().unwrap_or_else(|| "flags =".into()),
                     message: "risky flags must be options starting with '-' (a non-empty list, unless catalog_modes = true)"
                         .into(),
                 });
