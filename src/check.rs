@@ -120,7 +120,9 @@ fn run_batch(
     let mut failed = 0usize;
     let mut lines = BatchLines { reader, buffer: Vec::new() };
     let mut number = 0usize;
-    while let Some(line) = lines.next_line().with_context(|| format!("reading {} line {}", batch.display(), number + 1))? {
+    while let Some(line) =
+        lines.next_line().with_context(|| format!("reading {} line {}", batch.display(), number + 1))?
+    {
         number += 1;
         // Every unreadable line gets its own error line; the batch goes on.
         let parsed = match line {

@@ -185,7 +185,8 @@ pub fn evaluate(
             Some(seen) => (seen.name.clone(), None),
             None => {
                 let wanted = |mode: &str| {
-                    flag_rule.catalog_modes || options.mode_spellings(mode).any(|s| flag_rule.flags.iter().any(|f| f == s))
+                    flag_rule.catalog_modes
+                        || options.mode_spellings(mode).any(|s| flag_rule.flags.iter().any(|f| f == s))
                 };
                 match options.risky_mode(reading, wanted) {
                     Some(found) => (found.spelling, Some(found.mode)),

@@ -249,8 +249,9 @@ impl Policy {
                 return Err(CompileProblem {
                     // The offending flag, else the (empty) list.
                     needle: bad.cloned().unwrap_or_else(|| "flags =".into()),
-                    message: "risky flags must be options starting with '-' (a non-empty list, unless catalog_modes = true)"
-                        .into(),
+                    message:
+                        "risky flags must be options starting with '-' (a non-empty list, unless catalog_modes = true)"
+                            .into(),
                 });
             }
         }

@@ -173,9 +173,7 @@ impl ToolOptions {
         }
         for setting in settings {
             if let Some(name) = setting.env.keys().find(|name| !ENV_MARKERS.contains(&name.as_str())) {
-                return Err(format!(
-                    "environment variable {name:?} is not collected from processes (see ENV_MARKERS)"
-                ));
+                return Err(format!("environment variable {name:?} is not collected from processes (see ENV_MARKERS)"));
             }
         }
         for mode in modes {
@@ -192,9 +190,10 @@ impl ToolOptions {
     /// Every option that spells part of mode `mode` (for policies that name one flag of it).
     pub(crate) fn mode_spellings(&self, mode: &str) -> impl Iterator<Item = &str> {
         self.modes.iter().filter(move |m| m.mode == mode).flat_map(move |m| {
-            m.when.keys().filter_map(|name| self.settings.iter().find(|s| &s.name == name)).flat_map(|s| {
-                s.options.iter().map(String::as_str).chain(s.flags.keys().map(String::as_str))
-            })
+            m.when
+                .keys()
+                .filter_map(|name| self.settings.iter().find(|s| &s.name == name))
+                .flat_map(|s| s.options.iter().map(String::as_str).chain(s.flags.keys().map(String::as_str)))
         })
     }
 
@@ -203,7 +202,7 @@ impl ToolOptions {
         let mut paths = Vec::new();
         self.walk(argv, start, |event| {
             if let Event::Valued { option, value, .. } = event
-                && self.grammar.settings_json.iter().any(|o| *o == option)
+                && self.grammar.settings_json.contains(&option)
                 && !looks_like_json(value)
             {
                 paths.push(value);
@@ -239,14 +238,14 @@ impl ToolOptions {
             }
             Event::Valued { option, value, spelling } => {
                 reading.seen.push(SeenOption { name: option.to_owned(), on: true });
-                if self.grammar.settings_json.iter().any(|o| *o == option) {
+                if self.grammar.settings_json.contains(&option) {
                     self.read_settings_json(&mut reading, facts, value, &spelling);
                 }
-                if self.grammar.config_override.iter().any(|o| *o == option) {
+                if self.grammar.config_override.contains(&option) {
                     self.read_override(&mut reading, value, &spelling);
                 }
                 for (index, setting) in self.settings.iter().enumerate() {
-                    if setting.options.iter().any(|o| *o == option) {
+                    if setting.options.contains(&option) {
                         reading.push(index, Some(value.to_owned()), Tier::CommandLine, spelling.clone());
                     }
                 }
@@ -290,7 +289,8 @@ impl ToolOptions {
             Repeat::Any => all.collect(),
             Repeat::Last => {
                 let top = all.clone().map(|a| a.tier).max();
-                all.filter(|a| Some(a.tier) == top).last().into_iter().collect()
+                let mut all = all;
+                all.rfind(|a| Some(a.tier) == top).into_iter().collect()
             }
         }
     }
@@ -493,7 +493,6 @@ enum Event<'a> {
 
 /// An option's canonical name (owned: the walk normalises spellings such as `--approvalMode`).
 type OptionName = String;
-
 
 fn looks_like_json(value: &str) -> bool {
     value.trim_start().starts_with('{')
