@@ -490,4 +490,38 @@ mod tests {
         let error = Catalog::from_toml("c.toml", text).unwrap_err();
         assert_eq!(error.location.line, 6, "{error}");
     }
+
+    #[test]
+    fn risky_modes_must_name_known_settings_collected_variables_and_real_options() {
+        let head = "[[tool]]\nid = \"x\"\nname = \"X\"\nvendor = \"V\"\nkind = \"cli\"\n";
+        let cases = [
+            ("[[tool.risky]]\nmode = \"m\"\nwhen = { nope = [\"1\"] }\n", "unknown setting \"nope\""),
+            ("[[tool.setting]]\nname = \"s\"\nenv = { MY_SECRET = \"1\" }\n", "is not collected"),
+            ("[[tool.setting]]\nname = \"s\"\noptions = [\"yolo\"]\n", "must start with '-'"),
+            ("[[tool.setting]]\nname = \"s\"\n[[tool.risky]]\nmode = \"m\"\nwhen = {}\n", "at least one setting"),
+        ];
+        for (tail, message) in cases {
+            let error = Catalog::from_toml("c.toml", &format!("{head}{tail}")).unwrap_err();
+            assert!(error.message.contains(message), "{tail}: {error}");
+            assert_eq!(error.location.line, 2, "{tail}: {error}");
+        }
+    }
+
+    #[test]
+    fn settings_files_are_listed_for_the_edge_only_when_given_as_paths() {
+        let catalog = Catalog::embedded();
+        let claude = |args: &[&str]| {
+            let mut argv = vec!["claude".to_owned()];
+            argv.extend(args.iter().map(|a| a.to_string()));
+            ProcessFacts::new("/home/dev/.local/share/claude/versions/2.1.37", argv)
+        };
+        let facts = claude(&["--settings", "./s.json", "--settings={\"a\":1}", "--settings=/etc/t.json"]);
+        assert_eq!(catalog.settings_files(&facts), ["./s.json", "/etc/t.json"]);
+        // A value of another option (commander takes `--settings` as the prompt text here),
+        // and words after `--`, name no file.
+        let facts = claude(&["--append-system-prompt", "--settings", "--settings", "x.json", "--", "--settings", "y"]);
+        assert_eq!(catalog.settings_files(&facts), ["x.json"]);
+        let git = ProcessFacts::new("/usr/bin/git", vec!["git".into(), "--settings".into(), "x.json".into()]);
+        assert!(catalog.settings_files(&git).is_empty());
+    }
 }
