@@ -69,6 +69,11 @@ pub struct OptionGrammar {
     /// Options whose value is a `key=value` configuration override (`codex -c k=v`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_override: Vec<String>,
+    /// Subcommands that manage the tool rather than run its agent: as the first positional
+    /// word, the rest of the command line is not read (`gemini mcp add gh npx -y …`: that
+    /// `-y` is npx's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub management_commands: Vec<String>,
 }
 
 /// One setting of a tool and every way it can be given (`[[tool.setting]]`).
@@ -388,6 +393,7 @@ impl ToolOptions {
             (greedy || !next.starts_with('-') || next == "-").then_some(next.as_str())
         };
         let mut i = start;
+        let mut first_positional = true;
         while let Some(arg) = argv.get(i) {
             i += 1;
             if arg == "--" {
@@ -395,6 +401,9 @@ impl ToolOptions {
             }
             if !arg.starts_with('-') || arg == "-" {
                 visit(Event::Positional(arg));
+                if std::mem::take(&mut first_positional) && self.grammar.management_commands.contains(arg) {
+                    return;
+                }
                 continue;
             }
             if let Some(body) = arg.strip_prefix("--") {
