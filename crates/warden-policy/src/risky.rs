@@ -15,6 +15,7 @@
 
 use crate::facts::{ENV_MARKERS, ProcessFacts, SettingsFile};
 use crate::launch::{ScriptArgument, interpreter_script};
+use crate::path::file_name;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -74,6 +75,11 @@ pub struct OptionGrammar {
     /// `-y` is npx's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub management_commands: Vec<String>,
+    /// File names of the tool's own program (the executable, or the script an interpreter
+    /// runs) this grammar applies to; empty means every launch of the tool. Keeps helpers a
+    /// tool bundles (cursor-agent's `rg -f FILE`) from being read as the tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entry_points: Vec<String>,
 }
 
 /// One setting of a tool and every way it can be given (`[[tool.setting]]`).
@@ -216,9 +222,26 @@ impl ToolOptions {
         paths
     }
 
+    /// Whether a launch runs the tool's own program (see [`OptionGrammar::entry_points`]).
+    fn is_entry_point(&self, facts: &ProcessFacts) -> bool {
+        if self.grammar.entry_points.is_empty() {
+            return true;
+        }
+        let program = match interpreter_script(&facts.exe, &facts.argv) {
+            Some(ScriptArgument::Script { path, .. }) => path,
+            _ => facts.exe.as_str(),
+        };
+        let name = file_name(program);
+        let name = name.strip_suffix(".exe").unwrap_or(name);
+        self.grammar.entry_points.iter().any(|entry| entry.eq_ignore_ascii_case(name))
+    }
+
     /// Reads the launch: every setting assignment and every option seen, in order.
     pub(crate) fn read(&self, facts: &ProcessFacts, start: usize) -> Reading {
         let mut reading = Reading::default();
+        if !self.is_entry_point(facts) {
+            return reading;
+        }
         for (index, setting) in self.settings.iter().enumerate() {
             for (name, value) in &setting.env {
                 if facts.env.get(name).is_some_and(|v| TRUE_WORDS.contains(&v.trim().to_ascii_lowercase().as_str())) {
