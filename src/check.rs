@@ -53,6 +53,7 @@ pub fn run(policy: &Policy, args: CheckArgs) -> Result<ExitCode> {
     };
     let judge = |facts: &mut ProcessFacts| {
         resolve_script(facts);
+        warden_monitor::facts::read_settings_files(&catalog, facts);
         evaluate(policy, &catalog, &exceptions, facts, crate::now())
     };
     let stdout = std::io::stdout();
@@ -121,19 +122,34 @@ fn run_batch(
         ))
     };
     let mut failed = 0usize;
-    for (index, line) in reader.lines().enumerate() {
-        let number = index + 1;
-        let line = line.with_context(|| format!("reading {} line {number}", batch.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<ProcessFacts>(&line) {
+    let mut lines = BatchLines { reader, buffer: Vec::new() };
+    let mut number = 0usize;
+    while let Some(line) =
+        lines.next_line().with_context(|| format!("reading {} line {}", batch.display(), number + 1))?
+    {
+        number += 1;
+        // Every unreadable line gets its own error line; the batch goes on.
+        let parsed = match line {
+            Line::TooLong => Err(format!("{}:{number}: line longer than {MAX_LINE_BYTES} bytes", batch.display())),
+            Line::Bytes(bytes) => match std::str::from_utf8(bytes) {
+                Err(error) => Err(format!(
+                    "{}:{number}:{}: not UTF-8 (invalid byte at offset {})",
+                    batch.display(),
+                    error.valid_up_to() + 1,
+                    error.valid_up_to()
+                )),
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => serde_json::from_str::<ProcessFacts>(text).map_err(|error| {
+                    let message = error.to_string();
+                    let what = message.split(" at line ").next().unwrap_or(&message).to_owned();
+                    format!("{}:{number}:{}: {what}", batch.display(), error.column())
+                }),
+            },
+        };
+        match parsed {
             Ok(mut facts) => print_verdict(out, &judge(&mut facts), json)?,
-            Err(error) => {
+            Err(message) => {
                 failed += 1;
-                let text = error.to_string();
-                let what = text.split(" at line ").next().unwrap_or(&text);
-                let message = format!("{}:{number}:{}: {what}", batch.display(), error.column());
                 eprintln!("warden: {message}");
                 // Keep one output line per input line, so verdicts stay aligned with the batch.
                 if json {
@@ -146,6 +162,59 @@ fn run_batch(
     }
     out.flush()?;
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The longest batch line read (bytes); a longer one is reported and skipped, never buffered whole.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// One batch line: raw bytes (UTF-8 is checked by the caller), or too long to keep.
+enum Line<'a> {
+    Bytes(&'a [u8]),
+    TooLong,
+}
+
+/// Splits a stream into lines as bytes, so a line that is not UTF-8 is one bad line rather
+/// than the end of the batch (`BufRead::lines` stops there).
+struct BatchLines<R> {
+    reader: R,
+    buffer: Vec<u8>,
+}
+
+impl<R: BufRead> BatchLines<R> {
+    fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
+        self.buffer.clear();
+        let mut too_long = false;
+        let mut any = false;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            any = true;
+            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(end) => (&available[..end], Some(end + 1)),
+                None => (available, None),
+            };
+            if !too_long && self.buffer.len() + chunk.len() <= MAX_LINE_BYTES {
+                self.buffer.extend_from_slice(chunk);
+            } else {
+                too_long = true;
+                self.buffer.clear();
+            }
+            let consumed = done.unwrap_or(available.len());
+            self.reader.consume(consumed);
+            if done.is_some() {
+                break;
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        if self.buffer.last() == Some(&b'\r') {
+            self.buffer.pop();
+        }
+        Ok(Some(if too_long { Line::TooLong } else { Line::Bytes(&self.buffer) }))
+    }
 }
 
 fn print_verdict(out: &mut impl Write, verdict: &Verdict, json: bool) -> Result<()> {

@@ -30,7 +30,8 @@ fn corpus() -> Vec<Value> {
 
 #[test]
 fn batch_check_answers_every_corpus_launch_in_order() {
-    let cases = corpus();
+    // Launches judged under their own exceptions are checked by the policy crate's corpus test.
+    let cases: Vec<Value> = corpus().into_iter().filter(|c| c.get("exceptions").is_none()).collect();
     let batch: String = cases.iter().map(|c| format!("{}\n", c["facts"])).collect();
     let mut command = warden();
     command.args(["check", "--json", "--batch", "-"]);
@@ -209,4 +210,128 @@ fn policy_show_round_trips_through_validate() {
         let validated = warden().args(["policy", "validate"]).arg(&path).output().unwrap();
         assert!(validated.status.success(), "{name}: {}", String::from_utf8_lossy(&validated.stderr));
     }
+}
+
+/// Runs `warden check --json --batch -` over raw bytes (the input need not be UTF-8).
+fn batch_bytes(input: &[u8], extra: &[&str]) -> Output {
+    let mut command = warden();
+    command.args(["check", "--json"]).args(extra).args(["--batch", "-"]);
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn every_unreadable_batch_line_gets_its_error_and_the_batch_goes_on() {
+    // The shared case: line 2 holds a raw byte that is not UTF-8, line 4 a lone surrogate escape.
+    let case = std::fs::read(data("batch/non-utf8-line.jsonl")).unwrap();
+    let mut input = case.clone();
+    // Neighbours of the same kind: wrong types, not JSON, a line over the length limit, a CRLF line.
+    input.extend_from_slice(b"{\"exe\":\"/usr/bin/git\",\"argv\":\"git status\"}\n");
+    input.extend_from_slice(b"exe=/usr/bin/git\n");
+    input.extend_from_slice(format!("{{\"exe\":\"/usr/bin/{}\"}}\n", "x".repeat(2 * 1024 * 1024)).as_bytes());
+    input.extend_from_slice(b"{\"exe\":\"/usr/bin/git\",\"argv\":[\"git\"]}\r\n");
+    input.extend_from_slice(b"\xff\xfe{\"exe\":\"/usr/bin/git\"}"); // last line, no newline
+    let output = batch_bytes(&input, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let errors: Vec<u64> = lines.iter().filter_map(|l| l["line"].as_u64()).collect();
+    assert_eq!(errors, [2, 4, 6, 7, 8, 10], "{lines:#?}");
+    assert_eq!(lines.len(), 10, "one output line per input line");
+    for (index, line) in lines.iter().enumerate() {
+        if line.get("error").is_some() {
+            assert_eq!(line["line"], index as u64 + 1);
+            assert!(line["error"].as_str().unwrap().starts_with(&format!("-:{}:", index + 1)), "{line}");
+        } else {
+            assert!(line["action"].is_string(), "line {}: {line}", index + 1);
+        }
+    }
+    assert_eq!(lines[0]["tool"], "claude-code");
+    assert_eq!(lines[4]["tool"], "gemini-cli");
+    assert_eq!(lines[8]["action"], "allow");
+    assert!(lines[1]["error"].as_str().unwrap().contains("not UTF-8"));
+    assert!(lines[3]["error"].as_str().unwrap().contains("surrogate"));
+    assert!(lines[7]["error"].as_str().unwrap().contains("longer than"));
+}
+
+#[test]
+fn a_risky_mode_beats_the_exception_for_every_bypass_spelling() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let dir = tempfile::tempdir().unwrap();
+    let exceptions = dir.path().join("exceptions.json");
+    let exception = serde_json::json!([{ "id": "exr_case09", "user": "dev", "tool": "claude-code",
+        "scope": "/home/dev/src/vendor-sdk", "starts_at": now - 60, "expires_at": now + 86400 }]);
+    std::fs::write(&exceptions, exception.to_string()).unwrap();
+    let input = std::fs::read(data("batch/bypass-under-exception.jsonl")).unwrap();
+    let output = batch_bytes(&input, &["--exceptions", exceptions.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let verdicts: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(verdicts.len(), 6);
+    for (index, verdict) in verdicts.iter().enumerate() {
+        if index == 3 {
+            assert_eq!(
+                (&verdict["action"], &verdict["exception"]),
+                (&"allow".into(), &"exr_case09".into()),
+                "{verdict}"
+            );
+        } else {
+            assert_eq!(verdict["action"], "block", "line {}: {verdict}", index + 1);
+            assert_eq!(verdict["rule"]["kind"], "risky-flag", "line {}: {verdict}", index + 1);
+        }
+    }
+}
+
+#[test]
+fn check_reads_a_settings_file_named_on_the_command_line() {
+    let project = tempfile::tempdir().unwrap();
+    let cwd = project.path().to_str().unwrap();
+    std::fs::write(project.path().join("bypass.json"), r#"{"permissions":{"defaultMode":"bypassPermissions"}}"#)
+        .unwrap();
+    std::fs::write(project.path().join("team.json"), r#"{"permissions":{"defaultMode":"acceptEdits"}}"#).unwrap();
+    std::fs::write(project.path().join("huge.json"), vec![b' '; 70 * 1024]).unwrap();
+    // A FIFO nobody writes to: reading it must neither block nor count as harmless.
+    let fifo = project.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let exceptions = project.path().join("exceptions.json");
+    let exception = serde_json::json!([{ "id": "ex", "user": "dev", "tool": "claude-code", "starts_at": now - 60, "expires_at": now + 600 }]);
+    std::fs::write(&exceptions, exception.to_string()).unwrap();
+    let mut verdicts = Vec::new();
+    for settings in ["bypass.json", "team.json", "huge.json", "fifo", "missing.json"] {
+        let output = warden()
+            .args(["check", "--json", "--user", "dev", "--cwd", cwd, "--exceptions", exceptions.to_str().unwrap()])
+            .args(["--exe", "/home/dev/.local/share/claude/versions/2.1.37", "--", "claude", "--settings", settings])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{settings}: {}", String::from_utf8_lossy(&output.stderr));
+        let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+        verdicts.push((settings, verdict["action"].as_str().unwrap().to_owned(), verdict["rule"]["kind"].clone()));
+    }
+    let actions: Vec<(&str, &str)> = verdicts.iter().map(|(s, a, _)| (*s, a.as_str())).collect();
+    assert_eq!(
+        actions,
+        [
+            ("bypass.json", "block"),
+            ("team.json", "allow"),
+            ("huge.json", "block"),
+            ("fifo", "block"),
+            ("missing.json", "block")
+        ]
+    );
+}
+
+#[test]
+fn every_risky_spelling_blocks_and_an_explicit_off_does_not() {
+    let input = std::fs::read(data("batch/risky-spellings.jsonl")).unwrap();
+    let output = batch_bytes(&input, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let verdicts: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let actions: Vec<&str> = verdicts.iter().map(|v| v["action"].as_str().unwrap()).collect();
+    // Line 7 is Gemini CLI with `--yolo=false`: its ordinary action (warn), not the risky block.
+    assert_eq!(actions, ["block", "block", "block", "block", "block", "block", "warn", "block"]);
+    assert_eq!(verdicts[6]["rule"]["kind"], "default");
+    assert!(verdicts.iter().enumerate().all(|(i, v)| i == 6 || v["rule"]["kind"] == "risky-flag"));
 }

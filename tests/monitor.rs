@@ -642,3 +642,33 @@ fn an_unprivileged_watcher_reports_what_it_may_not_stop() {
     assert_eq!(event["action"], "block");
     assert!(tool.ended_within(Duration::from_millis(500)).is_none(), "nothing was signalled");
 }
+
+#[test]
+fn a_settings_file_named_on_argv_that_bypasses_permissions_gets_an_allowed_tool_killed() {
+    // Claude Code allowed by policy, every catalog risky mode blocked: only the settings file
+    // (read by the watcher from the launch's cwd) tells the two launches apart.
+    let home = Home::new();
+    let claude = home.native_claude();
+    std::fs::write(home.path("bypass.json"), r#"{"permissions":{"defaultMode":"bypassPermissions"}}"#).unwrap();
+    std::fs::write(home.path("team.json"), r#"{"permissions":{"defaultMode":"acceptEdits"}}"#).unwrap();
+    let policy = home.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "name = \"Claude allowed, risky modes blocked\"\ndefault_action = \"allow\"\n\n[tools.claude-code]\n\
+         action = \"allow\"\n\n[[risky_flags]]\ncatalog_modes = true\naction = \"block\"\n",
+    )
+    .unwrap();
+    let mut command = Command::new(WARDEN);
+    command.arg("--policy").arg(&policy);
+    let mut watch = Watch::start_with(command, &["--source", "proc-connector", "--no-sweep"]);
+
+    let mut calm = start(home.command(&claude).args(["--settings", "team.json"]));
+    let event = watch.expect("allowed with a harmless settings file", |e| is(e, "claude-code", calm.pid()));
+    assert_eq!(event["outcome"], "allowed", "{event}");
+    let mut risky = start(home.command(&claude).args(["--settings", "./bypass.json"]));
+    let event = watch.expect("killed for its settings file", |e| is(e, "claude-code", risky.pid()));
+    assert_eq!(event["outcome"], "killed", "{event}");
+    assert!(event["rule"].as_str().unwrap().starts_with("risky-flag:--settings ./bypass.json"), "{event}");
+    assert_eq!(risky.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+    assert!(calm.running(), "the launch with a harmless settings file keeps running");
+}

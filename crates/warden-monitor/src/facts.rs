@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use warden_policy::{AncestorFacts, ProcessFacts, ScriptArgument, interpreter_script};
+use warden_policy::{
+    AncestorFacts, Catalog, MAX_SETTINGS_FILE_BYTES, ProcessFacts, ScriptArgument, SettingsFile, interpreter_script,
+};
 
 /// How many ancestors are collected (the parent first). Eight covers a terminal, a shell,
 /// `npx`, a wrapper and its relaunch with room to spare.
@@ -50,6 +52,63 @@ pub fn resolve_script(exe: &str, argv: &[String], cwd: Option<&str>) -> Option<S
         (false, None) => return None,
     };
     std::fs::canonicalize(full).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Reads the settings files a tool launch names on its command line (`claude --settings
+/// ./s.json`; which options name one is the catalog's business) into
+/// `facts.settings_files`, relative paths against the launch's cwd. Files already there are
+/// kept (a described launch may carry them). Never blocks and never reads more than
+/// [`MAX_SETTINGS_FILE_BYTES`]: a FIFO, a device, a huge or non-UTF-8 file is recorded as
+/// unreadable, which the policy counts as risky.
+pub fn read_settings_files(catalog: &Catalog, facts: &mut ProcessFacts) {
+    let wanted: Vec<String> = catalog
+        .settings_files(facts)
+        .into_iter()
+        .filter(|path| !facts.settings_files.iter().any(|f| f.path == *path))
+        .map(str::to_owned)
+        .collect();
+    for path in wanted {
+        let full = match (Path::new(&path).is_absolute(), facts.cwd.as_deref()) {
+            (true, _) => Path::new(&path).to_path_buf(),
+            (false, Some(cwd)) => Path::new(cwd).join(&path),
+            (false, None) => {
+                facts.settings_files.push(SettingsFile {
+                    path,
+                    content: None,
+                    unreadable: Some("relative path and unknown working directory".into()),
+                });
+                continue;
+            }
+        };
+        let (content, unreadable) = match read_small_file(&full) {
+            Ok(text) => (Some(text), None),
+            Err(why) => (None, Some(why)),
+        };
+        facts.settings_files.push(SettingsFile { path, content, unreadable });
+    }
+}
+
+fn read_small_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        // A FIFO would block the open until a writer comes: never wait for one.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| e.to_string())?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SETTINGS_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_SETTINGS_FILE_BYTES {
+        return Err(format!("larger than {MAX_SETTINGS_FILE_BYTES} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8".into())
 }
 
 /// Names users by uid, remembering each answer (user databases can be slow: NSS, LDAP).
@@ -209,6 +268,7 @@ mod linux {
             account: None,
             script,
             ancestors: ancestors(stat.ppid),
+            // Settings files are read once the launch is known to be a tool: see `read_settings_files`.
             ..ProcessFacts::default()
         };
         Ok((facts, stat, uid))

@@ -333,6 +333,8 @@ impl Watcher {
         // Cached from the first look: the file is read once.
         let program = program_path(&identity.facts);
         self.identity.complete(&mut identity.facts, &program, rules.catalog.content(), rules.generation);
+        // A settings file the tool names on its command line can switch its safety off.
+        crate::facts::read_settings_files(&rules.catalog, &mut identity.facts);
         let verdict = rules.decide(&identity.facts, now_secs());
         let latency = notice.kernel_ns.map(|k| Duration::from_nanos(monotonic_ns().saturating_sub(k)));
         let first_look = notice.kernel_ns.zip(first_look_at).map(|(k, at)| Duration::from_nanos(at.saturating_sub(k)));

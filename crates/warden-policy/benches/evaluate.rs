@@ -5,12 +5,15 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::Deserialize;
 use std::hint::black_box;
-use warden_policy::{Catalog, Policy, ProcessFacts, evaluate};
+use warden_policy::{Catalog, Exception, Policy, ProcessFacts, evaluate};
 
 #[derive(Deserialize)]
 struct Case {
     name: String,
     facts: ProcessFacts,
+    /// The launch's own exceptions (the bypass-under-exception cases).
+    #[serde(default)]
+    exceptions: Vec<Exception>,
 }
 
 fn corpus() -> Vec<Case> {
@@ -30,18 +33,25 @@ fn bench(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("whole-corpus", cases.len()), |b| {
         b.iter(|| {
             for case in &cases {
-                black_box(evaluate(&policy, &catalog, &[], black_box(&case.facts), now));
+                black_box(evaluate(&policy, &catalog, &case.exceptions, black_box(&case.facts), now));
             }
         })
     });
     group.throughput(Throughput::Elements(1));
     // The common case on a real machine: an exec that is not an AI tool at all.
-    for name in
-        ["cargo build", "claude via npm (node cli.js)", "claude native installer binary", "pressly goose migrations up"]
-    {
+    for name in [
+        "cargo build",
+        "claude via npm (node cli.js)",
+        "claude native installer binary",
+        "pressly goose migrations up",
+        // Risky modes: the launch is read with the tool's option grammar.
+        "risky: codex -c overrides sandbox_mode and approval_policy",
+        "risky: claude --settings file that sets bypassPermissions",
+        "not risky: qwen prompt text containing --yolo",
+    ] {
         let case = cases.iter().find(|c| c.name == name).expect("named case in corpus");
         group.bench_function(BenchmarkId::new("one", name), |b| {
-            b.iter(|| black_box(evaluate(&policy, &catalog, &[], black_box(&case.facts), now)))
+            b.iter(|| black_box(evaluate(&policy, &catalog, &case.exceptions, black_box(&case.facts), now)))
         });
     }
     group.finish();

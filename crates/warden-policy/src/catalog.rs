@@ -8,6 +8,7 @@ use crate::content::ContentMatcher;
 use crate::facts::ProcessFacts;
 use crate::launch::{ScriptArgument, interpreter_script};
 use crate::path::{join, normalize_path};
+use crate::risky::{OptionGrammar, RiskySpec, SettingSpec, ToolOptions, tool_arguments_start};
 use crate::source::SourceError;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,14 @@ pub struct ToolSpec {
     /// and the `Name=` of the `.desktop` file inside an extracted AppImage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub app_names: Vec<String>,
+    // Risky modes (see `risky.rs`): how the tool reads its command line, its settings,
+    // and which settings values switch its safety off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<OptionGrammar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setting: Vec<SettingSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risky: Vec<RiskySpec>,
 }
 
 /// A tool of the compiled catalog.
@@ -157,6 +166,7 @@ pub struct Catalog {
     packages: HashMap<String, usize>,
     commands: Vec<(GlobMatcher, Vec<String>, usize)>,
     content: ContentMatcher,
+    options: Vec<ToolOptions>,
 }
 
 fn glob(pattern: &str) -> Result<Glob, globset::Error> {
@@ -210,7 +220,12 @@ impl Catalog {
         let mut packages = HashMap::new();
         let mut commands = Vec::new();
         let mut fingerprints = Vec::new();
+        let mut options = Vec::new();
         for (index, tool) in tools.iter().enumerate() {
+            options.push(
+                ToolOptions::compile(tool.options.as_ref(), &tool.setting, &tool.risky)
+                    .map_err(|message| CompileProblem::new(&tool.id, message))?,
+            );
             if !valid_id(&tool.id) {
                 return Err(CompileProblem::new(
                     &tool.id,
@@ -291,6 +306,7 @@ impl Catalog {
             packages,
             commands,
             content: ContentMatcher::new(&fingerprints).map_err(|e| CompileProblem::new("", e))?,
+            options,
         })
     }
 
@@ -377,6 +393,20 @@ impl Catalog {
             None => {}
         }
         self.by_command(&exe_path, argv)
+    }
+
+    /// The option grammar, settings and risky modes of tool `id` (empty if it has none).
+    pub(crate) fn tool_options(&self, id: &str) -> Option<&ToolOptions> {
+        self.by_id.get(id).map(|&i| &self.options[i])
+    }
+
+    /// The settings files a launch names on its command line (`claude --settings ./s.json`),
+    /// as written, for the OS edge to read into [`ProcessFacts::settings_files`]. Empty
+    /// for launches that are no tool, or whose tool reads no settings file from argv.
+    pub fn settings_files<'f>(&self, facts: &'f ProcessFacts) -> Vec<&'f str> {
+        let Some(found) = self.identify(facts) else { return Vec::new() };
+        let Some(options) = self.tool_options(&found.tool.id) else { return Vec::new() };
+        options.settings_files(&facts.argv, tool_arguments_start(&facts.exe, &facts.argv))
     }
 
     fn excluded(&self, tool: usize, path: &str) -> bool {
@@ -527,5 +557,39 @@ mod tests {
         let text = "[[tool]]\nid = \"x\"\nname = \"X\"\nvendor = \"V\"\nkind = \"cli\"\ncommands = [{ exe = \"**/gh\", args = [] }]\n";
         let error = Catalog::from_toml("c.toml", text).unwrap_err();
         assert_eq!(error.location.line, 6, "{error}");
+    }
+
+    #[test]
+    fn risky_modes_must_name_known_settings_collected_variables_and_real_options() {
+        let head = "[[tool]]\nid = \"x\"\nname = \"X\"\nvendor = \"V\"\nkind = \"cli\"\n";
+        let cases = [
+            ("[[tool.risky]]\nmode = \"m\"\nwhen = { nope = [\"1\"] }\n", "unknown setting \"nope\""),
+            ("[[tool.setting]]\nname = \"s\"\nenv = { MY_SECRET = \"1\" }\n", "is not collected"),
+            ("[[tool.setting]]\nname = \"s\"\noptions = [\"yolo\"]\n", "must start with '-'"),
+            ("[[tool.setting]]\nname = \"s\"\n[[tool.risky]]\nmode = \"m\"\nwhen = {}\n", "at least one setting"),
+        ];
+        for (tail, message) in cases {
+            let error = Catalog::from_toml("c.toml", &format!("{head}{tail}")).unwrap_err();
+            assert!(error.message.contains(message), "{tail}: {error}");
+            assert_eq!(error.location.line, 2, "{tail}: {error}");
+        }
+    }
+
+    #[test]
+    fn settings_files_are_listed_for_the_edge_only_when_given_as_paths() {
+        let catalog = Catalog::embedded();
+        let claude = |args: &[&str]| {
+            let mut argv = vec!["claude".to_owned()];
+            argv.extend(args.iter().map(|a| a.to_string()));
+            ProcessFacts::new("/home/dev/.local/share/claude/versions/2.1.37", argv)
+        };
+        let facts = claude(&["--settings", "./s.json", "--settings={\"a\":1}", "--settings=/etc/t.json"]);
+        assert_eq!(catalog.settings_files(&facts), ["./s.json", "/etc/t.json"]);
+        // A value of another option (commander takes `--settings` as the prompt text here),
+        // and words after `--`, name no file.
+        let facts = claude(&["--append-system-prompt", "--settings", "--settings", "x.json", "--", "--settings", "y"]);
+        assert_eq!(catalog.settings_files(&facts), ["x.json"]);
+        let git = ProcessFacts::new("/usr/bin/git", vec!["git".into(), "--settings".into(), "x.json".into()]);
+        assert!(catalog.settings_files(&git).is_empty());
     }
 }

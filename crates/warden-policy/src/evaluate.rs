@@ -5,6 +5,7 @@ use crate::catalog::{Catalog, Tool};
 use crate::exception::Exception;
 use crate::facts::ProcessFacts;
 use crate::policy::{Action, Assistant, Mode, Policy};
+use crate::risky::tool_arguments_start;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
@@ -125,9 +126,11 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 ///    policy does not list, its default action (`default`).
 /// 4. An exception that covers the person ([`ProcessFacts::person`]), the tool, the working directory and `now`
 ///    turns a warn or block into **allow** (`exception:ID`).
-/// 5. Risky flags (`--dangerously-skip-permissions`, …) can only *raise* the action, and
-///    apply after exceptions and to the assistant too: an exception for a tool is not
-///    an exception for running it without its safety checks (`risky-flag:FLAG`).
+/// 5. Risky modes (`--dangerously-skip-permissions`, `-y`, `--approval-mode=yolo`,
+///    `-s danger-full-access -a never`, …, read with the tool's own option grammar from the
+///    catalog) can only *raise* the action, and apply after exceptions and to the assistant
+///    too: an exception for a tool is not an exception for running it without its safety
+///    checks (`risky-flag:SPELLING`).
 /// 6. In monitor mode the verdict is the same but marked `monitor`: nothing is enforced.
 ///
 /// `now` is seconds since the epoch; the core never reads a clock.
@@ -169,27 +172,37 @@ pub fn evaluate(
         exception_id = Some(exception.id.clone());
     }
 
+    // The launch is read with the tool's grammar once, and only if a rule could raise it.
+    let mut reading = None;
     for flag_rule in &policy.risky_flags {
         if flag_rule.action <= action || !(flag_rule.tools.is_empty() || flag_rule.tools.contains(&tool.id)) {
             continue;
         }
-        let used = facts.argv.iter().skip(1).find_map(|arg| {
-            flag_rule
-                .flags
-                .iter()
-                .find(|flag| arg == *flag || arg.strip_prefix(flag.as_str()).is_some_and(|rest| rest.starts_with('=')))
-        });
-        if let Some(flag) = used {
-            action = flag_rule.action;
-            rule = Rule::RiskyFlag { flag: flag.clone() };
-            exception_id = None;
-            reason = if flag_rule.message.is_empty() {
-                format!("{} with {flag} is not allowed", tool.name)
-            } else {
-                flag_rule.message.clone()
-            };
-            link = link.or_else(|| policy.default_link.clone());
-        }
+        let Some(options) = catalog.tool_options(&tool.id) else { continue };
+        let reading = reading.get_or_insert_with(|| options.read(facts, tool_arguments_start(&facts.exe, &facts.argv)));
+        let literal = reading.seen.iter().find(|seen| seen.on && flag_rule.flags.contains(&seen.name));
+        let (flag, mode) = match literal {
+            Some(seen) => (seen.name.clone(), None),
+            None => {
+                let wanted = |mode: &str| {
+                    flag_rule.catalog_modes
+                        || options.mode_spellings(mode).any(|s| flag_rule.flags.iter().any(|f| f == s))
+                };
+                match options.risky_mode(reading, wanted) {
+                    Some(found) => (found.spelling, Some(found.mode)),
+                    None => continue,
+                }
+            }
+        };
+        action = flag_rule.action;
+        exception_id = None;
+        reason = match (flag_rule.message.is_empty(), mode) {
+            (false, _) => flag_rule.message.clone(),
+            (true, Some(mode)) => format!("{} in {mode} mode ({flag}) is not allowed", tool.name),
+            (true, None) => format!("{} with {flag} is not allowed", tool.name),
+        };
+        rule = Rule::RiskyFlag { flag };
+        link = link.or_else(|| policy.default_link.clone());
     }
 
     let continues_launch = facts.ancestors.iter().any(|ancestor| {

@@ -18,6 +18,9 @@ pub const ENV_MARKERS: &[&str] = &[
     "CURSOR_TRACE_ID",
     "ELECTRON_RUN_AS_NODE",
     "TERM_PROGRAM",
+    // Environment equivalents of risky modes (see `[[tool.setting]] env` in the catalog).
+    "AIDER_YES_ALWAYS",
+    "COPILOT_ALLOW_ALL",
 ];
 
 /// What is known about a process at the moment it started.
@@ -60,6 +63,33 @@ pub struct ProcessFacts {
     /// Ancestors, nearest (the parent) first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<AncestorFacts>,
+    /// Settings files the launch names on its command line (`claude --settings ./s.json`),
+    /// as the OS edge read them (see [`Catalog::settings_files`](crate::Catalog::settings_files)).
+    /// A named file missing here counts as unreadable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings_files: Vec<SettingsFile>,
+}
+
+/// A settings file named on a launch's command line, as read by the OS edge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    /// The path exactly as written on the command line (relative to the launch's cwd).
+    pub path: String,
+    /// The whole file, when it was a regular UTF-8 file of at most
+    /// [`MAX_SETTINGS_FILE_BYTES`](crate::MAX_SETTINGS_FILE_BYTES).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Why there is no content ("not found", "larger than 65536 bytes", "not a regular file").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
+}
+
+impl SettingsFile {
+    /// The file's text, if it was read.
+    pub fn text(&self) -> Option<&str> {
+        self.content.as_deref()
+    }
 }
 
 /// Which account each local user of a device is bound to, by uid: the device's owner account

@@ -16,6 +16,7 @@ mod launch;
 mod masking;
 mod path;
 mod policy;
+mod risky;
 mod source;
 
 pub use catalog::{
@@ -25,7 +26,7 @@ pub use catalog::{
 pub use content::{ContentFacts, ContentMatch, ContentMatcher, is_native_executable};
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
-pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts};
+pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
 pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
 pub use masking::{Masking, MaskingRule};
 pub use path::{normalize_path, path_has_prefix};
@@ -33,6 +34,7 @@ pub use policy::{
     Action, Assistant, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy, PolicyError, ToolRule,
     TrayPolicy,
 };
+pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};
 
 /// Seconds since the Unix epoch (UTC). The core never reads a clock: callers pass "now".

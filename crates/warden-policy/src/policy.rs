@@ -93,12 +93,23 @@ pub struct ToolRule {
     pub link: Option<String>,
 }
 
-/// Launch flags that raise the action (never lower it), even under an exception.
+/// Risky launch modes that raise the action (never lower it), even under an exception and
+/// for the sanctioned assistant.
+///
+/// A launch is read with its tool's own option grammar (see the catalog's `[tool.options]`),
+/// so an option's value (`-p "explain --yolo"`) is never taken for an option and an
+/// explicit off (`--yolo=false`) is off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlagRule {
-    /// Matched as a whole argument, or as `FLAG=value`.
+    /// Options, each matched when the tool's command line switches it on (`--yolo`,
+    /// `--yolo=true`). A flag that is one spelling of a catalog risky mode stands for the
+    /// whole mode: `--yolo` also catches `-y` and `--approval-mode=yolo`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
+    /// Every risky mode the catalog describes for the tool, in every spelling.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub catalog_modes: bool,
     pub action: Action,
     /// Tools the rule covers; empty means every recognised tool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -241,10 +252,14 @@ impl Policy {
         }
         for rule in &self.risky_flags {
             rule.tools.iter().try_for_each(|id| known(id))?;
-            if rule.flags.is_empty() || rule.flags.iter().any(|f| !f.starts_with('-')) {
+            let bad = rule.flags.iter().find(|f| !f.starts_with('-'));
+            if (rule.flags.is_empty() && !rule.catalog_modes) || bad.is_some() {
                 return Err(CompileProblem {
-                    needle: "flags".into(),
-                    message: "risky flags must be a non-empty list of options starting with '-'".into(),
+                    // The offending flag, else the (empty) list.
+                    needle: bad.cloned().unwrap_or_else(|| "flags =".into()),
+                    message:
+                        "risky flags must be options starting with '-' (a non-empty list, unless catalog_modes = true)"
+                            .into(),
                 });
             }
         }

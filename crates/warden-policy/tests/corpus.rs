@@ -1,14 +1,18 @@
 //! The launch corpus (`tests/data/launches.jsonl`): every launch must be recognised as the
-//! expected tool (or as no tool) and get the expected action under the embedded policy.
+//! expected tool (or as no tool) and get the expected action under the embedded policy,
+//! with the launch's own `exceptions` (if any) in force; `risky` says whether a risky mode
+//! must (true) or must not (false) be what decided.
 
 use serde::Deserialize;
-use warden_policy::{Action, Catalog, Policy, ProcessFacts, evaluate};
+use warden_policy::{Action, Catalog, Exception, Policy, ProcessFacts, Rule, evaluate};
 
 #[derive(Deserialize)]
 struct Case {
     name: String,
     os: String,
     facts: ProcessFacts,
+    #[serde(default)]
+    exceptions: Vec<Exception>,
     expect: Expect,
 }
 
@@ -16,6 +20,8 @@ struct Case {
 struct Expect {
     tool: Option<String>,
     action: Action,
+    #[serde(default)]
+    risky: Option<bool>,
 }
 
 fn corpus() -> Vec<Case> {
@@ -35,16 +41,22 @@ fn every_launch_in_the_corpus_gets_the_expected_tool_and_action() {
     let cases = corpus();
     let mut failures = Vec::new();
     for case in &cases {
-        let verdict = evaluate(&policy, &catalog, &[], &case.facts, 1_800_000_000);
-        if verdict.tool != case.expect.tool || verdict.action != case.expect.action {
+        let verdict = evaluate(&policy, &catalog, &case.exceptions, &case.facts, 1_800_000_000);
+        let risky = matches!(verdict.rule, Rule::RiskyFlag { .. });
+        if verdict.tool != case.expect.tool
+            || verdict.action != case.expect.action
+            || case.expect.risky.is_some_and(|want| want != risky)
+        {
             failures.push(format!(
-                "{} [{}]: expected {:?}/{}, got {:?}/{} ({:?})",
+                "{} [{}]: expected {:?}/{} (risky {:?}), got {:?}/{} by {} ({:?})",
                 case.name,
                 case.os,
                 case.expect.tool,
                 case.expect.action,
+                case.expect.risky,
                 verdict.tool,
                 verdict.action,
+                verdict.rule,
                 verdict.evidence
             ));
         }
@@ -58,6 +70,10 @@ fn corpus_is_broad_enough() {
     let negatives = cases.iter().filter(|c| c.expect.tool.is_none()).count();
     assert!(cases.len() >= 120, "only {} cases", cases.len());
     assert!(negatives >= 40, "only {negatives} must-not-match cases");
+    // Risky modes: every spelling, and look-alikes that must not count as one.
+    let risky = cases.iter().filter(|c| c.expect.risky == Some(true)).count();
+    let not_risky = cases.iter().filter(|c| c.expect.risky == Some(false)).count();
+    assert!(risky >= 25 && not_risky >= 15, "{risky} risky launches, {not_risky} risky look-alikes");
     for os in ["linux", "macos", "windows"] {
         let positives = cases.iter().filter(|c| c.os == os && c.expect.tool.is_some()).count();
         let negatives = cases.iter().filter(|c| c.os == os && c.expect.tool.is_none()).count();
