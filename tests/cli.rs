@@ -335,3 +335,56 @@ fn every_risky_spelling_blocks_and_an_explicit_off_does_not() {
     assert_eq!(verdicts[6]["rule"]["kind"], "default");
     assert!(verdicts.iter().enumerate().all(|(i, v)| i == 6 || v["rule"]["kind"] == "risky-flag"));
 }
+
+/// The real tools `cargo xtask setup` fetched from the npm registry: (tool, binary).
+fn real_tools() -> Vec<(&'static str, PathBuf)> {
+    let cache = Path::new(&std::env::var("HOME").unwrap()).join(".cache/warden-tools/real");
+    let wanted = [
+        ("claude-code", "claude-2.1.300/node_modules/@anthropic-ai/claude-code-linux-x64/claude"),
+        ("claude-code", "claude-2.1.332/node_modules/@anthropic-ai/claude-code-linux-x64/claude"),
+        ("codex", "codex-0.169.0-linux-x64/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/bin/codex"),
+        ("codex", "codex-0.171.0-linux-x64/node_modules/@openai/codex/vendor/x86_64-unknown-linux-musl/bin/codex"),
+    ];
+    wanted
+        .into_iter()
+        .map(|(tool, relative)| {
+            let path = cache.join(relative);
+            assert!(
+                path.is_file(),
+                "{} is missing: run `cargo xtask setup` (it fetches the real tools)",
+                path.display()
+            );
+            (tool, path)
+        })
+        .collect()
+}
+
+#[test]
+fn real_tool_binaries_are_known_by_content_under_any_name_and_through_the_loader() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (tool, binary)) in real_tools().into_iter().enumerate() {
+        // A copy under a name and in a folder that say nothing, and a hard link to it.
+        let copy = dir.path().join(format!("notes-{i}"));
+        std::fs::copy(&binary, &copy).unwrap();
+        let link = dir.path().join(format!("scratch-{i}"));
+        std::fs::hard_link(&copy, &link).unwrap();
+        let expected_action = if tool == "claude-code" { "block" } else { "warn" };
+        for (how, exe, argv) in [
+            ("copy", copy.to_str().unwrap(), vec!["notes", "--version"]),
+            ("hard link", link.to_str().unwrap(), vec!["scratch"]),
+            ("loader", "/lib64/ld-linux-x86-64.so.2", vec!["/lib64/ld-linux-x86-64.so.2", copy.to_str().unwrap()]),
+        ] {
+            let out = warden().args(["check", "--json", "--exe", exe, "--"]).args(&argv).output().unwrap();
+            assert!(out.status.success(), "{how}: {}", String::from_utf8_lossy(&out.stderr));
+            let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(verdict["tool"], tool, "{how} of {}: {verdict:#}", binary.display());
+            assert_eq!(verdict["action"], expected_action, "{how} of {}", binary.display());
+            assert!(verdict["evidence"].as_str().unwrap().contains("carries"), "{how}: {verdict:#}");
+        }
+    }
+    // Warden embeds its catalog, markers included: its own binary must never look like a tool.
+    let own = env!("CARGO_BIN_EXE_warden");
+    let out = warden().args(["check", "--json", "--exe", own, "--", "warden", "watch"]).output().unwrap();
+    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["tool"], Value::Null, "warden itself: {verdict:#}");
+}

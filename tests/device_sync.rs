@@ -609,7 +609,7 @@ fn server_down_loses_nothing_and_duplicates_nothing(kind: &str) {
             (events.len() >= 3).then_some(events)
         },
     );
-    assert_eq!(events.len(), 3, "no duplicates");
+    assert_eq!(events.len(), 3, "no duplicates: {events:#?}");
     pending_request_id(&server);
     let list = server.admin("GET", "/admin/exceptions", None);
     let items = list.as_array().cloned().or_else(|| list["requests"].as_array().cloned()).unwrap_or_default();

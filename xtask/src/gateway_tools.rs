@@ -28,7 +28,7 @@ fn npm_installed(prefix: &std::path::Path, package: &str) -> Option<String> {
     Some(value.to_owned())
 }
 
-fn npm_install(prefix: PathBuf, package: &str, version: &str) -> Result<()> {
+pub(crate) fn npm_install(prefix: PathBuf, package: &str, version: &str) -> Result<()> {
     if npm_installed(&prefix, package).as_deref() == Some(version) {
         println!("xtask: {package}@{version} present");
         return Ok(());

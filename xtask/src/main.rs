@@ -6,6 +6,7 @@
 mod browser;
 mod gateway_tools;
 mod postgres;
+mod real_tools;
 mod system;
 mod tray;
 
@@ -82,10 +83,12 @@ fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root").to_path_buf()
 }
 
-/// Installs missing Debian packages and the gateway's test tools (idempotent).
+/// Installs missing Debian packages, the gateway's test tools and the real AI tools the
+/// content-identity tests copy (idempotent).
 fn setup() -> Result<()> {
     system_packages()?;
-    gateway_tools::setup()
+    gateway_tools::setup()?;
+    real_tools::setup()
 }
 
 /// Installs missing Debian packages (idempotent: asks dpkg first).

@@ -191,11 +191,16 @@ fn first_look(pid: u32, rules: &Rules, identity: &mut ContentIdentity) -> FirstL
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned());
     let script = facts::resolve_script(&exe, &argv, cwd.as_deref());
     let mut partial = ProcessFacts { pid: Some(pid), exe, argv, cwd, script, ..ProcessFacts::default() };
-    // What the program is (content, package) decides before where it sits.
-    let program = program_path(&partial);
-    identity.complete(&mut partial, &program, rules.catalog.content(), rules.generation);
+    // A launch its path already names as a tool is frozen (if blocked) before its file is
+    // read; the full decision then reads the content, which may name another tool (Claude
+    // Code's binary at the sanctioned assistant's path). Anything else is read now: what
+    // the program is (content, package) is the only evidence left.
     if rules.catalog.identify(&partial).is_none() {
-        return FirstLook::NotATool;
+        let program = program_path(&partial);
+        identity.complete(&mut partial, &program, rules.catalog.content(), rules.generation);
+        if rules.catalog.identify(&partial).is_none() {
+            return FirstLook::NotATool;
+        }
     }
     if !rules.decide(&partial, now_secs()).must_block() {
         return FirstLook::Tool(None);
