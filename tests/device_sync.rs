@@ -562,11 +562,13 @@ fn a_scoped_exception_for_an_account(kind: &str) {
 
     // The allowed launch is the account's, on the server. It is uploaded with the next sync;
     // `warden sync` runs one now rather than waiting for the loop's interval.
-    desk.ok(&["sync"]);
     let allowed = eventually(
         Duration::from_secs(15),
-        || "the allowed launch on the server".to_string(),
-        || server.events_of(&device).into_iter().find(|e| e["event"]["exception"] == json!(id)),
+        || format!("the allowed launch on the server: {:#?}\n{}", server.events_of(&device), watch.stderr()),
+        || {
+            desk.ok(&["sync"]);
+            server.events_of(&device).into_iter().find(|e| e["event"]["exception"] == json!(id))
+        },
     );
     assert_eq!(allowed["event"]["user"], ACCOUNT, "{allowed}");
     assert_eq!(allowed["event"]["outcome"], "allowed", "{allowed}");

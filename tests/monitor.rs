@@ -35,10 +35,11 @@ fn fake_binary() -> &'static Path {
 fn fingerprinted_claude() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        compile_fake(
-            "fake_fingerprinted",
-            &[r#"-DFINGERPRINT="PACKAGE_URL:\"@anthropic-ai/claude-code\" CLAUDE_CODE_ENTRYPOINT""#],
-        )
+        // From the catalog at run time, so this test binary itself never carries the markers.
+        let catalog = warden_policy::Catalog::embedded();
+        let markers = catalog.tool("claude-code").unwrap().fingerprints[0].join(" ");
+        let define = format!("-DFINGERPRINT=\"{}\"", markers.replace('"', "\\\""));
+        compile_fake("fake_fingerprinted", &[&define])
     })
 }
 

@@ -216,9 +216,12 @@ mod tests {
         let catalog = warden_policy::Catalog::embedded();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notes");
+        // The markers come from the catalog at run time: a test binary carrying them as a
+        // literal would look like Claude Code to an enforcing agent running beside the tests.
+        let markers = catalog.tool("claude-code").unwrap().fingerprints[0].join(" .. ");
         let mut bytes = b"\x7fELF".to_vec();
         bytes.extend_from_slice(&[0; 5000]);
-        bytes.extend_from_slice(b"PACKAGE_URL:\"@anthropic-ai/claude-code\" .. CLAUDE_CODE_ENTRYPOINT");
+        bytes.extend_from_slice(markers.as_bytes());
         std::fs::write(&path, &bytes).unwrap();
         let mut identity = ContentIdentity::default();
         let first = identity.identify(&path, catalog.content(), 1).unwrap();
@@ -226,8 +229,7 @@ mod tests {
         assert_eq!(identity.identify(&path, catalog.content(), 1), Some(first));
         assert_eq!(identity.files_read, 1);
         // A script is never scanned, and carries no tool.
-        std::fs::write(&path, b"#!/bin/sh\n# PACKAGE_URL:\"@anthropic-ai/claude-code\" CLAUDE_CODE_ENTRYPOINT\n")
-            .unwrap();
+        std::fs::write(&path, format!("#!/bin/sh\n# {markers}\n")).unwrap();
         assert_eq!(identity.identify(&path, catalog.content(), 1).and_then(|c| c.tool), None);
         assert_eq!(identity.files_read, 1);
     }

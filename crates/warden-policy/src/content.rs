@@ -133,13 +133,12 @@ impl ContentMatcher {
 mod tests {
     use super::*;
 
+    // Made-up markers: a test binary carrying a real tool's markers would itself look like
+    // that tool to an enforcing agent running beside the tests (and be killed).
     fn matcher() -> ContentMatcher {
         ContentMatcher::new(&[
-            (
-                "claude-code".into(),
-                vec!["PACKAGE_URL:\"@anthropic-ai/claude-code\"".into(), "CLAUDE_CODE_ENTRYPOINT".into()],
-            ),
-            ("codex".into(), vec!["codex_cli_rs".into(), "codex_core".into()]),
+            ("claude-code".into(), vec!["TEST-MARK-A:claude".into(), "TEST-MARK-B-ENTRY".into()]),
+            ("codex".into(), vec!["test_mark_cli_rs".into(), "test_mark_core".into()]),
         ])
         .unwrap()
     }
@@ -147,12 +146,12 @@ mod tests {
     #[test]
     fn every_marker_of_one_fingerprint_is_needed() {
         let cases: &[(&[u8], Option<&str>)] = &[
-            (b"\x7fELF..PACKAGE_URL:\"@anthropic-ai/claude-code\"....CLAUDE_CODE_ENTRYPOINT", Some("claude-code")),
-            (b"CLAUDE_CODE_ENTRYPOINT then PACKAGE_URL:\"@anthropic-ai/claude-code\"", Some("claude-code")),
-            (b"only PACKAGE_URL:\"@anthropic-ai/claude-code\"", None),
+            (b"\x7fELF..TEST-MARK-A:claude....TEST-MARK-B-ENTRY", Some("claude-code")),
+            (b"TEST-MARK-B-ENTRY then TEST-MARK-A:claude", Some("claude-code")),
+            (b"only TEST-MARK-A:claude", None),
             (b"a binary that merely mentions claude and claude-code and Claude Code", None),
-            (b"codex_core ... codex_cli_rs", Some("codex")),
-            (b"codex codex-cli codex_cli", None),
+            (b"test_mark_core ... test_mark_cli_rs", Some("codex")),
+            (b"codex codex-cli test_mark_cli", None),
             (b"", None),
         ];
         let matcher = matcher();
@@ -174,7 +173,7 @@ mod tests {
                 Ok(1)
             }
         }
-        let bytes = b"xxcodex_cli_rsxx codex_corexx";
+        let bytes = b"xxtest_mark_cli_rsxx test_mark_corexx";
         assert_eq!(matcher().scan(Trickle(bytes)).unwrap().map(|m| m.tool).as_deref(), Some("codex"));
     }
 
