@@ -553,10 +553,10 @@ fn a_scoped_exception_for_an_account(kind: &str) {
     eventually(
         Duration::from_secs(5),
         || format!("the approval to unblock the launch in {}\n{}", sdk.display(), watch.stderr()),
-        || (!desk.launch_is_blocked_in(&sdk, Duration::from_millis(400))).then_some(()),
+        || (!desk.launch_is_blocked_in(&sdk, Duration::from_secs(2))).then_some(()),
     );
-    assert!(!desk.launch_is_blocked_in(&sdk.join("lib"), Duration::from_millis(400)), "below the scope");
-    assert!(!desk.launch_is_blocked_in(&link, Duration::from_millis(400)), "through the symlink");
+    assert!(!desk.launch_is_blocked_in(&sdk.join("lib"), Duration::from_secs(2)), "below the scope");
+    assert!(!desk.launch_is_blocked_in(&link, Duration::from_secs(2)), "through the symlink");
     // Outside it, it is still blocked.
     assert!(desk.launch_is_blocked_in(&work, Duration::from_secs(5)), "outside the scope");
 
