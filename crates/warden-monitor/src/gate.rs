@@ -35,9 +35,8 @@ const NAME: &str = "fanotify";
 /// How long a decision may take before the watchdog answers for it.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(200);
 
-/// The largest file the gate reads for its content fingerprint within its deadline (about
-/// 30 ms at the scan rate measured in docs/benchmarks.md); larger files are judged by path
-/// here and by content in the exec-event path.
+/// The largest file the gate reads for its content fingerprint within its deadline; larger
+/// files are judged by path.
 pub const GATE_CONTENT_LIMIT: u64 = 64 << 20;
 
 /// How long a cached decision is trusted (exceptions expire with time).
@@ -213,7 +212,7 @@ impl Drop for ExecGate {
 fn run(shared: &Shared, stop: &AtomicBool, launches: &Sender<Launch>) {
     let mut cache: HashMap<FileKey, Cached> = HashMap::new();
     let mut users = UserNames::default();
-    let mut identity = ContentIdentity::default();
+    let mut identity = ContentIdentity::with_size_limit(GATE_CONTENT_LIMIT);
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [nix::poll::PollFd::new(shared.group.as_fd(), nix::poll::PollFlags::POLLIN)];
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)) {
@@ -332,11 +331,10 @@ fn decide(
     };
     // The event's descriptor is the file being executed, readable even when its mode is
     // execute-only: it is judged by its content wherever it sits.
-    // A file too large to read within the deadline is judged by its path here and left to
-    // the exec-event source beside the gate, which reads it with the process frozen and kills
-    // the tree if it is a blocked tool.
+    // A file too large to read within the deadline is judged by its path (the identity reader
+    // leaves it unread).
     let program = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-    if facts.script.is_none() && metadata.st_size as u64 <= GATE_CONTENT_LIMIT {
+    if facts.script.is_none() {
         identity.complete(&mut facts, &program, rules.catalog.content(), rules.generation);
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);

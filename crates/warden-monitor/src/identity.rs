@@ -51,6 +51,8 @@ fn file_key(metadata: &std::fs::Metadata) -> FileKey {
 pub struct ContentIdentity {
     known: HashMap<FileKey, Option<ContentFacts>>,
     generation: u64,
+    /// Files larger than this are not read (see [`ContentIdentity::with_size_limit`]).
+    size_limit: Option<u64>,
     /// Files read in full so far (not cache hits), for tests and benchmarks.
     pub files_read: u64,
 }
@@ -59,6 +61,14 @@ pub struct ContentIdentity {
 const CACHE_LIMIT: usize = 20_000;
 
 impl ContentIdentity {
+    /// A reader that leaves files larger than `bytes` unread (`identify` returns `None` for
+    /// them): the monitor's hot path and the gate decide every exec on the machine on one
+    /// thread, so a first read of a large unknown binary (a freshly built test binary, a
+    /// browser) must not hold up the execs queued behind it.
+    pub fn with_size_limit(bytes: u64) -> ContentIdentity {
+        ContentIdentity { size_limit: Some(bytes), ..ContentIdentity::default() }
+    }
+
     /// What `path`'s content says, from the cache when the file is unchanged. `generation`
     /// is the rules' generation: new rules may bring new fingerprints, so the cache follows.
     /// `None` when the file cannot be opened (gone, or closed to this process).
@@ -72,7 +82,7 @@ impl ContentIdentity {
         }
         let mut file = std::fs::File::open(path).ok()?;
         let metadata = file.metadata().ok()?;
-        if !metadata.is_file() {
+        if !metadata.is_file() || self.size_limit.is_some_and(|limit| metadata.len() > limit) {
             return None;
         }
         let key = file_key(&metadata);

@@ -123,6 +123,10 @@ struct Tracked {
     blocked: bool,
 }
 
+/// The largest program file the watcher reads for its content fingerprint (on the thread that
+/// decides every exec). Larger files are judged by path; `warden check` reads any size.
+pub const HOT_PATH_CONTENT_LIMIT: u64 = 64 << 20;
+
 /// How many launches are remembered before dead ones are pruned.
 const TRACKED_LIMIT: usize = 4096;
 
@@ -283,7 +287,7 @@ impl Watcher {
         Watcher {
             decider,
             users: UserNames::default(),
-            identity: ContentIdentity::default(),
+            identity: ContentIdentity::with_size_limit(HOT_PATH_CONTENT_LIMIT),
             tracked: HashMap::new(),
             continuations_killed: 0,
             decision_panics: 0,
