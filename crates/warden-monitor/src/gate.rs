@@ -37,7 +37,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(200);
 
 /// The largest file the gate reads for its content fingerprint within its deadline; larger
 /// files are judged by path.
-pub const GATE_CONTENT_LIMIT: u64 = 64 << 20;
+pub const GATE_CONTENT_LIMIT: u64 = 16 << 20;
 
 /// How long a cached decision is trusted (exceptions expire with time).
 const CACHE_TTL: Duration = Duration::from_secs(30);

@@ -125,7 +125,7 @@ struct Tracked {
 
 /// The largest program file the watcher reads for its content fingerprint (on the thread that
 /// decides every exec). Larger files are judged by path; `warden check` reads any size.
-pub const HOT_PATH_CONTENT_LIMIT: u64 = 64 << 20;
+pub const HOT_PATH_CONTENT_LIMIT: u64 = 16 << 20;
 
 /// How many launches are remembered before dead ones are pruned.
 const TRACKED_LIMIT: usize = 4096;
