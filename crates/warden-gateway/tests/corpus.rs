@@ -92,6 +92,7 @@ fn every_kind_of_secret_is_found_at_least_once() {
     assert!(never.is_empty(), "kinds never found: {never:?}");
     // A multi-line case is one finding: a PEM block is masked whole, from BEGIN to END.
     let pem = cases.iter().find(|c| c.kind == "private-key" && c.last > c.first).expect("a multi-line PEM case");
+    // `first`/`last` are 1-based, inclusive line numbers of the corpus file.
     let text: String =
         secrets.lines().skip(pem.first - 1).take(pem.last - pem.first + 1).collect::<Vec<_>>().join("\n");
     let findings = detector.find(&text);

@@ -58,6 +58,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
 }
 
 fn main() -> ExitCode {
+    // argv[0] is the program itself; the flags follow it.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match parse(&args) {
         Ok(Some(options)) => options,
