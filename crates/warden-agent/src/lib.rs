@@ -341,6 +341,22 @@ impl AgentHandle {
         self.shared.decider.set_accounts(accounts);
     }
 
+    /// The rules in force now (policy, catalog, exceptions, accounts, version).
+    pub fn rules(&self) -> Arc<warden_monitor::Rules> {
+        self.shared.decider.rules()
+    }
+
+    /// Stops a shared agent (one behind an `Arc`, which cannot be moved into
+    /// [`AgentHandle::shutdown`]): the gate is closed (pending execs go through) and the
+    /// threads end on their own within a fraction of a second.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        #[cfg(target_os = "linux")]
+        if let Some(gate) = self.gate.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            gate.stop();
+        }
+    }
+
     /// The durable event store (the upload outbox).
     pub fn store(&self) -> &Store {
         &self.shared.store
