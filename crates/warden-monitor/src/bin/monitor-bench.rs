@@ -393,7 +393,8 @@ fn main() {
 }
 
 fn gate_parts(scratch: &Path, launches: usize, quick: bool, fapolicyd: bool) {
-    use warden_monitor::gate::{DEFAULT_DEADLINE, ExecGate};
+    use warden_monitor::gate::{DEFAULT_DEADLINE, ExecGate, GateScope};
+    let tmpfs_only = || GateScope::Filesystems(vec![scratch.join("gated")]);
     let mount = scratch.join("gated");
     std::fs::create_dir_all(&mount).unwrap();
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "warden-bench"]).arg(&mount).status();
@@ -406,7 +407,7 @@ fn gate_parts(scratch: &Path, launches: usize, quick: bool, fapolicyd: bool) {
     {
         let decider = policy(Mode::Enforce);
         let (sender, _launches) = channel();
-        let gate = ExecGate::start(std::slice::from_ref(&mount), decider.clone(), sender, DEFAULT_DEADLINE).unwrap();
+        let gate = ExecGate::start(&tmpfs_only(), decider.clone(), sender, DEFAULT_DEADLINE).unwrap();
         let _running = Running::start(Box::new(ProcConnector::open().unwrap()), decider);
         std::thread::sleep(Duration::from_millis(200));
         effectiveness(&gated, "C main() (fanotify gate)", &gated.native, "main", launches);
@@ -426,13 +427,13 @@ fn gate_parts(scratch: &Path, launches: usize, quick: bool, fapolicyd: bool) {
         {
             let (sender, _r) = channel();
             let gate =
-                ExecGate::start(std::slice::from_ref(&mount), policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
+                ExecGate::start(&tmpfs_only(), policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
             gate_tmpfs.extend(exec_cost(&true_copy, per_round));
             gate.stop();
         }
         {
             let (sender, _r) = channel();
-            let marks = [mount.clone(), PathBuf::from("/")];
+            let marks = GateScope::Filesystems(vec![mount.clone(), PathBuf::from("/")]);
             let gate = ExecGate::start(&marks, policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
             gate_root.extend(exec_cost(&true_copy, per_round));
             gate.stop();
