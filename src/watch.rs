@@ -23,7 +23,8 @@ pub struct WatchArgs {
     /// Where the event log lives (default: $XDG_STATE_HOME/warden or ~/.local/state/warden).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Mount for the fanotify pre-exec gate (repeatable; default `/`).
+    /// A path whose filesystem the fanotify pre-exec gate covers (repeatable; default: every
+    /// local filesystem, and each one mounted later).
     #[arg(long = "gate-mount", value_name = "DIR")]
     gate_mounts: Vec<PathBuf>,
     /// Leave tools that are already running alone (decide only new launches).
@@ -55,7 +56,7 @@ pub fn run(mut policy: Policy, args: WatchArgs) -> Result<()> {
     config.source = source;
     config.sweep_running = !args.no_sweep;
     if !args.gate_mounts.is_empty() {
-        config.gate_mounts = args.gate_mounts;
+        config.gate = warden_agent::GateScope::listed(args.gate_mounts);
     }
     let json = args.json;
     // Enrolled devices run the server sync beside the agent (src/connected.rs).
@@ -70,11 +71,11 @@ pub fn run(mut policy: Policy, args: WatchArgs) -> Result<()> {
 
 /// The start-up line on stderr: which source, which mode, and why not a better one.
 fn announce(status: &AgentStatus) {
-    let gate = if status.gate_mounts.is_empty() {
+    let gate = if status.gate_marks.is_empty() {
         String::new()
     } else {
-        let mounts: Vec<String> = status.gate_mounts.iter().map(|m| m.display().to_string()).collect();
-        format!(" + fanotify pre-exec gate on {}", mounts.join(", "))
+        let marks: Vec<String> = status.gate_marks.iter().map(ToString::to_string).collect();
+        format!(" + fanotify pre-exec gate on {}", marks.join(", "))
     };
     let mode = match status.mode {
         Mode::Enforce => "enforce",
@@ -83,6 +84,9 @@ fn announce(status: &AgentStatus) {
     eprintln!("warden: watching with {}{gate}; policy {:?}, mode {mode}", status.source, status.policy_name);
     if let Some(reason) = &status.fallback_reason {
         eprintln!("warden: note: {reason}");
+    }
+    for refusal in &status.gate_refusals {
+        eprintln!("warden: note: not gated: {refusal}");
     }
     if let Some(recovery) = &status.store_recovery {
         eprintln!("warden: warning: {recovery}");
