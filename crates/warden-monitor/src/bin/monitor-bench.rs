@@ -426,8 +426,7 @@ fn gate_parts(scratch: &Path, launches: usize, quick: bool, fapolicyd: bool) {
         baseline.extend(exec_cost(&true_copy, per_round));
         {
             let (sender, _r) = channel();
-            let gate =
-                ExecGate::start(&tmpfs_only(), policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
+            let gate = ExecGate::start(&tmpfs_only(), policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
             gate_tmpfs.extend(exec_cost(&true_copy, per_round));
             gate.stop();
         }

@@ -325,8 +325,8 @@ fn read(shared: &Shared, stop: &AtomicBool, decider: &Sender<nix::sys::fanotify:
             let Some(fd) = event.fd() else { continue }; // queue overflow notice
             let exec = event.mask().contains(MaskFlags::FAN_OPEN_EXEC_PERM);
             let pid = event.pid();
-            let needs_decision = pid != shared.own_pid
-                && (exec || (pid > 0 && shared.loaders().contains_key(&(pid as u32))));
+            let needs_decision =
+                pid != shared.own_pid && (exec || (pid > 0 && shared.loaders().contains_key(&(pid as u32))));
             if !needs_decision {
                 let _ = shared.group.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW));
                 continue;
@@ -347,7 +347,11 @@ fn read(shared: &Shared, stop: &AtomicBool, decider: &Sender<nix::sys::fanotify:
 }
 
 /// The decider: one event at a time, each answered by its verdict.
-fn run(shared: &Shared, events: &std::sync::mpsc::Receiver<nix::sys::fanotify::FanotifyEvent>, launches: &Sender<Launch>) {
+fn run(
+    shared: &Shared,
+    events: &std::sync::mpsc::Receiver<nix::sys::fanotify::FanotifyEvent>,
+    launches: &Sender<Launch>,
+) {
     let mut state = DecideState {
         cache: HashMap::new(),
         users: UserNames::default(),

@@ -62,7 +62,11 @@ fn mark(group: &Fanotify, action: MarkFlags, kind: MarkKind, mask: MaskFlags, pa
 
 impl Coverage {
     fn mask(&self) -> MaskFlags {
-        if self.open_perm { MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM } else { MaskFlags::FAN_OPEN_EXEC_PERM }
+        if self.open_perm {
+            MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM
+        } else {
+            MaskFlags::FAN_OPEN_EXEC_PERM
+        }
     }
 
     /// Marks the filesystem holding `path`: a filesystem mark, else (refused) a mount mark.
