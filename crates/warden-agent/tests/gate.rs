@@ -104,7 +104,7 @@ async fn a_tool_on_a_tmpfs_mounted_in_a_users_own_namespace_is_killed_after_its_
     let agent = warden_agent::start(config).await.unwrap();
     let mut events = agent.subscribe();
     let status = agent.status();
-    assert_eq!(status.gate_mounts, [gated.clone()], "{:?}", status.gate_marks);
+    assert_eq!(status.gate_mounts, std::slice::from_ref(&gated), "{:?}", status.gate_marks);
     assert_eq!(status.gate_marks[0].kind, MarkKind::Filesystem);
 
     // As the user: a namespace of their own, a tmpfs there, the tool copied onto it and run.
