@@ -42,7 +42,7 @@ use warden_policy::ProcessFacts;
 
 const NAME: &str = "fanotify";
 
-/// How long a decision may take before the watchdog answers for it.
+/// How long a decision may take before the reader answers for it.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(200);
 
 /// The largest file the gate reads for its content fingerprint within its deadline; larger
@@ -70,7 +70,7 @@ struct Cached {
     at: Instant,
 }
 
-/// An event waiting for its answer, shared with the watchdog.
+/// An event waiting for its answer, shared by the decider and the reader (deadline answers).
 #[derive(Debug)]
 struct Pending {
     fd: RawFd,
