@@ -319,6 +319,21 @@ fn filesystems_mounted_after_the_start_are_followed() {
     gate.stop();
 }
 
+/// The stand-in built to be loaded by `interpreter` (its `PT_INTERP`), at `target`.
+fn compile_with_interpreter(interpreter: &Path, target: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/stand_in.c");
+    let status = Command::new("cc")
+        .arg("-O1")
+        .arg(format!("-Wl,--dynamic-linker={}", interpreter.display()))
+        .arg("-o")
+        .arg(target)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling {}", target.display());
+    target.to_path_buf()
+}
+
 /// The masks of this process's fanotify marks, from `/proc/self/fdinfo`.
 fn own_fanotify_masks() -> Vec<u64> {
     let mut masks = Vec::new();
@@ -377,6 +392,21 @@ fn a_blocked_program_run_through_the_loader_is_denied_its_open() {
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("libc.so"), "{output:?}");
     assert!(gate.stats().loader_opens.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+
+    // A program whose interpreter is that loader copy execs it too, as the kernel loads it: no
+    // directly run loader, so no open is judged, on the gated filesystem or off it (there the
+    // gate sees only the loader's exec, and the process's own image tells it apart).
+    let before = gate.stats().loader_opens.load(std::sync::atomic::Ordering::Relaxed);
+    let on_gated = compile_with_interpreter(&loader, &root.path("gated/bin/linked"));
+    let off_gated = compile_with_interpreter(&loader, &root.path("linked-elsewhere"));
+    let judged = || gate.stats().loader_opens.load(std::sync::atomic::Ordering::Relaxed) - before;
+    for _ in 0..2 {
+        assert_eq!(exec(&on_gated, &marker), Ok(()));
+    }
+    assert_eq!(judged(), 0, "no open is judged for a program the kernel loads");
+    assert_eq!(exec(&off_gated, &marker), Ok(()));
+    assert_eq!(judged(), 1, "off the gated filesystem: its first open shows it is no loader run");
+    assert_eq!(runs(&marker), 4);
 
     // Once the loaders have opened their programs, opens are not gated any more.
     let deadline = Instant::now() + Duration::from_secs(4);

@@ -356,6 +356,7 @@ fn run(
         cache: HashMap::new(),
         users: UserNames::default(),
         identity: ContentIdentity::with_size_limit(GATE_CONTENT_LIMIT),
+        interpreters: HashMap::new(),
     };
     loop {
         let event = match events.recv_timeout(Duration::from_millis(100)) {
@@ -377,9 +378,14 @@ fn run(
         let deny = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if exec {
                 let (deny, loader) = decide(shared, fd, pid, &mut state, launches, kernel_ns);
-                if let Some(loader) = loader.filter(|_| !deny) {
+                match loader {
+                    // The kernel loading the interpreter a program it is executing asks for:
+                    // that program was just judged; nothing runs the loader directly.
+                    Some(_) if state.is_interpreter_load(pid, fd) => {}
                     // Before the answer: the loader must not reach its program's open unwatched.
-                    shared.watch_loader(pid, loader);
+                    Some(loader) if !deny => shared.watch_loader(pid, loader),
+                    Some(_) => {}
+                    None => state.expect_interpreter(pid, fd),
                 }
                 deny
             } else {
@@ -427,6 +433,107 @@ struct DecideState {
     cache: HashMap<FileKey, Cached>,
     users: UserNames,
     identity: ContentIdentity,
+    /// pid → the interpreter (`PT_INTERP`) of the program it is executing, and when: the exec
+    /// of a dynamically linked program brings a second exec event, for its loader, which is
+    /// not the loader run directly.
+    interpreters: HashMap<u32, (PathBuf, Instant)>,
+}
+
+/// How long after a program's exec event its interpreter's event is expected (the same
+/// `execve`, microseconds apart; generous for a loaded machine).
+const INTERPRETER_WINDOW: Duration = Duration::from_millis(500);
+
+impl DecideState {
+    /// Notes the interpreter a program being executed names, if it is a dynamic ELF.
+    fn expect_interpreter(&mut self, pid: u32, fd: BorrowedFd<'_>) {
+        if self.interpreters.len() > 1024 {
+            self.interpreters.retain(|_, (_, at)| at.elapsed() < INTERPRETER_WINDOW);
+        }
+        match elf_interpreter(fd) {
+            Some(interpreter) => self.interpreters.insert(pid, (interpreter, Instant::now())),
+            None => self.interpreters.remove(&pid),
+        };
+    }
+
+    /// Whether the loader exec `fd` of `pid` is the interpreter of the program that pid is
+    /// executing (the same file as its `PT_INTERP`, within the window).
+    fn is_interpreter_load(&mut self, pid: u32, fd: BorrowedFd<'_>) -> bool {
+        let Some((interpreter, at)) = self.interpreters.remove(&pid) else { return false };
+        if at.elapsed() > INTERPRETER_WINDOW {
+            return false;
+        }
+        match (nix::sys::stat::stat(&interpreter), nix::sys::stat::fstat(fd)) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+}
+
+/// The `PT_INTERP` path of a 64- or 32-bit little-endian ELF file (the loader the kernel will
+/// open for it), read through the descriptor; `None` for anything else. Format: the System V
+/// ABI's ELF header and program header table.
+fn elf_interpreter(fd: BorrowedFd<'_>) -> Option<PathBuf> {
+    let mut header = [0u8; 64];
+    let read = nix::sys::uio::pread(fd, &mut header, 0).ok()?;
+    let (phoff, phentsize, phnum, wide) = program_headers(&header[..read])?;
+    let size = usize::from(phentsize) * usize::from(phnum);
+    if size == 0 || size > 64 * 1024 {
+        return None;
+    }
+    let mut table = vec![0u8; size];
+    if nix::sys::uio::pread(fd, &mut table, i64::try_from(phoff).ok()?).ok()? != size {
+        return None;
+    }
+    let (offset, length) = interp_segment(&table, usize::from(phentsize), wide)?;
+    if length == 0 || length > 4096 {
+        return None;
+    }
+    let mut path = vec![0u8; length as usize];
+    let read = nix::sys::uio::pread(fd, &mut path, i64::try_from(offset).ok()?).ok()?;
+    let path = &path[..read];
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    use std::os::unix::ffi::OsStrExt;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(&path[..end])))
+}
+
+/// From an ELF header: the program header table's offset, entry size, count, and whether the
+/// file is 64-bit. Little-endian only (x86, arm64, riscv).
+fn program_headers(header: &[u8]) -> Option<(u64, u16, u16, bool)> {
+    if header.len() < 52 || &header[..4] != b"\x7fELF" || header[5] != 1 {
+        return None;
+    }
+    let u16_at = |at: usize| Some(u16::from_le_bytes(header.get(at..at + 2)?.try_into().ok()?));
+    match header[4] {
+        2 if header.len() >= 64 => {
+            let phoff = u64::from_le_bytes(header[32..40].try_into().ok()?);
+            Some((phoff, u16_at(54)?, u16_at(56)?, true))
+        }
+        1 => {
+            let phoff = u32::from_le_bytes(header[28..32].try_into().ok()?);
+            Some((u64::from(phoff), u16_at(42)?, u16_at(44)?, false))
+        }
+        _ => None,
+    }
+}
+
+/// The file offset and size of the `PT_INTERP` (type 3) segment in a program header table.
+fn interp_segment(table: &[u8], entry: usize, wide: bool) -> Option<(u64, u64)> {
+    const PT_INTERP: u32 = 3;
+    for header in table.chunks_exact(entry) {
+        if u32::from_le_bytes(header.get(..4)?.try_into().ok()?) != PT_INTERP {
+            continue;
+        }
+        return if wide {
+            let offset = u64::from_le_bytes(header.get(8..16)?.try_into().ok()?);
+            let size = u64::from_le_bytes(header.get(32..40)?.try_into().ok()?);
+            Some((offset, size))
+        } else {
+            let offset = u32::from_le_bytes(header.get(4..8)?.try_into().ok()?);
+            let size = u32::from_le_bytes(header.get(16..20)?.try_into().ok()?);
+            Some((u64::from(offset), u64::from(size)))
+        };
+    }
+    None
 }
 
 /// The file behind an event's descriptor as a `File` of its own (a duplicate descriptor: the
@@ -549,6 +656,13 @@ fn decide_loader_open(
     kernel_ns: u64,
 ) -> bool {
     let Some(start) = shared.loaders().get(&pid).cloned() else { return false };
+    // Only a process whose image is the loader itself runs it directly (a program whose
+    // interpreter event came unannounced, e.g. from a filesystem the gate does not cover, runs
+    // its own image): anything else is not the loader pattern.
+    if facts::exe(pid).ok().as_deref() != Some(start.exe.as_str()) {
+        shared.forget_loaders(Some(pid));
+        return false;
+    }
     let Ok(opened) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return false };
     let Ok(argv) = facts::argv(pid) else { return false };
     let Some(warden_policy::ScriptArgument::Program { index, path: program }) =
@@ -622,4 +736,26 @@ fn report_denied(
         killed: Vec::new(),
         not_permitted: Vec::new(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn reads_the_interpreter_a_dynamic_program_names() {
+        let program = std::fs::File::open("/bin/true").unwrap();
+        let interpreter = elf_interpreter(program.as_fd()).expect("/bin/true is dynamically linked");
+        assert!(warden_policy::is_dynamic_loader(&interpreter.to_string_lossy()), "{}", interpreter.display());
+        // The loader itself names none; neither does a script or a short file.
+        let loader = std::fs::File::open(&interpreter).unwrap();
+        assert_eq!(elf_interpreter(loader.as_fd()), None);
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in [("script", &b"#!/bin/sh\necho\n"[..]), ("short", &b"\x7fELF\x02\x01"[..])] {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+            let file = std::fs::File::open(dir.path().join(name)).unwrap();
+            assert_eq!(elf_interpreter(file.as_fd()), None, "{name}");
+        }
+    }
 }
