@@ -408,11 +408,16 @@ fn follow(shared: &Shared, stop: &AtomicBool, under: &std::path::Path) {
     use std::io::{Read, Seek};
     let Ok(mut table) = std::fs::File::open("/proc/self/mountinfo") else { return };
     let mut text = String::new();
+    // The first pass reads at once: a filesystem mounted between the start's reading of the
+    // table and this open raised no flag on this descriptor.
+    let mut first = true;
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [nix::poll::PollFd::new(table.as_fd(), nix::poll::PollFlags::POLLPRI)];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16)) {
-            Ok(n) if n > 0 => {}
-            _ => continue,
+        if !std::mem::take(&mut first) {
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16)) {
+                Ok(n) if n > 0 => {}
+                _ => continue,
+            }
         }
         text.clear();
         if table.seek(std::io::SeekFrom::Start(0)).is_err() || table.read_to_string(&mut text).is_err() {
