@@ -13,7 +13,7 @@
 //!   are seen by the exec-event source beside the gate and killed right after their exec.
 //! - The dynamic loader run directly (`ld-linux-x86-64.so.2 PROGRAM`) execs only itself; the
 //!   gate then watches that process's opens (`FAN_OPEN_PERM`, added only while such a loader
-//!   is starting) and denies the open of a blocked program (see [`exec`]).
+//!   is starting) and denies the open of a blocked program.
 
 pub mod mountinfo;
 

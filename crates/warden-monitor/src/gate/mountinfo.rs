@@ -1,5 +1,5 @@
 //! Which filesystems the gate covers, read from the mount table (`/proc/self/mountinfo`, format
-//! in the kernel's `Documentation/filesystems/proc.rst`, "3.5 /proc/<pid>/mountinfo"): a pure
+//! in the kernel's `Documentation/filesystems/proc.rst`, "3.5 `/proc/<pid>/mountinfo`"): a pure
 //! function over its text, so the choice is tested on fixtures (`mountinfo/*.txt`, each with the
 //! `*.expected` list of what it must gate) without marking anything.
 //!
