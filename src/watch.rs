@@ -28,7 +28,8 @@ pub struct WatchArgs {
     /// Where the event log lives (default: $XDG_STATE_HOME/warden or ~/.local/state/warden).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Mount for the fanotify pre-exec gate (repeatable; default `/`).
+    /// A path whose filesystem the fanotify pre-exec gate covers (repeatable; default: every
+    /// local filesystem, and each one mounted later).
     #[arg(long = "gate-mount", value_name = "DIR")]
     gate_mounts: Vec<PathBuf>,
     /// Leave tools that are already running alone (decide only new launches).
@@ -79,7 +80,7 @@ pub fn run(mut policy: Policy, policy_overridden: bool, socket: Option<&Path>, a
     agent.source = source;
     agent.sweep_running = !args.no_sweep;
     if !args.gate_mounts.is_empty() {
-        agent.gate_mounts = args.gate_mounts;
+        agent.gate = warden_agent::GateScope::listed(args.gate_mounts);
     }
     let config = RuntimeConfig {
         mode: RuntimeMode::Personal,
@@ -198,11 +199,11 @@ fn follow(service: crate::service::Connected, print: impl Fn(&LaunchEvent)) -> R
 
 /// The start-up line on stderr: which source, which mode, and why not a better one.
 fn announce(status: &AgentStatus) {
-    let gate = if status.gate_mounts.is_empty() {
+    let gate = if status.gate_marks.is_empty() {
         String::new()
     } else {
-        let mounts: Vec<String> = status.gate_mounts.iter().map(|m| m.display().to_string()).collect();
-        format!(" + fanotify pre-exec gate on {}", mounts.join(", "))
+        let marks: Vec<String> = status.gate_marks.iter().map(ToString::to_string).collect();
+        format!(" + fanotify pre-exec gate on {}", marks.join(", "))
     };
     let mode = match status.mode {
         Mode::Enforce => "enforce",
@@ -211,6 +212,9 @@ fn announce(status: &AgentStatus) {
     eprintln!("warden: watching with {}{gate}; policy {:?}, mode {mode}", status.source, status.policy_name);
     if let Some(reason) = &status.fallback_reason {
         eprintln!("warden: note: {reason}");
+    }
+    for refusal in &status.gate_refusals {
+        eprintln!("warden: note: not gated: {refusal}");
     }
     if let Some(recovery) = &status.store_recovery {
         eprintln!("warden: warning: {recovery}");

@@ -3,7 +3,8 @@
 //! - [`facts`]: a process's facts from the OS (`/proc` on Linux).
 //! - [`source`]: exec event sources behind one trait (netlink process connector, `sysinfo`
 //!   poller), picked at start-up.
-//! - [`gate`]: the privileged fanotify pre-exec gate (Linux, root).
+//! - [`gate`]: the privileged fanotify pre-exec gate (Linux, root) on whole filesystems, and
+//!   which filesystems it covers (the mount table).
 //! - [`identity`]: what a program file is by content (fingerprints) and which npm
 //!   package a script belongs to, cached per file version.
 //! - [`watcher`]: notice → facts → verdict → one launch per tool start → enforcement.
@@ -16,7 +17,6 @@
 
 pub mod enforce;
 pub mod facts;
-#[cfg(target_os = "linux")]
 pub mod gate;
 pub mod identity;
 pub mod inventory;

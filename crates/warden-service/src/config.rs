@@ -6,7 +6,7 @@
 //! ```toml
 //! state_dir = "/var/lib/warden"        # root-only (0700): policy cache, events, device token
 //! socket = "/run/warden/warden.sock"   # the local API
-//! gate = ["/", "/home"]                # filesystems the pre-exec gate covers; [] = no gate
+//! gate = ["/", "/home"]                # the filesystems holding these paths; default: every local one; [] = no gate
 //!
 //! [server]                             # enroll at start when not enrolled yet
 //! url = "https://warden.corp.example"

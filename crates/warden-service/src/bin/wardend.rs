@@ -57,12 +57,13 @@ fn main() -> Result<()> {
         None => (warden_policy::Policy::embedded(), false),
     };
     let mut agent = warden_agent::AgentConfig::new(state_dir.clone(), policy);
+    // Default: every local filesystem, and each one mounted later (the agent's default).
     if args.no_gate {
-        agent.gate_mounts = Vec::new();
+        agent.gate = None;
     } else if !args.gate_mount.is_empty() {
-        agent.gate_mounts = args.gate_mount.clone();
+        agent.gate = warden_agent::GateScope::listed(args.gate_mount.clone());
     } else if let Some(gate) = &config.gate {
-        agent.gate_mounts = gate.clone();
+        agent.gate = warden_agent::GateScope::listed(gate.clone());
     }
     let runtime_config = RuntimeConfig {
         mode: RuntimeMode::Service,
@@ -84,14 +85,17 @@ fn main() -> Result<()> {
 async fn run(config: RuntimeConfig, socket: PathBuf, service: ServiceConfig) -> Result<()> {
     let runtime = Runtime::start(config).await.context("starting the runtime")?;
     let status = runtime.agent().status();
+    for refusal in &status.gate_refusals {
+        eprintln!("wardend: note: not gated: {refusal}");
+    }
     eprintln!(
         "wardend: enforcing with {}{}; gate: {}; local API on {}",
         status.source,
         status.fallback_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
-        if status.gate_mounts.is_empty() {
+        if status.gate_marks.is_empty() {
             "off".into()
         } else {
-            status.gate_mounts.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            status.gate_marks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         },
         socket.display()
     );
