@@ -17,8 +17,8 @@ pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, Heartbeat,
 pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 pub use error::{ApiError, ErrorLocation};
 pub use event::{
-    Event, EventDecodeError, EventKind, ExceptionEnd, ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent, Outcome,
-    ServiceStartEvent, ServiceStopEvent, SessionOutcome,
+    Event, EventDecodeError, EventKind, ExceptionEnd, ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent,
+    Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome,
 };
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
