@@ -661,7 +661,7 @@ fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing(kind: &str) {
     {
         let store = Store::open(desk.state().join("events.db")).unwrap();
         for i in 0..EVENTS {
-            store.append(&stored_event(i)).unwrap();
+            store.append_launch(&stored_event(i)).unwrap();
         }
     }
     // Kill `warden sync` at increasing moments until one dies with part of the outbox sent.

@@ -347,7 +347,7 @@ fn native_claude_is_killed_and_bystanders_are_untouched() {
     let state = watch.stop();
     let store = warden_store::Store::open(state.path().join("events.db")).unwrap();
     let stored = store.get(event["id"].as_str().unwrap()).unwrap().expect("the event is in the store");
-    assert_eq!(stored.pid, tool.pid());
+    assert_eq!(stored.as_launch().expect("a launch").pid, tool.pid());
     assert_eq!(store.pending_count().unwrap(), 1, "waiting in the upload outbox");
 }
 

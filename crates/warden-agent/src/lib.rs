@@ -312,7 +312,7 @@ fn record(shared: &Shared, launches: &Receiver<Launch>, events: &broadcast::Send
             Ok(launch) => {
                 let event = event_of(&launch);
                 // Durable first: an event nobody stored must not be shown or uploaded.
-                if shared.store.append(&event).is_err() {
+                if shared.store.append_launch(&event).is_err() {
                     shared.unrecorded.fetch_add(1, Ordering::Relaxed);
                 }
                 let _ = events.send(event);
@@ -366,10 +366,10 @@ impl AgentHandle {
         &self.shared.store
     }
 
-    /// The newest events, newest first.
+    /// The newest launch events, newest first.
     pub fn recent_events(&self, limit: usize) -> Vec<LaunchEvent> {
         let filter = warden_store::EventFilter { limit, ..Default::default() };
-        self.shared.store.recent(&filter).unwrap_or_default()
+        self.shared.store.recent_launches(&filter).unwrap_or_default()
     }
 
     /// What the agent is doing now.

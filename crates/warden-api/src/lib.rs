@@ -14,10 +14,13 @@ mod policy;
 mod push;
 mod signing;
 
-pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, MAX_EVENTS_PER_BATCH, StoredEvent};
-pub use enroll::{DeviceInfo, EnrollRequest, EnrollResponse};
+pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH, StoredEvent};
+pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 pub use error::{ApiError, ErrorLocation};
-pub use event::{LaunchEvent, Outcome};
+pub use event::{
+    Event, EventDecodeError, EventKind, ExceptionEnd, ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent,
+    Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome,
+};
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
     MIN_JUSTIFICATION_CHARS, PendingView, check_justification,

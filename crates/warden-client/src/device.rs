@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use warden_api::{
-    EnrollRequest, EventBatch, ExceptionList, ExceptionRecord, ExceptionRequestCreate, PolicyEnvelope,
+    EnrollRequest, EventBatch, ExceptionList, ExceptionRecord, ExceptionRequestCreate, Heartbeat, PolicyEnvelope,
     check_justification, verify_envelope,
 };
 use warden_policy::{Exception, Policy, check_scope};
@@ -237,17 +237,23 @@ impl Device {
         Ok((filed, refused))
     }
 
-    /// Uploads every pending event, in batches. Returns (stored, duplicates).
+    /// Uploads every pending event (of every kind), in batches. The first batch carries the
+    /// heartbeat and is sent even when nothing is pending, so the server hears from the device
+    /// every sync and can flag it silent when it stops. Returns (stored, duplicates).
     pub async fn upload_events(&self) -> Result<(usize, usize), ClientError> {
         let mut stored = 0;
         let mut duplicates = 0;
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
+        let mut heartbeat = Some(Heartbeat { at_ms, version: env!("CARGO_PKG_VERSION").to_owned() });
         loop {
             let events = self.store.pending(UPLOAD_BATCH)?;
-            if events.is_empty() {
+            if events.is_empty() && heartbeat.is_none() {
                 return Ok((stored, duplicates));
             }
-            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-            let receipt = self.api.upload_events(&EventBatch { events }).await?;
+            let ids: Vec<String> = events.iter().map(|e| e.id().to_owned()).collect();
+            let receipt = self.api.upload_events(&EventBatch { events, heartbeat: heartbeat.take() }).await?;
             // Only after the server acknowledged: a crash before this line resends the batch,
             // and the server's idempotence by event id absorbs the retry.
             self.store.mark_uploaded(&ids)?;
