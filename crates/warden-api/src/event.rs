@@ -2,6 +2,7 @@
 //! with a typed payload per kind. A launch ([`LaunchEvent`]) is one AI-tool start and what Warden
 //! did about it; the service's start and stop, incidents and ended exceptions are the others.
 
+use crate::local::RuntimeMode;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -62,29 +63,50 @@ pub struct LaunchEvent {
     pub source: String,
 }
 
-/// The service (`wardend`) started on the device.
+/// The runtime started on the device: the system service (`wardend`) or the personal mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStartEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
     /// Milliseconds since the Unix epoch.
     pub at_ms: i64,
-    /// The service's version (`CARGO_PKG_VERSION` of `wardend`).
+    /// Which runtime: `service` (root, tamper-resistant) or `personal` (run by a developer).
+    pub mode: RuntimeMode,
+    /// The runtime's version (`CARGO_PKG_VERSION`).
     pub version: String,
     pub pid: u32,
     /// How it enforces (`fanotify+proc-connector`, `proc-connector`, `poll`), when known at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Set when the run before this one recorded a start and no stop: it ended uncleanly (a
+    /// crash, `kill -9`, a power cut — or someone silencing it). Evidence, not a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclean_end: Option<UncleanEnd>,
 }
 
-/// The service stopped on the device (a clean stop; a crash or `kill -9` leaves only the
-/// silence the server flags).
+/// The run that ended without recording its stop, as its start event and the event log show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UncleanEnd {
+    /// The id of that run's `service-start` event.
+    pub start_id: String,
+    /// When that run started, milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    pub pid: u32,
+    pub version: String,
+    /// The newest event of any kind that run recorded (ms since the epoch): it ended after this.
+    pub last_event_at_ms: i64,
+}
+
+/// The runtime stopped cleanly on the device (a crash or `kill -9` records nothing: the next
+/// start says so in its [`UncleanEnd`], and meanwhile the server flags the device silent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStopEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
     /// Milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// Which runtime: `service` or `personal`.
+    pub mode: RuntimeMode,
     pub version: String,
     pub pid: u32,
     /// Why it stopped, for people: `signal SIGTERM`, `shutdown requested over the socket`.

@@ -19,7 +19,7 @@ pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceS
 pub use error::{ApiError, ErrorLocation};
 pub use event::{
     Event, EventDecodeError, EventKind, ExceptionEnd, ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent,
-    Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome,
+    Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
 };
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,

@@ -57,7 +57,14 @@ fn unknown_or_malformed_kinds_are_errors_that_say_so() {
     let cases = [
         (json!({"kind": "telepathy", "id": "x", "at_ms": 1}), "unknown event kind \"telepathy\""),
         (json!({"kind": 7, "id": "x", "at_ms": 1}), "must be text"),
-        (json!({"kind": "service-stop", "id": "x", "at_ms": 1, "version": "1", "pid": 1}), "missing field `reason`"),
+        (
+            json!({"kind": "service-stop", "id": "x", "at_ms": 1, "mode": "service", "version": "1", "pid": 1}),
+            "missing field `reason`",
+        ),
+        (
+            json!({"kind": "service-start", "id": "x", "at_ms": 1, "mode": "daemon", "version": "1", "pid": 1}),
+            "unknown variant `daemon`",
+        ),
         (json!({"kind": "incident", "id": "x", "at_ms": "soon", "code": "c", "detail": "d"}), "invalid type"),
     ];
     for (wire, expected) in cases {

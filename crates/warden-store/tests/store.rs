@@ -5,6 +5,7 @@
 use rusqlite::Connection;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use warden_api::local::RuntimeMode;
 use warden_api::{Event, EventKind, IncidentEvent, LaunchEvent, Outcome, ServiceStartEvent, ServiceStopEvent};
 use warden_policy::Action;
 use warden_store::{EventFilter, Store};
@@ -72,9 +73,11 @@ fn every_kind_is_kept_in_one_log_and_filtered_by_kind() {
     let start = Event::ServiceStart(ServiceStartEvent {
         id: "s1".into(),
         at_ms: 1_000,
+        mode: RuntimeMode::Service,
         version: "0.1.0".into(),
         pid: 812,
         source: Some("fanotify+proc-connector".into()),
+        unclean_end: None,
     });
     let incident = Event::Incident(IncidentEvent {
         id: "i1".into(),
@@ -85,6 +88,7 @@ fn every_kind_is_kept_in_one_log_and_filtered_by_kind() {
     let stop = Event::ServiceStop(ServiceStopEvent {
         id: "s2".into(),
         at_ms: 4_000,
+        mode: RuntimeMode::Service,
         version: "0.1.0".into(),
         pid: 812,
         reason: "signal SIGTERM".into(),
@@ -109,27 +113,7 @@ fn every_kind_is_kept_in_one_log_and_filtered_by_kind() {
 }
 
 /// The schema before event kinds (user_version 1), as that version's `Store::open` created it.
-const LAUNCH_ONLY_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS launch_events (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    id             TEXT    NOT NULL UNIQUE,
-    at_ms          INTEGER NOT NULL,
-    tool           TEXT,
-    outcome        TEXT    NOT NULL,
-    body           TEXT    NOT NULL,
-    uploaded_at_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS launch_events_at ON launch_events(at_ms);
-CREATE INDEX IF NOT EXISTS launch_events_pending ON launch_events(seq) WHERE uploaded_at_ms IS NULL;
-CREATE TABLE IF NOT EXISTS exception_requests (
-    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-    id             TEXT    NOT NULL UNIQUE,
-    created_ms     INTEGER NOT NULL,
-    body           TEXT    NOT NULL,
-    uploaded_at_ms INTEGER
-);
-PRAGMA user_version = 1;
-";
+const LAUNCH_ONLY_SCHEMA: &str = include_str!("data/launch-only-v1-schema.sql");
 
 /// Writes a store file the way the launch-only version did: its schema, its rows (body = the
 /// launch JSON, no `kind`).
@@ -199,6 +183,45 @@ fn a_store_written_by_the_launch_only_schema_keeps_its_rows_and_outbox() {
     let store = Store::open(&path).unwrap();
     let pending: Vec<String> = store.pending(10).unwrap().iter().map(|e| e.id().to_owned()).collect();
     assert_eq!(pending, ["old-2", "old-3", "new-1", "old-4"]);
+}
+
+/// A database as the launch-only version left it (schema, rows and upload marks written by that
+/// version's code): every row comes back as the launch it was, and the outbox resumes where it was.
+#[test]
+fn the_launch_only_fixture_database_migrates_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let connection = Connection::open(&path).unwrap();
+    connection.execute_batch(LAUNCH_ONLY_SCHEMA).unwrap();
+    connection.execute_batch(include_str!("data/launch-only-v1-rows.sql")).unwrap();
+    let old: Vec<(String, String)> = connection
+        .prepare("SELECT id, body FROM launch_events ORDER BY seq")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(connection);
+    assert!(old.len() >= 3, "the fixture has rows");
+
+    let store = Store::open(&path).unwrap();
+    assert!(store.recovery().is_none(), "migrated, not moved aside");
+    for (id, body) in &old {
+        let launch: LaunchEvent = serde_json::from_str(body).unwrap();
+        assert_eq!(store.get(id).unwrap(), Some(Event::Launch(launch)), "{id} is the launch it was");
+    }
+    let pending: Vec<String> = store.pending(10).unwrap().iter().map(|e| e.id().to_owned()).collect();
+    assert_eq!(pending, ["9c1e6f1a-0000-4000-8000-000000000003", "9c1e6f1a-0000-4000-8000-000000000004"]);
+    let killed =
+        store.recent(&EventFilter { limit: 10, outcome: Some(Outcome::Killed), ..Default::default() }).unwrap();
+    assert_eq!(killed.len(), 2, "the outcome column survives");
+    let by_user =
+        store.recent(&EventFilter { limit: 10, user: Some("dev@corp.example".into()), ..Default::default() }).unwrap();
+    assert_eq!(by_user.len(), 3, "the person is read out of the old bodies");
+    assert_eq!(
+        store.recent(&EventFilter { limit: 10, kind: Some(EventKind::Launch), ..Default::default() }).unwrap().len(),
+        old.len()
+    );
 }
 
 #[test]
