@@ -2,7 +2,7 @@
 //! the server's long-poll says something changed; hands new policy and exceptions to the
 //! enforcement side so an approval takes effect immediately.
 
-use crate::device::{Device, PolicySync, cached_rules};
+use crate::device::{Device, PolicySync};
 use crate::error::ClientError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,10 +72,10 @@ impl SyncLoop {
     }
 }
 
-/// Hands the cached (last good) rules to `enforcement`: what to enforce before the first
-/// sync, and the only rules while offline. Returns whether a cached policy existed.
+/// Hands the cached (last verified) rules to `enforcement`: what to enforce before the first
+/// sync, and the only rules while offline. Returns whether a verified cached policy existed.
 pub fn apply_cached(device: &Device, enforcement: &dyn Enforcement) -> Result<bool, ClientError> {
-    let (policy, exceptions) = cached_rules(device.state())?;
+    let (policy, exceptions) = device.cached_rules()?;
     let had_policy = policy.is_some();
     if let Some((policy, version)) = policy {
         enforcement.set_policy(policy, Some(version.to_string()));
@@ -98,7 +98,7 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
         loop {
             let report = device.sync_once(options.outbox_limit).await;
             if let Some(list) = &report.exceptions {
-                enforcement.set_exceptions(list.active.clone());
+                enforcement.set_exceptions(list.exceptions.clone());
             }
             let wants_policy = match &report.policy {
                 Some(PolicySync::Updated { version } | PolicySync::Unchanged { version }) => {
@@ -106,7 +106,7 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
                 }
                 _ => false,
             };
-            if wants_policy && let Ok((Some((policy, version)), _)) = cached_rules(device.state()) {
+            if wants_policy && let Ok((Some((policy, version)), _)) = device.cached_rules() {
                 enforcement.set_policy(policy, Some(version.to_string()));
                 applied_version = Some(version);
             }
@@ -123,7 +123,7 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
                     status.policy_version = Some(version);
                 }
                 if let Some(list) = &report.exceptions {
-                    status.active_exceptions = list.active.len();
+                    status.active_exceptions = list.exceptions.len();
                 }
             });
             // After a failure, retry sooner than the schedule, backing off to the interval.

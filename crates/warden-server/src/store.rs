@@ -43,10 +43,14 @@ impl Backend {
 }
 
 /// (version, description, SQL) of each migration, oldest first. Append only.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+    (3, "exception_list_sequence", include_str!("../migrations/sqlite/0003_exception_list_sequence.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (3, "exception_list_sequence", include_str!("../migrations/postgres/0003_exception_list_sequence.sql")),
+];
 
 /// The migration files as sqlx wants them.
 #[derive(Debug)]

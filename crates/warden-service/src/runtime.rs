@@ -103,10 +103,15 @@ impl Runtime {
     pub async fn start(mut config: RuntimeConfig) -> Result<Arc<Runtime>, RuntimeError> {
         let state = StateDir::new(&config.agent.state_dir);
         let enrollment = state.load_enrollment().ok().flatten();
+        let held = warden_client::HeldIncidents::default();
         if let Some(enrollment) = &enrollment {
             config.agent.accounts = enrollment.accounts();
+            // Verified against the pinned key before the agent enforces them: a rewritten cache
+            // is kept aside, and the last verified copy is what starts. Its incidents wait for
+            // the agent's store (the agent opens it, and reports a recovery of it).
+            let rules = warden_client::cached_rules(&state, &held);
             if !config.policy_overridden
-                && let Ok((Some((mut policy, version)), exceptions)) = warden_client::cached_rules(&state)
+                && let Ok((Some((mut policy, version)), exceptions)) = rules
             {
                 if config.monitor_forced {
                     policy.mode = Mode::Monitor;
@@ -117,6 +122,9 @@ impl Runtime {
             }
         }
         let agent = Arc::new(warden_agent::start(config.agent).await?);
+        if let Err(error) = held.report_to(agent.store()) {
+            eprintln!("warden: warning: cannot record a cache incident: {error}");
+        }
         let (live, _) = broadcast::channel(512);
         let runtime = Arc::new(Runtime {
             mode: config.mode,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use warden_api::{ExceptionsEnvelope, ListExpectation, SignedExceptions, verify_exceptions};
 use warden_server::client::{JsonClient, Reply};
 use warden_server::{Config, Credentials, OPENAPI_JSON};
 
@@ -274,4 +275,15 @@ pub fn launch_event(id: &str, user: &str, tool: &str, action: &str, at_ms: i64) 
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// `GET /api/v1/device/exceptions`, its signed list checked the way a device checks it (first
+/// list, the test's clock): returns the answer and the verified list.
+pub async fn signed_exceptions(api: &Api, token: &str, device_id: &str, pinned_key: &str) -> (Reply, SignedExceptions) {
+    let reply = api.get("/api/v1/device/exceptions", token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let envelope: ExceptionsEnvelope = serde_json::from_value(reply.body["signed"].clone()).unwrap();
+    let expect = ListExpectation { device_id, highest_sequence: None, now: now_ms() / 1000 };
+    let list = verify_exceptions(&envelope, pinned_key, expect).expect("the list verifies as a device checks it");
+    (reply, list)
 }
