@@ -147,10 +147,15 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A new event id (UUID v4 text), unique across devices: the server deduplicates by it.
+pub fn new_event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// The event record of a launch.
 pub fn event_of(launch: &Launch) -> LaunchEvent {
     LaunchEvent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: new_event_id(),
         at_ms: launch.at_ms(),
         pid: launch.facts.pid.unwrap_or(0),
         // The person: the bound account, else the login name (ProcessFacts::person).

@@ -93,9 +93,9 @@ async fn story(db: Db) {
         .collect();
     let first = api.post("/api/v1/device/events", &token, json!({"events": events})).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
-    assert_eq!(first.body, json!({"stored": 50, "duplicates": 0}));
+    assert_eq!(first.body, json!({"stored": 50, "duplicates": 0, "sync_interval_seconds": 60}));
     let retry = api.post("/api/v1/device/events", &token, json!({"events": events})).await;
-    assert_eq!(retry.body, json!({"stored": 0, "duplicates": 50}));
+    assert_eq!(retry.body, json!({"stored": 0, "duplicates": 50, "sync_interval_seconds": 60}));
     let all = api.get(&format!("/api/v1/admin/events?device={device_id}&limit=1000"), ADMIN_TOKEN).await;
     assert_eq!(all.body["events"].as_array().unwrap().len(), 50);
     let blocked = api.get("/api/v1/admin/events?user=dev&tool=claude-code&action=block&limit=1000", ADMIN_TOKEN).await;

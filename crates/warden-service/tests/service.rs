@@ -389,3 +389,141 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The `warden-server` binary on a free loopback port with a scratch SQLite database, killed by
+/// pid on drop.
+struct GovernanceServer {
+    child: Child,
+    url: String,
+}
+
+const ADMIN_TOKEN: &str = "wadm_service-test-admin-token-0123";
+
+impl GovernanceServer {
+    fn start(scratch: &Scratch) -> GovernanceServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let database = format!("sqlite://{}?mode=rwc", scratch.path("server.db").display());
+        let mut child = Command::new(sibling("warden-server"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--database", &database])
+            .args(["--admin-token", ADMIN_TOKEN, "--enroll-secret", "service-test-enroll-secret"])
+            .env("HOME", scratch.path(""))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting warden-server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("warden-server exited before listening").unwrap();
+            if line.starts_with("Listening on") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        GovernanceServer { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// An admin API call with curl: the JSON answer.
+    fn admin(&self, route: &str) -> Value {
+        let output = run(Command::new("curl").args([
+            "-sS",
+            "-m",
+            "10",
+            "-H",
+            &format!("authorization: Bearer {ADMIN_TOKEN}"),
+            &format!("{}/api/v1/admin{route}", self.url),
+        ]));
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("GET {route}: {}", text(&output)))
+    }
+
+    /// The server's events of `kind`, oldest first, waiting up to 20 s for at least `count`.
+    fn events(&self, kind: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self.admin(&format!("/events?kind={kind}&limit=100"));
+            let mut events: Vec<Value> = page["events"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{page}"))
+                .iter()
+                .map(|s| s["event"].clone())
+                .collect();
+            events.reverse();
+            if events.len() >= count || Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for GovernanceServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Tamper evidence on the server: each start of `wardend` and each clean stop (SIGTERM, as
+/// systemd stops it) reaches the governance server as an event; a `kill -9` leaves a start with
+/// no stop, and the next start says so.
+#[test]
+fn the_server_sees_the_service_start_stop_and_an_unclean_end() {
+    let scratch = Scratch::new();
+    let server = GovernanceServer::start(&scratch);
+    std::fs::write(scratch.path("enroll-secret"), "service-test-enroll-secret\n").unwrap();
+    std::fs::write(
+        scratch.path("warden.toml"),
+        format!(
+            "gate = []\n[server]\nurl = \"{}\"\nenroll_secret_file = \"{}\"\nowner = \"dev@corp.example\"\n",
+            server.url,
+            scratch.path("enroll-secret").display()
+        ),
+    )
+    .unwrap();
+
+    // Start: enrolled from the configuration, the start is uploaded with the first sync.
+    let mut service = Service::start(&scratch, &["--no-gate"]);
+    let first_pid = service.pid();
+    let starts = server.events("service-start", 1);
+    assert_eq!(starts.len(), 1, "no service-start on the server\n{}", service.log());
+    assert_eq!(starts[0]["mode"], "service");
+    assert_eq!(starts[0]["pid"], first_pid);
+    assert_eq!(starts[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(starts[0].get("unclean_end").is_none(), "a first start: {}", starts[0]);
+    let devices = server.admin("/devices");
+    assert_eq!(devices["devices"][0]["service"]["status"], "running", "{devices}");
+    assert_eq!(devices["devices"][0]["silent"], false, "{devices}");
+
+    // SIGTERM: a clean stop, recorded and uploaded before the process ends.
+    let sent = run(Command::new("kill").args(["-TERM", &first_pid.to_string()]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let status = wait_for(&mut service.child, Duration::from_secs(20)).expect("wardend did not stop on SIGTERM");
+    assert!(status.success(), "wardend exited with {status:?}\n{}", service.log());
+    let stops = server.events("service-stop", 1);
+    assert_eq!(stops.len(), 1, "no service-stop on the server\n{}", service.log());
+    assert_eq!((stops[0]["pid"].clone(), stops[0]["reason"].clone()), (json!(first_pid), json!("signal SIGTERM")));
+    let devices = server.admin("/devices");
+    assert_eq!(devices["devices"][0]["service"]["status"], "stopped", "{devices}");
+    assert_eq!(devices["devices"][0]["service"]["reason"], "signal SIGTERM", "{devices}");
+    drop(service);
+
+    // Started again after a clean stop: nothing to report. Then killed outright.
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let second_pid = service.pid();
+    let starts = server.events("service-start", 2);
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert!(starts[1].get("unclean_end").is_none(), "after a clean stop: {}", starts[1]);
+    let second_start = starts[1].clone();
+    drop(service); // SIGKILL: no stop is recorded
+
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let starts = server.events("service-start", 3);
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    let unclean = &starts[2]["unclean_end"];
+    assert_eq!(unclean["start_id"], second_start["id"], "{}", starts[2]);
+    assert_eq!(unclean["pid"], second_pid, "{}", starts[2]);
+    assert_eq!(unclean["started_at_ms"], second_start["at_ms"]);
+    assert!(unclean["last_event_at_ms"].as_i64() >= second_start["at_ms"].as_i64(), "{unclean}");
+    assert_eq!(server.events("service-stop", 1).len(), 1, "a killed service records no stop");
+    assert!(service.alive());
+}
