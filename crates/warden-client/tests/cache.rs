@@ -114,7 +114,7 @@ impl Desk {
     }
 
     /// (policy version in force, exception ids in force)
-    fn in_force(&self) -> (Option<i64>, Vec<String>) {
+    fn in_force(&self) -> InForce {
         let (policy, exceptions) = cached_rules(&self.state, &self.store).unwrap();
         if let Some((policy, version)) = &policy {
             assert_eq!((policy.mode, policy.name.as_str()), (Mode::Enforce, format!("signed v{version}").as_str()));
@@ -156,6 +156,18 @@ impl Desk {
 /// A rewrite a developer could do.
 type Rewrite = fn(&Desk);
 
+/// What is in force after a load: the policy version, and the exception ids.
+type InForce = (Option<i64>, Vec<String>);
+
+/// (case, rewrite, incident codes, files kept aside, in force)
+type LoadCase = (&'static str, Rewrite, Vec<&'static str>, Vec<&'static str>, InForce);
+
+/// (case, what the server answers, accepted exception ids or the refusal's reason code)
+type FetchCase = (&'static str, String, Result<Vec<&'static str>, &'static str>);
+
+/// (request path, its `If-None-Match`) as the fake server saw them.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 fn edit_json(desk: &Desk, name: &str, change: impl FnOnce(&mut Value)) {
     let mut value = desk.json(name);
     change(&mut value);
@@ -165,8 +177,7 @@ fn edit_json(desk: &Desk, name: &str, change: impl FnOnce(&mut Value)) {
 #[test]
 fn a_rewritten_cache_is_refused_at_load_and_the_last_verified_copy_stays() {
     let last_verified = || (Some(2), vec!["granted".to_string()]);
-    // (case, rewrite, incident codes, files kept aside, (policy version, exceptions) in force)
-    let cases: Vec<(&str, Rewrite, Vec<&str>, Vec<&str>, (Option<i64>, Vec<String>))> = vec![
+    let cases: Vec<LoadCase> = vec![
         ("untouched", |_| {}, vec![], vec![], last_verified()),
         (
             "policy.json says monitor (signature kept)",
@@ -322,7 +333,7 @@ fn the_evidence_is_the_rewritten_file_itself() {
 /// body)) and records each request's `If-None-Match`.
 struct FakeServer {
     url: String,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Seen,
 }
 
 impl FakeServer {
@@ -418,8 +429,7 @@ async fn a_304_never_confirms_a_cache_that_does_not_verify() {
 async fn a_fetched_list_must_verify_and_be_no_older_than_the_one_accepted() {
     let answer =
         |cached: CachedExceptions| serde_json::to_string(&json!({"requests": [], "signed": cached.signed})).unwrap();
-    // (case, what the server answers, accepted exception ids or the incident's reason code)
-    let cases: Vec<(&str, String, Result<Vec<&str>, &str>)> = vec![
+    let cases: Vec<FetchCase> = vec![
         ("a newer list", answer(list(&server_key(), DEVICE, 6, &["granted", "new"])), Ok(vec!["granted", "new"])),
         ("the same list again", answer(list(&server_key(), DEVICE, 5, &["granted"])), Ok(vec!["granted"])),
         ("an older list replayed", answer(list(&server_key(), DEVICE, 4, &["old"])), Err("replayed")),
