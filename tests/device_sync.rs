@@ -155,12 +155,13 @@ impl Server {
             .unwrap_or_else(|_| panic!("{method} {path} answered {}", String::from_utf8_lossy(&out.stdout)))
     }
 
-    /// Every event of `device` the server stored (paging by time, newest first).
+    /// Every launch event of `device` the server stored (paging by time, newest first); the
+    /// runtime's own start and stop are events too, of other kinds.
     fn events_of(&self, device: &str) -> Vec<Value> {
         let mut all = Vec::new();
         let mut until: Option<i64> = None;
         loop {
-            let mut query = format!("/admin/events?device={device}&limit=1000");
+            let mut query = format!("/admin/events?device={device}&kind=launch&limit=1000");
             if let Some(until) = until {
                 query.push_str(&format!("&until_ms={until}"));
             }
