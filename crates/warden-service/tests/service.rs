@@ -402,11 +402,17 @@ struct Server {
 
 impl Server {
     fn start(scratch: &Scratch) -> Server {
+        Server::start_with(scratch, &[])
+    }
+
+    /// With extra command-line options (`--sync-interval-seconds 2`).
+    fn start_with(scratch: &Scratch, extra: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new(sibling("warden-server"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(scratch.path("server"))
             .args(["--admin-token", ADMIN, "--enroll-secret", SECRET, "--sweep-seconds", "1"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -566,7 +572,8 @@ fn an_enrolled_service_files_requests_as_the_bound_account_and_applies_approvals
 #[test]
 fn the_server_sees_the_service_start_stop_and_an_unclean_end() {
     let scratch = Scratch::new();
-    let server = Server::start(&scratch);
+    // The server expects a sync every 2 s (the service's own default is 60 s): silent after 4 s.
+    let server = Server::start_with(&scratch, &["--sync-interval-seconds", "2"]);
     std::fs::write(scratch.path("enroll-secret"), SECRET).unwrap();
     std::fs::write(
         scratch.path("warden.toml"),
@@ -589,7 +596,11 @@ fn the_server_sees_the_service_start_stop_and_an_unclean_end() {
     assert!(starts[0].get("unclean_end").is_none(), "a first start: {}", starts[0]);
     let devices = server.admin("GET", "/admin/devices", None);
     assert_eq!(devices["devices"][0]["service"]["status"], "running", "{devices}");
-    assert_eq!(devices["devices"][0]["silent"], false, "{devices}");
+    assert_eq!(devices["sync_interval_seconds"], 2, "{devices}");
+    // The device follows the server's interval: after three intervals it is still heard from.
+    std::thread::sleep(Duration::from_secs(6));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["silent"], false, "the running service went silent: {devices}");
 
     // SIGTERM: a clean stop, recorded and uploaded before the process ends.
     let sent = run(Command::new("kill").args(["-TERM", &first_pid.to_string()]));
@@ -603,6 +614,10 @@ fn the_server_sees_the_service_start_stop_and_an_unclean_end() {
     assert_eq!(devices["devices"][0]["service"]["status"], "stopped", "{devices}");
     assert_eq!(devices["devices"][0]["service"]["reason"], "signal SIGTERM", "{devices}");
     drop(service);
+    // Stopped, it is no longer heard from: silent after two intervals.
+    std::thread::sleep(Duration::from_secs(6));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["silent"], true, "{devices}");
 
     // Started again after a clean stop: nothing to report. Then killed outright.
     let service = Service::start(&scratch, &["--no-gate"]);
