@@ -9,6 +9,7 @@ use crate::state::{Enrollment, LocalUser, StateDir};
 use crate::token::{self, DeviceToken, TokenSource, TokenStorage};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use warden_api::{
     EnrollRequest, EventBatch, ExceptionRecord, ExceptionRequestCreate, Heartbeat, PolicyEnvelope, check_justification,
@@ -97,6 +98,7 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
             TokenStorage::File(_) => TokenSource::File,
         },
         store,
+        server_interval: AtomicU64::new(0),
     };
     let policy_version = match device.sync_policy().await {
         Ok(PolicySync::Updated { version } | PolicySync::Unchanged { version }) => Some(version),
@@ -159,6 +161,8 @@ pub struct Device {
     api: ServerApi,
     token_source: TokenSource,
     store: Arc<Store>,
+    /// The sync interval the server's last receipt named, in seconds (0: not known yet).
+    server_interval: AtomicU64,
 }
 
 impl Device {
@@ -172,7 +176,7 @@ impl Device {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
         let (token, token_source) = token::load_from(storage, &enrollment)?;
         let api = ServerApi::new(&enrollment.server, Some(token))?;
-        Ok(Device { state, enrollment, api, token_source, store })
+        Ok(Device { state, enrollment, api, token_source, store, server_interval: AtomicU64::new(0) })
     }
 
     /// Opens the enrolled device with a token the caller supplies (the environment
@@ -180,7 +184,14 @@ impl Device {
     pub fn open_with_token(state: StateDir, store: Arc<Store>, token: DeviceToken) -> Result<Device, ClientError> {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
         let api = ServerApi::new(&enrollment.server, Some(token))?;
-        Ok(Device { state, enrollment, api, token_source: TokenSource::Environment, store })
+        Ok(Device {
+            state,
+            enrollment,
+            api,
+            token_source: TokenSource::Environment,
+            store,
+            server_interval: AtomicU64::new(0),
+        })
     }
 
     pub fn enrollment(&self) -> &Enrollment {
@@ -240,6 +251,13 @@ impl Device {
         Ok((filed, refused))
     }
 
+    /// The sync interval the server asked for in its last receipt (`None` before the first
+    /// upload, or from a server older than the setting): a device heard from less often than
+    /// every two of these is flagged silent, so the sync loop never waits longer.
+    pub fn server_sync_interval(&self) -> Option<Duration> {
+        Some(self.server_interval.load(Ordering::Relaxed)).filter(|&s| s > 0).map(Duration::from_secs)
+    }
+
     /// Uploads every pending event (of every kind), in batches. The first batch carries the
     /// heartbeat and is sent even when nothing is pending, so the server hears from the device
     /// every sync and can flag it silent when it stops. Returns (stored, duplicates).
@@ -260,6 +278,7 @@ impl Device {
             // Only after the server acknowledged: a crash before this line resends the batch,
             // and the server's idempotence by event id absorbs the retry.
             self.store.mark_uploaded(&ids)?;
+            self.server_interval.store(receipt.sync_interval_seconds, Ordering::Relaxed);
             stored += receipt.stored;
             duplicates += receipt.duplicates;
         }

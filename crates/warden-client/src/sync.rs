@@ -1,4 +1,4 @@
-//! The sync loop: syncs on start, every `interval`, on demand ("Sync now"), and at once when
+//! The sync loop: syncs on start, every `interval` (or the server's shorter one), on demand ("Sync now"), and at once when
 //! the server's long-poll says something changed; hands new policy and exceptions to the
 //! enforcement side so an approval takes effect immediately.
 
@@ -126,13 +126,15 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
                     status.active_exceptions = list.exceptions.len();
                 }
             });
-            // After a failure, retry sooner than the schedule, backing off to the interval.
+            // Never less often than the server expects (each sync is the heartbeat it flags
+            // silence by). After a failure, retry sooner, backing off to the interval.
+            let interval = device.server_sync_interval().map_or(options.interval, |s| s.min(options.interval));
             let pause = if ok {
                 backoff = Duration::from_secs(1);
-                options.interval
+                interval
             } else {
-                let pause = backoff.min(options.interval);
-                backoff = (backoff * 2).min(options.interval);
+                let pause = backoff.min(interval);
+                backoff = (backoff * 2).min(interval);
                 pause
             };
             tokio::select! {
