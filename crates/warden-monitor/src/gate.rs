@@ -359,6 +359,8 @@ fn decide(
             decided,
             killed: Vec::new(),
             not_permitted: Vec::new(),
+            // Found before the answer: the caller then goes on with EPERM and may exit.
+            terminal: crate::terminal::Terminal::of(pid),
         });
     }
     deny
