@@ -332,3 +332,57 @@ async fn a_revoked_exception_stops_its_session_unless_a_new_one_covers_it() {
     assert_eq!((stop.exception.as_str(), stop.outcome), ("exc-c", Outcome::Killed));
     agent.shutdown().await;
 }
+
+/// The whole path: a blocked launch in a real terminal (util-linux `script` runs it on a
+/// pseudo-terminal and copies what the terminal shows to its stdout) is told there, by the
+/// agent's recorder, why it was stopped and what to use instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_launch_in_a_terminal_is_told_there() {
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let claude = fake_claude(home.path());
+    let mut config = AgentConfig::new(state.path().to_path_buf(), Policy::embedded());
+    config.source = SourceChoice::ProcConnector;
+    config.sweep_running = false;
+    let agent = warden_agent::start(config).await.unwrap();
+    let mut events = agent.subscribe();
+
+    let terminal = Command::new("script")
+        .args(["--quiet", "--flush", "--return", "--command"])
+        .arg(&claude)
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` (Debian: bsdutils)");
+    let event = loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("an event").unwrap();
+        if event.tool.as_deref() == Some("claude-code") {
+            break event;
+        }
+    };
+    assert_eq!(event.outcome, Outcome::Killed);
+    // `script` stops itself when its child is stopped (it mirrors job control), and Warden
+    // froze the tool before killing it: continue it (it is this test's own child) until it
+    // has relayed the terminal's output and ended.
+    let script = terminal.id();
+    let resume = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{script}/stat")) else { return };
+            if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T')) {
+                let _ = Command::new("kill").arg("-CONT").arg(script.to_string()).status();
+            }
+            if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let output = tokio::task::spawn_blocking(move || terminal.wait_with_output().unwrap()).await.unwrap();
+    resume.join().unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains(&format!("warden: Claude Code was stopped: {}", event.reason)), "{shown:?}");
+    assert!(shown.contains("warden: use Internal Assistant instead: qwen"), "{shown:?}");
+    agent.shutdown().await;
+}
