@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     config.sweep_running = sweep;
     // No pre-exec gate unless asked for: the tests and benchmarks decide by exec events.
     if config.source != SourceChoice::Fanotify {
-        config.gate_mounts.clear();
+        config.gate = None;
     }
     let print = |line: serde_json::Value| {
         let mut out = std::io::stdout().lock();
