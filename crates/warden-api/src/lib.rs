@@ -10,6 +10,7 @@ mod error;
 mod event;
 mod exception;
 pub mod local;
+pub mod notice;
 mod policy;
 mod push;
 mod signing;

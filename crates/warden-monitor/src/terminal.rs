@@ -12,6 +12,17 @@
 //! terminal), write-only, non-blocking and without becoming our controlling terminal; the
 //! descriptor is checked with `isatty` before anything is written. A write that would block
 //! (a terminal nobody reads, flow control) is dropped: the hot path never waits on it.
+//!
+//! The agent may run as root (`wardend`) while the launch is the developer's, so what it opens
+//! is chosen by someone it does not trust. A developer can point their stderr at anything they
+//! can open, even read-only (`2</etc/passwd`), at a symlink (an `O_PATH|O_NOFOLLOW` descriptor),
+//! or swap it (`dup2`) between our look and our open; reopening `/proc/PID/fd/2` for writing
+//! as root would then write to a file only root may write. So nothing is opened for writing
+//! by a name: the candidate is first pinned with `O_PATH` (no open of the device itself, no
+//! side effects, no permission check), the pinned inode is checked — a character device with a
+//! terminal's major, owned by the launch's own uid (a terminal that is theirs) — and only that
+//! very inode is then opened, through our own `/proc/self/fd/N`. Pipes and files are never
+//! written to: a launch from an IDE or a script is told through the pop-up instead.
 
 use std::fs::File;
 use std::io::Write;
@@ -73,6 +84,7 @@ pub fn blocked_message(verdict: &Verdict) -> String {
 mod linux {
     use super::Terminal;
     use std::fs::OpenOptions;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
     use std::sync::Arc;
 
@@ -123,13 +135,40 @@ mod linux {
         }
     }
 
-    /// Opens `path` if it is still the terminal `device` (write-only, non-blocking, never
-    /// as our controlling terminal).
-    fn open(path: String, device: u64) -> Option<Terminal> {
+    /// The real uid of `pid` (`Uid:` of `/proc/PID/status`).
+    fn uid_of(pid: u32) -> Option<u32> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Opens the terminal `device` that `path` names, if it is still that terminal and belongs
+    /// to `owner` (write-only, non-blocking, never as our controlling terminal).
+    ///
+    /// Why in two steps (see the module's documentation): `O_PATH` pins whatever `path` names
+    /// now without opening it; the pinned inode is checked; then exactly that inode is opened
+    /// for writing through `/proc/self/fd/N`, so a `dup2` or a rename after the check cannot
+    /// substitute a file only root may write. `O_NOFOLLOW` keeps a `/dev` name from being a
+    /// symlink; a `/proc/PID/fd/N` name is the kernel's link to the open file itself (it must
+    /// be followed), and a symlink the process holds open there is refused by the type check.
+    fn open(path: String, device: u64, owner: u32) -> Option<Terminal> {
+        let nofollow = if path.starts_with("/proc/") { 0 } else { libc::O_NOFOLLOW };
+        let pinned = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC | nofollow)
+            .open(&path)
+            .ok()?;
+        let metadata = pinned.metadata().ok()?;
+        let theirs = metadata.file_type().is_char_device()
+            && metadata.rdev() == device
+            && is_terminal_device(metadata.rdev())
+            && metadata.uid() == owner;
+        if !theirs {
+            return None;
+        }
         let file = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-            .open(&path)
+            .open(format!("/proc/self/fd/{}", pinned.as_raw_fd()))
             .ok()?;
         let metadata = file.metadata().ok()?;
         let still = metadata.file_type().is_char_device() && metadata.rdev() == device;
@@ -138,17 +177,18 @@ mod linux {
     }
 
     pub(super) fn find(pid: u32) -> Option<Terminal> {
+        let owner = uid_of(pid)?;
         if let Some(device) = terminal_of_fd(pid, 2) {
-            return open(format!("/proc/{pid}/fd/2"), device);
+            return open(format!("/proc/{pid}/fd/2"), device, owner);
         }
         let device = controlling(pid).filter(|d| is_terminal_device(*d))?;
         for fd in [1, 0] {
             if terminal_of_fd(pid, fd) == Some(device) {
-                return open(format!("/proc/{pid}/fd/{fd}"), device);
+                return open(format!("/proc/{pid}/fd/{fd}"), device, owner);
             }
         }
         if same_mount_namespace(pid) {
-            return open(device_path(device)?, device);
+            return open(device_path(device)?, device, owner);
         }
         None
     }

@@ -22,7 +22,6 @@ use crate::facts::UserNames;
 use crate::identity::{ContentIdentity, program_path};
 use crate::source::ExecNotice;
 use crate::terminal::Terminal;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -156,95 +155,7 @@ struct Covered {
     ending: Option<Option<Instant>>,
 }
 
-/// Why a rescan of every running process was needed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "reason", rename_all = "kebab-case")]
-pub enum GapReason {
-    /// The agent started: tools may have started while nothing watched.
-    Start,
-    /// The kernel dropped exec notices (`ENOBUFS`: the agent read too slowly); `lost`
-    /// counts overruns, each of which may hide any number of execs.
-    LostNotices { lost: u64 },
-    /// The agent's own threads did not run for this long (SIGSTOP, starvation, a debugger).
-    Paused { late_ms: u64 },
-}
-
-impl std::fmt::Display for GapReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GapReason::Start => f.write_str("the agent started"),
-            GapReason::LostNotices { lost } => write!(f, "the kernel dropped exec notices ({lost} overruns)"),
-            GapReason::Paused { late_ms } => write!(f, "the agent was stopped or starved for {late_ms} ms"),
-        }
-    }
-}
-
-/// A rescan after a gap: why, when, and what it found. Shaped as an `incident` event's payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rescan {
-    pub reasons: Vec<GapReason>,
-    /// When it started, ms since the epoch.
-    pub at_ms: i64,
-    /// Running processes looked at (already decided ones are skipped without a look).
-    pub processes: usize,
-    /// Launches decided by it (tools that started unseen).
-    pub launches: usize,
-    /// From the start of the rescan to the last decision, in microseconds.
-    pub duration_us: u64,
-}
-
-/// Why an exception no longer covers a running launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EndReason {
-    /// Its window passed.
-    Expired,
-    /// It was withdrawn or changed so that it no longer covers the launch.
-    Revoked,
-}
-
-/// A running launch whose exception ended: the pop-up ("exception ended: Claude Code will be
-/// stopped in 5 minutes"). Shaped as an `exception-ended` event's payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ExceptionEnd {
-    pub at_ms: i64,
-    /// The launch's root process.
-    pub pid: u32,
-    pub tool: String,
-    pub tool_name: Option<String>,
-    pub exception: String,
-    pub reason: EndReason,
-    /// The launch's person (its bound account, else its login).
-    pub user: Option<String>,
-    pub cwd: Option<String>,
-    /// The policy's grace period, in seconds.
-    pub grace_secs: u64,
-    /// When the session will be stopped, ms since the epoch; `None` in monitor mode.
-    pub stops_at_ms: Option<i64>,
-    /// One sentence for the developer.
-    pub message: String,
-}
-
-/// A session stopped at the end of its grace period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SessionStop {
-    pub at_ms: i64,
-    pub pid: u32,
-    pub tool: String,
-    pub exception: String,
-    /// `killed`, or `exited` when it had ended by itself, or `not-permitted`.
-    pub outcome: Outcome,
-    pub killed: Vec<u32>,
-    pub not_permitted: Vec<u32>,
-}
-
-/// What [`Watcher::check_sessions`] reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum SessionNotice {
-    ExceptionEnded(ExceptionEnd),
-    SessionStopped(SessionStop),
-}
+pub use warden_api::notice::{EndReason, ExceptionEnd, GapReason, Rescan, SessionNotice, SessionStop};
 
 /// The largest program file the watcher reads for its content fingerprint (on the thread that
 /// decides every exec). Larger files are judged by path; `warden check` reads any size.
@@ -540,16 +451,13 @@ impl Watcher {
 
         let mut killed = Vec::new();
         let mut not_permitted = Vec::new();
-        let mut terminal = None;
+        // Found while the process still has its descriptors: after the kill it has none.
+        let terminal = verdict.must_block().then(|| Terminal::of(pid)).flatten();
         let outcome = match verdict.action {
             Action::Allow => Outcome::Allowed,
             Action::Warn => Outcome::Warned,
             Action::Block if verdict.monitor => Outcome::WouldBlock,
-            Action::Block => match {
-                // Found while the process still has its descriptors.
-                terminal = Terminal::of(pid);
-                kill_tree(pid, identity.start_ticks)
-            } {
+            Action::Block => match kill_tree(pid, identity.start_ticks) {
                 KillReport::Killed { pids, not_permitted: others } => {
                     killed = pids;
                     not_permitted = others;
@@ -717,6 +625,7 @@ impl Watcher {
                 && Instant::now() >= stop_at
             {
                 let exception = covered.exception.clone();
+                let user = covered.facts.person().map(str::to_owned);
                 let (outcome, killed, not_permitted) = match kill_tree(pid, tracked.start_ticks) {
                     KillReport::Killed { pids, not_permitted } => (Outcome::Killed, pids, not_permitted),
                     KillReport::NotPermitted => (Outcome::NotPermitted, Vec::new(), vec![pid]),
@@ -730,6 +639,7 @@ impl Watcher {
                     pid,
                     tool: tracked.tool.clone(),
                     exception,
+                    user,
                     outcome,
                     killed,
                     not_permitted,

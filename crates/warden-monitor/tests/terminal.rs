@@ -173,3 +173,63 @@ fn without_a_terminal_on_stderr_the_controlling_terminal_is_used_and_a_pipe_neve
     tool.wait().unwrap();
     assert!(launch.terminal.is_none(), "{:?}", launch.terminal);
 }
+
+/// `sleep 30` as `nobody` (uid 65534) with `script` run first by its shell, every descriptor
+/// but the ones given closed; killed by pid on drop.
+struct Nobody(std::process::Child);
+
+impl Nobody {
+    fn start(script: &str, stderr: Stdio) -> Nobody {
+        let child = Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "--", "sh", "-c"])
+            .arg(format!("{script}; exec sleep 30"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        // Until the shell has exec'd `sleep` (its redirections done).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default().trim() != "sleep" {
+            assert!(Instant::now() < deadline, "setpriv … sleep did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Nobody(child)
+    }
+}
+
+impl Drop for Nobody {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn as_root_only_a_terminal_that_is_the_launchs_own_is_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    // These tests run as root, like the service: the launch is someone else's (nobody).
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let name = nix::unistd::ttyname(&pty.slave).unwrap();
+
+    // A terminal that is root's, handed down to the user's process: not theirs, not opened.
+    let process = Nobody::start("true", Stdio::from(pty.slave.try_clone().unwrap()));
+    assert!(warden_monitor::terminal::Terminal::of(process.0.id()).is_none(), "root's terminal was used");
+    // The same terminal once it belongs to them (as a terminal they logged in on does): used.
+    nix::unistd::chown(&name, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let terminal = warden_monitor::terminal::Terminal::of(process.0.id()).expect("their own terminal");
+    terminal.tell("warden: test line, instead\n").unwrap();
+    assert!(read_master(&pty.master, Duration::from_secs(3)).contains("test line"));
+    drop(process);
+
+    // Stderr pointed at a file only root may write (opened read-only, as anyone can):
+    // never opened for writing, the file stays as it was.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, "root's\n").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let process = Nobody::start(&format!("exec 2<{}", precious.display()), Stdio::null());
+    assert!(warden_monitor::terminal::Terminal::of(process.0.id()).is_none());
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "root's\n");
+}
