@@ -624,16 +624,8 @@ impl Drop for AgentHandle {
 }
 
 /// Runs the agent in the foreground until SIGINT or SIGTERM: `on_start` once it watches,
-/// `on_event` for every launch event. For command-line front ends without a runtime.
-pub fn run_foreground(
-    config: AgentConfig,
-    on_start: impl FnOnce(&AgentStatus),
-    on_event: impl FnMut(&LaunchEvent),
-) -> Result<(), AgentError> {
-    run_foreground_with_notices(config, on_start, on_event, |_| {})
-}
-
-/// [`run_foreground`], with `on_notice` for every [`AgentNotice`] (rescans, exception ends).
+/// `on_event` for every launch event, `on_notice` for every [`AgentNotice`] (rescans, exception
+/// ends). For `agent-run`, the agent as a process of its own (gap tests, `rescan-bench`).
 pub fn run_foreground_with_notices(
     config: AgentConfig,
     on_start: impl FnOnce(&AgentStatus),
