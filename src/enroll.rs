@@ -27,6 +27,10 @@ pub struct EnrollArgs {
     /// supplied in WARDEN_DEVICE_TOKEN, instead of refusing.
     #[arg(long)]
     print_token: bool,
+    /// With the system service: a local login bound to the owner account (repeatable; default:
+    /// the user who ran sudo, `$SUDO_USER`).
+    #[arg(long = "local-user", value_name = "LOGIN")]
+    local_users: Vec<String>,
 }
 
 /// The login name, as the monitor names the owner of a launch (by uid), so approved
@@ -56,15 +60,21 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-pub fn run(args: EnrollArgs) -> Result<()> {
+pub fn run(socket: Option<&std::path::Path>, args: EnrollArgs) -> Result<()> {
+    if args.state_dir.is_none()
+        && let Some(service) = crate::service::system_service(socket)?
+    {
+        return enroll_service(&service, args);
+    }
     let state = state_dir(args.state_dir.as_deref());
     let options = EnrollOptions {
         server: args.server.clone(),
         secret: args.secret,
         user: args.user.unwrap_or_else(login_name),
-        local_user: local_user(),
+        local_users: local_user().into_iter().collect(),
         hostname: host_name(),
         allow_token_without_keyring: args.print_token,
+        token_storage: warden_client::TokenStorage::Keyring,
     };
     let enrolled = runtime()?
         .block_on(warden_client::enroll(&state, &options))
@@ -86,5 +96,34 @@ pub fn run(args: EnrollArgs) -> Result<()> {
         None => println!("Policy: not fetched yet (the next `warden sync` will)"),
     }
     println!("State: {}", state.root().display());
+    Ok(())
+}
+
+/// Enrolls the device through the system service (root only: the service refuses anyone else).
+/// The token stays in the service's root-only state; nothing is written here.
+fn enroll_service(service: &crate::service::Connected, args: EnrollArgs) -> Result<()> {
+    if service.hello.caller.uid != 0 {
+        anyhow::bail!(
+            "the Warden service manages this device, and only root enrolls it: \
+             `sudo warden enroll --server {} --user OWNER …`",
+            args.server
+        );
+    }
+    let local_users = if args.local_users.is_empty() {
+        std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty() && u != "root").into_iter().collect()
+    } else {
+        args.local_users
+    };
+    let owner =
+        args.user.or_else(|| local_users.first().cloned()).context("--user OWNER: the device's owner account")?;
+    let request =
+        warden_api::local::LocalEnroll { server: args.server.clone(), secret: args.secret, owner, local_users };
+    let device =
+        service.call(service.client.enroll(&request)).with_context(|| format!("enrolling with {}", args.server))?;
+    println!("Enrolled with {} as device {} (owner {})", device.server, device.device_id, device.owner);
+    for login in &device.local_users {
+        println!("Local user {login} is bound to {}", device.owner);
+    }
+    println!("Device token: kept by the Warden service in its root-only state");
     Ok(())
 }

@@ -9,6 +9,7 @@ mod gateway;
 mod inventory;
 mod policy_cmd;
 mod requests;
+mod service;
 mod status;
 mod sync_cmd;
 mod watch;
@@ -27,6 +28,10 @@ struct Cli {
     /// Policy file (TOML, or JSON wire form) to use instead of the embedded default.
     #[arg(long, global = true, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// The Warden runtime's local API socket (default: $WARDEN_SOCKET, else the system
+    /// service's /run/warden/warden.sock when it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,18 +86,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let policy = load_policy(cli.policy.as_deref())?;
-    connected::set_policy_overridden(cli.policy.is_some());
     match cli.command {
         Command::Check(args) => check::run(&policy, args),
         Command::Catalog { json } => catalog_view::run(&policy, json).map(|()| ExitCode::SUCCESS),
         Command::Policy(command) => policy_cmd::run(&policy, command),
-        Command::Watch(args) => watch::run(policy, args).map(|()| ExitCode::SUCCESS),
+        Command::Watch(args) => {
+            watch::run(policy, cli.policy.is_some(), cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Inventory(args) => inventory::run(&policy, args).map(|()| ExitCode::SUCCESS),
-        Command::Enroll(args) => enroll::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Request(args) => requests::run_request(&policy, args).map(|()| ExitCode::SUCCESS),
-        Command::Requests(args) => requests::run_requests(args).map(|()| ExitCode::SUCCESS),
-        Command::Status(args) => status::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Sync(args) => sync_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Enroll(args) => enroll::run(cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
+        Command::Request(args) => {
+            requests::run_request(&policy, cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Requests(args) => requests::run_requests(cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => status::run(cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
+        Command::Sync(args) => sync_cmd::run(cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
         Command::Gateway(args) => gateway::run(&policy, args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -46,29 +46,15 @@ fn policy_in_force(state: &warden_client::StateDir, fallback: &Policy) -> Policy
     }
 }
 
-pub fn run_request(fallback_policy: &Policy, args: RequestArgs) -> Result<()> {
-    let state = state_dir(args.state_dir.as_deref());
-    let device = open_device(&state)?;
-    let policy = policy_in_force(&state, fallback_policy);
-    if policy.catalog().tool(&args.tool).is_none() {
-        bail!("unknown tool id {:?}: see `warden catalog` for the ids", args.tool);
-    }
+pub fn run_request(fallback_policy: &Policy, socket: Option<&std::path::Path>, args: RequestArgs) -> Result<()> {
     let duration = humantime::parse_duration(&args.duration)
         .with_context(|| format!("--duration {:?}: use e.g. 30m, 8h, 2d", args.duration))?;
-    let limit = policy.exceptions.max_duration;
-    if duration.as_secs() > limit {
-        bail!(
-            "--duration {} is longer than the policy allows ({})",
-            args.duration,
-            humantime::format_duration(std::time::Duration::from_secs(limit))
-        );
-    }
     // Stored and compared as the canonical path: `..` and symlinks resolved here, against
     // this shell's directory, as the kernel resolves a launch's working directory.
-    let scope = match args.scope {
+    let scope = match &args.scope {
         Some(dir) => {
             let cwd = std::env::current_dir().context("reading the current directory to resolve --scope")?;
-            Some(warden_client::canonical_scope(&cwd, &dir).context("--scope")?)
+            Some(warden_client::canonical_scope(&cwd, dir).context("--scope")?)
         }
         None => None,
     };
@@ -79,6 +65,39 @@ pub fn run_request(fallback_policy: &Policy, args: RequestArgs) -> Result<()> {
         duration_seconds: duration.as_secs(),
         client_id: None,
     };
+    if args.state_dir.is_none()
+        && let Some(service) = crate::service::system_service(socket)?
+    {
+        // Filed as whoever runs this command: the service takes the person from the socket.
+        let filed = service.call(service.client.file_request(&request))?;
+        match (filed.sent, filed.detail) {
+            (true, _) => println!(
+                "Request {} for {} sent; an approver will decide. `warden requests` shows its status.",
+                filed.id, args.tool
+            ),
+            (false, detail) => println!(
+                "Request {} for {} queued by the Warden service{}.",
+                filed.id,
+                args.tool,
+                detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+        }
+        return Ok(());
+    }
+    let state = state_dir(args.state_dir.as_deref());
+    let device = open_device(&state)?;
+    let policy = policy_in_force(&state, fallback_policy);
+    if policy.catalog().tool(&args.tool).is_none() {
+        bail!("unknown tool id {:?}: see `warden catalog` for the ids", args.tool);
+    }
+    let limit = policy.exceptions.max_duration;
+    if duration.as_secs() > limit {
+        bail!(
+            "--duration {} is longer than the policy allows ({})",
+            args.duration,
+            humantime::format_duration(std::time::Duration::from_secs(limit))
+        );
+    }
     let id = device.queue_request(&request)?;
     println!("Request {id} for {} queued (durably, in {}).", args.tool, state.events_db().display());
     let runtime = runtime()?;
@@ -122,20 +141,33 @@ fn describe(record: &ExceptionRecord) -> String {
     }
 }
 
-pub fn run_requests(args: RequestsArgs) -> Result<()> {
-    let state = state_dir(args.state_dir.as_deref());
-    let device = open_device(&state)?;
-    let queued = device.store().pending_exception_requests(1000)?;
-    let (records, live) = match runtime()?.block_on(device.sync_exceptions()) {
-        Ok(list) => (list.requests, true),
-        Err(error) => {
-            eprintln!("warden: server unreachable ({error}); showing the last known list");
-            (warden_client::cached_requests(&state)?.map(|(_, r)| r).unwrap_or_default(), false)
+pub fn run_requests(socket: Option<&std::path::Path>, args: RequestsArgs) -> Result<()> {
+    let (records, live, queued) = if args.state_dir.is_none()
+        && let Some(service) = crate::service::system_service(socket)?
+    {
+        let mine = service.call(service.client.requests())?;
+        let queued: Vec<(String, ExceptionRequestCreate)> =
+            mine.queued.into_iter().map(|q| (q.id, q.request)).collect();
+        (mine.requests, mine.live, queued)
+    } else {
+        let state = state_dir(args.state_dir.as_deref());
+        let device = open_device(&state)?;
+        let queued = device
+            .store()
+            .pending_exception_requests(1000)?
+            .into_iter()
+            .filter_map(|q| serde_json::from_str::<ExceptionRequestCreate>(&q.body).ok().map(|r| (q.id, r)))
+            .collect();
+        match runtime()?.block_on(device.sync_exceptions()) {
+            Ok(list) => (list.requests, true, queued),
+            Err(error) => {
+                eprintln!("warden: server unreachable ({error}); showing the last known list");
+                (warden_client::cached_requests(&state)?.map(|(_, r)| r).unwrap_or_default(), false, queued)
+            }
         }
     };
     if args.json {
-        let queued: Vec<serde_json::Value> =
-            queued.iter().map(|q| serde_json::from_str::<serde_json::Value>(&q.body).unwrap_or_default()).collect();
+        let queued: Vec<&ExceptionRequestCreate> = queued.iter().map(|(_, r)| r).collect();
         let value = serde_json::json!({ "live": live, "requests": records, "queued": queued });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -144,9 +176,8 @@ pub fn run_requests(args: RequestsArgs) -> Result<()> {
         println!("No exception requests from this device. File one with `warden request --tool ID --reason \"…\"`.");
         return Ok(());
     }
-    for q in &queued {
-        let tool = serde_json::from_str::<ExceptionRequestCreate>(&q.body).map(|r| r.tool).unwrap_or_default();
-        println!("{:<38} {:<14} queued, not sent yet", q.id, tool);
+    for (id, request) in &queued {
+        println!("{:<38} {:<14} queued, not sent yet", id, request.tool);
     }
     for record in &records {
         let scope = record.scope.as_deref().unwrap_or("everywhere");

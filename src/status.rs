@@ -1,7 +1,7 @@
 //! `warden status`: enrolled server, device id, policy version and age, outbox depth,
 //! connectivity, and the monitor's mode and source.
 
-use crate::connected::{AGENT_STATUS_FILE, AgentNote, open_device, runtime, state_dir};
+use crate::connected::{open_device, runtime, state_dir};
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
@@ -21,11 +21,12 @@ pub struct StatusArgs {
     state_dir: Option<PathBuf>,
 }
 
-fn process_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-pub fn run(args: StatusArgs) -> Result<()> {
+pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
+    if args.state_dir.is_none()
+        && let Some(service) = crate::service::system_service(socket)?
+    {
+        return show_service(&service, args.json);
+    }
     let state = state_dir(args.state_dir.as_deref());
     let now = crate::now();
     let enrollment = state.load_enrollment()?;
@@ -60,10 +61,11 @@ pub fn run(args: StatusArgs) -> Result<()> {
         None if enrollment.is_some() => "unknown (no device token)".to_owned(),
         None => "not enrolled".to_owned(),
     };
-    let agent: Option<AgentNote> = std::fs::read_to_string(state.root().join(AGENT_STATUS_FILE))
+    // The personal runtime (`warden watch`) answers on its socket in the state directory.
+    let agent = crate::service::connect_to(&warden_client::personal_socket(&state))
         .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .filter(|note: &AgentNote| process_alive(note.pid));
+        .flatten()
+        .and_then(|connected| connected.call(connected.client.status()).ok());
     let gateway = crate::gateway::running(state.root());
     let masking = store.masking_since((now - 24 * 3600) * 1000)?;
     let mode = match &policy {
@@ -89,7 +91,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             "running": agent.is_some(),
             "pid": agent.as_ref().map(|a| a.pid),
             "source": agent.as_ref().map(|a| a.source.clone()),
-            "mode": agent.as_ref().map_or_else(|| mode_text(mode).to_owned(), |a| a.mode.clone()),
+            "mode": agent.as_ref().map_or_else(|| mode_text(mode).to_owned(), |a| a.enforcement.to_string()),
         },
         "gateway": {
             "running": gateway.is_some(),
@@ -132,7 +134,10 @@ pub fn run(args: StatusArgs) -> Result<()> {
     );
     println!("Connectivity:  {connectivity}");
     match &agent {
-        Some(a) => println!("Monitor:       running (pid {}), source {}, mode {}", a.pid, a.source, a.mode),
+        Some(a) => println!(
+            "Monitor:       running (pid {}), source {}, mode {} — personal, not tamper-proof",
+            a.pid, a.source, a.enforcement
+        ),
         None => println!("Monitor:       not running (mode under the policy: {})", mode_text(mode)),
     }
     match &gateway {
@@ -148,5 +153,68 @@ pub fn run(args: StatusArgs) -> Result<()> {
     if let Some(i) = &incident {
         println!("Last incident: {} {}", i.kind, i.detail);
     }
+    Ok(())
+}
+
+/// `warden status` against the system service: what it says, never its (root-only) files.
+fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
+    let status = service.call(service.client.status())?;
+    let caller = &service.hello.caller;
+    if json {
+        let value = json!({
+            "service": {"mode": status.mode, "pid": status.pid, "started_at_ms": status.started_at_ms},
+            "you": caller,
+            "enrolled": status.enrolled.is_some(),
+            "server": status.enrolled.as_ref().map(|e| e.server.clone()),
+            "device_id": status.enrolled.as_ref().map(|e| e.device_id.clone()),
+            "user": status.enrolled.as_ref().map(|e| e.owner.clone()),
+            "policy_version": status.policy_version,
+            "policy_name": status.policy_name,
+            "sync": status.sync,
+            "monitor": {
+                "running": true,
+                "pid": status.pid,
+                "source": status.source,
+                "gate": status.gate_mounts,
+                "mode": status.enforcement.to_string(),
+                "fallback_reason": status.fallback_reason,
+                "lost_notices": status.lost_notices,
+            },
+            "today": {"events": status.events_today, "blocked": status.blocked_today, "warned": status.warned_today},
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("Protected by:  {} (pid {})", crate::service::mode_words(status.mode), status.pid);
+    match &status.enrolled {
+        Some(e) => println!("Server:        {} (device {}, owner {})", e.server, e.device_id, e.owner),
+        None => {
+            println!("Server:        not enrolled (root: `warden enroll --server URL --secret SECRET --user OWNER`)")
+        }
+    }
+    println!(
+        "You:           {} (uid {}){}",
+        caller.login.as_deref().unwrap_or("?"),
+        caller.uid,
+        caller.account.as_deref().map(|a| format!(", bound to {a}")).unwrap_or_default()
+    );
+    println!(
+        "Policy:        {} version {}, mode {}",
+        status.policy_name,
+        status.policy_version.as_deref().unwrap_or("embedded"),
+        status.enforcement
+    );
+    if let Some(sync) = &status.sync {
+        match &sync.last_error {
+            Some(error) => println!("Sync:          failing: {error}"),
+            None => println!("Sync:          ok, {} active exception(s)", sync.active_exceptions),
+        }
+    }
+    let gate = if status.gate_mounts.is_empty() { "off".to_owned() } else { status.gate_mounts.join(", ") };
+    println!("Monitor:       {} + gate {gate}", status.source);
+    println!(
+        "Today:         {} launches of yours, {} blocked, {} warned",
+        status.events_today, status.blocked_today, status.warned_today
+    );
     Ok(())
 }

@@ -16,7 +16,19 @@ pub struct SyncArgs {
     json: bool,
 }
 
-pub fn run(args: SyncArgs) -> Result<()> {
+pub fn run(socket: Option<&std::path::Path>, args: SyncArgs) -> Result<()> {
+    if args.state_dir.is_none()
+        && let Some(service) = crate::service::system_service(socket)?
+    {
+        // The service syncs in the background; this asks it to do so now.
+        let sync = service.call(service.client.sync_now())?;
+        if args.json {
+            println!("{}", serde_json::json!({ "requested": true, "sync": sync }));
+        } else {
+            println!("Asked the Warden service to sync now (last success: {:?}).", sync.last_success);
+        }
+        return Ok(());
+    }
     let state = state_dir(args.state_dir.as_deref());
     let device = open_device(&state)?;
     let report = runtime()?.block_on(device.sync_once(DEFAULT_OUTBOX_LIMIT));

@@ -34,9 +34,9 @@ pub fn start(app: AppHandle) {
         };
         let mut config = AgentConfig::new(state_dir, (*policy.policy).clone());
         config.policy_version = Some(policy.version.clone());
-        // The pre-exec gate marks whole mounts and belongs to the system service run as
+        // The pre-exec gate marks whole filesystems and belongs to the system service run as
         // root, not to a developer's tray session.
-        config.gate_mounts = Vec::new();
+        config.gate = None;
         let agent = match warden_agent::start(config).await {
             Ok(agent) => Arc::new(agent),
             Err(e) => {

@@ -33,6 +33,7 @@ use warden_policy::{Accounts, Exception, Mode, Policy};
 use warden_store::Store;
 
 pub use warden_monitor::SourceChoice;
+pub use warden_monitor::gate::{GateMark, GateScope, MarkKind};
 
 /// How the agent starts.
 #[derive(Debug, Clone)]
@@ -47,17 +48,18 @@ pub struct AgentConfig {
     /// Which account each local uid is bound to (from the enrollment): launches are
     /// attributed to, and exceptions matched against, these accounts.
     pub accounts: Accounts,
-    /// Mounts the pre-exec gate marks (root only). Whole mounts: `/` covers only the
-    /// root file system, so list `/home` too when it is separate.
-    pub gate_mounts: Vec<PathBuf>,
+    /// What the pre-exec gate covers (root only); `None`: no gate. The default is every local
+    /// filesystem, and each one mounted later ([`GateScope::all_local`]); an explicit list
+    /// ([`GateScope::listed`]) covers the filesystems holding those paths.
+    pub gate: Option<GateScope>,
     /// Decide the AI tools already running when the agent starts (they may have been
     /// started while it was not running).
     pub sweep_running: bool,
 }
 
 impl AgentConfig {
-    /// The usual configuration: the best source, the root mount gated when running as
-    /// root, running tools swept at start.
+    /// The usual configuration: the best source, every local filesystem gated when running
+    /// as root, running tools swept at start.
     pub fn new(state_dir: PathBuf, policy: Policy) -> AgentConfig {
         AgentConfig {
             state_dir,
@@ -66,7 +68,7 @@ impl AgentConfig {
             policy_version: None,
             exceptions: Vec::new(),
             accounts: Accounts::default(),
-            gate_mounts: vec![PathBuf::from("/")],
+            gate: Some(GateScope::all_local()),
             sweep_running: true,
         }
     }
@@ -90,8 +92,14 @@ pub enum AgentError {
 pub struct AgentStatus {
     /// The exec event source (`proc-connector`, `poll`).
     pub source: String,
-    /// Whether the fanotify pre-exec gate runs (and on which mounts).
+    /// Where the fanotify pre-exec gate runs: the mount points of [`AgentStatus::gate_marks`]
+    /// (empty: no gate).
     pub gate_mounts: Vec<PathBuf>,
+    /// What the gate covers now, one entry per filesystem: how each is marked (a whole
+    /// filesystem, or that mount alone where the kernel refused the filesystem mark, and why).
+    pub gate_marks: Vec<GateMark>,
+    /// Local filesystems the kernel refused to let the gate mark at all.
+    pub gate_refusals: Vec<String>,
     /// Why a better source was not used, when it was not.
     pub fallback_reason: Option<String>,
     pub mode: Mode,
@@ -126,13 +134,12 @@ pub struct AgentHandle {
     fallback_reason: Option<String>,
     #[cfg(target_os = "linux")]
     gate: Mutex<Option<warden_monitor::gate::ExecGate>>,
-    gate_mounts: Vec<PathBuf>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for AgentHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentHandle").field("source", &self.source_name).field("gate", &self.gate_mounts).finish()
+        f.debug_struct("AgentHandle").field("source", &self.source_name).finish_non_exhaustive()
     }
 }
 
@@ -183,21 +190,16 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     let (events, _) = broadcast::channel(256);
 
     let choice = config.source.clone();
-    let gate_mounts = config.gate_mounts.clone();
+    let gate_scope = config.gate.clone();
     let opened = tokio::task::spawn_blocking(move || {
-        open_sources(&choice, &gate_mounts, decider, launch_tx.clone()).map(|o| (o, launch_tx))
+        open_sources(&choice, gate_scope.as_ref(), decider, launch_tx.clone()).map(|o| (o, launch_tx))
     })
     .await
     .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??;
     let (Opened { source, fallback_reason, gate }, launch_tx) = opened;
     let source_name = source.name().to_owned();
-    #[cfg(target_os = "linux")]
-    let gate_mounts = gate.as_ref().map(|g| g.mounts().to_vec()).unwrap_or_default();
     #[cfg(not(target_os = "linux"))]
-    let gate_mounts = {
-        let _ = gate;
-        Vec::new()
-    };
+    let _ = gate;
 
     let recorder = {
         let (shared, events) = (shared.clone(), events.clone());
@@ -221,7 +223,6 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         fallback_reason,
         #[cfg(target_os = "linux")]
         gate: Mutex::new(gate),
-        gate_mounts,
         threads: Mutex::new(vec![watcher, recorder]),
     })
 }
@@ -238,18 +239,21 @@ struct Opened {
 #[cfg(target_os = "linux")]
 fn open_sources(
     choice: &SourceChoice,
-    gate_mounts: &[PathBuf],
+    gate: Option<&GateScope>,
     decider: Arc<Decider>,
     launches: Sender<Launch>,
 ) -> Result<Opened, AgentError> {
     use warden_monitor::gate::{DEFAULT_DEADLINE, ExecGate};
     let root = warden_monitor::running_as_root();
     let mut notes = Vec::new();
-    let gate = match choice {
-        SourceChoice::Fanotify if !root => return Err(AgentError::GateNeedsRoot),
-        SourceChoice::Fanotify => Some(ExecGate::start(gate_mounts, decider, launches, DEFAULT_DEADLINE)?),
-        SourceChoice::Auto if root && !gate_mounts.is_empty() => {
-            match ExecGate::start(gate_mounts, decider, launches, DEFAULT_DEADLINE) {
+    let gate = match (choice, gate) {
+        (SourceChoice::Fanotify, _) if !root => return Err(AgentError::GateNeedsRoot),
+        (SourceChoice::Fanotify, scope) => {
+            let scope = scope.cloned().unwrap_or_else(GateScope::all_local);
+            Some(ExecGate::start(&scope, decider, launches, DEFAULT_DEADLINE)?)
+        }
+        (SourceChoice::Auto, Some(scope)) if root => {
+            match ExecGate::start(scope, decider, launches, DEFAULT_DEADLINE) {
                 Ok(gate) => Some(gate),
                 Err(error) => {
                     notes.push(format!("no pre-exec gate: {error}"));
@@ -257,7 +261,7 @@ fn open_sources(
                 }
             }
         }
-        SourceChoice::Auto => {
+        (SourceChoice::Auto, Some(_)) => {
             notes.push("no pre-exec gate: not running as root".to_owned());
             None
         }
@@ -271,7 +275,7 @@ fn open_sources(
 #[cfg(not(target_os = "linux"))]
 fn open_sources(
     choice: &SourceChoice,
-    _gate_mounts: &[PathBuf],
+    _gate: Option<&GateScope>,
     _decider: Arc<Decider>,
     _launches: Sender<Launch>,
 ) -> Result<Opened, AgentError> {
@@ -341,6 +345,22 @@ impl AgentHandle {
         self.shared.decider.set_accounts(accounts);
     }
 
+    /// The rules in force now (policy, catalog, exceptions, accounts, version).
+    pub fn rules(&self) -> Arc<warden_monitor::Rules> {
+        self.shared.decider.rules()
+    }
+
+    /// Stops a shared agent (one behind an `Arc`, which cannot be moved into
+    /// [`AgentHandle::shutdown`]): the gate is closed (pending execs go through) and the
+    /// threads end on their own within a fraction of a second.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        #[cfg(target_os = "linux")]
+        if let Some(gate) = self.gate.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            gate.stop();
+        }
+    }
+
     /// The durable event store (the upload outbox).
     pub fn store(&self) -> &Store {
         &self.shared.store
@@ -361,9 +381,18 @@ impl AgentHandle {
             .into_iter()
             .map(|o| count(Some(o)))
             .sum();
+        #[cfg(target_os = "linux")]
+        let (gate_marks, gate_refusals) = match &*self.gate.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(gate) => (gate.marks(), gate.refusals()),
+            None => (Vec::new(), Vec::new()),
+        };
+        #[cfg(not(target_os = "linux"))]
+        let (gate_marks, gate_refusals) = (Vec::new(), Vec::new());
         AgentStatus {
             source: self.source_name.clone(),
-            gate_mounts: self.gate_mounts.clone(),
+            gate_mounts: gate_marks.iter().map(|m| m.mount_point.clone()).collect(),
+            gate_marks,
+            gate_refusals,
             fallback_reason: self.fallback_reason.clone(),
             mode: rules.policy.mode,
             policy_name: rules.policy.name.clone(),

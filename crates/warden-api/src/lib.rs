@@ -9,6 +9,7 @@ mod enroll;
 mod error;
 mod event;
 mod exception;
+pub mod local;
 mod policy;
 mod push;
 mod signing;

@@ -4,7 +4,7 @@
 use crate::error::ClientError;
 use crate::http::{PolicyFetch, ServerApi, normalize_server_url};
 use crate::state::{CachedPolicy, Enrollment, LocalUser, StateDir, write_json_atomically};
-use crate::token::{self, DeviceToken, TokenSource};
+use crate::token::{self, DeviceToken, TokenSource, TokenStorage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,11 +34,15 @@ pub struct EnrollOptions {
     pub secret: String,
     /// The device's owner account (`dev@corp.example`, or a login name).
     pub user: String,
-    /// The local user enrolling, bound to `user` (`None` where the OS has no numeric uids).
-    pub local_user: Option<LocalUser>,
+    /// The local users bound to `user`: the one enrolling, or those the service's
+    /// configuration names (empty where the OS has no numeric uids).
+    pub local_users: Vec<LocalUser>,
     pub hostname: String,
     /// When the keyring cannot take the token, hand it back instead of refusing.
     pub allow_token_without_keyring: bool,
+    /// Where the token goes: the OS keyring (a developer's runtime) or a root-only file (the
+    /// system service).
+    pub token_storage: TokenStorage,
 }
 
 /// What enrollment did.
@@ -68,13 +72,13 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
         server: server.clone(),
         device_id: answer.device_id.clone(),
         user: options.user.clone(),
-        local_users: options.local_user.iter().cloned().collect(),
+        local_users: options.local_users.clone(),
         hostname: options.hostname.clone(),
         policy_public_key: answer.policy_public_key.clone(),
         enrolled_at: now_seconds(),
     };
     let token = DeviceToken::new(answer.device_token);
-    let token_for_environment = match token::save(&enrollment, &token) {
+    let token_for_environment = match token::save_to(&options.token_storage, &enrollment, &token) {
         Ok(()) => None,
         Err(_) if options.allow_token_without_keyring => Some(token.clone()),
         Err(error) => return Err(error.into()),
@@ -88,7 +92,10 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
         state: state.clone(),
         enrollment: enrollment.clone(),
         api: ServerApi::new(&server, Some(token))?,
-        token_source: TokenSource::Keyring,
+        token_source: match options.token_storage {
+            TokenStorage::Keyring => TokenSource::Keyring,
+            TokenStorage::File(_) => TokenSource::File,
+        },
         store,
     };
     let policy_version = match device.sync_policy().await {
@@ -154,8 +161,13 @@ pub struct Device {
 impl Device {
     /// Opens the enrolled device in `state`, its token from the keyring (or environment).
     pub fn open(state: StateDir, store: Arc<Store>) -> Result<Device, ClientError> {
+        Device::open_from(state, store, &TokenStorage::Keyring)
+    }
+
+    /// Opens the enrolled device in `state`, its token from `storage`.
+    pub fn open_from(state: StateDir, store: Arc<Store>, storage: &TokenStorage) -> Result<Device, ClientError> {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
-        let (token, token_source) = token::load(&enrollment)?;
+        let (token, token_source) = token::load_from(storage, &enrollment)?;
         let api = ServerApi::new(&enrollment.server, Some(token))?;
         Ok(Device { state, enrollment, api, token_source, store })
     }

@@ -6,6 +6,7 @@
 //! - [`token`]: the device token, only in the OS keyring (or `WARDEN_DEVICE_TOKEN`).
 //! - [`http`]: every HTTP call (reqwest), typed with `warden-api`.
 //! - [`device`]: enrollment and one full sync; the checks a fetched policy must pass.
+//! - [`local`]: the client of the local API (the runtime's Unix socket), for the CLI and the tray.
 //! - [`sync`]: the loop (start, schedule, on demand, on push) feeding an [`Enforcement`].
 //!
 //! This crate is the only one that uses `reqwest` and `keyring`.
@@ -13,6 +14,7 @@
 pub mod device;
 pub mod error;
 pub mod http;
+pub mod local;
 pub mod state;
 pub mod sync;
 pub mod token;
@@ -23,6 +25,7 @@ pub use device::{
 };
 pub use error::ClientError;
 pub use http::{PolicyFetch, ServerApi};
+pub use local::{LocalClient, LocalClientError, PERSONAL_SOCKET_NAME, find_socket, personal_socket};
 pub use state::{CachedPolicy, Enrollment, LocalUser, StateDir};
 pub use sync::{Enforcement, SyncLoop, SyncOptions, SyncStatus, SyncTrigger};
-pub use token::{DeviceToken, TOKEN_ENV, TokenError, TokenSource};
+pub use token::{DeviceToken, TOKEN_ENV, TokenError, TokenSource, TokenStorage};

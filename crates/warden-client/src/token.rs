@@ -42,6 +42,8 @@ impl fmt::Debug for DeviceToken {
 pub enum TokenSource {
     Keyring,
     Environment,
+    /// A root-only file in the system service's state directory.
+    File,
 }
 
 impl TokenSource {
@@ -49,6 +51,7 @@ impl TokenSource {
         match self {
             TokenSource::Keyring => "os-keyring",
             TokenSource::Environment => "environment (WARDEN_DEVICE_TOKEN)",
+            TokenSource::File => "root-only file",
         }
     }
 }
@@ -67,6 +70,54 @@ pub enum TokenError {
          Enroll again with `warden enroll`, or supply it in {TOKEN_ENV}"
     )]
     Missing { device: String },
+    #[error("the device token file {path}: {detail}")]
+    File { path: std::path::PathBuf, detail: String },
+}
+
+/// Where a device keeps its token: a developer's runtime in the OS keyring; the system service
+/// (`wardend`, root) in a file only root can read, inside its root-only state directory — a
+/// service has no login keyring, and the developer it governs must never read the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStorage {
+    Keyring,
+    File(std::path::PathBuf),
+}
+
+/// Stores the token where `storage` says (a file is replaced atomically, mode 0600).
+pub fn save_to(storage: &TokenStorage, enrollment: &Enrollment, token: &DeviceToken) -> Result<(), TokenError> {
+    match storage {
+        TokenStorage::Keyring => save(enrollment, token),
+        TokenStorage::File(path) => write_private(path, token.expose().as_bytes())
+            .map_err(|e| TokenError::File { path: path.clone(), detail: e.to_string() }),
+    }
+}
+
+/// The token from `storage` (for the keyring, `WARDEN_DEVICE_TOKEN` first, as [`load`]).
+pub fn load_from(storage: &TokenStorage, enrollment: &Enrollment) -> Result<(DeviceToken, TokenSource), TokenError> {
+    match storage {
+        TokenStorage::Keyring => load(enrollment),
+        TokenStorage::File(path) => match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => Ok((DeviceToken::new(text.trim()), TokenSource::File)),
+            Ok(_) => Err(TokenError::File { path: path.clone(), detail: "empty".into() }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Err(TokenError::Missing { device: enrollment.device_id.clone() })
+            }
+            Err(error) => Err(TokenError::File { path: path.clone(), detail: error.to_string() }),
+        },
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file created 0600 (never readable by others,
+/// not even for an instant), fsynced, then renamed over the old one.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }
 
 fn account(enrollment: &Enrollment) -> String {
@@ -115,6 +166,29 @@ pub fn forget(enrollment: &Enrollment) -> Result<(), TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_file_is_private_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device-token");
+        let storage = TokenStorage::File(path.clone());
+        let enrollment = Enrollment {
+            server: "http://127.0.0.1:1".into(),
+            device_id: "dev-1".into(),
+            user: "dev".into(),
+            local_users: Vec::new(),
+            hostname: "h".into(),
+            policy_public_key: String::new(),
+            enrolled_at: 0,
+        };
+        assert!(matches!(load_from(&storage, &enrollment), Err(TokenError::Missing { .. })));
+        save_to(&storage, &enrollment, &DeviceToken::new("wdev_one")).unwrap();
+        save_to(&storage, &enrollment, &DeviceToken::new("wdev_two")).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let (token, source) = load_from(&storage, &enrollment).unwrap();
+        assert_eq!((token.expose(), source), ("wdev_two", TokenSource::File));
+    }
 
     #[test]
     fn debug_never_shows_the_token() {

@@ -137,6 +137,18 @@ fn lookup_user(_uid: u32) -> Option<String> {
     None
 }
 
+/// The uid of login `name`, if the user database knows it (binding local users named in the
+/// service's configuration to the device's owner account).
+#[cfg(target_os = "linux")]
+pub fn uid_of(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name).ok().flatten().map(|user| user.uid.as_raw())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn uid_of(_name: &str) -> Option<u32> {
+    None
+}
+
 /// The login name this process runs as, spelled the way launches are attributed (by uid),
 /// so exceptions filed under it match the launches the monitor sees.
 #[cfg(target_os = "linux")]

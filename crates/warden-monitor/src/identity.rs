@@ -73,6 +73,23 @@ impl ContentIdentity {
     /// is the rules' generation: new rules may bring new fingerprints, so the cache follows.
     /// `None` when the file cannot be opened (gone, or closed to this process).
     pub fn identify(&mut self, path: &Path, matcher: &ContentMatcher, generation: u64) -> Option<ContentFacts> {
+        if matcher.is_empty() {
+            return None;
+        }
+        let file = std::fs::File::open(path).ok()?;
+        self.identify_file(file, matcher, generation)
+    }
+
+    /// What an open file's content says (the gate reads the file being executed or opened
+    /// through the descriptor fanotify gave it, which opens nothing again); as
+    /// [`ContentIdentity::identify`], read from the start whatever the descriptor's offset.
+    pub fn identify_file(
+        &mut self,
+        mut file: std::fs::File,
+        matcher: &ContentMatcher,
+        generation: u64,
+    ) -> Option<ContentFacts> {
+        use std::io::Seek;
         if generation != self.generation {
             self.known.clear();
             self.generation = generation;
@@ -80,7 +97,6 @@ impl ContentIdentity {
         if matcher.is_empty() {
             return None;
         }
-        let mut file = std::fs::File::open(path).ok()?;
         let metadata = file.metadata().ok()?;
         if !metadata.is_file() || self.size_limit.is_some_and(|limit| metadata.len() > limit) {
             return None;
@@ -89,6 +105,7 @@ impl ContentIdentity {
         if let Some(known) = self.known.get(&key) {
             return known.clone();
         }
+        file.seek(std::io::SeekFrom::Start(0)).ok()?;
         let mut head = [0u8; 4];
         let read = file.read(&mut head).unwrap_or(0);
         let result = if is_native_executable(&head[..read]) {

@@ -3,7 +3,8 @@
 //! - [`facts`]: a process's facts from the OS (`/proc` on Linux).
 //! - [`source`]: exec event sources behind one trait (netlink process connector, `sysinfo`
 //!   poller), picked at start-up.
-//! - [`gate`]: the privileged fanotify pre-exec gate (Linux, root).
+//! - [`gate`]: the privileged fanotify pre-exec gate (Linux, root) on whole filesystems, and
+//!   which filesystems it covers (the mount table).
 //! - [`identity`]: what a program file is by content (fingerprints) and which npm
 //!   package a script belongs to, cached per file version.
 //! - [`watcher`]: notice → facts → verdict → one launch per tool start → enforcement.
@@ -16,7 +17,6 @@
 
 pub mod enforce;
 pub mod facts;
-#[cfg(target_os = "linux")]
 pub mod gate;
 pub mod identity;
 pub mod inventory;
@@ -43,4 +43,24 @@ pub fn running_as_root() -> bool {
 #[cfg(not(unix))]
 pub fn running_as_root() -> bool {
     false
+}
+
+/// Hardens the system service's own process: not dumpable (no core files, no `ptrace` or
+/// `/proc/PID/mem` of it by anyone without `CAP_SYS_PTRACE`; `/proc/PID/*` of it becomes
+/// root-owned) and a umask of 077, so every file it creates is root-only unless it says
+/// otherwise.
+///
+/// # Errors
+/// The `prctl` error text when the kernel refuses.
+#[cfg(target_os = "linux")]
+pub fn harden_service_process() -> Result<(), String> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {e}"))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    Ok(())
+}
+
+/// Off Linux the service has no such knobs here yet.
+#[cfg(not(target_os = "linux"))]
+pub fn harden_service_process() -> Result<(), String> {
+    Ok(())
 }

@@ -278,10 +278,15 @@ fn effectiveness(fixture: &Fixture, label: &str, program: &Path, mark: &str, lau
 
 /// fork + exec + wait of `program`, `count` times; per-exec microseconds.
 fn exec_cost(program: &Path, count: usize) -> Vec<f64> {
+    exec_cost_with(program, &[], count)
+}
+
+/// fork+exec+wait of `program ARGS…`, in microseconds, `count` times.
+fn exec_cost_with(program: &Path, args: &[&Path], count: usize) -> Vec<f64> {
     (0..count)
         .map(|_| {
             let started = Instant::now();
-            let status = Command::new(program).stdin(Stdio::null()).stdout(Stdio::null()).status().unwrap();
+            let status = Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).status().unwrap();
             assert!(status.success());
             started.elapsed().as_secs_f64() * 1e6
         })
@@ -393,7 +398,8 @@ fn main() {
 }
 
 fn gate_parts(scratch: &Path, launches: usize, quick: bool, fapolicyd: bool) {
-    use warden_monitor::gate::{DEFAULT_DEADLINE, ExecGate};
+    use warden_monitor::gate::{DEFAULT_DEADLINE, ExecGate, GateScope};
+    let tmpfs_only = || GateScope::Filesystems(vec![scratch.join("gated")]);
     let mount = scratch.join("gated");
     std::fs::create_dir_all(&mount).unwrap();
     let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "warden-bench"]).arg(&mount).status();
@@ -406,7 +412,7 @@ fn gate_parts(scratch: &Path, launches: usize, quick: bool, fapolicyd: bool) {
     {
         let decider = policy(Mode::Enforce);
         let (sender, _launches) = channel();
-        let gate = ExecGate::start(std::slice::from_ref(&mount), decider.clone(), sender, DEFAULT_DEADLINE).unwrap();
+        let gate = ExecGate::start(&tmpfs_only(), decider.clone(), sender, DEFAULT_DEADLINE).unwrap();
         let _running = Running::start(Box::new(ProcConnector::open().unwrap()), decider);
         std::thread::sleep(Duration::from_millis(200));
         effectiveness(&gated, "C main() (fanotify gate)", &gated.native, "main", launches);
@@ -415,40 +421,66 @@ fn gate_parts(scratch: &Path, launches: usize, quick: bool, fapolicyd: bool) {
     }
 
     // 3. Added cost per allowed exec, interleaved rounds: none / gate on the tmpfs only /
-    //    gate on the root mount too (then the dynamic loader's exec is gated as well).
+    //    gate on the tmpfs and the root filesystem (then the dynamic loader's exec is gated as
+    //    well) / gate on every local filesystem with the mount table followed (the service's
+    //    default); and the loader run directly (`ld.so PROGRAM`), where the gate switches
+    //    FAN_OPEN_PERM on until the loader has opened its program. Configurations that gate the
+    //    whole machine decide in monitor mode: the same work, but another test's stand-in
+    //    started meanwhile elsewhere on the machine is not denied.
     let per_round = if quick { 100 } else { 400 };
     let rounds = if quick { 2 } else { 5 };
+    let loader = Path::new("/lib64/ld-linux-x86-64.so.2");
     let mut baseline = Vec::new();
     let mut gate_tmpfs = Vec::new();
     let mut gate_root = Vec::new();
+    let mut gate_local = Vec::new();
+    let mut loader_baseline = Vec::new();
+    let mut loader_gated = Vec::new();
+    let machine_wide = || policy(Mode::Monitor);
     for _ in 0..rounds {
         baseline.extend(exec_cost(&true_copy, per_round));
+        loader_baseline.extend(exec_cost_with(loader, &[&true_copy], per_round));
         {
             let (sender, _r) = channel();
-            let gate =
-                ExecGate::start(std::slice::from_ref(&mount), policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
+            let gate = ExecGate::start(&tmpfs_only(), policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
             gate_tmpfs.extend(exec_cost(&true_copy, per_round));
             gate.stop();
         }
         {
             let (sender, _r) = channel();
-            let marks = [mount.clone(), PathBuf::from("/")];
-            let gate = ExecGate::start(&marks, policy(Mode::Enforce), sender, DEFAULT_DEADLINE).unwrap();
+            let marks = GateScope::Filesystems(vec![mount.clone(), PathBuf::from("/")]);
+            let gate = ExecGate::start(&marks, machine_wide(), sender, DEFAULT_DEADLINE).unwrap();
             gate_root.extend(exec_cost(&true_copy, per_round));
+            gate.stop();
+        }
+        {
+            let (sender, _r) = channel();
+            let gate = ExecGate::start(&GateScope::all_local(), machine_wide(), sender, DEFAULT_DEADLINE).unwrap();
+            gate_local.extend(exec_cost(&true_copy, per_round));
+            loader_gated.extend(exec_cost_with(loader, &[&true_copy], per_round));
             gate.stop();
         }
     }
     let (base_median, base_p99, n) = summary(baseline);
     println!("cost    no gate                         median {base_median:7.1} us  p99 {base_p99:7.1} us (n={n})");
-    for (label, values) in
-        [("gate, program on gated tmpfs", gate_tmpfs), ("gate, tmpfs + / (program + ld.so)", gate_root)]
-    {
+    for (label, values) in [
+        ("gate, program on gated tmpfs", gate_tmpfs),
+        ("gate, tmpfs + / (program + ld.so)", gate_root),
+        ("gate, every local filesystem", gate_local),
+    ] {
         let (median, p99, n) = summary(values);
         println!(
             "cost    {label:<32} median {median:7.1} us  p99 {p99:7.1} us (n={n})  added {:+.1} us median",
             median - base_median
         );
     }
+    let (loader_median, loader_p99, n) = summary(loader_baseline);
+    println!("cost    ld.so PROGRAM, no gate          median {loader_median:7.1} us  p99 {loader_p99:7.1} us (n={n})");
+    let (median, p99, n) = summary(loader_gated);
+    println!(
+        "cost    ld.so PROGRAM, every local fs   median {median:7.1} us  p99 {p99:7.1} us (n={n})  added {:+.1} us median",
+        median - loader_median
+    );
     if fapolicyd {
         fapolicyd_cost(&true_copy, per_round, rounds);
     } else {

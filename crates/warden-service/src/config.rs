@@ -1,0 +1,139 @@
+//! The system service's configuration, `/etc/warden/warden.toml` (root-owned; the package
+//! installs a commented default). Every key is optional: a missing file means the embedded
+//! defaults (the embedded policy, no server) when it is the default path, and an error when the
+//! path was given explicitly.
+//!
+//! ```toml
+//! state_dir = "/var/lib/warden"        # root-only (0700): policy cache, events, device token
+//! socket = "/run/warden/warden.sock"   # the local API
+//! gate = ["/", "/home"]                # the filesystems holding these paths; default: every local one; [] = no gate
+//!
+//! [server]                             # enroll at start when not enrolled yet
+//! url = "https://warden.corp.example"
+//! enroll_secret_file = "/etc/warden/enroll-secret"
+//! owner = "dev@corp.example"           # the device's owner account
+//! local_users = ["dev"]                # local logins bound to it
+//!
+//! [policy]
+//! file = "/etc/warden/policy.toml"     # used only while the device is not enrolled
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Where the package puts the configuration.
+pub const DEFAULT_CONFIG: &str = "/etc/warden/warden.toml";
+/// The service's state directory unless configured.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/warden";
+
+/// A parsed configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub state_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    /// Mount points whose filesystems the pre-exec gate covers; `None`: the agent's default.
+    pub gate: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    pub server: Option<ServerSection>,
+    #[serde(default)]
+    pub policy: Option<PolicySection>,
+}
+
+/// `[server]`: enrollment at start.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub url: String,
+    /// A root-only file holding the enroll secret (never the secret itself in this file, which
+    /// is world-readable).
+    pub enroll_secret_file: PathBuf,
+    pub owner: String,
+    #[serde(default)]
+    pub local_users: Vec<String>,
+}
+
+/// `[policy]`: a local policy for a device that is not enrolled.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    pub file: PathBuf,
+}
+
+/// Reading the configuration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
+}
+
+impl ServiceConfig {
+    /// Reads `path`; a missing file is the default configuration only when `explicit` is false.
+    pub fn load(path: &Path, explicit: bool) -> Result<ServiceConfig, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => ServiceConfig::parse(path, &text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(ServiceConfig::default()),
+            Err(source) => Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        }
+    }
+
+    /// Parses the text of `path`; errors name the line and column.
+    pub fn parse(path: &Path, text: &str) -> Result<ServiceConfig, ConfigError> {
+        toml::from_str(text).map_err(|error| {
+            let (line, column) = error
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    (line, column)
+                })
+                .unwrap_or((1, 1));
+            ConfigError::Parse { path: path.to_path_buf(), line, column, message: error.message().to_owned() }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = ServiceConfig::parse(Path::new("warden.toml"), &text).unwrap();
+        assert_eq!(config.server.unwrap().local_users, vec!["dev".to_owned()]);
+        assert_eq!(config.gate.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let cases = [
+            ("socket = 3\n", 1, "invalid type"),
+            ("state_dir = \"/x\"\nsecret = \"s\"\n", 2, "unknown field `secret`"),
+            ("[server]\nurl = \"http://x\"\nowner = \"a\"\n", 1, "missing field `enroll_secret_file`"),
+        ];
+        for (text, line, words) in cases {
+            let error = ServiceConfig::parse(Path::new("w.toml"), text).unwrap_err();
+            let ConfigError::Parse { line: got, message, .. } = &error else { panic!("{error}") };
+            assert_eq!(*got, line, "{text:?}: {error}");
+            assert!(message.contains(words), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_missing_default_file_is_the_default_but_an_explicit_one_is_an_error() {
+        let missing = Path::new("/nonexistent/warden.toml");
+        assert_eq!(ServiceConfig::load(missing, false).unwrap(), ServiceConfig::default());
+        assert!(matches!(ServiceConfig::load(missing, true), Err(ConfigError::Read { .. })));
+    }
+}

@@ -1,0 +1,30 @@
+//! Warden's runtime, built once, and the system service around it.
+//!
+//! - `runtime`: the agent plus the server sync (`Runtime`), for the system service
+//!   (`wardend`, root) and for the personal mode (`warden watch`, the tray without a service).
+//! - `local_api`: the local API on a Unix socket (`warden_api::local`), callers known by
+//!   `SO_PEERCRED`.
+//! - `config`: `/etc/warden/warden.toml`.
+//!
+//! The binary `wardend` (src/bin/wardend.rs) is the service: root, foreground, made for systemd.
+
+pub mod config;
+pub mod local_api;
+pub mod runtime;
+
+pub use config::{ConfigError, ServiceConfig};
+pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
+pub use warden_api::local::RuntimeMode;
+
+/// Resolves on SIGINT or SIGTERM (how systemd, a terminal and test harnesses stop the runtime).
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,457 @@
+//! The runtime, built once: the agent (process events → verdict → enforcement → event log)
+//! and, when the device is enrolled, the server sync feeding it policy and exceptions. The
+//! system service (`wardend`, root) and the personal mode (`warden watch`, the tray without a
+//! service) run this same code; only [`RuntimeMode`] and where the token lives differ.
+//!
+//! Who asks is always a uid the caller cannot choose (the local API takes it from the socket):
+//! [`Runtime::caller`] turns it into a login and the account the enrollment binds it to.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use warden_agent::{AgentConfig, AgentHandle};
+use warden_api::local::{
+    Caller, EnrolledDevice, FiledRequest, LiveEvent, LocalEnroll, LocalError, LocalErrorCode, MyRequests,
+    PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
+};
+use warden_api::{ExceptionRequestCreate, LaunchEvent, Outcome};
+use warden_client::{Device, Enforcement, EnrollOptions, LocalUser, StateDir, SyncLoop, SyncOptions, TokenStorage};
+use warden_monitor::facts::UserNames;
+use warden_policy::{Exception, Mode, Policy};
+
+/// How a runtime starts.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub mode: RuntimeMode,
+    /// The agent's configuration; its `state_dir` is the runtime's state directory.
+    pub agent: AgentConfig,
+    pub token_storage: TokenStorage,
+    pub sync: SyncOptions,
+    /// A local policy was given on purpose (personal mode's `--policy`, or the service's
+    /// `[policy] file` before enrollment): the server's policy does not replace it.
+    pub policy_overridden: bool,
+    /// Monitor mode forced over whatever policy arrives.
+    pub monitor_forced: bool,
+}
+
+/// The sync side, present while the device is enrolled.
+struct ServerLink {
+    device: Arc<Device>,
+    sync: SyncLoop,
+}
+
+/// A running runtime. Share it as `Arc<Runtime>`.
+pub struct Runtime {
+    mode: RuntimeMode,
+    state: StateDir,
+    agent: Arc<AgentHandle>,
+    link: Mutex<Option<ServerLink>>,
+    live: broadcast::Sender<LiveEvent>,
+    started_at_ms: i64,
+    token_storage: TokenStorage,
+    sync_options: SyncOptions,
+    monitor_forced: bool,
+    policy_overridden: bool,
+    users: Mutex<UserNames>,
+    enroll_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("mode", &self.mode).field("state", &self.state).finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Starting the runtime failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("starting the agent: {0}")]
+    Agent(#[from] warden_agent::AgentError),
+}
+
+/// The agent seen as the sync loop's enforcement side; keeps a forced monitor mode over
+/// policies that arrive.
+struct AgentEnforcement {
+    agent: Arc<AgentHandle>,
+    monitor_forced: bool,
+}
+
+impl Enforcement for AgentEnforcement {
+    fn set_policy(&self, mut policy: Policy, version: Option<String>) {
+        if self.monitor_forced {
+            policy.mode = Mode::Monitor;
+        }
+        self.agent.set_policy(policy, version);
+    }
+
+    fn set_exceptions(&self, exceptions: Vec<Exception>) {
+        self.agent.set_exceptions(exceptions);
+    }
+}
+
+impl Runtime {
+    /// Starts the agent from the last verified rules (enforcing from the first instant, even
+    /// offline) and, when enrolled, the server sync.
+    pub async fn start(mut config: RuntimeConfig) -> Result<Arc<Runtime>, RuntimeError> {
+        let state = StateDir::new(&config.agent.state_dir);
+        let enrollment = state.load_enrollment().ok().flatten();
+        if let Some(enrollment) = &enrollment {
+            config.agent.accounts = enrollment.accounts();
+            if !config.policy_overridden
+                && let Ok((Some((mut policy, version)), exceptions)) = warden_client::cached_rules(&state)
+            {
+                if config.monitor_forced {
+                    policy.mode = Mode::Monitor;
+                }
+                config.agent.policy = policy;
+                config.agent.policy_version = Some(version.to_string());
+                config.agent.exceptions = exceptions;
+            }
+        }
+        let agent = Arc::new(warden_agent::start(config.agent).await?);
+        let (live, _) = broadcast::channel(512);
+        let runtime = Arc::new(Runtime {
+            mode: config.mode,
+            state,
+            agent,
+            link: Mutex::new(None),
+            live,
+            started_at_ms: now_ms(),
+            token_storage: config.token_storage,
+            sync_options: config.sync,
+            monitor_forced: config.monitor_forced,
+            policy_overridden: config.policy_overridden,
+            users: Mutex::new(UserNames::default()),
+            enroll_lock: tokio::sync::Mutex::new(()),
+        });
+        tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
+        if enrollment.is_some()
+            && !runtime.policy_overridden
+            && let Err(error) = runtime.link_server()
+        {
+            eprintln!("warden: warning: not syncing with the server: {error}");
+        }
+        Ok(runtime)
+    }
+
+    /// Opens the enrolled device and starts its sync loop (replacing a running one).
+    fn link_server(self: &Arc<Runtime>) -> Result<(), warden_client::ClientError> {
+        let store = Arc::new(warden_store::Store::open(self.state.events_db())?);
+        let device = Arc::new(Device::open_from(self.state.clone(), store, &self.token_storage)?);
+        let enforcement: Arc<dyn Enforcement> =
+            Arc::new(AgentEnforcement { agent: self.agent.clone(), monitor_forced: self.monitor_forced });
+        let sync = warden_client::sync::spawn(device.clone(), enforcement, self.sync_options.clone());
+        tokio::spawn(forward_sync(self.clone(), sync.status.clone()));
+        if let Some(old) = lock(&self.link).replace(ServerLink { device, sync }) {
+            old.sync.stop();
+        }
+        Ok(())
+    }
+
+    pub fn mode(&self) -> RuntimeMode {
+        self.mode
+    }
+
+    pub fn agent(&self) -> &Arc<AgentHandle> {
+        &self.agent
+    }
+
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// Live events for every subscriber (the local API filters them per caller).
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.live.subscribe()
+    }
+
+    /// Who `uid` is: its login and the account the enrollment binds it to.
+    pub fn caller(&self, uid: u32) -> Caller {
+        let login = lock(&self.users).name(uid);
+        let account = self
+            .state
+            .load_enrollment()
+            .ok()
+            .flatten()
+            .and_then(|enrollment| enrollment.accounts().account_of(uid).map(str::to_owned));
+        Caller { uid, login, account }
+    }
+
+    /// Whether `caller` may see `event`: root sees every launch, a user their own (the event's
+    /// person is the bound account, else the login — `ProcessFacts::person`).
+    pub fn may_see(caller: &Caller, event: &LaunchEvent) -> bool {
+        if caller.uid == 0 {
+            return true;
+        }
+        let person = caller.account.as_deref().or(caller.login.as_deref());
+        person.is_some() && event.user.as_deref() == person
+    }
+
+    fn sync_state(&self) -> Option<SyncState> {
+        let link = lock(&self.link);
+        let link = link.as_ref()?;
+        let status = link.sync.status.borrow().clone();
+        Some(SyncState {
+            last_success: status.last_success,
+            last_error: status.last_error,
+            policy_version: status.policy_version,
+            active_exceptions: status.active_exceptions,
+            syncs: status.syncs,
+            interval_seconds: self.sync_options.interval.as_secs(),
+        })
+    }
+
+    /// The runtime's status as `caller` may see it (counts of their own launches today).
+    pub fn status(&self, caller: &Caller) -> RuntimeStatus {
+        let agent = self.agent.status();
+        let midnight = now_ms() - now_ms().rem_euclid(86_400_000);
+        let today: Vec<LaunchEvent> =
+            self.own_events(caller, 100_000).into_iter().filter(|e| e.at_ms >= midnight).collect();
+        let blocked = today
+            .iter()
+            .filter(|e| {
+                matches!(e.outcome, Outcome::Killed | Outcome::Denied | Outcome::NotPermitted | Outcome::Exited)
+            })
+            .count();
+        let warned = today.iter().filter(|e| e.outcome == Outcome::Warned).count();
+        RuntimeStatus {
+            mode: self.mode,
+            pid: std::process::id(),
+            started_at_ms: self.started_at_ms,
+            source: agent.source,
+            gate_mounts: agent.gate_mounts.iter().map(|p| p.display().to_string()).collect(),
+            fallback_reason: agent.fallback_reason,
+            enforcement: agent.mode,
+            policy_name: agent.policy_name,
+            policy_version: agent.policy_version,
+            enrolled: self.enrolled_device(),
+            sync: self.sync_state(),
+            events_today: today.len() as u64,
+            blocked_today: blocked as u64,
+            warned_today: warned as u64,
+            lost_notices: agent.lost_notices,
+            unrecorded_events: agent.unrecorded_events,
+        }
+    }
+
+    fn enrolled_device(&self) -> Option<EnrolledDevice> {
+        let enrollment = self.state.load_enrollment().ok().flatten()?;
+        Some(EnrolledDevice {
+            server: enrollment.server,
+            device_id: enrollment.device_id,
+            owner: enrollment.user,
+            local_users: enrollment.local_users.into_iter().map(|u| u.login).collect(),
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> PolicyInForce {
+        let rules = self.agent.rules();
+        PolicyInForce { policy: rules.policy.clone(), version: rules.version.clone() }
+    }
+
+    /// `caller`'s own launch events, newest first.
+    pub fn own_events(&self, caller: &Caller, limit: usize) -> Vec<LaunchEvent> {
+        // Read a wider window than asked: other people's launches are filtered out.
+        let window = if caller.uid == 0 { limit } else { limit.saturating_mul(4).max(1000) };
+        self.agent.recent_events(window).into_iter().filter(|e| Runtime::may_see(caller, e)).take(limit).collect()
+    }
+
+    /// Asks the sync loop for a sync now.
+    pub fn sync_now(&self) -> Result<SyncState, LocalError> {
+        let trigger = lock(&self.link).as_ref().map(|link| link.sync.trigger.clone()).ok_or_else(not_enrolled)?;
+        trigger.sync_now();
+        self.sync_state().ok_or_else(not_enrolled)
+    }
+
+    fn device(&self) -> Result<Arc<Device>, LocalError> {
+        lock(&self.link).as_ref().map(|l| l.device.clone()).ok_or_else(not_enrolled)
+    }
+
+    /// The account `caller` files requests as: the device's owner, for a uid bound to it.
+    fn requester(&self, caller: &Caller) -> Result<String, LocalError> {
+        if let Some(account) = &caller.account {
+            return Ok(account.clone());
+        }
+        let owner = self.enrolled_device().map(|d| d.owner);
+        Err(LocalError::new(
+            LocalErrorCode::Forbidden,
+            match owner {
+                Some(owner) => format!(
+                    "this device is enrolled for {owner}, and your login ({}) is not bound to that account: \
+                     its exception requests are that person's",
+                    caller.login.as_deref().unwrap_or("uid without a name")
+                ),
+                None => "this device is not enrolled with a server".into(),
+            },
+        ))
+    }
+
+    /// Files an exception request as `caller` (checked against the policy in force, queued
+    /// durably, then sent at once; a server that cannot be reached leaves it queued).
+    pub async fn file_request(
+        &self,
+        caller: &Caller,
+        request: ExceptionRequestCreate,
+    ) -> Result<FiledRequest, LocalError> {
+        let device = self.device()?;
+        self.requester(caller)?;
+        let policy = self.agent.rules().policy.clone();
+        if policy.catalog().tool(&request.tool).is_none() {
+            return Err(LocalError::new(
+                LocalErrorCode::BadRequest,
+                format!("unknown tool id {:?}: see `warden catalog` for the ids", request.tool),
+            ));
+        }
+        if request.duration_seconds > policy.exceptions.max_duration {
+            return Err(LocalError::new(
+                LocalErrorCode::BadRequest,
+                format!(
+                    "duration_seconds: {} is longer than the policy allows ({} s)",
+                    request.duration_seconds, policy.exceptions.max_duration
+                ),
+            ));
+        }
+        let id =
+            device.queue_request(&request).map_err(|e| LocalError::new(LocalErrorCode::BadRequest, e.to_string()))?;
+        let (sent, detail) = match device.send_requests().await {
+            Ok((_, 0)) => {
+                (device.store().pending_exception_requests(1000).is_ok_and(|q| q.iter().all(|r| r.id != id)), None)
+            }
+            Ok((_, _refused)) => {
+                let reason = device.store().incidents(1).ok().and_then(|i| i.into_iter().next()).map(|i| i.detail);
+                return Err(LocalError::new(
+                    LocalErrorCode::Server,
+                    format!("the server refused the request: {}", reason.unwrap_or_default()),
+                ));
+            }
+            Err(error) => {
+                (false, Some(format!("not sent yet ({error}); it stays queued and goes out at the next sync")))
+            }
+        };
+        Ok(FiledRequest { id, sent, detail })
+    }
+
+    /// `caller`'s exception requests: the server's records (live, else as last fetched) and the
+    /// outbox.
+    pub async fn requests(&self, caller: &Caller) -> Result<MyRequests, LocalError> {
+        let device = self.device()?;
+        self.requester(caller)?;
+        let queued = device
+            .store()
+            .pending_exception_requests(1000)
+            .map_err(|e| LocalError::new(LocalErrorCode::Internal, e.to_string()))?
+            .into_iter()
+            .filter_map(|q| {
+                serde_json::from_str::<ExceptionRequestCreate>(&q.body).ok().map(|request| QueuedRequest {
+                    id: q.id,
+                    created_ms: q.created_ms,
+                    request,
+                })
+            })
+            .collect();
+        let (requests, live) = match device.sync_exceptions().await {
+            Ok(list) => (list.requests, true),
+            Err(_) => {
+                (warden_client::cached_requests(&self.state).ok().flatten().map(|(_, r)| r).unwrap_or_default(), false)
+            }
+        };
+        Ok(MyRequests { live, requests, queued })
+    }
+
+    /// Enrolls the device (root only, checked by the caller of this function) and starts
+    /// syncing. The token goes where this runtime keeps it.
+    pub async fn enroll(
+        self: &Arc<Runtime>,
+        enroll: LocalEnroll,
+        hostname: String,
+    ) -> Result<EnrolledDevice, LocalError> {
+        let _one_at_a_time = self.enroll_lock.lock().await;
+        let mut local_users = Vec::new();
+        for login in &enroll.local_users {
+            let Some(uid) = warden_monitor::facts::uid_of(login) else {
+                return Err(LocalError::new(
+                    LocalErrorCode::BadRequest,
+                    format!("local_users: no local user named {login:?}"),
+                ));
+            };
+            local_users.push(LocalUser { uid, login: login.clone() });
+        }
+        let options = EnrollOptions {
+            server: enroll.server,
+            secret: enroll.secret,
+            user: enroll.owner,
+            local_users,
+            hostname,
+            allow_token_without_keyring: false,
+            token_storage: self.token_storage.clone(),
+        };
+        let enrolled = warden_client::enroll(&self.state, &options)
+            .await
+            .map_err(|e| LocalError::new(LocalErrorCode::Server, format!("enrolling with {}: {e}", options.server)))?;
+        self.agent.set_accounts(enrolled.enrollment.accounts());
+        self.link_server().map_err(|e| LocalError::new(LocalErrorCode::Internal, e.to_string()))?;
+        self.enrolled_device().ok_or_else(not_enrolled)
+    }
+
+    /// Stops the sync and the agent (events already decided are stored).
+    pub async fn shutdown(self: Arc<Runtime>) {
+        if let Some(link) = lock(&self.link).take() {
+            link.sync.stop();
+        }
+        // Tasks forwarding events hold clones of the agent, so it is stopped, not dropped;
+        // closing the gate joins its threads, which must not hold up an async worker.
+        let agent = self.agent.clone();
+        let _ = tokio::task::spawn_blocking(move || agent.stop()).await;
+    }
+}
+
+fn not_enrolled() -> LocalError {
+    LocalError::new(
+        LocalErrorCode::NotEnrolled,
+        "this device is not enrolled with a governance server (root: `warden enroll --server URL …`)",
+    )
+}
+
+/// Hands every launch to live subscribers and asks for a sync (a block or warning should reach
+/// the server soon, not at the next tick).
+async fn forward_launches(runtime: Arc<Runtime>, mut events: broadcast::Receiver<LaunchEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                let _ = runtime.live.send(LiveEvent::Launch { event });
+                if let Some(link) = lock(&runtime.link).as_ref() {
+                    link.sync.trigger.sync_now();
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Tells live subscribers when the sync state changes.
+async fn forward_sync(runtime: Arc<Runtime>, mut status: tokio::sync::watch::Receiver<warden_client::SyncStatus>) {
+    let mut last: BTreeMap<&'static str, String> = BTreeMap::new();
+    while status.changed().await.is_ok() {
+        let now = status.borrow_and_update().clone();
+        let mut seen = BTreeMap::new();
+        seen.insert("policy", format!("{:?}", now.policy_version));
+        seen.insert("exceptions", now.active_exceptions.to_string());
+        seen.insert("error", format!("{:?}", now.last_error));
+        if seen != last {
+            if let Some(sync) = runtime.sync_state() {
+                let _ = runtime.live.send(LiveEvent::Sync { sync });
+            }
+            last = seen;
+        }
+    }
+}

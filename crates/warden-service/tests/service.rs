@@ -1,0 +1,391 @@
+//! The system service against a developer who wants the banned tool: `wardend` started as its
+//! unit's `ExecStart` does (as root, with a scratch state directory and socket), a real
+//! ordinary user created for the test, and the attempts of issue 9 tried as that user — through
+//! the real `warden` CLI, `curl --unix-socket`, `kill`, and the user's own shell.
+//!
+//! Runs in the `process-monitor` nextest group: the service enforces on every process of the
+//! machine, so nothing else may run a fake tool meanwhile. Everything is killed by pid and the
+//! user is removed, also when an assertion fails.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const WARDEND: &str = env!("CARGO_BIN_EXE_wardend");
+
+/// A binary cargo builds beside `wardend` (the workspace shares one target folder).
+fn sibling(name: &str) -> PathBuf {
+    let path = Path::new(WARDEND).with_file_name(name);
+    assert!(path.exists(), "{} is missing: build the workspace (`cargo build --workspace`)", path.display());
+    path
+}
+
+fn run(command: &mut Command) -> Output {
+    command.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {command:?}: {e}"))
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// An ordinary local user made for this test (no password, no sudo), removed on drop.
+struct TestUser {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+}
+
+impl TestUser {
+    fn create(tag: &str, scratch: &Path) -> TestUser {
+        let name = format!("wt{tag}{}", std::process::id() % 100_000);
+        let home = scratch.join(format!("home-{name}"));
+        let _ = run(Command::new("userdel").arg(&name));
+        let made = run(Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/bash", "--home-dir"])
+            .arg(&home)
+            .arg(&name));
+        assert!(made.status.success(), "useradd {name}: {}", text(&made));
+        std::fs::create_dir_all(&home).unwrap();
+        let owned = run(Command::new("chown").arg("-R").arg(format!("{name}:")).arg(&home));
+        assert!(owned.status.success(), "{}", text(&owned));
+        let id = run(Command::new("id").args(["-u", &name]));
+        let uid = String::from_utf8_lossy(&id.stdout).trim().parse().unwrap();
+        TestUser { name, uid, home }
+    }
+
+    /// A bash command line run as this user, in their home, with a clean environment.
+    fn command(&self, script: &str) -> Command {
+        // setpriv execs in place (no PAM session, no supervising parent): the child we wait
+        // for is the user's shell itself, then what it execs.
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", &self.name, "--regid", &self.name, "--init-groups", "--", "env", "-i"])
+            .arg(format!("HOME={}", self.home.display()))
+            .args(["PATH=/usr/local/bin:/usr/bin:/bin", "bash", "-c", script])
+            .current_dir(&self.home);
+        command
+    }
+
+    fn sh(&self, script: &str) -> Output {
+        run(&mut self.command(script))
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = run(Command::new("pkill").args(["-KILL", "-u", &self.name]));
+        let _ = run(Command::new("userdel").arg(&self.name));
+    }
+}
+
+/// The scratch area: world-traversable (the users run the copied binaries from it).
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::Builder::new().prefix("warden-svc-").tempdir_in("/tmp").unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for name in ["warden", "wardend"] {
+            let to = bin.join(name);
+            std::fs::copy(sibling(name), &to).unwrap();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let fake = bin.join("fake-tool");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/monitor/fake_tool.c");
+        let built = run(Command::new("cc").arg("-O1").arg("-o").arg(&fake).arg(&source));
+        assert!(built.status.success(), "compiling the fake tool: {}", text(&built));
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, rest: &str) -> PathBuf {
+        self.0.path().join(rest)
+    }
+}
+
+/// `wardend` as the unit starts it, killed by pid on drop.
+struct Service {
+    child: Child,
+    socket: PathBuf,
+    state: PathBuf,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Service {
+    fn start(scratch: &Scratch, extra: &[&str]) -> Service {
+        let socket = scratch.path("run/warden.sock");
+        let state = scratch.path("state");
+        let mut child = Command::new(scratch.path("bin/wardend"))
+            .arg("--config")
+            .arg(scratch.path("warden.toml"))
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--socket")
+            .arg(&socket)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting wardend");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (ready, started) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if line.contains("local API on") {
+                    let _ = ready.send(());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let service = Service { child, socket, state, log };
+        assert!(started.recv_timeout(Duration::from_secs(20)).is_ok(), "wardend did not start: {}", service.log());
+        service
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `curl` on the socket: (HTTP status, body as JSON or text).
+    fn curl(&self, user: Option<&TestUser>, method: &str, route: &str, body: Option<&str>) -> (u16, Value) {
+        let mut script = format!(
+            "curl -sS -m 10 -w '\\n%{{http_code}}' --unix-socket {} -X {method} http://w/v1{route}",
+            self.socket.display()
+        );
+        if let Some(body) = body {
+            script.push_str(&format!(" -H 'content-type: application/json' --data-binary @- <<'EOF'\n{body}\nEOF"));
+        }
+        let output = match user {
+            Some(user) => user.sh(&script),
+            None => run(Command::new("bash").args(["-c", &script])),
+        };
+        let out = String::from_utf8_lossy(&output.stdout).to_string();
+        let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+        let code = code.trim().parse().unwrap_or_else(|_| panic!("curl {route}: {}", text(&output)));
+        (code, serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())))
+    }
+
+    fn alive(&self) -> bool {
+        self.curl(None, "GET", "/hello", None).0 == 200
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to `limit` for a process to end; its wait status.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Installs the fake tool where Claude Code's native installer puts a version, owned by the
+/// user, execute-only (`chmod 111`: the user's own processes cannot read it).
+fn install_claude(user: &TestUser, scratch: &Scratch) -> PathBuf {
+    let versions = user.home.join(".local/share/claude/versions");
+    let done = user.sh(&format!(
+        "mkdir -p {v} && cp {fake} {v}/2.1.37 && chmod 111 {v}/2.1.37",
+        v = versions.display(),
+        fake = scratch.path("bin/fake-tool").display()
+    ));
+    assert!(done.status.success(), "{}", text(&done));
+    versions.join("2.1.37")
+}
+
+#[test]
+fn a_developer_cannot_switch_off_read_or_speak_for_others_through_the_service() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("dev", scratch.0.path());
+    let other = TestUser::create("oth", scratch.0.path());
+    std::fs::write(scratch.path("warden.toml"), "gate = []\n").unwrap();
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let pid = service.pid();
+
+    // The state directory is root's alone: not listable, readable or writable.
+    let snoop = dev.sh(&format!(
+        "ls {s} || cat {s}/events.db || touch {s}/exceptions.json || echo x >> {s}/policy.json; \
+         test -r {s}/events.db || test -w {s} || echo REFUSED",
+        s = service.state.display()
+    ));
+    assert!(String::from_utf8_lossy(&snoop.stdout).contains("REFUSED"), "state readable: {}", text(&snoop));
+    let mode = std::fs::metadata(&service.state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "state dir mode");
+
+    // Signals from the developer fail; the service keeps answering.
+    for signal in ["STOP", "TERM", "KILL", "INT"] {
+        let sent = dev.sh(&format!("kill -{signal} {pid}"));
+        assert!(!sent.status.success(), "kill -{signal} as the developer succeeded: {}", text(&sent));
+        assert!(text(&sent).contains("not permitted"), "{}", text(&sent));
+    }
+    // Not dumpable: its /proc entries are root's and not readable through ptrace rules.
+    let mem = dev.sh(&format!("cat /proc/{pid}/environ /proc/{pid}/maps"));
+    assert!(!mem.status.success(), "{}", text(&mem));
+    assert!(service.alive(), "the service stopped: {}", service.log());
+
+    // The execute-only copy at the canonical path, started with a relative argv[0]: the
+    // developer's own processes could not read /proc/PID/exe; the service can, and kills it.
+    let version = install_claude(&dev, &scratch);
+    let mut launch = dev
+        .command(&format!("cd {} && FAKE_SLEEP=30 exec -a claude ./2.1.37", version.parent().unwrap().display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = wait_for(&mut launch, Duration::from_secs(10));
+    let status = ended.unwrap_or_else(|| {
+        panic!(
+            "the execute-only Claude Code copy kept running\n{}\nevents: {:?}",
+            service.log(),
+            service.curl(None, "GET", "/events", None)
+        )
+    });
+    assert!(!status.success(), "it ran to the end instead of being stopped: {status:?}");
+
+    // The developer sees their own launch; the other user does not; root sees all.
+    let find = |who: Option<&TestUser>| -> Vec<Value> {
+        let (code, events) = service.curl(who, "GET", "/events?limit=50", None);
+        assert_eq!(code, 200, "{events}");
+        events
+            .as_array()
+            .unwrap_or_else(|| panic!("{events}"))
+            .iter()
+            .filter(|e| e["tool"] == "claude-code")
+            .cloned()
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while find(Some(&dev)).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mine = find(Some(&dev));
+    assert_eq!(mine.len(), 1, "the developer's own events: {mine:?}\n{}", service.log());
+    assert_eq!(mine[0]["outcome"], "killed");
+    assert_eq!(mine[0]["user"], dev.name.as_str());
+    assert!(find(Some(&other)).is_empty(), "another user sees the developer's launch");
+    assert_eq!(find(None).len(), 1, "root sees every launch");
+
+    // The CLI as a client: `warden status` as the developer names the service and their count.
+    let status = dev.sh(&format!(
+        "{} --socket {} status --json",
+        scratch.path("bin/warden").display(),
+        service.socket.display()
+    ));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
+    assert_eq!(status["service"]["mode"], "service", "{status}");
+    assert_eq!(status["you"]["uid"], dev.uid, "{status}");
+    assert_eq!(status["today"]["blocked"], 1, "{status}");
+    let others = other.sh(&format!(
+        "{} --socket {} status --json",
+        scratch.path("bin/warden").display(),
+        service.socket.display()
+    ));
+    let others: Value = serde_json::from_slice(&others.stdout).unwrap();
+    assert_eq!(others["today"]["blocked"], 0, "another user's count includes the developer's: {others}");
+
+    // Only root changes anything: enrollment by the developer is refused.
+    let enroll = json!({"server": "http://127.0.0.1:9", "secret": "x", "owner": dev.name}).to_string();
+    let (code, answer) = service.curl(Some(&dev), "POST", "/enroll", Some(&enroll));
+    assert_eq!((code, answer["code"].as_str()), (403, Some("forbidden")), "{answer}");
+    // No message names a uid or user the service believes: such fields are refused outright.
+    let forged = json!({"server": "http://127.0.0.1:9", "secret": "x", "owner": "a", "uid": 0}).to_string();
+    let (code, answer) = service.curl(None, "POST", "/enroll", Some(&forged));
+    assert_eq!((code, answer["code"].as_str()), (400, Some("bad-request")), "{answer}");
+    assert!(service.alive());
+}
+
+#[test]
+fn hostile_clients_are_dropped_and_never_stop_the_service() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("hos", scratch.0.path());
+    std::fs::write(scratch.path("warden.toml"), "").unwrap();
+    let service = Service::start(&scratch, &["--no-gate"]);
+
+    // Malformed and oversized bodies: clear errors with stable codes.
+    let (code, answer) = service.curl(Some(&dev), "POST", "/exception-requests", Some("{not json"));
+    assert_eq!(code, 400, "{answer}");
+    assert_eq!(answer["code"], "bad-request");
+    let big = format!("{{\"tool\":\"{}\"}}", "x".repeat(100 * 1024));
+    let (code, answer) = service.curl(Some(&dev), "POST", "/exception-requests", Some(&big));
+    assert_eq!((code, answer["code"].as_str()), (413, Some("too-large")), "{answer}");
+    let (code, answer) = service.curl(Some(&dev), "GET", "/no-such-route", None);
+    assert_eq!((code, answer["code"].as_str()), (404, Some("not-found")), "{answer}");
+
+    // The developer opens many connections and sends nothing (or half a header) on them.
+    let flood = dev
+        .command(&format!(
+            "python3 -c \"
+import socket, time
+held = []
+for i in range(40):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect('{}')
+    if i % 2: s.send(b'GET /v1/hel')
+    held.append(s)
+time.sleep(30)
+\"",
+            service.socket.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut flood = KillOnDrop(flood);
+    std::thread::sleep(Duration::from_millis(500));
+    // Root (and anyone else) is still answered at once.
+    let started = Instant::now();
+    assert!(service.alive(), "the service stopped answering: {}", service.log());
+    assert!(started.elapsed() < Duration::from_secs(2), "root waited {:?} behind the flood", started.elapsed());
+
+    // A connection that never finishes its header is dropped after the header deadline.
+    let mut slow = std::os::unix::net::UnixStream::connect(&service.socket).unwrap();
+    slow.write_all(b"GET /v1/hello HTTP/1.1\r\nHost: w\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let held = started.elapsed();
+    assert!(held < Duration::from_secs(12), "a header that never ends held the connection for {held:?}");
+    assert!(!String::from_utf8_lossy(&rest).contains("\"api_versions\""), "answered a half request");
+
+    let _ = flood.0.kill();
+    let _ = flood.0.wait();
+    assert!(service.alive(), "the service stopped: {}", service.log());
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
