@@ -6,7 +6,7 @@
 //! Cargo.toml (root for `warden`, src-tauri, crates/warden-server); the unit files, maintainer
 //! scripts, default configuration and desktop entries live in `packaging/`.
 
-use crate::{cargo, check, project_root};
+use crate::{cargo, check, project_root, target_dir};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,8 +32,12 @@ pub const PACKAGES: &[DebPackage] = &[
 ];
 
 /// Which Cargo package builds each binary (for the "build them first" message).
-const BUILT_BY: &[(&str, &str)] =
-    &[("wardend", "warden-service"), ("warden", "warden"), ("warden-server", "warden-server"), ("warden-tray", "warden-tray")];
+const BUILT_BY: &[(&str, &str)] = &[
+    ("wardend", "warden-service"),
+    ("warden", "warden"),
+    ("warden-server", "warden-server"),
+    ("warden-tray", "warden-tray"),
+];
 
 fn cache_root() -> Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set")?;
@@ -57,11 +61,12 @@ pub fn setup() -> Result<()> {
         return Ok(());
     }
     println!("xtask: installing cargo-deb {CARGO_DEB_VERSION} into {}", cache_root()?.display());
-    check(cargo().args(["install", "--locked", "--quiet", "--version", CARGO_DEB_VERSION, "--root"]).arg(cache_root()?).arg("cargo-deb"))
-}
-
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from)
+    check(
+        cargo()
+            .args(["install", "--locked", "--quiet", "--version", CARGO_DEB_VERSION, "--root"])
+            .arg(cache_root()?)
+            .arg("cargo-deb"),
+    )
 }
 
 /// The folder a Cargo profile builds into (`dev` → `debug`).
