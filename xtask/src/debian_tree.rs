@@ -14,13 +14,14 @@ use std::process::Command;
 pub const SUITE: &str = "bookworm";
 /// The Debian package registry debootstrap downloads from (setup only).
 pub const MIRROR: &str = "http://deb.debian.org/debian";
-/// Packages added to minbase: deb-systemd-helper (the postinsts enable the units with it) and
-/// what `warden-tray`'s Depends name (WebKitGTK, GTK) plus the tray icon library Tauri loads
+/// Packages added to minbase: systemd (a Debian 12 install has it; `systemd-analyze verify
+/// --root` needs its units, though it never runs as PID 1 here), deb-systemd-helper (the
+/// postinsts enable the units with it) and what `warden-tray`'s Depends name (WebKitGTK, GTK) plus the tray icon library Tauri loads
 /// at run time; dbus-x11 provides the `dbus-session-bus` GTK's dconf-service needs
 /// (debootstrap does not choose providers of virtual packages). A new Depends of a package
 /// fails `dpkg -i` in the test: add it to this list.
 pub const TREE_INCLUDE: &[&str] =
-    &["init-system-helpers", "dbus-x11", "libwebkit2gtk-4.1-0", "libayatana-appindicator3-1"];
+    &["systemd", "init-system-helpers", "dbus-x11", "libwebkit2gtk-4.1-0", "libayatana-appindicator3-1"];
 
 /// The cached tree: its name carries a hash of the suite and the include list, so changing
 /// either makes setup build a new one.

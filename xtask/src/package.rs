@@ -57,10 +57,11 @@ pub fn setup() -> Result<()> {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION));
     if installed {
-        println!("xtask: cargo-deb {CARGO_DEB_VERSION} present");
+        // stderr: stdout of `cargo xtask package` is the packages' paths alone.
+        eprintln!("xtask: cargo-deb {CARGO_DEB_VERSION} present");
         return Ok(());
     }
-    println!("xtask: installing cargo-deb {CARGO_DEB_VERSION} into {}", cache_root()?.display());
+    eprintln!("xtask: installing cargo-deb {CARGO_DEB_VERSION} into {}", cache_root()?.display());
     check(
         cargo()
             .args(["install", "--locked", "--quiet", "--version", CARGO_DEB_VERSION, "--root"])
