@@ -10,7 +10,7 @@ for name in $names; do
   nodes=$(gdbus introspect --session --dest "$name" --object-path /org/ayatana/NotificationItem --recurse 2>/dev/null \
     | grep -o 'node /org/ayatana/NotificationItem/[^ ]*/Menu' | cut -d' ' -f2 || true)
   for node in $nodes; do
-    gdbus call --session --dest "$name" --object-path "$node" --method com.canonical.dbusmenu.GetLayout 0 -1 "['label']" \
+    gdbus call --session --dest "$name" --object-path "$node" --method com.canonical.dbusmenu.GetLayout -- 0 -1 "['label']" \
       | grep -o "'label': <'[^']*'>" | sed "s/^'label': <'//; s/'>\$//"
   done
 done
