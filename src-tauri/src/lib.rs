@@ -100,12 +100,8 @@ pub fn run() -> Result<()> {
         state_dir: options.state_dir.clone().or_else(|| std::env::var_os("WARDEN_STATE_DIR").map(PathBuf::from)),
         policy_file: options.policy.clone().or_else(|| std::env::var_os("WARDEN_POLICY").map(PathBuf::from)),
     };
-    let link = tauri::async_runtime::block_on(runtime_link::connect(&link_options))?;
-    eprintln!("warden-tray: {} ({})", tray_status::protection(link.hello.mode), link.client.socket().display());
     let config =
         ShellConfig { popup_window_ms: options.popup_window_ms.unwrap_or(30_000), open_at_start: options.open.clone() };
-    let shell = Shell::new(config, link);
-    tauri::async_runtime::block_on(inbox::prime(&shell));
     if autostart::is_installed_binary(&exe)
         && let Err(e) = autostart::install(&exe)
     {
@@ -116,7 +112,6 @@ pub fn run() -> Result<()> {
         // First, so a second launch is caught before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| second_launch(app, &argv)))
         .plugin(tauri_plugin_opener::init())
-        .manage(shell)
         .invoke_handler(tauri::generate_handler![
             commands::catalog_view,
             commands::recent_activity,
@@ -128,7 +123,14 @@ pub fn run() -> Result<()> {
             commands::open_assistant,
             commands::about,
         ])
-        .setup(|app| {
+        .setup(move |app| {
+            // Here, after the single-instance check: a second launch must never start a
+            // second personal runtime, even for a moment.
+            let link = tauri::async_runtime::block_on(runtime_link::connect(&link_options))?;
+            eprintln!("warden-tray: {} ({})", tray_status::protection(link.hello.mode), link.client.socket().display());
+            let shell = Shell::new(config, link);
+            tauri::async_runtime::block_on(inbox::prime(&shell));
+            app.manage(shell);
             let started = std::time::Instant::now();
             tray::create(app.handle())?;
             eprintln!("warden-tray: tray icon ready after {} ms", started.elapsed().as_millis());
@@ -145,7 +147,11 @@ pub fn run() -> Result<()> {
         // Closing the last window leaves the tray running; only Quit (or a signal) ends it.
         RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
         // A personal runtime stops with its tray; the service never does.
-        RunEvent::Exit => tauri::async_runtime::block_on(app.state::<Shell>().link.close()),
+        RunEvent::Exit => {
+            if let Some(shell) = app.try_state::<Shell>() {
+                tauri::async_runtime::block_on(shell.link.close());
+            }
+        }
         _ => {}
     });
     Ok(())
