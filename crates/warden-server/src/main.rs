@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 use warden_server::{Backend, Config, Credentials, prepare, run};
@@ -104,7 +105,8 @@ async fn main() -> Result<()> {
     println!("Listening on {base}");
 
     run(listener, state, shutdown_signal()).await.context("serving HTTP")?;
-    println!("warden-server stopped");
+    // stdout may be gone by now (a closed pipe after Ctrl-C): that must not end in a panic.
+    let _ = writeln!(std::io::stdout(), "warden-server stopped");
     Ok(())
 }
 

@@ -302,6 +302,8 @@ impl Runtime {
         caller: &Caller,
         request: ExceptionRequestCreate,
     ) -> Result<FiledRequest, LocalError> {
+        // An enrollment in flight has written its files before its sync link exists: wait for it.
+        drop(self.enroll_lock.lock().await);
         let device = self.device()?;
         self.requester(caller)?;
         let policy = self.agent.rules().policy.clone();

@@ -389,3 +389,154 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+const ADMIN: &str = "admin-token-for-the-service-test-0123456789";
+const SECRET: &str = "enroll-secret-for-the-service-test";
+const OWNER: &str = "dev@corp.example";
+
+/// A real `warden-server` (SQLite in the scratch area) on a free loopback port, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(scratch: &Scratch) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(sibling("warden-server"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(scratch.path("server"))
+            .args(["--admin-token", ADMIN, "--enroll-secret", SECRET, "--sweep-seconds", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting warden-server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("warden-server exited before listening").unwrap();
+            if let Some(url) = line.strip_prefix("Listening on ") {
+                break url.trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, url }
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut command = Command::new("curl");
+        command.args(["-sS", "-m", "10", "-X", method, "-H", &format!("Authorization: Bearer {ADMIN}")]);
+        if let Some(body) = body {
+            command.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
+        }
+        let out = run(command.arg(format!("{}/api/v1{path}", self.url)));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{method} {path}: {}", text(&out)))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `probe` every 100 ms until it gives a value or `limit` passes.
+fn eventually<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_enrolled_service_files_requests_as_the_bound_account_and_applies_approvals() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("enr", scratch.0.path());
+    let other = TestUser::create("unb", scratch.0.path());
+    let server = Server::start(&scratch);
+    let secret_file = scratch.path("enroll-secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        scratch.path("warden.toml"),
+        format!(
+            "gate = []\n[server]\nurl = {:?}\nenroll_secret_file = {:?}\nowner = {OWNER:?}\nlocal_users = [{:?}]\n",
+            server.url,
+            secret_file.display().to_string(),
+            dev.name
+        ),
+    )
+    .unwrap();
+    let service = Service::start(&scratch, &["--no-gate"]);
+
+    // The service enrolls itself from its configuration; the token is in a root-only file.
+    let device = eventually(Duration::from_secs(20), "the service to enroll", || {
+        let (_, status) = service.curl(None, "GET", "/status", None);
+        status["enrolled"]["device_id"].as_str().map(str::to_owned)
+    });
+    let token = service.state.join("device-token");
+    let mode = std::fs::metadata(&token).expect("the device token file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "device-token mode");
+    let peek = dev.sh(&format!("cat {}", token.display()));
+    assert!(!peek.status.success(), "the developer read the device token: {}", text(&peek));
+
+    let warden = scratch.path("bin/warden");
+    let socket = service.socket.display().to_string();
+    let request = |user: &TestUser| {
+        user.sh(&format!(
+            "{} --socket {socket} request --tool claude-code --duration 1h \
+             --reason 'Pairing with the vendor on the SDK migration this week'",
+            warden.display()
+        ))
+    };
+    // A local user not bound to the device's owner cannot file as anyone.
+    let refused = request(&other);
+    assert!(!refused.status.success(), "an unbound user filed a request: {}", text(&refused));
+    assert!(text(&refused).contains("is not bound to that account"), "{}", text(&refused));
+    // The bound developer files as the owner account, whatever they would claim.
+    let filed = request(&dev);
+    assert!(filed.status.success(), "{}", text(&filed));
+    let pending = eventually(Duration::from_secs(10), "the request on the server", || {
+        let list = server.admin("GET", "/admin/exceptions?state=pending", None);
+        let items = list.as_array().cloned().or_else(|| list["requests"].as_array().cloned()).unwrap_or_default();
+        (items.len() == 1).then(|| items[0].clone())
+    });
+    assert_eq!(pending["user"], OWNER, "{pending}");
+    assert_eq!(pending["device_id"], device.as_str(), "{pending}");
+
+    // Blocked now; approved on the server, the same launch runs through the service's sync.
+    let version = install_claude(&dev, &scratch);
+    let launch = |seconds: u32| {
+        dev.command(&format!("FAKE_SLEEP={seconds} exec {}", version.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let blocked = wait_for(&mut launch(20), Duration::from_secs(10)).expect("the blocked launch was not stopped");
+    assert!(!blocked.success(), "{blocked:?}");
+    let id = pending["id"].as_str().unwrap();
+    let approved = server.admin(
+        "POST",
+        &format!("/admin/exceptions/{id}/approve"),
+        Some(json!({"approver": "lead@corp.example", "comment": "ok", "duration_seconds": 600})),
+    );
+    assert_eq!(approved["state"], "approved", "{approved}");
+    eventually(Duration::from_secs(10), "the approval to reach the service", || {
+        wait_for(&mut launch(1), Duration::from_secs(5)).filter(|s| s.success())
+    });
+    let mine = dev.sh(&format!("{} --socket {socket} requests --json", warden.display()));
+    let mine: Value = serde_json::from_slice(&mine.stdout).unwrap_or_else(|_| panic!("{}", text(&mine)));
+    assert_eq!(mine["requests"][0]["state"], "approved", "{mine}");
+    // The owner's requests are theirs alone: an unbound user is told so, and sees none.
+    let theirs = other.sh(&format!("{} --socket {socket} requests --json", warden.display()));
+    assert!(!theirs.status.success(), "an unbound user listed the owner's requests: {}", text(&theirs));
+    assert!(text(&theirs).contains("is not bound to that account"), "{}", text(&theirs));
+    assert!(!text(&theirs).contains("Pairing with the vendor"), "{}", text(&theirs));
+}
