@@ -146,6 +146,8 @@ fn test(_args: &[String]) -> Result<()> {
     setup()?;
     // src-tauri embeds the built windows, so they are built before anything compiles it.
     tray::build_ui()?;
+    // The tray's Rust end-to-end test (nextest) drives the real app through tauri-driver.
+    tray::ensure_tauri_driver()?;
     // Every step runs even when an earlier one failed, so one run shows every failure.
     let mut steps = Steps::default();
     steps.run("format", || check(cargo().args(["fmt", "--all", "--check"])));
