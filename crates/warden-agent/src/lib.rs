@@ -91,6 +91,56 @@ impl AgentNotice {
         }
     }
 
+    /// The record the store keeps and the server receives: a rescan is an `incident`
+    /// (`gap-rescan`), an exception's end and the session's stop are `exception-ended` events.
+    pub fn to_event(&self) -> warden_api::Event {
+        use warden_api::{ExceptionEndedEvent, IncidentEvent, SessionOutcome};
+        let id = self.id().to_owned();
+        match self {
+            AgentNotice::Rescan { rescan, .. } => {
+                let reasons: Vec<String> = rescan.reasons.iter().map(ToString::to_string).collect();
+                warden_api::Event::Incident(IncidentEvent {
+                    id,
+                    at_ms: rescan.at_ms,
+                    code: "gap-rescan".into(),
+                    detail: format!(
+                        "every running process decided again after a gap ({}): {} looked at, {} launches found, in {} ms",
+                        reasons.join("; "),
+                        rescan.processes,
+                        rescan.launches,
+                        rescan.duration_us / 1000
+                    ),
+                })
+            }
+            AgentNotice::ExceptionEnded { end, .. } => warden_api::Event::ExceptionEnded(ExceptionEndedEvent {
+                id,
+                at_ms: end.at_ms,
+                exception: end.exception.clone(),
+                tool: end.tool.clone(),
+                user: end.user.clone(),
+                pid: end.pid,
+                ended: end.reason,
+                grace_seconds: end.grace_secs,
+                outcome: SessionOutcome::GracePeriod,
+            }),
+            AgentNotice::SessionStopped { stop, .. } => warden_api::Event::ExceptionEnded(ExceptionEndedEvent {
+                id,
+                at_ms: stop.at_ms,
+                exception: stop.exception.clone(),
+                tool: stop.tool.clone(),
+                user: stop.user.clone(),
+                pid: stop.pid,
+                ended: stop.reason,
+                grace_seconds: stop.grace_secs,
+                outcome: match stop.outcome {
+                    Outcome::Exited => SessionOutcome::Exited,
+                    Outcome::NotPermitted => SessionOutcome::NotPermitted,
+                    _ => SessionOutcome::Stopped,
+                },
+            }),
+        }
+    }
+
     /// When it happened, ms since the epoch.
     pub fn at_ms(&self) -> i64 {
         match self {
@@ -500,6 +550,13 @@ fn record(
                 let _ = events.send(event);
             }
             Ok(Record::Notice(notice)) => {
+                // Durable first, as launches: the server hears of gaps and stopped sessions (the
+                // sweep at every start is routine, not an incident).
+                let routine = matches!(&notice, AgentNotice::Rescan { rescan, .. }
+                    if rescan.reasons.iter().all(|r| matches!(r, warden_monitor::GapReason::Start)));
+                if !routine && shared.store.append(&notice.to_event()).is_err() {
+                    shared.unrecorded.fetch_add(1, Ordering::Relaxed);
+                }
                 let _ = notices.send(notice);
             }
             Err(RecvTimeoutError::Timeout) if shared.stop.load(Ordering::Relaxed) => return,

@@ -128,16 +128,6 @@ pub struct IncidentEvent {
     pub detail: String,
 }
 
-/// Why an exception stopped covering a running session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExceptionEnd {
-    /// Its time ran out.
-    Expired,
-    /// An admin revoked it.
-    Revoked,
-}
-
 /// What happens to a session whose exception ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -168,7 +158,7 @@ pub struct ExceptionEndedEvent {
     pub user: Option<String>,
     /// The session's root process.
     pub pid: u32,
-    pub ended: ExceptionEnd,
+    pub ended: crate::notice::EndReason,
     /// The grace period the policy gives, in seconds.
     pub grace_seconds: u64,
     pub outcome: SessionOutcome,

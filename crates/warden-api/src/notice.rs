@@ -45,7 +45,7 @@ pub struct Rescan {
 }
 
 /// Why an exception no longer covers a running launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndReason {
     /// Its window passed.
@@ -86,6 +86,10 @@ pub struct SessionStop {
     /// The launch's person (its bound account, else its login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Why its exception ended.
+    pub reason: EndReason,
+    /// The grace period it had, in seconds.
+    pub grace_secs: u64,
     /// `killed`, or `exited` when it had ended by itself, or `not-permitted`.
     pub outcome: Outcome,
     pub killed: Vec<u32>,

@@ -153,6 +153,8 @@ struct Covered {
     facts: ProcessFacts,
     /// Set once no exception covers it: when it will be stopped (`None` in monitor mode).
     ending: Option<Option<Instant>>,
+    /// Why it ended and the grace period it got, once it did.
+    ended: Option<(EndReason, u64)>,
 }
 
 pub use warden_api::notice::{EndReason, ExceptionEnd, GapReason, Rescan, SessionNotice, SessionStop};
@@ -473,7 +475,7 @@ impl Watcher {
         let covered = verdict
             .exception
             .clone()
-            .map(|exception| Box::new(Covered { exception, facts: identity.facts.clone(), ending: None }));
+            .map(|exception| Box::new(Covered { exception, facts: identity.facts.clone(), ending: None, ended: None }));
         self.track(pid, Tracked { start_ticks: identity.start_ticks, tool, blocked: verdict.must_block(), covered });
         Some(Launch {
             at: SystemTime::now(),
@@ -580,6 +582,7 @@ impl Watcher {
                     Some(exception) => {
                         covered.exception = exception;
                         covered.ending = None;
+                        covered.ended = None;
                     }
                     // Allowed or warned by the policy itself now: nothing to end.
                     None => tracked.covered = None,
@@ -595,6 +598,7 @@ impl Watcher {
                         Some(exception) if now >= exception.expires_at => EndReason::Expired,
                         _ => EndReason::Revoked,
                     };
+                    covered.ended = Some((reason, grace));
                     let name = verdict.tool_name.clone().unwrap_or_else(|| tracked.tool.clone());
                     let message = match (verdict.monitor, grace) {
                         (true, _) => format!("exception ended: {name} would be stopped (monitor mode)"),
@@ -626,6 +630,7 @@ impl Watcher {
             {
                 let exception = covered.exception.clone();
                 let user = covered.facts.person().map(str::to_owned);
+                let (reason, grace_secs) = covered.ended.unwrap_or((EndReason::Revoked, 0));
                 let (outcome, killed, not_permitted) = match kill_tree(pid, tracked.start_ticks) {
                     KillReport::Killed { pids, not_permitted } => (Outcome::Killed, pids, not_permitted),
                     KillReport::NotPermitted => (Outcome::NotPermitted, Vec::new(), vec![pid]),
@@ -640,6 +645,8 @@ impl Watcher {
                     tool: tracked.tool.clone(),
                     exception,
                     user,
+                    reason,
+                    grace_secs,
                     outcome,
                     killed,
                     not_permitted,
