@@ -95,7 +95,7 @@ fn after_sync(app: &AppHandle, device: &Device, status: &SyncStatus, interval: D
     let now = now_ms();
     let facts = ServerSyncFacts {
         last_error: status.last_error.clone(),
-        policy_confirmed_ms: device.state().load_policy().ok().flatten().map(|cached| cached.confirmed_at * 1000),
+        policy_confirmed_ms: device.cached_policy().ok().flatten().map(|cached| cached.confirmed_at * 1000),
         enrolled_at_ms: device.enrollment().enrolled_at * 1000,
     };
     let shell = app.state::<Shell>();
