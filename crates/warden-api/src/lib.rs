@@ -11,6 +11,7 @@ mod error;
 mod event;
 mod exception;
 pub mod local;
+pub mod notice;
 mod policy;
 mod push;
 mod signed_exceptions;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
-use warden_agent::{AgentConfig, AgentHandle};
+use warden_agent::{AgentConfig, AgentHandle, AgentNotice};
 use warden_api::local::{
     Caller, EnrolledDevice, FiledRequest, LiveEvent, LocalEnroll, LocalError, LocalErrorCode, MyRequests,
     PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
@@ -157,6 +157,7 @@ impl Runtime {
             enroll_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
+        tokio::spawn(forward_notices(runtime.clone(), runtime.agent.subscribe_notices()));
         if enrollment.is_some()
             && !runtime.policy_overridden
             && let Err(error) = runtime.link_server()
@@ -212,11 +213,27 @@ impl Runtime {
     /// Whether `caller` may see `event`: root sees every launch, a user their own (the event's
     /// person is the bound account, else the login — `ProcessFacts::person`).
     pub fn may_see(caller: &Caller, event: &LaunchEvent) -> bool {
+        Runtime::is_theirs(caller, event.user.as_deref())
+    }
+
+    /// Whether `caller` may see a live event: launches and ends of exceptions their own (root:
+    /// all), rescans root alone.
+    pub fn may_see_live(caller: &Caller, live: &LiveEvent) -> bool {
+        match live {
+            LiveEvent::Launch { event } => Runtime::may_see(caller, event),
+            LiveEvent::ExceptionEnded { ended } => Runtime::is_theirs(caller, ended.user.as_deref()),
+            LiveEvent::SessionStopped { stopped } => Runtime::is_theirs(caller, stopped.user.as_deref()),
+            LiveEvent::Rescan { .. } => caller.uid == 0,
+            LiveEvent::Sync { .. } | LiveEvent::KeepAlive => true,
+        }
+    }
+
+    fn is_theirs(caller: &Caller, person: Option<&str>) -> bool {
         if caller.uid == 0 {
             return true;
         }
-        let person = caller.account.as_deref().or(caller.login.as_deref());
-        person.is_some() && event.user.as_deref() == person
+        let mine = caller.account.as_deref().or(caller.login.as_deref());
+        mine.is_some() && person == mine
     }
 
     fn sync_state(&self) -> Option<SyncState> {
@@ -263,6 +280,8 @@ impl Runtime {
             warned_today: warned as u64,
             lost_notices: agent.lost_notices,
             unrecorded_events: agent.unrecorded_events,
+            rescans: agent.rescans,
+            last_rescan: agent.last_rescan,
         }
     }
 
@@ -520,6 +539,22 @@ async fn forward_launches(runtime: Arc<Runtime>, mut events: broadcast::Receiver
             Err(broadcast::error::RecvError::Lagged(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// Hands the agent's notices to live subscribers: the pop-up when an exception that allowed a
+/// running launch ends, the stop after its grace period (the policy's `[exceptions] grace`, read
+/// by the agent from the rules in force), and rescans after gaps.
+async fn forward_notices(runtime: Arc<Runtime>, mut notices: broadcast::Receiver<AgentNotice>) {
+    loop {
+        let live = match notices.recv().await {
+            Ok(AgentNotice::ExceptionEnded { end, .. }) => LiveEvent::ExceptionEnded { ended: end },
+            Ok(AgentNotice::SessionStopped { stop, .. }) => LiveEvent::SessionStopped { stopped: stop },
+            Ok(AgentNotice::Rescan { rescan, .. }) => LiveEvent::Rescan { rescan },
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let _ = runtime.live.send(live);
     }
 }
 

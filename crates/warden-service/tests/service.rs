@@ -381,6 +381,175 @@ time.sleep(30)
     assert!(service.alive(), "the service stopped: {}", service.log());
 }
 
+/// Exec notices the kernel dropped at `pid`'s process-connector sockets (the `Drops` column of
+/// `/proc/net/netlink`, family 11, for the sockets it holds).
+fn dropped_notices(pid: u32) -> u64 {
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let text = target.to_string_lossy().into_owned();
+            Some(text.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    std::fs::read_to_string("/proc/net/netlink")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() >= 10 && fields[1] == "11" && sockets.iter().any(|s| s == fields[9]))
+        .map(|fields| fields[8].parse::<u64>().unwrap())
+        .sum()
+}
+
+fn signal(pid: u32, name: &str) {
+    let sent = run(Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()));
+    assert!(sent.status.success(), "kill -{name} {pid}: {}", text(&sent));
+}
+
+/// Resumes a stopped service on drop (a failed assertion must not leave it stopped).
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = run(Command::new("kill").arg("-CONT").arg(self.0.to_string()));
+    }
+}
+
+/// Root stops the service and floods exec notices until its queue overflows; a Claude Code the
+/// developer starts meanwhile keeps running, its own exec notice lost (ENOBUFS). When the service
+/// runs again, the gap (the pause its ticker saw, the notices the kernel dropped) is followed by a
+/// rescan of every running process, which finds and kills the tool.
+#[test]
+fn a_gap_in_what_the_service_saw_is_followed_by_a_rescan_that_kills_the_running_tool() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("gap", scratch.0.path());
+    std::fs::write(scratch.path("warden.toml"), "gate = []\n").unwrap();
+    let flood = scratch.path("bin/exec-chain");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-agent/tests/data/exec_chain.c");
+    let built = run(Command::new("cc").arg("-O1").arg("-o").arg(&flood).arg(&source));
+    assert!(built.status.success(), "compiling the exec flood: {}", text(&built));
+    let version = install_claude(&dev, &scratch);
+    // The connector alone: with the gate, a stopped service would hold the exec itself.
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let pid = service.pid();
+
+    signal(pid, "STOP");
+    let resume = Resume(pid);
+    let stopped = Instant::now();
+    let before = dropped_notices(pid);
+    let mut rounds = 0;
+    while dropped_notices(pid) == before {
+        rounds += 1;
+        assert!(rounds <= 40, "the stopped service's notice queue never overflowed");
+        assert!(run(Command::new(&flood).arg("2000")).status.success());
+    }
+    // The developer's tool starts now: its exec notice meets a full queue and is dropped.
+    let full = dropped_notices(pid);
+    let mut tool = dev
+        .command(&format!("FAKE_SLEEP=60 exec {}", version.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dropped_notices(pid) == full {
+        assert!(Instant::now() < deadline, "the tool's exec notice was not dropped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Long enough for the service's ticker to see the pause too.
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(stopped.elapsed()));
+    assert!(tool.try_wait().unwrap().is_none(), "the tool runs while the service is stopped");
+    drop(resume);
+
+    let status = wait_for(&mut tool, Duration::from_secs(10));
+    let status = status.unwrap_or_else(|| panic!("the tool survived the gap\n{}", service.log()));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+
+    let tool_pid = tool.id();
+    let (code, events) = service.curl(None, "GET", "/events?limit=50", None);
+    assert_eq!(code, 200, "{events}");
+    let event = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["pid"] == tool_pid)
+        .unwrap_or_else(|| panic!("no event for the tool: {events}"))
+        .clone();
+    assert_eq!(event["tool"], "claude-code", "{event}");
+    assert_eq!(event["outcome"], "killed", "{event}");
+    assert_eq!(event["user"], dev.name.as_str(), "{event}");
+    assert_eq!(event["source"], "rescan", "its notice was lost: only the rescan can have found it: {event}");
+
+    let (code, status) = service.curl(None, "GET", "/status", None);
+    assert_eq!(code, 200, "{status}");
+    assert!(status["rescans"].as_u64().unwrap() >= 2, "the start sweep and the gap's: {status}");
+    let reasons: Vec<&str> = status["last_rescan"]["reasons"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"lost-notices") && reasons.contains(&"paused"), "{status}");
+    assert!(status["last_rescan"]["launches"].as_u64().unwrap() >= 1, "{status}");
+    assert!(service.alive(), "{}", service.log());
+}
+
+/// A blocked launch is told at the developer's own terminal, by the service running as root; a
+/// developer who points the tool's stderr at a file only root may write gets nothing written there.
+#[test]
+fn the_root_service_tells_the_developers_terminal_and_never_writes_where_they_point_it() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("tty", scratch.0.path());
+    std::fs::write(scratch.path("warden.toml"), "gate = []\n").unwrap();
+    let version = install_claude(&dev, &scratch);
+    let service = Service::start(&scratch, &["--no-gate"]);
+
+    // util-linux `script` as the developer: a pseudo-terminal of theirs, its output on stdout.
+    let terminal = dev
+        .command(&format!(
+            "exec script --quiet --flush --return --command 'FAKE_SLEEP=30 exec {}' /dev/null",
+            version.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `script` stops itself when its child is stopped (it mirrors job control), and the service
+    // froze the tool before killing it: continue the developer's processes until it has relayed
+    // the terminal's output and ended.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resume = {
+        let (done, name) = (done.clone(), dev.name.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let _ = run(Command::new("pkill").args(["-CONT", "-u", &name]));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let output = terminal.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    resume.join().unwrap();
+    let shown = text(&output);
+    assert!(shown.contains("warden: Claude Code was stopped: "), "{shown}\n{}", service.log());
+    assert!(shown.contains(" instead: "), "the sanctioned assistant is named: {shown}");
+
+    // Stderr opened read-only on a root-owned file (anyone may read it): the tool is killed and
+    // the file is left exactly as it was.
+    let precious = scratch.path("precious");
+    std::fs::write(&precious, "root's own\n").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let attempt = dev.sh(&format!("FAKE_SLEEP=30 {} 2<{}; echo \"exit $?\"", version.display(), precious.display()));
+    assert!(text(&attempt).contains("exit 137"), "the tool was not killed: {}", text(&attempt));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "root's own\n");
+    assert!(service.alive(), "{}", service.log());
+}
+
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
