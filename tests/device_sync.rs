@@ -158,10 +158,15 @@ impl Server {
     /// Every launch event of `device` the server stored (paging by time, newest first); the
     /// runtime's own start and stop are events too, of other kinds.
     fn events_of(&self, device: &str) -> Vec<Value> {
+        self.events_of_kind(device, "launch")
+    }
+
+    /// Every event of `device` of one `kind` the server stored (paging by time, newest first).
+    fn events_of_kind(&self, device: &str, kind: &str) -> Vec<Value> {
         let mut all = Vec::new();
         let mut until: Option<i64> = None;
         loop {
-            let mut query = format!("/admin/events?device={device}&kind=launch&limit=1000");
+            let mut query = format!("/admin/events?device={device}&kind={kind}&limit=1000");
             if let Some(until) = until {
                 query.push_str(&format!("&until_ms={until}"));
             }
@@ -951,13 +956,13 @@ fn an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused(kind: &st
     }
     let synced = desk.json(&["sync", "--json"]);
     assert_eq!(synced["policy"], "updated to version 1", "{synced}");
+    assert_eq!(synced["errors"], json!([]), "{synced}");
     assert_eq!(desk.json(&["status", "--json"])["monitor"]["mode"], "enforce");
 
     // Every refusal reached the server as an incident with that sync.
     let incidents: Vec<String> = server
-        .events_of(&device)
+        .events_of_kind(&device, "incident")
         .into_iter()
-        .filter(|e| e["event"]["kind"] == "incident")
         .map(|e| e["event"]["code"].as_str().unwrap().to_owned())
         .collect();
     let count = |code: &str| incidents.iter().filter(|c| *c == code).count();
