@@ -99,4 +99,3 @@ pub enum SessionNotice {
     ExceptionEnded(ExceptionEnd),
     SessionStopped(SessionStop),
 }
-

@@ -152,11 +152,8 @@ mod linux {
     /// be followed), and a symlink the process holds open there is refused by the type check.
     fn open(path: String, device: u64, owner: u32) -> Option<Terminal> {
         let nofollow = if path.starts_with("/proc/") { 0 } else { libc::O_NOFOLLOW };
-        let pinned = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_CLOEXEC | nofollow)
-            .open(&path)
-            .ok()?;
+        let pinned =
+            OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC | nofollow).open(&path).ok()?;
         let metadata = pinned.metadata().ok()?;
         let theirs = metadata.file_type().is_char_device()
             && metadata.rdev() == device
