@@ -1,13 +1,18 @@
-//! The commands the windows call. Each is a thin hand-off to the core crates and the
-//! shell state; errors carry a stable `code` the UI matches on (never the message).
+//! The commands the windows call. Each is a thin hand-off to the tray's state and to the
+//! runtime's local API; errors carry a stable `code` the UI matches on (never the message):
+//! the tray's own, or the runtime's `LocalErrorCode` passed through.
 
-use crate::exception_queue::ExceptionRequest;
-use crate::request_form::{ExceptionDraft, FieldProblem, check_draft, resolve_repository};
-use crate::shell::{Shell, lock, now_ms};
-use crate::views::{self, ActivityRow, CatalogView, FormRules, activity_rows, form_rules, tool_name};
-use crate::windows::{View, WindowContext};
+use crate::my_requests::{ExceptionRequest, RequestStatus};
+use crate::request_form::{ExceptionDraft, FieldProblem, ScopeChoice, check_draft, resolve_repository};
+use crate::shell::{Shell, now_ms};
+use crate::views::{
+    self, ActivityRow, CatalogView, FormRules, View, WindowContext, activity_rows, form_rules, tool_name,
+};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State, WebviewWindow};
+use warden_api::ExceptionRequestCreate;
+use warden_api::local::LocalErrorCode;
+use warden_client::LocalClientError;
 
 /// Every command error. Serialized as `{ "code": "...", "message": "...", ... }`.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +24,10 @@ pub enum CommandError {
     #[error("{0}")]
     OpenFailed(String),
     #[error("{0}")]
-    StorageFailed(String),
-    #[error("{0}")]
     WindowFailed(String),
+    /// The runtime refused the call or could not be reached.
+    #[error("{0}")]
+    Runtime(#[from] LocalClientError),
 }
 
 impl CommandError {
@@ -31,9 +37,26 @@ impl CommandError {
             CommandError::InvalidRequest(_) => "invalid-request",
             CommandError::UnknownView(_) => "unknown-view",
             CommandError::OpenFailed(_) => "open-failed",
-            CommandError::StorageFailed(_) => "storage-failed",
             CommandError::WindowFailed(_) => "window-failed",
+            CommandError::Runtime(error) => match error {
+                LocalClientError::Unreachable { .. } => "runtime-unreachable",
+                LocalClientError::Protocol { .. } => "runtime-protocol",
+                LocalClientError::Refused(refused) => local_code(refused.code),
+            },
         }
+    }
+}
+
+/// The runtime's code, as the local API spells it.
+fn local_code(code: LocalErrorCode) -> &'static str {
+    match code {
+        LocalErrorCode::BadRequest => "bad-request",
+        LocalErrorCode::TooLarge => "too-large",
+        LocalErrorCode::Forbidden => "forbidden",
+        LocalErrorCode::NotFound => "not-found",
+        LocalErrorCode::NotEnrolled => "not-enrolled",
+        LocalErrorCode::Server => "server",
+        LocalErrorCode::Internal => "internal",
     }
 }
 
@@ -87,20 +110,23 @@ pub fn exception_form(shell: State<'_, Shell>) -> FormRules {
     form_rules(&policy.policy, &policy.catalog)
 }
 
+/// The caller's requests, as the runtime has them (the server's records and the outbox). A
+/// device not enrolled with a server has none.
 #[tauri::command]
-pub fn exception_requests(app: AppHandle, shell: State<'_, Shell>) -> Answer<Vec<ExceptionRequest>> {
-    let local = {
-        let mut queue = lock(&shell.queue);
-        queue.expire(now_ms()).map_err(|e| CommandError::StorageFailed(e.to_string()))?;
-        queue.requests()
+pub async fn exception_requests(shell: State<'_, Shell>) -> Answer<Vec<ExceptionRequest>> {
+    let mine = match shell.link.client.requests().await {
+        Ok(mine) => mine,
+        Err(error) if error.code() == Some(LocalErrorCode::NotEnrolled) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
     };
-    // Enrolled: the server's live status, merged with what waits in the outbox.
-    let merged = crate::server_link::my_requests(&app, &local, now_ms()).map_err(CommandError::StorageFailed)?;
-    Ok(merged.unwrap_or(local))
+    let policy = shell.policy();
+    Ok(crate::my_requests::merge(&mine.queued, &mine.requests, now_ms(), |id| tool_name(&policy.catalog, Some(id))))
 }
 
+/// Checks the form and files the request through the runtime, which files it as the person
+/// the socket says is calling.
 #[tauri::command]
-pub fn submit_exception(
+pub async fn submit_exception(
     app: AppHandle,
     shell: State<'_, Shell>,
     mut draft: ExceptionDraft,
@@ -114,13 +140,30 @@ pub fn submit_exception(
     if !problems.is_empty() {
         return Err(CommandError::InvalidRequest(problems));
     }
-    let name = tool_name(&policy.catalog, Some(&draft.tool));
-    // Enrolled: also into the durable outbox, on its way to the server (src/server_link.rs).
-    crate::server_link::submit(&app, &draft).map_err(CommandError::StorageFailed)?;
-    let request =
-        lock(&shell.queue).add(draft, name, now_ms()).map_err(|e| CommandError::StorageFailed(e.to_string()))?;
-    let _ = app.emit(REQUESTS_EVENT, &request.id);
-    Ok(request)
+    let repository = match draft.scope {
+        ScopeChoice::Repository => draft.repository.clone(),
+        ScopeChoice::Everywhere => None,
+    };
+    let request = ExceptionRequestCreate {
+        tool: draft.tool.clone(),
+        justification: draft.justification.trim().to_owned(),
+        scope: repository.clone(),
+        duration_seconds: draft.duration_seconds,
+        client_id: None,
+    };
+    let filed = shell.link.client.file_request(&request).await?;
+    let _ = app.emit(REQUESTS_EVENT, &filed.id);
+    Ok(ExceptionRequest {
+        id: filed.id,
+        tool_name: tool_name(&policy.catalog, Some(&draft.tool)),
+        tool: draft.tool,
+        justification: request.justification,
+        scope: draft.scope,
+        repository,
+        duration_seconds: draft.duration_seconds,
+        created_at_ms: now_ms(),
+        status: if filed.sent { RequestStatus::Pending } else { RequestStatus::WaitingToBeSent },
+    })
 }
 
 /// Opens another window (the catalog's and activity's "Request exception" buttons).
@@ -169,22 +212,33 @@ pub struct AboutView {
 }
 
 #[tauri::command]
-pub fn about(app: AppHandle, shell: State<'_, Shell>) -> AboutView {
+pub fn about(shell: State<'_, Shell>) -> AboutView {
     let policy = shell.policy();
+    let status = shell.status();
+    let now = now_ms();
     AboutView {
         version: env!("CARGO_PKG_VERSION"),
         policy_name: policy.policy.name.clone(),
         policy_version: policy.version.clone(),
         policy_source: policy.source.clone(),
-        policy_problem: match &policy.freshness {
-            crate::tray_status::PolicyFreshness::OutOfDate { problem } => Some(problem.clone()),
+        policy_problem: match shell.freshness(now) {
+            crate::tray_status::PolicyFreshness::OutOfDate { problem } => Some(problem),
             crate::tray_status::PolicyFreshness::Current => None,
         },
-        server: crate::server_link::server(&app)
-            .unwrap_or_else(|| "none configured: exception requests wait on this device".into()),
+        server: status
+            .as_ref()
+            .and_then(|s| s.enrolled.as_ref())
+            .map(|d| format!("{} (device {})", d.server, d.device_id))
+            .unwrap_or_else(|| "none configured: this device is not enrolled with a governance server".into()),
         device: device_name(),
-        status: shell.look(now_ms()).words,
-        event_source: crate::agent_link::describe(),
+        status: format!("{}. {}", crate::tray_status::protection(shell.mode()), shell.look(now).words),
+        event_source: match &status {
+            Some(s) => match &s.fallback_reason {
+                Some(why) => format!("{} ({why})", s.source),
+                None => s.source.clone(),
+            },
+            None => "the Warden runtime has not answered yet".into(),
+        },
     }
 }
 
@@ -204,6 +258,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn runtime_codes_are_the_local_api_words() {
+        use LocalErrorCode::*;
+        for code in [BadRequest, TooLarge, Forbidden, NotFound, NotEnrolled, Server, Internal] {
+            assert_eq!(serde_json::to_value(code).unwrap(), local_code(code), "{code:?}");
+        }
+    }
+
+    #[test]
     fn errors_serialize_with_a_stable_code() {
         let invalid = CommandError::InvalidRequest(vec![FieldProblem { field: "tool", message: "Choose".into() }]);
         assert_eq!(
@@ -214,8 +276,31 @@ mod tests {
         let cases = [
             (CommandError::UnknownView("x".into()), "unknown-view", "no such view: x"),
             (CommandError::OpenFailed("x".into()), "open-failed", "x"),
-            (CommandError::StorageFailed("x".into()), "storage-failed", "x"),
             (CommandError::WindowFailed("x".into()), "window-failed", "x"),
+            (
+                CommandError::Runtime(LocalClientError::Refused(warden_api::local::LocalError::new(
+                    LocalErrorCode::NotEnrolled,
+                    "x",
+                ))),
+                "not-enrolled",
+                "x",
+            ),
+            (
+                CommandError::Runtime(LocalClientError::Refused(warden_api::local::LocalError::new(
+                    LocalErrorCode::Forbidden,
+                    "x",
+                ))),
+                "forbidden",
+                "x",
+            ),
+            (
+                CommandError::Runtime(LocalClientError::Unreachable {
+                    socket: "/run/warden/warden.sock".into(),
+                    detail: "x".into(),
+                }),
+                "runtime-unreachable",
+                "no Warden runtime answers on /run/warden/warden.sock: x",
+            ),
         ];
         for (error, code, message) in cases {
             let wire = serde_json::to_value(&error).unwrap();

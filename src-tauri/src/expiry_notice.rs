@@ -1,6 +1,6 @@
 //! When to tell the developer that an approved exception is about to expire, and that it
 //! has: once each per exception. Pure: the caller passes the exceptions, what was already
-//! shown and the time; `server_link.rs` shows the pop-ups.
+//! shown and the time; the inbox (`inbox.rs`) shows the pop-ups.
 
 use std::collections::HashSet;
 

@@ -1,22 +1,24 @@
 //! Warden's tray app (Tauri v2 shell): the tray icon and menu, pop-ups with actions, and
 //! the catalog, activity, exception and about windows.
 //!
-//! The shell decides nothing about launches itself: the embedded agent (`agent_link`)
-//! evaluates and enforces with the core crates and hands each launch event here, which
-//! turns it into an icon state, a pop-up and a row in the activity window.
+//! The tray decides and enforces nothing: it is a client of the Warden runtime's local API
+//! (`runtime_link`): the system service (`wardend`) when its socket answers, else a personal
+//! runtime it starts in-process and reaches through the same socket API. One state (`shell`),
+//! filled by one task from the runtime's live stream (`inbox`); the windows' commands
+//! (`commands`) read it and call the runtime.
 
-mod agent_link;
 mod assistant;
 mod autostart;
 mod commands;
 mod desktop_notification;
-mod exception_queue;
 mod expiry_notice;
+mod inbox;
+mod missed_blocks;
 mod my_requests;
 mod popup;
 mod repository;
 mod request_form;
-mod server_link;
+mod runtime_link;
 mod shell;
 mod tray;
 mod tray_status;
@@ -27,11 +29,12 @@ mod windows;
 
 use anyhow::{Context, Result, bail};
 use popup::{PopupChoice, popup_for};
-use shell::{PolicyInForce, Shell, ShellConfig, lock, now_ms};
+use runtime_link::{LinkOptions, Reloaded};
+use shell::{Shell, ShellConfig, lock, now_ms};
 use std::path::PathBuf;
-use tauri::{AppHandle, Emitter, Manager, RunEvent};
+use tauri::{AppHandle, Manager, RunEvent};
+use views::{View, WindowContext};
 use warden_api::LaunchEvent;
-use windows::{View, WindowContext};
 
 pub use popup::action_key;
 
@@ -39,6 +42,7 @@ pub use popup::action_key;
 #[derive(Debug, Clone, Default)]
 struct Options {
     open: Option<String>,
+    socket: Option<PathBuf>,
     policy: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     popup_window_ms: Option<i64>,
@@ -52,6 +56,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         let mut value = |name: &str| args.next().cloned().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--open" => options.open = Some(value("--open")?),
+            "--socket" => options.socket = Some(value("--socket")?.into()),
             "--policy" => options.policy = Some(value("--policy")?.into()),
             "--state-dir" => options.state_dir = Some(value("--state-dir")?.into()),
             "--popup-window-ms" => {
@@ -60,7 +65,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--install-autostart" => options.install_autostart = true,
             "-h" | "--help" => {
                 println!(
-                    "warden-tray [--open catalog|activity|exceptions|about] [--policy FILE] [--state-dir DIR]\n            [--popup-window-ms N] [--install-autostart]"
+                    "warden-tray [--open catalog|activity|exceptions|about] [--socket PATH] [--policy FILE]\n            [--state-dir DIR] [--popup-window-ms N] [--install-autostart]\n\n\
+                     With the Warden service answering (--socket, $WARDEN_SOCKET, else /run/warden/warden.sock)\n\
+                     the tray is its client; otherwise it runs Warden itself as you (personal mode, not\n\
+                     tamper-proof; --policy and --state-dir apply to it)."
                 );
                 std::process::exit(0);
             }
@@ -75,13 +83,6 @@ fn parse_options(args: &[String]) -> Result<Options> {
     Ok(options)
 }
 
-fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return dir.join("warden");
-    }
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".warden"), |h| PathBuf::from(h).join(".local/state/warden"))
-}
-
 /// Starts the tray app; returns when it quits.
 pub fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -94,27 +95,13 @@ pub fn run() -> Result<()> {
         }
         return Ok(());
     }
-    let state_dir = options
-        .state_dir
-        .clone()
-        .or_else(|| std::env::var_os("WARDEN_STATE_DIR").map(PathBuf::from))
-        .unwrap_or_else(default_state_dir);
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-    let policy_file = options.policy.clone().or_else(|| std::env::var_os("WARDEN_POLICY").map(PathBuf::from));
-    let policy = match &policy_file {
-        Some(file) => PolicyInForce::load(file, None),
-        None => PolicyInForce::embedded(),
+    let link_options = LinkOptions {
+        socket: options.socket.clone(),
+        state_dir: options.state_dir.clone().or_else(|| std::env::var_os("WARDEN_STATE_DIR").map(PathBuf::from)),
+        policy_file: options.policy.clone().or_else(|| std::env::var_os("WARDEN_POLICY").map(PathBuf::from)),
     };
-    if let tray_status::PolicyFreshness::OutOfDate { problem } = &policy.freshness {
-        eprintln!("warden-tray: policy not loaded, using the embedded default: {problem}");
-    }
-    let queue = exception_queue::ExceptionQueue::open(&state_dir).context("opening the exception request queue")?;
-    let config = ShellConfig {
-        state_dir,
-        policy_file,
-        popup_window_ms: options.popup_window_ms.unwrap_or(30_000),
-        open_at_start: options.open.clone(),
-    };
+    let config =
+        ShellConfig { popup_window_ms: options.popup_window_ms.unwrap_or(30_000), open_at_start: options.open.clone() };
     if autostart::is_installed_binary(&exe)
         && let Err(e) = autostart::install(&exe)
     {
@@ -125,7 +112,6 @@ pub fn run() -> Result<()> {
         // First, so a second launch is caught before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| second_launch(app, &argv)))
         .plugin(tauri_plugin_opener::init())
-        .manage(Shell::new(config, policy, queue))
         .invoke_handler(tauri::generate_handler![
             commands::catalog_view,
             commands::recent_activity,
@@ -137,11 +123,18 @@ pub fn run() -> Result<()> {
             commands::open_assistant,
             commands::about,
         ])
-        .setup(|app| {
+        .setup(move |app| {
+            // Here, after the single-instance check: a second launch must never start a
+            // second personal runtime, even for a moment.
+            let link = tauri::async_runtime::block_on(runtime_link::connect(&link_options))?;
+            eprintln!("warden-tray: {} ({})", tray_status::protection(link.hello.mode), link.client.socket().display());
+            let shell = Shell::new(config, link);
+            tauri::async_runtime::block_on(inbox::prime(&shell));
+            app.manage(shell);
             let started = std::time::Instant::now();
             tray::create(app.handle())?;
             eprintln!("warden-tray: tray icon ready after {} ms", started.elapsed().as_millis());
-            agent_link::start(app.handle().clone());
+            inbox::start(app.handle().clone());
             let open_at_start = app.state::<Shell>().config.open_at_start.clone();
             if let Some(view) = open_at_start.as_deref().and_then(View::parse) {
                 windows::open(app.handle(), view, WindowContext::default())?;
@@ -150,11 +143,16 @@ pub fn run() -> Result<()> {
         })
         .build(tauri::generate_context!())
         .context("building the tray app")?;
-    app.run(|_app, event| {
+    app.run(|app, event| match event {
         // Closing the last window leaves the tray running; only Quit (or a signal) ends it.
-        if let RunEvent::ExitRequested { code: None, api, .. } = event {
-            api.prevent_exit();
+        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        // A personal runtime stops with its tray; the service never does.
+        RunEvent::Exit => {
+            if let Some(shell) = app.try_state::<Shell>() {
+                tauri::async_runtime::block_on(shell.link.close());
+            }
         }
+        _ => {}
     });
     Ok(())
 }
@@ -171,20 +169,12 @@ fn second_launch(app: &AppHandle, argv: &[String]) {
     }
 }
 
-/// A launch event from the agent: record it, update the tray, tell open windows, and
-/// show a pop-up if the gate lets one through.
-pub(crate) fn on_launch(app: &AppHandle, event: LaunchEvent) {
+/// Shows the pop-up for a launch event if it needs one and the gate lets it through.
+pub(crate) fn show_popup(app: &AppHandle, event: &LaunchEvent) {
     let shell = app.state::<Shell>();
-    if !shell.record(event.clone()) {
-        return;
-    }
-    if let Err(e) = tray::refresh(app) {
-        eprintln!("warden-tray: tray refresh: {e}");
-    }
-    let _ = app.emit(commands::ACTIVITY_EVENT, &event.id);
     let policy = shell.policy();
     let name = views::tool_name(&policy.catalog, event.tool.as_deref());
-    let Some(popup) = popup_for(&event, &name, &policy.policy) else { return };
+    let Some(popup) = popup_for(event, &name, &policy.policy) else { return };
     let tool = event.tool.clone().unwrap_or_default();
     if !lock(&shell.gate).admit(&tool, popup.kind, now_ms()) {
         return;
@@ -235,44 +225,34 @@ fn on_choice(app: &AppHandle, event: &LaunchEvent, choice: PopupChoice) {
     }
 }
 
-/// Sync now: re-reads the policy (from its file until the server client exists) and
-/// says what happened.
+/// *Sync now*: a personal runtime's policy file is read again; otherwise the runtime is asked
+/// to sync with its server. Says what happened in a pop-up.
 pub(crate) fn sync_now(app: &AppHandle) {
-    // Enrolled: the server sync loop does the work (src/server_link.rs).
-    if let Some(server) = server_link::sync_now(app) {
-        if let Err(e) = desktop_notification::inform("Syncing", &format!("Syncing policy and exceptions with {server}"))
-        {
-            eprintln!("warden-tray: syncing with {server} ({e})");
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let shell = app.state::<Shell>();
+        let (title, body) = match shell.link.reload_policy_file() {
+            Some(Reloaded::Loaded { name, file }) => ("Policy up to date".to_owned(), format!("{name} ({file})")),
+            Some(Reloaded::Kept { problem }) => {
+                ("Policy not updated".to_owned(), format!("The last good policy stays in force. {problem}"))
+            }
+            None => match shell.link.client.sync_now().await {
+                Ok(_) => ("Syncing".to_owned(), "Warden is syncing policy and exceptions with its server.".to_owned()),
+                Err(error) if error.code() == Some(warden_api::local::LocalErrorCode::NotEnrolled) => (
+                    "Nothing to sync".to_owned(),
+                    "This device is not enrolled with a governance server; Warden enforces the policy it has."
+                        .to_owned(),
+                ),
+                Err(error) => ("Sync failed".to_owned(), error.to_string()),
+            },
+        };
+        if let Err(e) = tray::refresh(&app) {
+            eprintln!("warden-tray: tray refresh: {e}");
         }
-        return;
-    }
-    let shell = app.state::<Shell>();
-    let (title, body) = match &shell.config.policy_file {
-        Some(file) => {
-            let reloaded = PolicyInForce::load(file, Some(&shell.policy()));
-            let words = match &reloaded.freshness {
-                tray_status::PolicyFreshness::Current => {
-                    ("Policy up to date".to_owned(), format!("{} ({})", reloaded.policy.name, reloaded.source))
-                }
-                tray_status::PolicyFreshness::OutOfDate { problem } => {
-                    ("Policy not updated".to_owned(), format!("The last good policy stays in force. {problem}"))
-                }
-            };
-            agent_link::policy_changed(app, &reloaded);
-            shell.set_policy(reloaded);
-            words
+        if let Err(e) = desktop_notification::inform(&title, &body) {
+            eprintln!("warden-tray: {title}: {body} ({e})");
         }
-        None => (
-            "Nothing to sync".to_owned(),
-            "No governance server is configured; Warden uses its embedded policy.".to_owned(),
-        ),
-    };
-    if let Err(e) = tray::refresh(app) {
-        eprintln!("warden-tray: tray refresh: {e}");
-    }
-    if let Err(e) = desktop_notification::inform(&title, &body) {
-        eprintln!("warden-tray: {title}: {body} ({e})");
-    }
+    });
 }
 
 #[cfg(test)]
@@ -282,11 +262,13 @@ mod tests {
     #[test]
     fn options_parse_and_reject_nonsense() {
         let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        let options = parse_options(&args("--open activity --policy /p.toml --popup-window-ms 0")).unwrap();
+        let options =
+            parse_options(&args("--open activity --socket /s.sock --policy /p.toml --popup-window-ms 0")).unwrap();
         assert_eq!(options.open.as_deref(), Some("activity"));
+        assert_eq!(options.socket, Some(PathBuf::from("/s.sock")));
         assert_eq!(options.policy, Some(PathBuf::from("/p.toml")));
         assert_eq!(options.popup_window_ms, Some(0));
-        for bad in ["--open nowhere", "--policy", "--frobnicate", "--popup-window-ms soon"] {
+        for bad in ["--open nowhere", "--policy", "--socket", "--frobnicate", "--popup-window-ms soon"] {
             assert!(parse_options(&args(bad)).is_err(), "{bad}");
         }
     }

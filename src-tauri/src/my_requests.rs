@@ -1,11 +1,58 @@
-//! "My requests" for an enrolled device: the server's live status of each request, plus the
-//! ones still in the outbox ("waiting to be sent"). Pure: the caller passes the server's list
-//! (as the sync loop last fetched it), the outbox and the clock.
+//! "My requests": the runtime's answer (`GET /v1/exception-requests`: the server's records,
+//! live or as the sync last fetched them, and the device's outbox) as the exception window's
+//! list. Pure: the caller passes the answer and the clock.
 
-use crate::exception_queue::{ExceptionRequest, RequestStatus};
 use crate::request_form::ScopeChoice;
-use warden_api::{ExceptionRecord, ExceptionRequestCreate, ExceptionState};
-use warden_store::QueuedRequest;
+use serde::{Deserialize, Serialize};
+use warden_api::local::QueuedRequest;
+use warden_api::{ExceptionRecord, ExceptionState};
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum RequestStatus {
+    /// In the device's outbox: the server has not accepted it yet.
+    WaitingToBeSent,
+    /// The server has it; an approver has not decided.
+    Pending,
+    #[serde(rename_all = "camelCase")]
+    Approved {
+        until_ms: i64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Denied {
+        comment: String,
+        /// The approver who decided.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    Expired,
+    /// The developer withdrew it before a decision.
+    Withdrawn,
+    /// An approver ended it before its time ran out.
+    #[serde(rename_all = "camelCase")]
+    Revoked {
+        comment: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+}
+
+/// One request, as the "my requests" list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionRequest {
+    pub id: String,
+    pub tool: String,
+    pub tool_name: String,
+    pub justification: String,
+    pub scope: ScopeChoice,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    pub duration_seconds: u64,
+    pub created_at_ms: i64,
+    pub status: RequestStatus,
+}
 
 /// A server record as the list shows it. An approval whose time ran out reads as expired
 /// even before the server's sweep records it.
@@ -36,35 +83,30 @@ pub fn from_server(record: &ExceptionRecord, tool_name: String, now_ms: i64) -> 
     }
 }
 
-/// A request still in the outbox; `None` when its body is unreadable (the sync loop records
-/// that as an incident when it tries to send it).
-pub fn from_outbox(queued: &QueuedRequest, name_of: impl Fn(&str) -> String) -> Option<ExceptionRequest> {
-    let request: ExceptionRequestCreate = serde_json::from_str(&queued.body).ok()?;
-    Some(ExceptionRequest {
+/// A request still in the device's outbox.
+pub fn from_outbox(queued: &QueuedRequest, name_of: impl Fn(&str) -> String) -> ExceptionRequest {
+    let request = &queued.request;
+    ExceptionRequest {
         id: queued.id.clone(),
         tool_name: name_of(&request.tool),
-        tool: request.tool,
-        justification: request.justification,
+        tool: request.tool.clone(),
+        justification: request.justification.clone(),
         scope: if request.scope.is_some() { ScopeChoice::Repository } else { ScopeChoice::Everywhere },
-        repository: request.scope,
+        repository: request.scope.clone(),
         duration_seconds: request.duration_seconds,
         created_at_ms: queued.created_ms,
         status: RequestStatus::WaitingToBeSent,
-    })
+    }
 }
 
-/// The merged list, newest first: requests kept only on this device from before it was
-/// enrolled (they were never sent), the outbox, and the server's records.
+/// The merged list, newest first: the outbox, then the server's records.
 pub fn merge(
-    local: &[ExceptionRequest],
-    enrolled_at_ms: i64,
     outbox: &[QueuedRequest],
     server: &[ExceptionRecord],
     now_ms: i64,
     name_of: impl Fn(&str) -> String,
 ) -> Vec<ExceptionRequest> {
-    let mut list: Vec<ExceptionRequest> = local.iter().filter(|r| r.created_at_ms < enrolled_at_ms).cloned().collect();
-    list.extend(outbox.iter().filter_map(|q| from_outbox(q, &name_of)));
+    let mut list: Vec<ExceptionRequest> = outbox.iter().map(|q| from_outbox(q, &name_of)).collect();
     list.extend(server.iter().map(|r| from_server(r, name_of(&r.tool), now_ms)));
     list.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| b.id.cmp(&a.id)));
     list
@@ -73,6 +115,7 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warden_api::ExceptionRequestCreate;
 
     fn record(id: &str, created: i64, state: ExceptionState) -> ExceptionRecord {
         ExceptionRecord {
@@ -135,33 +178,21 @@ mod tests {
     }
 
     #[test]
-    fn merges_old_local_outbox_and_server_newest_first() {
-        let local = |id: &str, at: i64| ExceptionRequest {
+    fn merges_outbox_and_server_newest_first() {
+        let queued = |id: &str, at: i64, scope: Option<&str>| QueuedRequest {
             id: id.into(),
-            tool: "cursor".into(),
-            tool_name: "Cursor".into(),
-            justification: "j".into(),
-            scope: ScopeChoice::Everywhere,
-            repository: None,
-            duration_seconds: 60,
-            created_at_ms: at,
-            status: RequestStatus::WaitingToBeSent,
+            created_ms: at,
+            request: ExceptionRequestCreate {
+                tool: "cursor".into(),
+                justification: "try the new tool".into(),
+                scope: scope.map(str::to_owned),
+                duration_seconds: 600,
+                client_id: Some(id.into()),
+            },
         };
-        let body = ExceptionRequestCreate {
-            tool: "cursor".into(),
-            justification: "try the new tool".into(),
-            scope: None,
-            duration_seconds: 600,
-            client_id: Some("q1".into()),
-        };
-        let outbox = [
-            QueuedRequest { id: "q1".into(), created_ms: 9_000, body: serde_json::to_string(&body).unwrap() },
-            QueuedRequest { id: "q2".into(), created_ms: 9_500, body: "{broken".into() },
-        ];
+        let outbox = [queued("q1", 9_000, None), queued("q2", 1_000, Some("/src/web"))];
         let server = [record("s1", 5, ExceptionState::Pending), record("s2", 7, ExceptionState::Withdrawn)];
-        let merged = merge(&[local("before", 1_000), local("after", 8_000)], 2_000, &outbox, &server, 10_000, |id| {
-            id.to_uppercase()
-        });
+        let merged = merge(&outbox, &server, 10_000, |id| id.to_uppercase());
         let shown: Vec<_> = merged.iter().map(|r| (r.id.as_str(), r.tool_name.as_str(), &r.status)).collect();
         assert_eq!(
             shown,
@@ -169,9 +200,13 @@ mod tests {
                 ("q1", "CURSOR", &RequestStatus::WaitingToBeSent),
                 ("s2", "CLAUDE-CODE", &RequestStatus::Withdrawn),
                 ("s1", "CLAUDE-CODE", &RequestStatus::Pending),
-                ("before", "Cursor", &RequestStatus::WaitingToBeSent),
+                ("q2", "CURSOR", &RequestStatus::WaitingToBeSent),
             ]
         );
         assert_eq!((merged[0].duration_seconds, &merged[0].scope), (600, &ScopeChoice::Everywhere));
+        assert_eq!(
+            (merged[3].scope.clone(), merged[3].repository.as_deref()),
+            (ScopeChoice::Repository, Some("/src/web"))
+        );
     }
 }

@@ -1,45 +1,57 @@
-//! The tray app's state, shared by the tray, the pop-ups and the window commands: the
-//! policy in force, recent launch events, the pop-up gate, the exception queue and what
-//! each window was opened for.
+//! The tray app's one state, created once and owned by Tauri (`app.manage`): the link to the
+//! runtime, what the runtime last said (status, policy, the caller's launch events), the pop-up
+//! gate and what each window was opened for. One task writes what comes from the runtime (the
+//! inbox, `inbox.rs`); the tray, the pop-ups and the window commands read it.
 
-use crate::exception_queue::ExceptionQueue;
+use crate::expiry_notice::{GrantedUntil, NoticeKind};
 use crate::popup::PopupGate;
-use crate::tray_status::{PolicyFreshness, TrayLook, tray_look};
-use crate::windows::WindowContext;
-use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use crate::runtime_link::Link;
+use crate::tray_status::{PolicyFreshness, ServerSyncFacts, TrayLook, server_freshness, tray_look};
+use crate::views::WindowContext;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use warden_api::LaunchEvent;
+use warden_api::local::{RuntimeMode, RuntimeStatus};
 use warden_policy::{Catalog, Policy};
 
-/// How many recent events the tray keeps in memory (the store keeps all of them).
+/// How many recent events the tray keeps in memory (the runtime's store keeps all of them).
 const RECENT_EVENTS: usize = 1000;
 
 /// How the tray app was started.
 #[derive(Debug, Clone)]
 pub struct ShellConfig {
-    /// Where Warden keeps its local files (event store, request queue).
-    pub state_dir: PathBuf,
-    /// An admin's policy file; `None` means the embedded default.
-    pub policy_file: Option<PathBuf>,
     /// Pop-ups for the same tool and kind closer together than this are not shown.
     pub popup_window_ms: i64,
     /// The view to open at start (`--open`), used by a second launch and by tests.
     pub open_at_start: Option<String>,
 }
 
-/// The policy in force and where it came from.
+/// The policy the runtime enforces, with its catalog compiled once for the windows.
 #[derive(Debug, Clone)]
 pub struct PolicyInForce {
     pub policy: Arc<Policy>,
     pub catalog: Arc<Catalog>,
-    /// `embedded` or the file and its modification time.
+    /// The server's version, or `local` for a policy that came from no server.
     pub version: String,
+    /// Who enforces it, in words (About window).
     pub source: String,
-    pub freshness: PolicyFreshness,
 }
 
 impl PolicyInForce {
+    /// The runtime's answer to `GET /v1/policy`.
+    pub fn from_runtime(answer: warden_api::local::PolicyInForce, mode: RuntimeMode) -> PolicyInForce {
+        PolicyInForce {
+            catalog: Arc::new(answer.policy.catalog()),
+            policy: Arc::new(answer.policy),
+            version: answer.version.unwrap_or_else(|| "local".into()),
+            source: match mode {
+                RuntimeMode::Service => "enforced by the Warden service (wardend)".into(),
+                RuntimeMode::Personal => "enforced by the personal runtime in this tray".into(),
+            },
+        }
+    }
+
+    /// What the tray shows before the runtime's first answer.
     pub fn embedded() -> PolicyInForce {
         let policy = Policy::embedded();
         PolicyInForce {
@@ -47,52 +59,32 @@ impl PolicyInForce {
             policy: Arc::new(policy),
             version: "embedded".into(),
             source: "embedded default".into(),
-            freshness: PolicyFreshness::Current,
-        }
-    }
-
-    /// Reads a policy file. On failure the previous policy stays in force, marked out of
-    /// date with the file:line:column problem.
-    pub fn load(file: &std::path::Path, previous: Option<&PolicyInForce>) -> PolicyInForce {
-        let shown = file.display().to_string();
-        let loaded = std::fs::read_to_string(file)
-            .map_err(|e| format!("{shown}: {e}"))
-            .and_then(|text| Policy::parse(&shown, &text).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(policy) => {
-                let modified = std::fs::metadata(file)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                PolicyInForce {
-                    catalog: Arc::new(policy.catalog()),
-                    policy: Arc::new(policy),
-                    version: format!("file@{modified}"),
-                    source: shown,
-                    freshness: PolicyFreshness::Current,
-                }
-            }
-            Err(problem) => {
-                let mut kept = previous.cloned().unwrap_or_else(PolicyInForce::embedded);
-                kept.freshness = PolicyFreshness::OutOfDate { problem };
-                kept
-            }
         }
     }
 }
 
-/// Everything the tray app shares between threads.
-#[derive(Debug)]
+/// The tray's state. See the module documentation for who writes what.
 pub struct Shell {
     pub config: ShellConfig,
+    /// The runtime this tray is a client of (and, in personal mode, runs).
+    pub link: Link,
     policy: RwLock<PolicyInForce>,
+    status: RwLock<Option<RuntimeStatus>>,
+    /// Why the runtime does not answer, while it does not.
+    unreachable: RwLock<Option<String>>,
     events: Mutex<VecDeque<LaunchEvent>>,
     pub gate: Mutex<PopupGate>,
-    pub queue: Mutex<ExceptionQueue>,
     contexts: Mutex<HashMap<String, WindowContext>>,
     installed: RwLock<Option<HashMap<String, bool>>>,
-    server_freshness: RwLock<PolicyFreshness>,
+    /// Approved exceptions' ends (from the last request list) and the expiry notices shown.
+    granted: Mutex<Vec<GrantedUntil>>,
+    pub noticed: Mutex<HashSet<(String, NoticeKind)>>,
+}
+
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell").field("config", &self.config).field("link", &self.link).finish_non_exhaustive()
+    }
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data are plain values
@@ -101,26 +93,57 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    *lock.write().unwrap_or_else(|p| p.into_inner()) = value;
+}
+
 impl Shell {
-    pub fn new(config: ShellConfig, policy: PolicyInForce, queue: ExceptionQueue) -> Shell {
+    pub fn new(config: ShellConfig, link: Link) -> Shell {
         Shell {
             gate: Mutex::new(PopupGate::new(config.popup_window_ms)),
             config,
-            policy: RwLock::new(policy),
+            link,
+            policy: RwLock::new(PolicyInForce::embedded()),
+            status: RwLock::new(None),
+            unreachable: RwLock::new(None),
             events: Mutex::new(VecDeque::new()),
-            queue: Mutex::new(queue),
             contexts: Mutex::new(HashMap::new()),
             installed: RwLock::new(None),
-            server_freshness: RwLock::new(PolicyFreshness::Current),
+            granted: Mutex::new(Vec::new()),
+            noticed: Mutex::new(HashSet::new()),
         }
     }
 
+    /// Which runtime answers: the system service or the personal one.
+    pub fn mode(&self) -> RuntimeMode {
+        self.link.hello.mode
+    }
+
     pub fn policy(&self) -> PolicyInForce {
-        self.policy.read().unwrap_or_else(|p| p.into_inner()).clone()
+        read(&self.policy)
     }
 
     pub fn set_policy(&self, policy: PolicyInForce) {
-        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
+        write(&self.policy, policy);
+    }
+
+    pub fn status(&self) -> Option<RuntimeStatus> {
+        read(&self.status)
+    }
+
+    /// The runtime answered with this status (it is reachable).
+    pub fn set_status(&self, status: RuntimeStatus) {
+        write(&self.status, Some(status));
+        write(&self.unreachable, None);
+    }
+
+    /// The runtime stopped answering.
+    pub fn set_unreachable(&self, problem: String) {
+        write(&self.unreachable, Some(problem));
     }
 
     /// Records an event; returns false for an id already seen (a replay).
@@ -132,7 +155,9 @@ impl Shell {
         if events.len() == RECENT_EVENTS {
             events.pop_front();
         }
-        events.push_back(event);
+        // Kept oldest first: history arrives newest first and live events after it.
+        let at = events.iter().rposition(|e| e.at_ms <= event.at_ms).map_or(0, |i| i + 1);
+        events.insert(at, event);
         true
     }
 
@@ -144,20 +169,29 @@ impl Shell {
         lock(&self.events).iter().find(|e| e.id == id).cloned()
     }
 
+    /// Whether the policy is current: a personal policy file that did not load, a runtime that
+    /// does not answer, or a server that has not confirmed the policy make it out of date.
+    pub fn freshness(&self, now_ms: i64) -> PolicyFreshness {
+        if let Some(problem) = self.link.policy_problem() {
+            return PolicyFreshness::OutOfDate { problem };
+        }
+        if let Some(problem) = read(&self.unreachable) {
+            return PolicyFreshness::OutOfDate { problem };
+        }
+        let Some(status) = self.status() else { return PolicyFreshness::Current };
+        let Some(sync) = status.sync else { return PolicyFreshness::Current };
+        let facts = ServerSyncFacts {
+            last_error: sync.last_error,
+            policy_confirmed_ms: sync.last_success.map(|s| s * 1000),
+            enrolled_at_ms: status.started_at_ms,
+        };
+        server_freshness(&facts, sync.interval_seconds as i64 * 1000, now_ms)
+    }
+
     pub fn look(&self, now_ms: i64) -> TrayLook {
         let policy = self.policy();
         let name_of = |id: &str| crate::views::tool_name(&policy.catalog, Some(id));
-        // A local problem (bad policy file) names the file; else the server link's state counts.
-        let freshness = match &policy.freshness {
-            PolicyFreshness::OutOfDate { .. } => policy.freshness.clone(),
-            PolicyFreshness::Current => self.server_freshness.read().unwrap_or_else(|p| p.into_inner()).clone(),
-        };
-        tray_look(lock(&self.events).iter(), &freshness, now_ms, name_of)
-    }
-
-    /// What the server link says about the policy's freshness (`server_link.rs`).
-    pub fn set_server_freshness(&self, freshness: PolicyFreshness) {
-        *self.server_freshness.write().unwrap_or_else(|p| p.into_inner()) = freshness;
+        tray_look(lock(&self.events).iter(), &self.freshness(now_ms), now_ms, name_of)
     }
 
     pub fn set_context(&self, label: &str, context: WindowContext) {
@@ -169,11 +203,19 @@ impl Shell {
     }
 
     pub fn set_installed(&self, installed: HashMap<String, bool>) {
-        *self.installed.write().unwrap_or_else(|p| p.into_inner()) = Some(installed);
+        write(&self.installed, Some(installed));
     }
 
     pub fn installed(&self) -> Option<HashMap<String, bool>> {
-        self.installed.read().unwrap_or_else(|p| p.into_inner()).clone()
+        read(&self.installed)
+    }
+
+    pub fn set_granted(&self, granted: Vec<GrantedUntil>) {
+        *lock(&self.granted) = granted;
+    }
+
+    pub fn granted(&self) -> Vec<GrantedUntil> {
+        lock(&self.granted).clone()
     }
 }
 
@@ -189,26 +231,8 @@ pub fn today_start_ms() -> i64 {
     Local.from_local_datetime(&today).earliest().map_or(0, |t| t.timestamp_millis())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bad_policy_file_keeps_the_last_good_one_and_says_where() {
-        let dir = std::env::temp_dir().join(format!("warden-tray-policy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("policy.toml");
-        let good = warden_policy::EMBEDDED_POLICY.replace("Default policy: internal assistant only", "Team policy");
-        std::fs::write(&file, &good).unwrap();
-        let first = PolicyInForce::load(&file, None);
-        assert_eq!((first.policy.name.as_str(), &first.freshness), ("Team policy", &PolicyFreshness::Current));
-        std::fs::write(&file, "name = \"x\"\ndefault_action = \"explode\"\n").unwrap();
-        let second = PolicyInForce::load(&file, Some(&first));
-        assert_eq!(second.policy.name, "Team policy");
-        match &second.freshness {
-            PolicyFreshness::OutOfDate { problem } => assert!(problem.contains("policy.toml:2:"), "{problem}"),
-            other => panic!("expected out of date, got {other:?}"),
-        }
-        std::fs::remove_dir_all(dir).unwrap();
-    }
+/// "14:30" in local time.
+pub fn local_clock(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local.timestamp_millis_opt(ms).single().map_or_else(|| "?".into(), |t| t.format("%H:%M").to_string())
 }

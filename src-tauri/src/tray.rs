@@ -1,20 +1,23 @@
 //! The tray icon and its menu. The icon's look and the first menu line say the state
-//! (on Linux the tray host may not show tooltips, so the words are in the menu too).
+//! (on Linux the tray host may not show tooltips, so the words are in the menu too); the
+//! second line says what protects the machine (the service, or the personal mode).
 
 use crate::shell::{Shell, now_ms, today_start_ms};
-use crate::tray_status::count_since;
-use crate::windows::{View, WindowContext};
+use crate::tray_status::{count_since, protection};
+use crate::views::{View, WindowContext};
 use std::sync::Mutex;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager};
+use warden_api::local::RuntimeMode;
 
 const TRAY_ID: &str = "warden";
 
 /// Menu item ids.
 mod item {
     pub const STATUS: &str = "status";
+    pub const PROTECTION: &str = "protection";
     pub const CATALOG: &str = "catalog";
     pub const ACTIVITY: &str = "activity";
     pub const REQUEST: &str = "request-exception";
@@ -49,6 +52,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let look = shell.look(now_ms());
     let today = count_since(shell.events().iter(), today_start_ms());
     let status = MenuItem::with_id(app, item::STATUS, &look.words, false, None::<&str>)?;
+    let protected_by = MenuItem::with_id(app, item::PROTECTION, protection(shell.mode()), false, None::<&str>)?;
     let activity = MenuItem::with_id(app, item::ACTIVITY, activity_text(today), true, None::<&str>)?;
     let assistant_name = policy.policy.assistant.as_ref().map(|a| a.name.clone());
     let catalog = MenuItem::with_id(app, item::CATALOG, "Approved AI tools…", true, None::<&str>)?;
@@ -66,10 +70,22 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let separator2 = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(
         app,
-        &[&status, &separator, &catalog, &activity, &request, &assistant, &separator2, &sync, &about],
+        &[&status, &protected_by, &separator, &catalog, &activity, &request, &assistant, &separator2, &sync, &about],
     )?;
-    if policy.policy.tray.allow_quit {
-        menu.append(&MenuItem::with_id(app, item::QUIT, "Quit Warden", true, None::<&str>)?)?;
+    // Quitting a client of the service stops nothing, so it is always offered; quitting the
+    // personal mode stops enforcement, so only when the policy allows it.
+    match shell.mode() {
+        RuntimeMode::Service => menu.append(&MenuItem::with_id(
+            app,
+            item::QUIT,
+            "Quit tray (the service keeps protecting)",
+            true,
+            None::<&str>,
+        )?)?,
+        RuntimeMode::Personal if policy.policy.tray.allow_quit => {
+            menu.append(&MenuItem::with_id(app, item::QUIT, "Quit Warden", true, None::<&str>)?)?
+        }
+        RuntimeMode::Personal => {}
     }
     let tray = TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(look.status.icon_png())?)

@@ -4,7 +4,17 @@
 //! and the current time, so every state can be tested without a tray.
 
 use serde::Serialize;
+use warden_api::local::RuntimeMode;
 use warden_api::{LaunchEvent, Outcome};
+
+/// What protects this machine, in the menu's words: the system service (the developer cannot
+/// switch it off; quitting the tray changes nothing) or the personal runtime inside this tray.
+pub fn protection(mode: RuntimeMode) -> &'static str {
+    match mode {
+        RuntimeMode::Service => "Protected by the Warden service",
+        RuntimeMode::Personal => "Personal mode: Warden runs as you in this tray and is not tamper-proof",
+    }
+}
 
 /// How long after a warning or block the icon keeps showing it.
 pub const RECENT_MS: i64 = 15 * 60 * 1000;
@@ -282,6 +292,13 @@ mod tests {
         let look = tray_look(&[], &stale, now, str::to_owned);
         assert_eq!(look.status, TrayStatus::Stale);
         assert_eq!(look.words, "Warden: policy out of date (cannot sync with the server: connection refused).");
+    }
+
+    #[test]
+    fn the_menu_says_what_protects_the_machine() {
+        assert_eq!(protection(RuntimeMode::Service), "Protected by the Warden service");
+        let personal = protection(RuntimeMode::Personal);
+        assert!(personal.starts_with("Personal mode") && personal.contains("not tamper-proof"), "{personal}");
     }
 
     #[test]

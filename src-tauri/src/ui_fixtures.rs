@@ -2,7 +2,7 @@
 //! from the real view builders over the embedded policy, so the mocks cannot drift from
 //! what the commands return. `WARDEN_UPDATE_FIXTURES=1 cargo test -p warden-tray` rewrites them.
 
-use crate::exception_queue::{ExceptionRequest, RequestStatus};
+use crate::my_requests::{ExceptionRequest, RequestStatus};
 use crate::request_form::ScopeChoice;
 use crate::views::{activity_rows, catalog_view, form_rules};
 use std::collections::HashMap;

@@ -4,10 +4,65 @@
 //! receives is tested without a window.
 
 use crate::request_form::{MIN_DURATION_SECONDS, MIN_JUSTIFICATION, requestable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use warden_api::LaunchEvent;
 use warden_policy::{Action, Catalog, Policy, tool_status};
+
+/// The windows Warden has. Each window's label is its view name, which is also what
+/// its capability file grants commands to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum View {
+    Catalog,
+    Activity,
+    Exceptions,
+    About,
+}
+
+impl View {
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Catalog => "catalog",
+            View::Activity => "activity",
+            View::Exceptions => "exceptions",
+            View::About => "about",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<View> {
+        [View::Catalog, View::Activity, View::Exceptions, View::About].into_iter().find(|v| v.label() == name)
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Catalog => "Warden: approved AI tools",
+            View::Activity => "Warden: recent activity",
+            View::Exceptions => "Warden: exception requests",
+            View::About => "About Warden",
+        }
+    }
+
+    pub fn size(self) -> (f64, f64) {
+        match self {
+            View::About => (520.0, 420.0),
+            _ => (960.0, 680.0),
+        }
+    }
+}
+
+/// What a window should show first: the event a pop-up's Details is about, or the
+/// tool and repository a Request exception is pre-filled with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
 
 /// The sanctioned assistant, as the catalog's first card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -224,7 +224,7 @@ test("a banned tool is killed and a real pop-up with the right actions reaches d
   shotScreen("notification");
 });
 
-test("Request exception opens the form pre-filled with the tool and the repository", async () => {
+test("Request exception opens the form pre-filled with the tool and the repository; filing needs a server", async () => {
   await chooseAction("Request exception");
   await windowTitled("exception requests");
   const tool = await until("the pre-filled tool", () => script("return document.getElementById('tool')?.value"));
@@ -237,11 +237,13 @@ test("Request exception opens the form pre-filled with the tool and the reposito
   await script(
     "const j = document.getElementById('justification'); j.value = 'Reproducing a payments bug reported by a customer'; j.dispatchEvent(new Event('input')); document.querySelector('#request-form button[type=submit]').click()",
   );
-  const status = await until("the saved request", () => script("return document.querySelector('#my-requests .badge')?.textContent"));
-  assert.match(status, /^Waiting to be sent/);
-  const queued = JSON.parse(readFileSync(join(scratch, "state/exception-requests.json"), "utf8"));
-  assert.equal(queued.requests[0].tool, "claude-code");
-  assert.equal(queued.requests[0].repository, repo);
+  // Personal mode, not enrolled with a server: the runtime has no server to file it with and
+  // says so with its stable code; nothing typed is lost (requests live in the runtime's one
+  // outbox, never in a file of the tray's).
+  const refused = await until("the runtime's answer", () => script("const s = document.getElementById('form-status'); return s && !s.hidden && s.textContent"));
+  assert.match(refused, /\(not-enrolled\)/);
+  assert.equal(await script("return document.getElementById('justification').value"), "Reproducing a payments bug reported by a customer");
+  assert.ok(!existsSync(join(scratch, "state/exception-requests.json")), "no second outbox");
   await shotWindow("exceptions-window");
 });
 
@@ -264,12 +266,14 @@ test("Details opens the activity window on that event", async () => {
   await shotWindow("activity-window");
 });
 
-test("a second launch focuses the first instance (About window), which reports the policy", async () => {
+test("a second launch focuses the first instance (About window), which reports the policy and the personal mode", async () => {
   execFileSync(bin, ["--open", "about"], { env, timeout: 20_000 });
   await windowTitled("About Warden");
   const policy = await until("the about facts", () => script("return document.querySelector('dl.facts')?.textContent"));
   assert.match(policy, /Default policy: internal assistant only/);
   assert.match(policy, /proc-connector|poll/);
+  const status = await script("return document.querySelector('p.lead')?.textContent");
+  assert.match(status, /^Personal mode: Warden runs as you in this tray and is not tamper-proof/);
   await shotWindow("about-window");
 });
 

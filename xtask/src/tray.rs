@@ -32,8 +32,9 @@ pub fn ui_tests() -> Result<()> {
     check(Command::new("node").args(["--test", "--test-reporter=spec", "tests/browser/"]).current_dir("ui"))
 }
 
-/// tauri-driver, pinned; installed once per machine.
-fn ensure_tauri_driver() -> Result<()> {
+/// tauri-driver, pinned; installed once per machine (the Rust test of the tray against the
+/// service, `src-tauri/tests/service_client.rs`, drives the tray with it too).
+pub fn ensure_tauri_driver() -> Result<()> {
     let present = Command::new("tauri-driver").arg("--help").output().is_ok_and(|o| o.status.success());
     if !present {
         println!("xtask: installing tauri-driver 2.1.0");

@@ -236,10 +236,15 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A new event id (UUID v4 text), unique across devices: the server deduplicates by it.
+pub fn new_event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// The event record of a launch.
 pub fn event_of(launch: &Launch) -> LaunchEvent {
     LaunchEvent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: new_event_id(),
         at_ms: launch.at_ms(),
         pid: launch.facts.pid.unwrap_or(0),
         // The person: the bound account, else the login name (ProcessFacts::person).
@@ -483,7 +488,7 @@ fn record(
             Ok(Record::Launch(launch)) => {
                 let event = event_of(&launch);
                 // Durable first: an event nobody stored must not be shown or uploaded.
-                if shared.store.append(&event).is_err() {
+                if shared.store.append_launch(&event).is_err() {
                     shared.unrecorded.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Some(terminal) = &launch.terminal
@@ -554,10 +559,10 @@ impl AgentHandle {
         &self.shared.store
     }
 
-    /// The newest events, newest first.
+    /// The newest launch events, newest first.
     pub fn recent_events(&self, limit: usize) -> Vec<LaunchEvent> {
         let filter = warden_store::EventFilter { limit, ..Default::default() };
-        self.shared.store.recent(&filter).unwrap_or_default()
+        self.shared.store.recent_launches(&filter).unwrap_or_default()
     }
 
     /// What the agent is doing now.

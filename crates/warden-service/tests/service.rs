@@ -540,11 +540,17 @@ struct Server {
 
 impl Server {
     fn start(scratch: &Scratch) -> Server {
+        Server::start_with(scratch, &[])
+    }
+
+    /// With extra command-line options (`--sync-interval-seconds 2`).
+    fn start_with(scratch: &Scratch, extra: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new(sibling("warden-server"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(scratch.path("server"))
             .args(["--admin-token", ADMIN, "--enroll-secret", SECRET, "--sweep-seconds", "1"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -569,6 +575,25 @@ impl Server {
         }
         let out = run(command.arg(format!("{}/api/v1{path}", self.url)));
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{method} {path}: {}", text(&out)))
+    }
+
+    /// The server's events of `kind`, oldest first, waiting up to 20 s for at least `count`.
+    fn events(&self, kind: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self.admin("GET", &format!("/admin/events?kind={kind}&limit=100"), None);
+            let mut events: Vec<Value> = page["events"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{page}"))
+                .iter()
+                .map(|s| s["event"].clone())
+                .collect();
+            events.reverse();
+            if events.len() >= count || Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -677,4 +702,78 @@ fn an_enrolled_service_files_requests_as_the_bound_account_and_applies_approvals
     assert!(!theirs.status.success(), "an unbound user listed the owner's requests: {}", text(&theirs));
     assert!(text(&theirs).contains("is not bound to that account"), "{}", text(&theirs));
     assert!(!text(&theirs).contains("Pairing with the vendor"), "{}", text(&theirs));
+}
+
+/// Tamper evidence on the server: each start of `wardend` and each clean stop (SIGTERM, as
+/// systemd stops it) reaches the governance server as an event; a `kill -9` leaves a start with
+/// no stop, and the next start says so.
+#[test]
+fn the_server_sees_the_service_start_stop_and_an_unclean_end() {
+    let scratch = Scratch::new();
+    // The server expects a sync every 2 s (the service's own default is 60 s): silent after 4 s.
+    let server = Server::start_with(&scratch, &["--sync-interval-seconds", "2"]);
+    std::fs::write(scratch.path("enroll-secret"), SECRET).unwrap();
+    std::fs::write(
+        scratch.path("warden.toml"),
+        format!(
+            "gate = []\n[server]\nurl = \"{}\"\nenroll_secret_file = \"{}\"\nowner = \"dev@corp.example\"\n",
+            server.url,
+            scratch.path("enroll-secret").display()
+        ),
+    )
+    .unwrap();
+
+    // Start: enrolled from the configuration, the start is uploaded with the first sync.
+    let mut service = Service::start(&scratch, &["--no-gate"]);
+    let first_pid = service.pid();
+    let starts = server.events("service-start", 1);
+    assert_eq!(starts.len(), 1, "no service-start on the server\n{}", service.log());
+    assert_eq!(starts[0]["mode"], "service");
+    assert_eq!(starts[0]["pid"], first_pid);
+    assert_eq!(starts[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(starts[0].get("unclean_end").is_none(), "a first start: {}", starts[0]);
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["service"]["status"], "running", "{devices}");
+    assert_eq!(devices["sync_interval_seconds"], 2, "{devices}");
+    // The device follows the server's interval: after three intervals it is still heard from.
+    std::thread::sleep(Duration::from_secs(6));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["silent"], false, "the running service went silent: {devices}");
+
+    // SIGTERM: a clean stop, recorded and uploaded before the process ends.
+    let sent = run(Command::new("kill").args(["-TERM", &first_pid.to_string()]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let status = wait_for(&mut service.child, Duration::from_secs(20)).expect("wardend did not stop on SIGTERM");
+    assert!(status.success(), "wardend exited with {status:?}\n{}", service.log());
+    let stops = server.events("service-stop", 1);
+    assert_eq!(stops.len(), 1, "no service-stop on the server\n{}", service.log());
+    assert_eq!((stops[0]["pid"].clone(), stops[0]["reason"].clone()), (json!(first_pid), json!("signal SIGTERM")));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["service"]["status"], "stopped", "{devices}");
+    assert_eq!(devices["devices"][0]["service"]["reason"], "signal SIGTERM", "{devices}");
+    drop(service);
+    // Stopped, it is no longer heard from: silent after two intervals.
+    std::thread::sleep(Duration::from_secs(6));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["silent"], true, "{devices}");
+
+    // Started again after a clean stop: nothing to report. Then killed outright.
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let second_pid = service.pid();
+    let starts = server.events("service-start", 2);
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert!(starts[1].get("unclean_end").is_none(), "after a clean stop: {}", starts[1]);
+    let second_start = starts[1].clone();
+    drop(service); // SIGKILL: no stop is recorded
+
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let starts = server.events("service-start", 3);
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    let unclean = &starts[2]["unclean_end"];
+    assert_eq!(unclean["start_id"], second_start["id"], "{}", starts[2]);
+    assert_eq!(unclean["pid"], second_pid, "{}", starts[2]);
+    assert_eq!(unclean["started_at_ms"], second_start["at_ms"]);
+    assert!(unclean["last_event_at_ms"].as_i64() >= second_start["at_ms"].as_i64(), "{unclean}");
+    assert_eq!(server.events("service-stop", 1).len(), 1, "a killed service records no stop");
+    assert!(service.alive());
 }
