@@ -38,9 +38,10 @@ pub struct RequestsArgs {
     state_dir: Option<PathBuf>,
 }
 
-/// The policy in force on this device: the cached signed one when enrolled, else `fallback`.
-fn policy_in_force(state: &warden_client::StateDir, fallback: &Policy) -> Policy {
-    match warden_client::cached_rules(state) {
+/// The policy in force on this device: the cached signed one (verified) when enrolled, else
+/// `fallback`.
+fn policy_in_force(device: &warden_client::Device, fallback: &Policy) -> Policy {
+    match device.cached_rules() {
         Ok((Some((policy, _)), _)) => policy,
         _ => fallback.clone(),
     }
@@ -86,7 +87,7 @@ pub fn run_request(fallback_policy: &Policy, socket: Option<&std::path::Path>, a
     }
     let state = state_dir(args.state_dir.as_deref());
     let device = open_device(&state)?;
-    let policy = policy_in_force(&state, fallback_policy);
+    let policy = policy_in_force(&device, fallback_policy);
     if policy.catalog().tool(&args.tool).is_none() {
         bail!("unknown tool id {:?}: see `warden catalog` for the ids", args.tool);
     }

@@ -30,9 +30,13 @@ pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
     let state = state_dir(args.state_dir.as_deref());
     let now = crate::now();
     let enrollment = state.load_enrollment()?;
-    let (policy, exceptions) = warden_client::cached_rules(&state)?;
-    let cached_policy = state.load_policy()?;
     let store = Store::open(state.events_db())?;
+    // Verified now, like every load: a rewritten cache is reported, and the last verified copy shown.
+    let (policy, exceptions) = warden_client::cached_rules(&state, &store)?;
+    let cached_policy = match &enrollment {
+        Some(enrollment) => warden_client::cache::load_policy(&state, enrollment, &store)?,
+        None => None,
+    };
     let pending_events = store.pending_count()?;
     let pending_requests = store.pending_exception_request_count()?;
     let drops = store.outbox_drops()?;

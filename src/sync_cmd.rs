@@ -38,7 +38,7 @@ pub fn run(socket: Option<&std::path::Path>, args: SyncArgs) -> Result<()> {
         Some(PolicySync::Rejected { reason }) => format!("REJECTED, last good kept: {reason}"),
         None => "not fetched".into(),
     };
-    let active = report.exceptions.as_ref().map_or(0, |l| l.active.len());
+    let active = report.exceptions.as_ref().map_or(0, |l| l.exceptions.len());
     if args.json {
         let value = serde_json::json!({
             "server": device.enrollment().server,

@@ -125,9 +125,10 @@ async fn run_personal(config: RuntimeConfig, socket: PathBuf, print: impl Fn(&La
     let api = tokio::spawn(warden_service::local_api::serve(runtime.clone(), listener, async {
         let _ = api_stopped.await;
     }));
-    let terminated = warden_service::terminated();
+    let terminated = warden_service::termination_signal();
     tokio::pin!(terminated);
     let mut last_sync = None;
+    let mut reason = "the agent stopped".to_owned();
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -139,13 +140,16 @@ async fn run_personal(config: RuntimeConfig, socket: PathBuf, print: impl Fn(&La
                 report_sync(last_sync.as_ref(), &sync);
                 last_sync = Some(sync);
             }
-            () = &mut terminated => break,
+            signal = &mut terminated => {
+                reason = format!("signal {signal}");
+                break;
+            }
         }
     }
     let _ = stop_api.send(());
     let _ = api.await;
     let _ = std::fs::remove_file(&socket);
-    runtime.shutdown().await;
+    runtime.shutdown(&reason).await;
     Ok(())
 }
 

@@ -155,12 +155,13 @@ impl Server {
             .unwrap_or_else(|_| panic!("{method} {path} answered {}", String::from_utf8_lossy(&out.stdout)))
     }
 
-    /// Every event of `device` the server stored (paging by time, newest first).
+    /// Every launch event of `device` the server stored (paging by time, newest first); the
+    /// runtime's own start and stop are events too, of other kinds.
     fn events_of(&self, device: &str) -> Vec<Value> {
         let mut all = Vec::new();
         let mut until: Option<i64> = None;
         loop {
-            let mut query = format!("/admin/events?device={device}&limit=1000");
+            let mut query = format!("/admin/events?device={device}&kind=launch&limit=1000");
             if let Some(until) = until {
                 query.push_str(&format!("&until_ms={until}"));
             }
@@ -664,7 +665,7 @@ fn an_uploader_killed_mid_upload_loses_and_duplicates_nothing(kind: &str) {
     {
         let store = Store::open(desk.state().join("events.db")).unwrap();
         for i in 0..EVENTS {
-            store.append(&stored_event(i)).unwrap();
+            store.append_launch(&stored_event(i)).unwrap();
         }
     }
     // Kill `warden sync` at increasing moments until one dies with part of the outbox sent.
@@ -856,4 +857,120 @@ fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline_on_sql
 #[test]
 fn a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline_on_postgres() {
     a_corrupt_local_store_is_moved_aside_and_enforcement_continues_offline("postgres");
+}
+
+/// The state directory's file `name` as JSON.
+fn state_json(desk: &Desk, name: &str) -> Value {
+    let path = desk.state().join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Files of the state directory kept aside as evidence (`NAME.rejected-…`), by original name.
+fn kept_aside(desk: &Desk) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(desk.state())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_string_lossy().split_once(".rejected-").map(|(name, _)| name.to_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// An approved exception arrives signed for this device; a revoked one replayed from a saved
+/// copy (the developer's own files, a dead server) and an exception added to the cache are
+/// refused at load with incidents the server receives; a rewritten policy is never confirmed
+/// by a 304.
+fn an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused(kind: &str) {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(database) = database(kind, scratch.path()) else { return };
+    let desk = Desk::new();
+    let mut server = Server::start(database, scratch.path());
+    let device = desk.enroll(&server.url());
+    let pinned = state_json(&desk, "enrollment.json")["policy_public_key"].as_str().unwrap().to_owned();
+
+    // Filed, approved, synced: the list on disk is signed by the pinned key, for this device.
+    desk.ok(&["request", "--tool", "claude-code", "--reason", REASON, "--duration", "1h"]);
+    let id = pending_request_id(&server);
+    let approved = server.admin(
+        "POST",
+        &format!("/admin/exceptions/{id}/approve"),
+        Some(json!({"approver": "lead@example.com", "comment": "ok for the migration"})),
+    );
+    assert_eq!(approved["state"], "approved", "{approved}");
+    assert_eq!(desk.json(&["sync", "--json"])["active_exceptions"], 1);
+    let granted_file = std::fs::read(desk.state().join("exceptions.json")).unwrap();
+    let envelope: warden_api::ExceptionsEnvelope =
+        serde_json::from_value(state_json(&desk, "exceptions.json")["signed"].clone()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let expect = warden_api::ListExpectation { device_id: &device, highest_sequence: None, now };
+    let granted = warden_api::verify_exceptions(&envelope, &pinned, expect).expect("the list verifies");
+    assert_eq!(granted.exceptions.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+
+    // Revoked; the next sync brings a newer list without it.
+    let revoked = server.admin(
+        "POST",
+        &format!("/admin/exceptions/{id}/revoke"),
+        Some(json!({"approver": "lead@example.com", "comment": "assessment done"})),
+    );
+    assert_eq!(revoked["state"], "revoked", "{revoked}");
+    assert_eq!(desk.json(&["sync", "--json"])["active_exceptions"], 0);
+
+    // The developer puts the saved list back and the server goes away: the restarted agent
+    // refuses the replayed list (its sequence is below the one accepted) and blocks the tool.
+    std::fs::write(desk.state().join("exceptions.json"), &granted_file).unwrap();
+    server.kill();
+    let watch = desk.watch();
+    assert!(desk.launch_is_blocked(Duration::from_secs(5)), "the replayed exception was applied");
+    watch.stop();
+    let status = desk.json(&["status", "--json"]);
+    assert_eq!(status["active_exceptions"], 0, "{status}");
+    assert_eq!(status["last_incident"]["kind"], "exceptions-unverified", "{status}");
+    assert!(status["last_incident"]["detail"].as_str().unwrap().contains("replayed"), "{status}");
+    assert_eq!(kept_aside(&desk), ["exceptions.json"]);
+
+    // An exception of one's own written into the cache (signature kept) is refused as well.
+    let mut cache = state_json(&desk, "exceptions.json");
+    let mut body: Value = serde_json::from_str(cache["signed"]["body"].as_str().unwrap()).unwrap();
+    body["exceptions"] = json!([{"id": "mine", "user": desk.user, "tool": "claude-code",
+        "starts_at": 0, "expires_at": now + 86_400}]);
+    cache["signed"]["body"] = json!(body.to_string());
+    std::fs::write(desk.state().join("exceptions.json"), cache.to_string()).unwrap();
+    let status = desk.json(&["status", "--json"]);
+    assert_eq!(status["active_exceptions"], 0, "{status}");
+    assert!(status["last_incident"]["detail"].as_str().unwrap().contains("signature"), "{status}");
+    assert_eq!(kept_aside(&desk), ["exceptions.json", "exceptions.json"]);
+
+    // Both policy files rewritten to monitor mode, the server's ETag kept: the next sync sends
+    // no ETag (nothing verifies), so the server's signed policy comes back instead of a 304.
+    server.restart();
+    for name in ["policy.json", "policy.verified.json"] {
+        let mut cached = state_json(&desk, name);
+        let text = cached["envelope"]["policy"].as_str().unwrap().replace("\"enforce\"", "\"monitor\"");
+        cached["envelope"]["policy"] = json!(text);
+        std::fs::write(desk.state().join(name), cached.to_string()).unwrap();
+    }
+    let synced = desk.json(&["sync", "--json"]);
+    assert_eq!(synced["policy"], "updated to version 1", "{synced}");
+    assert_eq!(desk.json(&["status", "--json"])["monitor"]["mode"], "enforce");
+
+    // Every refusal reached the server as an incident with that sync.
+    let incidents: Vec<String> = server
+        .events_of(&device)
+        .into_iter()
+        .filter(|e| e["event"]["kind"] == "incident")
+        .map(|e| e["event"]["code"].as_str().unwrap().to_owned())
+        .collect();
+    let count = |code: &str| incidents.iter().filter(|c| *c == code).count();
+    assert_eq!(count("exceptions-unverified"), 2, "{incidents:?}");
+    assert_eq!(count("policy-cache-unverified"), 2, "{incidents:?}");
+}
+
+#[test]
+fn an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused_on_sqlite() {
+    an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused("sqlite");
+}
+
+#[test]
+fn an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused_on_postgres() {
+    an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused("postgres");
 }

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
+use warden_api::{Event, EventKind};
 
 const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 
@@ -347,8 +348,10 @@ fn native_claude_is_killed_and_bystanders_are_untouched() {
     let state = watch.stop();
     let store = warden_store::Store::open(state.path().join("events.db")).unwrap();
     let stored = store.get(event["id"].as_str().unwrap()).unwrap().expect("the event is in the store");
-    assert_eq!(stored.pid, tool.pid());
-    assert_eq!(store.pending_count().unwrap(), 1, "waiting in the upload outbox");
+    assert_eq!(stored.as_launch().expect("a launch").pid, tool.pid());
+    // The run's start and clean stop (SIGTERM) frame the launch in the upload outbox.
+    let kinds: Vec<EventKind> = store.pending(10).unwrap().iter().map(Event::kind).collect();
+    assert_eq!(kinds, [EventKind::ServiceStart, EventKind::Launch, EventKind::ServiceStop], "waiting in the outbox");
 }
 
 #[test]

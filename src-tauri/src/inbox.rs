@@ -63,6 +63,16 @@ async fn run(app: AppHandle) {
                         event = live.recv() => match event {
                             Some(LiveEvent::Launch { event }) => on_launch(&app, event),
                             Some(LiveEvent::Sync { .. }) => refresh(&app, true).await,
+                            Some(LiveEvent::ExceptionEnded { ended }) => {
+                                let name = ended.tool_name.clone().unwrap_or_else(|| ended.tool.clone());
+                                inform(&format!("Exception ended: {name}"), &ended.message);
+                                refresh(&app, true).await;
+                            }
+                            Some(LiveEvent::SessionStopped { stopped }) => inform(
+                                &format!("{} was stopped", stopped.tool),
+                                "Its exception ended and the grace period is over.",
+                            ),
+                            Some(LiveEvent::Rescan { .. }) => refresh(&app, false).await,
                             Some(LiveEvent::KeepAlive) => {}
                             None => break,
                         },
@@ -123,6 +133,13 @@ async fn refresh_granted(shell: &Shell) {
         })
         .collect();
     shell.set_granted(granted);
+}
+
+/// A pop-up that only informs (no actions); a missing notification service is logged.
+fn inform(title: &str, body: &str) {
+    if let Err(e) = crate::desktop_notification::inform(title, body) {
+        eprintln!("warden-tray: {title}: {body} ({e})");
+    }
 }
 
 fn show_expiry_notices(shell: &Shell) {

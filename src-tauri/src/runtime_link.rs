@@ -220,7 +220,7 @@ impl Link {
             let _ = served.await;
         }
         let _ = std::fs::remove_file(&personal.socket);
-        personal.runtime.clone().shutdown().await;
+        personal.runtime.clone().shutdown("the tray quit").await;
     }
 }
 

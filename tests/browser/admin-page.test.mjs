@@ -2,6 +2,7 @@
 // playwright-core, against a real `warden-server` binary on a free loopback port.
 // A device files a request through the API; an approver approves it on the page; the API
 // then shows the device an approved exception with the approver's comment and duration.
+// Devices' service starts and stops are listed by kind, and a device that stopped syncing is silent.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -27,7 +28,8 @@ function startServer() {
   dataDir = mkdtempSync(join(tmpdir(), "warden-browser-"));
   const env = { ...process.env, WARDEN_ADMIN_TOKEN: ADMIN_TOKEN, WARDEN_ENROLL_SECRET: ENROLL_SECRET };
   delete env.WARDEN_DATABASE_URL; // the default: a SQLite file in the data dir
-  server = spawn(bin, ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--sweep-seconds", "1"], {
+  // Devices are expected to sync every second here, so one goes silent within the test.
+  server = spawn(bin, ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--sweep-seconds", "1", "--sync-interval-seconds", "1"], {
     env,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -136,5 +138,68 @@ test("a broken policy upload shows its line and column and keeps the active poli
   assert.equal(await summary.textContent(), shown, "the active policy is unchanged");
   const active = await call("GET", "/api/v1/admin/policies/active", ADMIN_TOKEN);
   assert.equal(active.body.version, 1);
+  await page.close();
+});
+
+async function enrollDevice(hostname) {
+  const enrolled = await fetch(`${base}/api/v1/enroll`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ secret: ENROLL_SECRET, hostname, user: "dev", platform: "linux" }),
+  }).then((r) => r.json());
+  return enrolled.device_token;
+}
+
+test("the page shows each device's service state, silent devices and events of every kind", async () => {
+  const quiet = await enrollDevice("quiet-laptop");
+  const busy = await enrollDevice("svc-laptop");
+  const now = Date.now();
+  const events = [
+    { kind: "service-start", id: "b0000000-0000-4000-8000-000000000001", at_ms: now - 5000, mode: "service",
+      version: "0.2.0", pid: 640 },
+    { kind: "service-stop", id: "b0000000-0000-4000-8000-000000000002", at_ms: now - 4000, mode: "service",
+      version: "0.2.0", pid: 640, reason: "signal SIGTERM" },
+    { kind: "service-start", id: "b0000000-0000-4000-8000-000000000003", at_ms: now - 3000, mode: "service",
+      version: "0.2.0", pid: 702, unclean_end: { start_id: "b0000000-0000-4000-8000-000000000000",
+        started_at_ms: now - 9000, pid: 512, version: "0.2.0", last_event_at_ms: now - 8000 } },
+    { kind: "service-stop", id: "b0000000-0000-4000-8000-000000000004", at_ms: now - 2000, mode: "service",
+      version: "0.2.0", pid: 702, reason: "signal SIGTERM" },
+  ];
+  for (const token of [quiet, busy]) {
+    const sent = await call("POST", "/api/v1/device/events", token,
+      { events: token === busy ? events : [], heartbeat: { at_ms: now, version: "0.2.0" } });
+    assert.equal(sent.status, 200);
+  }
+  // The quiet device is not heard from for more than two intervals; the other keeps syncing.
+  for (let i = 0; i < 8; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await call("POST", "/api/v1/device/events", busy, { events: [] });
+  }
+
+  const page = await browser.newPage();
+  await page.goto(`${base}/admin`);
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByLabel("Your name or e-mail").fill("alice@example.com");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#devices-note").filter({ hasText: "every 1 s" }).waitFor();
+  const row = (host) => page.locator("#device-rows tr").filter({ hasText: host });
+  await row("svc-laptop").waitFor();
+  assert.match(await row("svc-laptop").textContent(), /stopped .*signal SIGTERM/);
+  assert.match(await row("svc-laptop").textContent(), /active/);
+  assert.match(await row("quiet-laptop").textContent(), /silent/);
+
+  const kinds = async () => page.locator("#event-rows tr").evaluateAll((rows) => rows.map((r) => r.dataset.kind));
+  const shown = await kinds();
+  assert.equal(shown.filter((k) => k === "service-start").length, 2, `${shown}`);
+  assert.equal(shown.filter((k) => k === "service-stop").length, 2, `${shown}`);
+  const unclean = page.locator("#event-rows tr").filter({ hasText: "after an unclean end" });
+  assert.equal(await unclean.count(), 1);
+  assert.match(await unclean.textContent(), /pid 512/);
+  mkdirSync(join(root, "artifacts"), { recursive: true });
+  await page.locator("#devices").screenshot({ path: join(root, "artifacts", "admin-page-devices.png") });
+  await page.getByLabel("Kind").selectOption("service-stop");
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll("#event-rows tr")].every((r) => r.dataset.kind === "service-stop"));
+  assert.deepEqual(await kinds(), ["service-stop", "service-stop"]);
   await page.close();
 });

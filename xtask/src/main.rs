@@ -11,8 +11,8 @@ mod system;
 mod tray;
 
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use xtask::{cargo, check, debian_tree, is_root, package, project_root};
 
 /// Debian packages the build and the tests need. Installed only when missing.
 const APT_PACKAGES: &[&str] = &[
@@ -47,6 +47,12 @@ const APT_PACKAGES: &[&str] = &[
     "postgresql",
     "chromium",
     "chromium-driver",
+    // The package test: the Debian 12 tree it installs into, checking the units
+    // (systemd-analyze; systemd need not run), the desktop entries, unpacking the cached tree.
+    "debootstrap",
+    "systemd",
+    "desktop-file-utils",
+    "zstd",
 ];
 
 fn main() -> ExitCode {
@@ -68,27 +74,29 @@ fn dispatch() -> Result<()> {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("setup") => setup(),
+        Some("package") => package::package_command(&args[1..]).map(drop),
         Some("bench-server") => postgres::bench_server(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask run [ARGS…]   start Warden on the embedded default policy");
             eprintln!("       cargo xtask test          install what is missing and run every test");
             eprintln!("       cargo xtask setup         only install what is missing");
+            eprintln!("       cargo xtask package [--profile P] [--out DIR]");
+            eprintln!("                                 .deb packages of binaries already built (paths on stdout)");
             eprintln!("       cargo xtask bench-server  the governance server benchmark (SQLite and PostgreSQL)");
             bail!("unknown or missing command");
         }
     }
 }
 
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root").to_path_buf()
-}
-
-/// Installs missing Debian packages, the gateway's test tools and the real AI tools the
-/// content-identity tests copy (idempotent).
+/// Installs missing Debian packages, the gateway's test tools, the real AI tools the
+/// content-identity tests copy, cargo-deb, and the Debian 12 tree the package test installs
+/// into (idempotent; each is cached).
 fn setup() -> Result<()> {
     system_packages()?;
     gateway_tools::setup()?;
-    real_tools::setup()
+    real_tools::setup()?;
+    package::setup()?;
+    debian_tree::setup()
 }
 
 /// Installs missing Debian packages (idempotent: asks dpkg first).
@@ -117,24 +125,6 @@ fn system_packages() -> Result<()> {
     let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
     install.extend(&missing);
     status(&install)
-}
-
-pub(crate) fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
-}
-
-/// Runs a command, failing loudly with its name when it fails.
-fn check(command: &mut Command) -> Result<()> {
-    let shown = format!("{command:?}");
-    let status = command.status().with_context(|| format!("starting {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed with {status}");
-    }
-    Ok(())
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -167,6 +157,9 @@ fn test(_args: &[String]) -> Result<()> {
     steps.run("Rust tests (every crate, SQLite and PostgreSQL)", || {
         // The server's PostgreSQL tests need a real server; they fail (not skip) in CI without it.
         let postgres = postgres::PostgresFixture::start().context("starting the PostgreSQL test server")?;
+        // Every binary, the tray's too: the package test (xtask/tests/debian_package.rs)
+        // packages these very builds (nextest alone builds only what integration tests run).
+        check(cargo().args(["build", "--workspace", "--bins", "--quiet"]))?;
         check(
             cargo()
                 .args(["nextest", "run", "--workspace", "--no-fail-fast"])

@@ -8,6 +8,14 @@
 //! enforcement. A recorder thread then stores each event (durably, before anyone hears
 //! of it) and broadcasts it on a tokio channel.
 //!
+//! Gaps are evidence and are closed: a ticker thread notices when the agent's threads did
+//! not run (SIGSTOP, starvation), the source counts exec notices the kernel dropped, and
+//! after either (and at start) every running process is decided again ([`Rescan`], in
+//! [`AgentStatus`] and as an [`AgentNotice`]). Launches an exception allowed are re-decided
+//! at least every second; when the exception has ended they get an [`AgentNotice`] (the
+//! pop-up) and, after the policy's grace period, their session is stopped. A blocked launch
+//! started from a terminal is told there why, and what to use instead.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_agent::AgentError> {
 //! let config = warden_agent::AgentConfig::new("/tmp/warden-state".into(), warden_policy::Policy::embedded());
@@ -20,20 +28,136 @@
 //! # Ok(()) }
 //! ```
 
+use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use warden_api::{LaunchEvent, Outcome};
-use warden_monitor::{Decider, EventSource, Launch, Watcher};
+use warden_monitor::{Decider, EventSource, Launch, SessionNotice, Watcher};
 use warden_policy::{Accounts, Exception, Mode, Policy};
 use warden_store::Store;
 
-pub use warden_monitor::SourceChoice;
 pub use warden_monitor::gate::{GateMark, GateScope, MarkKind};
+pub use warden_monitor::{EndReason, ExceptionEnd, GapReason, Rescan, SessionStop, SourceChoice};
+
+/// How often the ticker thread checks that the agent's threads run.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A tick this much later than due means the agent was stopped or starved: rescan.
+pub const PAUSE_THRESHOLD: Duration = Duration::from_secs(1);
+
+/// How long the watcher waits for exec notices before it looks at gaps and sessions.
+const WAIT: Duration = Duration::from_millis(100);
+
+/// How often running exception sessions are re-decided (exceptions expire with the clock).
+const SESSION_CHECK: Duration = Duration::from_millis(250);
+
+/// What the agent reports besides launches, each with an `id` (UUID) and `at_ms`: shaped
+/// to become the `incident` (a gap and its rescan) and `exception-ended` events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum AgentNotice {
+    /// After a gap, every running process was decided again.
+    Rescan {
+        id: String,
+        #[serde(flatten)]
+        rescan: Rescan,
+    },
+    /// A running launch's exception expired or was revoked: the pop-up with its grace period.
+    ExceptionEnded {
+        id: String,
+        #[serde(flatten)]
+        end: ExceptionEnd,
+    },
+    /// A session whose exception ended was stopped when its grace period was over.
+    SessionStopped {
+        id: String,
+        #[serde(flatten)]
+        stop: SessionStop,
+    },
+}
+
+impl AgentNotice {
+    /// The notice's id (UUID text).
+    pub fn id(&self) -> &str {
+        match self {
+            AgentNotice::Rescan { id, .. }
+            | AgentNotice::ExceptionEnded { id, .. }
+            | AgentNotice::SessionStopped { id, .. } => id,
+        }
+    }
+
+    /// The record the store keeps and the server receives: a rescan is an `incident`
+    /// (`gap-rescan`), an exception's end and the session's stop are `exception-ended` events.
+    pub fn to_event(&self) -> warden_api::Event {
+        use warden_api::{ExceptionEndedEvent, IncidentEvent, SessionOutcome};
+        let id = self.id().to_owned();
+        match self {
+            AgentNotice::Rescan { rescan, .. } => {
+                let reasons: Vec<String> = rescan.reasons.iter().map(ToString::to_string).collect();
+                warden_api::Event::Incident(IncidentEvent {
+                    id,
+                    at_ms: rescan.at_ms,
+                    code: "gap-rescan".into(),
+                    detail: format!(
+                        "every running process decided again after a gap ({}): {} looked at, {} launches found, in {} ms",
+                        reasons.join("; "),
+                        rescan.processes,
+                        rescan.launches,
+                        rescan.duration_us / 1000
+                    ),
+                })
+            }
+            AgentNotice::ExceptionEnded { end, .. } => warden_api::Event::ExceptionEnded(ExceptionEndedEvent {
+                id,
+                at_ms: end.at_ms,
+                exception: end.exception.clone(),
+                tool: end.tool.clone(),
+                user: end.user.clone(),
+                pid: end.pid,
+                ended: end.reason,
+                grace_seconds: end.grace_secs,
+                outcome: SessionOutcome::GracePeriod,
+            }),
+            AgentNotice::SessionStopped { stop, .. } => warden_api::Event::ExceptionEnded(ExceptionEndedEvent {
+                id,
+                at_ms: stop.at_ms,
+                exception: stop.exception.clone(),
+                tool: stop.tool.clone(),
+                user: stop.user.clone(),
+                pid: stop.pid,
+                ended: stop.reason,
+                grace_seconds: stop.grace_secs,
+                outcome: match stop.outcome {
+                    Outcome::Exited => SessionOutcome::Exited,
+                    Outcome::NotPermitted => SessionOutcome::NotPermitted,
+                    _ => SessionOutcome::Stopped,
+                },
+            }),
+        }
+    }
+
+    /// When it happened, ms since the epoch.
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            AgentNotice::Rescan { rescan, .. } => rescan.at_ms,
+            AgentNotice::ExceptionEnded { end, .. } => end.at_ms,
+            AgentNotice::SessionStopped { stop, .. } => stop.at_ms,
+        }
+    }
+
+    fn from_session(notice: SessionNotice) -> AgentNotice {
+        let id = uuid::Uuid::new_v4().to_string();
+        match notice {
+            SessionNotice::ExceptionEnded(end) => AgentNotice::ExceptionEnded { id, end },
+            SessionNotice::SessionStopped(stop) => AgentNotice::SessionStopped { id, stop },
+        }
+    }
+}
 
 /// How the agent starts.
 #[derive(Debug, Clone)]
@@ -115,6 +239,10 @@ pub struct AgentStatus {
     pub unrecorded_events: u64,
     /// Set when the store was corrupt at start and moved aside.
     pub store_recovery: Option<String>,
+    /// Rescans of every running process since the agent started (the start sweep counts).
+    pub rescans: u64,
+    /// The latest rescan: why, when, how many processes, how long.
+    pub last_rescan: Option<Rescan>,
 }
 
 struct Shared {
@@ -123,6 +251,16 @@ struct Shared {
     stop: AtomicBool,
     lost: AtomicU64,
     unrecorded: AtomicU64,
+    /// Set by the ticker when the agent's threads did not run for a while (ms late).
+    paused_ms: AtomicU64,
+    rescans: AtomicU64,
+    last_rescan: Mutex<Option<Rescan>>,
+}
+
+/// What the watcher hands the recorder.
+enum Record {
+    Launch(Box<Launch>),
+    Notice(AgentNotice),
 }
 
 /// A running agent. Dropping it without [`AgentHandle::shutdown`] leaves its threads to
@@ -130,6 +268,7 @@ struct Shared {
 pub struct AgentHandle {
     shared: Arc<Shared>,
     events: broadcast::Sender<LaunchEvent>,
+    notices: broadcast::Sender<AgentNotice>,
     source_name: String,
     fallback_reason: Option<String>,
     #[cfg(target_os = "linux")]
@@ -147,10 +286,15 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A new event id (UUID v4 text), unique across devices: the server deduplicates by it.
+pub fn new_event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// The event record of a launch.
 pub fn event_of(launch: &Launch) -> LaunchEvent {
     LaunchEvent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: new_event_id(),
         at_ms: launch.at_ms(),
         pid: launch.facts.pid.unwrap_or(0),
         // The person: the bound account, else the login name (ProcessFacts::person).
@@ -185,9 +329,14 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         stop: AtomicBool::new(false),
         lost: AtomicU64::new(0),
         unrecorded: AtomicU64::new(0),
+        paused_ms: AtomicU64::new(0),
+        rescans: AtomicU64::new(0),
+        last_rescan: Mutex::new(None),
     });
     let (launch_tx, launch_rx) = std::sync::mpsc::channel::<Launch>();
+    let (record_tx, record_rx) = std::sync::mpsc::channel::<Record>();
     let (events, _) = broadcast::channel(256);
+    let (notices, _) = broadcast::channel(256);
 
     let choice = config.source.clone();
     let gate_scope = config.gate.clone();
@@ -201,11 +350,30 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     #[cfg(not(target_os = "linux"))]
     let _ = gate;
 
+    // The gate's launches join the watcher's on the way to the recorder.
+    let forwarder = {
+        let record_tx = record_tx.clone();
+        std::thread::Builder::new()
+            .name("warden-gate-out".into())
+            .spawn(move || {
+                for launch in launch_rx {
+                    let _ = record_tx.send(Record::Launch(Box::new(launch)));
+                }
+            })
+            .map_err(AgentError::Thread)?
+    };
     let recorder = {
-        let (shared, events) = (shared.clone(), events.clone());
+        let (shared, events, notices) = (shared.clone(), events.clone(), notices.clone());
         std::thread::Builder::new()
             .name("warden-recorder".into())
-            .spawn(move || record(&shared, &launch_rx, &events))
+            .spawn(move || record(&shared, &record_rx, &events, &notices))
+            .map_err(AgentError::Thread)?
+    };
+    let ticker = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("warden-ticker".into())
+            .spawn(move || tick(&shared))
             .map_err(AgentError::Thread)?
     };
     let watcher = {
@@ -213,9 +381,10 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         let sweep = config.sweep_running;
         std::thread::Builder::new()
             .name("warden-watcher".into())
-            .spawn(move || watch(&shared, source, &launch_tx, sweep))
+            .spawn(move || watch(&shared, source, &record_tx, sweep))
             .map_err(AgentError::Thread)?
     };
+    drop(launch_tx);
     Ok(AgentHandle {
         shared,
         events,
@@ -223,7 +392,8 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         fallback_reason,
         #[cfg(target_os = "linux")]
         gate: Mutex::new(gate),
-        threads: Mutex::new(vec![watcher, recorder]),
+        notices,
+        threads: Mutex::new(vec![watcher, ticker, recorder, forwarder]),
     })
 }
 
@@ -261,8 +431,13 @@ fn open_sources(
                 }
             }
         }
-        (SourceChoice::Auto, Some(_)) => {
+        (SourceChoice::Auto, _) if !root => {
             notes.push("no pre-exec gate: not running as root".to_owned());
+            None
+        }
+        // Root with the gate turned off (`wardend --no-gate`, `gate = []`): say that, not "root".
+        (SourceChoice::Auto, None) => {
+            notes.push("no pre-exec gate: the gate is not configured".to_owned());
             None
         }
         _ => None,
@@ -283,39 +458,106 @@ fn open_sources(
     Ok(Opened { source, fallback_reason, gate: None })
 }
 
-fn watch(shared: &Shared, mut source: Box<dyn EventSource>, launches: &Sender<Launch>, sweep: bool) {
+fn watch(shared: &Shared, mut source: Box<dyn EventSource>, records: &Sender<Record>, sweep: bool) {
     let mut watcher = Watcher::new(shared.decider.clone());
-    if sweep {
-        for launch in watcher.sweep_running() {
-            let _ = launches.send(launch);
+    let rescan = |watcher: &mut Watcher, reasons: Vec<warden_monitor::GapReason>| {
+        let (launches, rescan) = watcher.rescan(reasons);
+        for launch in launches {
+            let _ = records.send(Record::Launch(Box::new(launch)));
         }
+        shared.rescans.fetch_add(1, Ordering::Relaxed);
+        *shared.last_rescan.lock().unwrap_or_else(|p| p.into_inner()) = Some(rescan.clone());
+        let _ = records.send(Record::Notice(AgentNotice::Rescan { id: uuid::Uuid::new_v4().to_string(), rescan }));
+    };
+    if sweep {
+        rescan(&mut watcher, vec![warden_monitor::GapReason::Start]);
     }
     let name = source.name();
     let mut notices = Vec::new();
+    let mut lost_seen = source.lost();
+    let mut sessions_checked = Instant::now();
+    let mut generation = shared.decider.rules().generation;
     while !shared.stop.load(Ordering::Relaxed) {
-        if let Err(_error) = source.wait(Duration::from_millis(200), &mut notices) {
+        if let Err(_error) = source.wait(WAIT, &mut notices) {
             // A failing source must not spin: wait a little and try again.
             std::thread::sleep(Duration::from_millis(200));
         }
         for notice in notices.drain(..) {
             if let Some(launch) = watcher.handle(notice, name) {
-                let _ = launches.send(launch);
+                let _ = records.send(Record::Launch(Box::new(launch)));
             }
         }
-        shared.lost.store(source.lost(), Ordering::Relaxed);
+        let lost = source.lost();
+        shared.lost.store(lost, Ordering::Relaxed);
+        let mut gaps = Vec::new();
+        if lost > lost_seen {
+            gaps.push(warden_monitor::GapReason::LostNotices { lost: lost - lost_seen });
+            lost_seen = lost;
+        }
+        let late_ms = shared.paused_ms.swap(0, Ordering::Relaxed);
+        if late_ms > 0 {
+            gaps.push(warden_monitor::GapReason::Paused { late_ms });
+        }
+        if !gaps.is_empty() {
+            rescan(&mut watcher, gaps);
+        }
+        let rules_now = shared.decider.rules().generation;
+        if rules_now != generation || sessions_checked.elapsed() >= SESSION_CHECK {
+            generation = rules_now;
+            sessions_checked = Instant::now();
+            for notice in watcher.check_sessions() {
+                let _ = records.send(Record::Notice(AgentNotice::from_session(notice)));
+            }
+        }
     }
 }
 
-fn record(shared: &Shared, launches: &Receiver<Launch>, events: &broadcast::Sender<LaunchEvent>) {
+/// Notices when the agent's threads did not run: a tick that comes [`PAUSE_THRESHOLD`]
+/// later than due (CLOCK_MONOTONIC runs on while the process is stopped).
+fn tick(shared: &Shared) {
+    let mut last = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(TICK);
+        let now = Instant::now();
+        let late = now.duration_since(last).saturating_sub(TICK);
+        if late >= PAUSE_THRESHOLD {
+            shared.paused_ms.fetch_max(late.as_millis() as u64, Ordering::Relaxed);
+        }
+        last = now;
+    }
+}
+
+fn record(
+    shared: &Shared,
+    records: &Receiver<Record>,
+    events: &broadcast::Sender<LaunchEvent>,
+    notices: &broadcast::Sender<AgentNotice>,
+) {
     loop {
-        match launches.recv_timeout(Duration::from_millis(200)) {
-            Ok(launch) => {
+        match records.recv_timeout(Duration::from_millis(200)) {
+            Ok(Record::Launch(launch)) => {
                 let event = event_of(&launch);
                 // Durable first: an event nobody stored must not be shown or uploaded.
-                if shared.store.append(&event).is_err() {
+                if shared.store.append_launch(&event).is_err() {
                     shared.unrecorded.fetch_add(1, Ordering::Relaxed);
                 }
+                if let Some(terminal) = &launch.terminal
+                    && matches!(event.outcome, Outcome::Killed | Outcome::Denied)
+                {
+                    // Non-blocking: a terminal that would block misses the message.
+                    let _ = terminal.tell(&warden_monitor::terminal::blocked_message(&launch.verdict));
+                }
                 let _ = events.send(event);
+            }
+            Ok(Record::Notice(notice)) => {
+                // Durable first, as launches: the server hears of gaps and stopped sessions (the
+                // sweep at every start is routine, not an incident).
+                let routine = matches!(&notice, AgentNotice::Rescan { rescan, .. }
+                    if rescan.reasons.iter().all(|r| matches!(r, warden_monitor::GapReason::Start)));
+                if !routine && shared.store.append(&notice.to_event()).is_err() {
+                    shared.unrecorded.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = notices.send(notice);
             }
             Err(RecvTimeoutError::Timeout) if shared.stop.load(Ordering::Relaxed) => return,
             Err(RecvTimeoutError::Timeout) => {}
@@ -330,12 +572,20 @@ impl AgentHandle {
         self.events.subscribe()
     }
 
+    /// Rescans, exception ends and stopped sessions from now on (lagging receivers skip the
+    /// oldest).
+    pub fn subscribe_notices(&self) -> broadcast::Receiver<AgentNotice> {
+        self.notices.subscribe()
+    }
+
     /// Replaces the policy; the next launch is decided by it (the gate's cache is dropped).
     pub fn set_policy(&self, policy: Policy, version: Option<String>) {
         self.shared.decider.set_policy(policy, version);
     }
 
-    /// Replaces the approved exceptions.
+    /// Replaces the approved exceptions. Running launches an exception allowed are decided
+    /// again within a fraction of a second: those no longer covered get an
+    /// [`AgentNotice::ExceptionEnded`] and are stopped after the policy's grace period.
     pub fn set_exceptions(&self, exceptions: Vec<Exception>) {
         self.shared.decider.set_exceptions(exceptions);
     }
@@ -366,10 +616,10 @@ impl AgentHandle {
         &self.shared.store
     }
 
-    /// The newest events, newest first.
+    /// The newest launch events, newest first.
     pub fn recent_events(&self, limit: usize) -> Vec<LaunchEvent> {
         let filter = warden_store::EventFilter { limit, ..Default::default() };
-        self.shared.store.recent(&filter).unwrap_or_default()
+        self.shared.store.recent_launches(&filter).unwrap_or_default()
     }
 
     /// What the agent is doing now.
@@ -405,6 +655,8 @@ impl AgentHandle {
             store_recovery: self.shared.store.recovery().map(|r| {
                 format!("the event store was unreadable ({}) and was moved to {}", r.reason, r.moved_to.display())
             }),
+            rescans: self.shared.rescans.load(Ordering::Relaxed),
+            last_rescan: self.shared.last_rescan.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
@@ -431,4 +683,58 @@ impl Drop for AgentHandle {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Runs the agent in the foreground until SIGINT or SIGTERM: `on_start` once it watches,
+/// `on_event` for every launch event, `on_notice` for every [`AgentNotice`] (rescans, exception
+/// ends). For `agent-run`, the agent as a process of its own (gap tests, `rescan-bench`).
+pub fn run_foreground_with_notices(
+    config: AgentConfig,
+    on_start: impl FnOnce(&AgentStatus),
+    mut on_event: impl FnMut(&LaunchEvent),
+    mut on_notice: impl FnMut(&AgentNotice),
+) -> Result<(), AgentError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AgentError::Thread)?;
+    runtime.block_on(async move {
+        let agent = start(config).await?;
+        let mut events = agent.subscribe();
+        let mut notices = agent.subscribe_notices();
+        on_start(&agent.status());
+        let terminate = terminated();
+        tokio::pin!(terminate);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => on_event(&event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                notice = notices.recv() => match notice {
+                    Ok(notice) => on_notice(&notice),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut terminate => break,
+            }
+        }
+        agent.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM (how services and test harnesses stop the agent).
+#[cfg(unix)]
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminated() {
+    std::future::pending().await
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::Receiver;
-use warden_agent::{AgentConfig, SourceChoice};
+use warden_agent::{AgentConfig, AgentNotice, EndReason, SourceChoice};
 use warden_api::{LaunchEvent, Outcome};
 use warden_policy::{Accounts, Exception, Mode, Policy};
 
@@ -184,5 +184,205 @@ async fn a_corrupt_store_is_reported_and_the_agent_still_runs() {
     assert_eq!(status.source, "poll");
     let recovery = status.store_recovery.expect("the recovery is reported");
     assert!(recovery.contains("events.db.corrupt-"), "{recovery}");
+    agent.shutdown().await;
+}
+
+async fn notice_for(notices: &mut Receiver<AgentNotice>, kind: &str, pid: u32, within: Duration) -> AgentNotice {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).unwrap_or_else(|| panic!("no {kind} for {pid}"));
+        let notice = tokio::time::timeout(left, notices.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} notice for {pid} in time"))
+            .unwrap();
+        let matches = match &notice {
+            AgentNotice::ExceptionEnded { end, .. } => kind == "exception-ended" && end.pid == pid,
+            AgentNotice::SessionStopped { stop, .. } => kind == "session-stopped" && stop.pid == pid,
+            AgentNotice::Rescan { .. } => false,
+        };
+        if matches {
+            return notice;
+        }
+    }
+}
+
+fn exception(id: &str, expires_at: i64) -> Exception {
+    Exception { id: id.into(), user: current_user(), tool: "claude-code".into(), scope: None, starts_at: 0, expires_at }
+}
+
+async fn agent_with_grace(state: &Path, grace: u64, exceptions: Vec<Exception>) -> warden_agent::AgentHandle {
+    let mut policy = Policy::embedded();
+    policy.exceptions.grace = grace;
+    let mut config = AgentConfig::new(state.to_path_buf(), policy);
+    config.source = SourceChoice::ProcConnector;
+    config.sweep_running = false;
+    config.exceptions = exceptions;
+    warden_agent::start(config).await.unwrap()
+}
+
+/// An exception that expires while its session runs: the session is told (the pop-up's
+/// notice, with the grace period), a tool it starts after the end is judged on its own (and
+/// killed, with its own event), and the session itself is stopped when the grace is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_exceptions_session_is_told_then_stopped_after_the_grace_period() {
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let claude = fake_claude(home.path());
+    let go = home.path().join("go");
+    // The session's child waits for the test's word, then starts the tool again.
+    let child = home.path().join("later.sh");
+    std::fs::write(
+        &child,
+        format!("#!/bin/sh\nwhile [ ! -e '{}' ]; do sleep 0.05; done\nexec '{}'\n", go.display(), claude.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&child, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let agent = agent_with_grace(state.path(), 2, vec![exception("exc-short", now_secs() + 2)]).await;
+    let mut events = agent.subscribe();
+    let mut notices = agent.subscribe_notices();
+    let mut session =
+        Command::new(&claude).env("FAKE_CHILD", &child).stdin(Stdio::null()).stdout(Stdio::null()).spawn().unwrap();
+    let pid = session.id();
+    let event = event_for(&mut events, pid).await;
+    assert_eq!((event.outcome, event.exception.as_deref()), (Outcome::Allowed, Some("exc-short")));
+
+    let AgentNotice::ExceptionEnded { end, id } =
+        notice_for(&mut notices, "exception-ended", pid, Duration::from_secs(5)).await
+    else {
+        unreachable!()
+    };
+    assert!(!id.is_empty());
+    assert_eq!((end.exception.as_str(), end.reason, end.grace_secs), ("exc-short", EndReason::Expired, 2));
+    assert_eq!(end.tool, "claude-code");
+    assert!(end.message.contains("will be stopped in 2 seconds"), "{}", end.message);
+    assert!(end.stops_at_ms.is_some_and(|at| at >= end.at_ms + 2000));
+    assert!(ended(&mut session, Duration::from_millis(200)).is_none(), "the grace period lets it run on");
+
+    // A tool the session starts after the end is its own launch, and it is blocked.
+    std::fs::write(&go, "").unwrap();
+    let relaunch = loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("the relaunch").unwrap();
+        if event.tool.as_deref() == Some("claude-code") && event.pid != pid {
+            break event;
+        }
+    };
+    assert_eq!(relaunch.outcome, Outcome::Killed, "{relaunch:?}");
+    assert!(ended(&mut session, Duration::from_millis(100)).is_none(), "the session itself is still in its grace");
+
+    let AgentNotice::SessionStopped { stop, .. } =
+        notice_for(&mut notices, "session-stopped", pid, Duration::from_secs(5)).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(stop.outcome, Outcome::Killed);
+    assert_eq!(stop.killed.first(), Some(&pid));
+    assert!(stop.at_ms >= end.at_ms + 2000, "not before the grace period was over");
+    assert_eq!(ended(&mut session, Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+    agent.shutdown().await;
+}
+
+/// A revoked exception with no grace stops its session at once; one that is revoked and
+/// then granted again within the grace period leaves the session running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_exception_stops_its_session_unless_a_new_one_covers_it() {
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let claude = fake_claude(home.path());
+
+    let agent = agent_with_grace(state.path(), 1, vec![exception("exc-a", now_secs() + 3600)]).await;
+    let mut events = agent.subscribe();
+    let mut notices = agent.subscribe_notices();
+    let mut kept = spawn(&claude);
+    assert_eq!(event_for(&mut events, kept.id()).await.exception.as_deref(), Some("exc-a"));
+    agent.set_exceptions(Vec::new());
+    let AgentNotice::ExceptionEnded { end, .. } =
+        notice_for(&mut notices, "exception-ended", kept.id(), Duration::from_secs(3)).await
+    else {
+        unreachable!()
+    };
+    assert_eq!((end.reason, end.grace_secs), (EndReason::Revoked, 1));
+    agent.set_exceptions(vec![exception("exc-b", now_secs() + 3600)]);
+    assert!(ended(&mut kept, Duration::from_secs(3)).is_none(), "the new exception covers the session");
+    kept.kill().unwrap();
+    kept.wait().unwrap();
+    agent.shutdown().await;
+
+    let state = tempfile::tempdir().unwrap();
+    let agent = agent_with_grace(state.path(), 0, vec![exception("exc-c", now_secs() + 3600)]).await;
+    let mut events = agent.subscribe();
+    let mut notices = agent.subscribe_notices();
+    let mut session = spawn(&claude);
+    assert_eq!(event_for(&mut events, session.id()).await.exception.as_deref(), Some("exc-c"));
+    let revoked = Instant::now();
+    agent.set_exceptions(Vec::new());
+    let AgentNotice::ExceptionEnded { end, .. } =
+        notice_for(&mut notices, "exception-ended", session.id(), Duration::from_secs(3)).await
+    else {
+        unreachable!()
+    };
+    assert!(end.message.contains("is being stopped"), "{}", end.message);
+    assert_eq!(ended(&mut session, Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+    assert!(revoked.elapsed() < Duration::from_secs(2), "grace 0 stops it at once");
+    let AgentNotice::SessionStopped { stop, .. } =
+        notice_for(&mut notices, "session-stopped", session.id(), Duration::from_secs(1)).await
+    else {
+        unreachable!()
+    };
+    assert_eq!((stop.exception.as_str(), stop.outcome), ("exc-c", Outcome::Killed));
+    agent.shutdown().await;
+}
+
+/// The whole path: a blocked launch in a real terminal (util-linux `script` runs it on a
+/// pseudo-terminal and copies what the terminal shows to its stdout) is told there, by the
+/// agent's recorder, why it was stopped and what to use instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_launch_in_a_terminal_is_told_there() {
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let claude = fake_claude(home.path());
+    let mut config = AgentConfig::new(state.path().to_path_buf(), Policy::embedded());
+    config.source = SourceChoice::ProcConnector;
+    config.sweep_running = false;
+    let agent = warden_agent::start(config).await.unwrap();
+    let mut events = agent.subscribe();
+
+    let terminal = Command::new("script")
+        .args(["--quiet", "--flush", "--return", "--command"])
+        .arg(&claude)
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` (Debian: bsdutils)");
+    let event = loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("an event").unwrap();
+        if event.tool.as_deref() == Some("claude-code") {
+            break event;
+        }
+    };
+    assert_eq!(event.outcome, Outcome::Killed);
+    // `script` stops itself when its child is stopped (it mirrors job control), and Warden
+    // froze the tool before killing it: continue it (it is this test's own child) until it
+    // has relayed the terminal's output and ended.
+    let script = terminal.id();
+    let resume = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{script}/stat")) else { return };
+            if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T')) {
+                let _ = Command::new("kill").arg("-CONT").arg(script.to_string()).status();
+            }
+            if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let output = tokio::task::spawn_blocking(move || terminal.wait_with_output().unwrap()).await.unwrap();
+    resume.join().unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains(&format!("warden: Claude Code was stopped: {}", event.reason)), "{shown:?}");
+    assert!(shown.contains("warden: use Internal Assistant instead: qwen"), "{shown:?}");
     agent.shutdown().await;
 }

@@ -1,16 +1,38 @@
-//! Launch events in batches: upload from devices, queries from admins.
+//! Events in batches: upload from devices (each upload also the device's heartbeat), queries
+//! from admins.
 
-use crate::event::LaunchEvent;
+use crate::event::Event;
 use serde::{Deserialize, Serialize};
 
 /// The most events one upload may carry.
 pub const MAX_EVENTS_PER_BATCH: usize = 1000;
 
 /// `POST /api/v1/device/events`. Idempotent by event id: a retried batch never duplicates.
+/// Events of every kind travel together; one of a kind the server does not know rejects the
+/// whole batch (422 naming `events[i].kind`), so nothing is lost: the device keeps it queued.
+///
+/// Every upload is also the device's heartbeat: a device sends one each sync, with no events if
+/// it has none, and the server records when it last heard from it (its own clock) and flags it
+/// *silent* after two sync intervals without one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
-    pub events: Vec<LaunchEvent>,
+    pub events: Vec<Event>,
+    /// The sender's side of the heartbeat (absent from devices older than heartbeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// What a device says about itself with each sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// When it was sent, milliseconds since the epoch on the device's clock (the server keeps its
+    /// own receive time as `last_seen_at`; this one only shows clock skew).
+    pub at_ms: i64,
+    /// The sending program's version; replaces the device's `agent_version` on the server.
+    #[serde(default)]
+    pub version: String,
 }
 
 /// What the server did with a batch.
@@ -20,19 +42,26 @@ pub struct EventBatchReceipt {
     pub stored: usize,
     /// Events the server already had (from an earlier try of the same batch).
     pub duplicates: usize,
+    /// The server's sync interval: a device not heard from for two of these is flagged silent,
+    /// so a device should sync at least this often. 0 from servers older than the setting.
+    #[serde(default)]
+    pub sync_interval_seconds: u64,
 }
 
 /// Filters of `GET /api/v1/admin/events`; every one is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
+    /// An event kind (`launch`, `service-stop`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
-    /// `allow`, `warn` or `block`.
+    /// `allow`, `warn` or `block` (launches only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// Milliseconds since the epoch, inclusive.
@@ -52,7 +81,7 @@ pub struct StoredEvent {
     pub device_id: String,
     /// Seconds since the epoch when the server stored it.
     pub received_at: i64,
-    pub event: LaunchEvent,
+    pub event: Event,
 }
 
 /// The answer to an event query, newest first.

@@ -46,7 +46,44 @@ pub struct DeviceInfo {
     pub agent_version: String,
     /// Seconds since the epoch.
     pub enrolled_at: i64,
+    /// When the server last heard from it (its last event upload, which every sync sends as
+    /// the heartbeat), seconds since the epoch on the server's clock.
     pub last_seen_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<i64>,
+    /// Not revoked, and not heard from for more than two sync intervals: the service was
+    /// stopped, the machine is off or offline — or someone silenced it.
+    #[serde(default)]
+    pub silent: bool,
+    /// The service's state by its newest start or stop event, if it ever sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceState>,
+}
+
+/// Whether the device's service runs, by its newest `service-start` / `service-stop` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceStatus {
+    Running,
+    Stopped,
+}
+
+/// A device's service as its newest start or stop event left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    pub status: ServiceStatus,
+    /// When it started or stopped, milliseconds since the epoch (the device's clock).
+    pub at_ms: i64,
+    pub version: String,
+    /// Why it stopped (`signal SIGTERM`); absent while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `GET /api/v1/admin/devices`: every device, and the setting that decides which are silent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceList {
+    /// The server's sync interval; a device is silent after two without a heartbeat.
+    pub sync_interval_seconds: u64,
+    pub devices: Vec<DeviceInfo>,
 }

@@ -4,6 +4,7 @@
 //! `pending → approved | denied | withdrawn`, `approved → expired | revoked`; every other state
 //! is final.
 
+use crate::ExceptionsEnvelope;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -161,12 +162,16 @@ impl ExceptionRecord {
     }
 }
 
-/// `GET /api/v1/device/exceptions`: this device's requests, and the exceptions in force now.
+/// `GET /api/v1/device/exceptions`: this device's requests, and the exceptions in force now,
+/// signed for this device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExceptionList {
+    /// Every request of this device, newest first: for display only (not signed; a device
+    /// never enforces from it).
     pub requests: Vec<ExceptionRecord>,
-    /// Approved and not expired: exactly what the device should enforce.
-    pub active: Vec<Exception>,
+    /// The exceptions in force (approved, not expired), signed for this device with a fresh
+    /// sequence number: a device enforces only what [`crate::verify_exceptions`] accepts here.
+    pub signed: ExceptionsEnvelope,
 }
 
 /// A request as the approver sees it: with how often the user hit the block recently.

@@ -1,6 +1,7 @@
 //! Types that cross the wire between devices and the governance server.
 //!
-//! Serde types plus the signed-policy format: no HTTP, no storage, no clock. The server
+//! Serde types plus the signed formats (policy, per-device exception list): no HTTP, no
+//! storage, no clock (a device passes its time in). The server
 //! (`warden-server`) and the device side (agent, client, tray) both speak in these types,
 //! so they cannot drift apart. Every route is listed in `warden-server`'s OpenAPI file.
 
@@ -10,21 +11,30 @@ mod error;
 mod event;
 mod exception;
 pub mod local;
+pub mod notice;
 mod policy;
 mod push;
+mod signed_exceptions;
 mod signing;
 
-pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, MAX_EVENTS_PER_BATCH, StoredEvent};
-pub use enroll::{DeviceInfo, EnrollRequest, EnrollResponse};
+pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH, StoredEvent};
+pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 pub use error::{ApiError, ErrorLocation};
-pub use event::{LaunchEvent, Outcome};
+pub use event::{
+    Event, EventDecodeError, EventKind, ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent, Outcome,
+    ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
+};
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
     MIN_JUSTIFICATION_CHARS, PendingView, check_justification,
 };
 pub use policy::{PolicyEnvelope, PolicyUpload, PolicyVersion};
 pub use push::{Change, ChangeKind, WaitResponse};
-pub use signing::{PolicySigningKey, SignatureError, signed_message, verify_envelope};
+pub use signed_exceptions::{
+    EXCEPTION_LIST_VALIDITY_SECONDS, EXCEPTIONS_DOMAIN, ExceptionsEnvelope, ListExpectation, ListRejected,
+    SignedExceptions, exceptions_message, verify_exceptions,
+};
+pub use signing::{PolicySigningKey, SignatureError, policy_etag, signed_message, verify_envelope};
 
 /// The path prefix of every API route.
 pub const API_PREFIX: &str = "/api/v1";

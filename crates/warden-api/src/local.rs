@@ -25,6 +25,7 @@
 
 use crate::event::LaunchEvent;
 use crate::exception::{ExceptionRecord, ExceptionRequestCreate};
+use crate::notice::{ExceptionEnd, Rescan, SessionStop};
 use serde::{Deserialize, Serialize};
 use warden_policy::{Mode, Policy};
 
@@ -141,6 +142,12 @@ pub struct RuntimeStatus {
     pub lost_notices: u64,
     /// Events that could not be written to the store.
     pub unrecorded_events: u64,
+    /// Rescans of every running process since the runtime started (its start counts).
+    #[serde(default)]
+    pub rescans: u64,
+    /// The latest rescan: why, when, how many processes, how long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rescan: Option<Rescan>,
 }
 
 /// `GET /v1/policy`: the policy the runtime enforces now.
@@ -163,6 +170,15 @@ pub enum LiveEvent {
     Sync { sync: SyncState },
     /// Sent every few seconds when nothing else is, so a client notices a dead runtime.
     KeepAlive,
+    /// A running launch's exception expired or was revoked: the pop-up ("… will be stopped in 5
+    /// minutes"). To root and to the launch's person.
+    ExceptionEnded { ended: ExceptionEnd },
+    /// A session whose exception ended was stopped after its grace period. To root and to the
+    /// launch's person.
+    SessionStopped { stopped: SessionStop },
+    /// After a gap (lost exec notices, a pause of the runtime, its start) every running process
+    /// was decided again. To root only: a machine's incident.
+    Rescan { rescan: Rescan },
 }
 
 /// `GET /v1/exception-requests`.

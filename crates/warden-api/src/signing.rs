@@ -1,4 +1,5 @@
-//! The signed-policy format: what the server signs and how a device checks it.
+//! The signed-policy format: what the server signs and how a device checks it; the server's
+//! signing key (which also signs exception lists, in their own domain: `signed_exceptions`).
 //!
 //! The signed message binds the version to the policy text, so a replayed older policy cannot
 //! pose as a newer one: `b"warden-policy\n" + version + b"\n" + policy_json`.
@@ -7,6 +8,7 @@ use crate::policy::PolicyEnvelope;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
 
 /// Why a signed policy was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,7 +17,7 @@ pub enum SignatureError {
     BadPinnedKey,
     #[error("the signature is not base64 of 64 bytes")]
     Malformed,
-    #[error("the policy was not signed by the pinned server key")]
+    #[error("not signed by the pinned server key")]
     Invalid,
 }
 
@@ -29,22 +31,38 @@ pub fn signed_message(version: i64, policy_json: &str) -> Vec<u8> {
     message
 }
 
+/// The ETag of a policy version: its number and a digest of the signed text, quoted
+/// (`"7-3f2a…"`). Derived from signed content only, so a device computes it from its verified
+/// cache instead of trusting a stored one, and a `304` can only confirm what it verified.
+pub fn policy_etag(version: i64, policy_json: &str) -> String {
+    let digest = Sha256::digest(policy_json.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{version}-{hex}\"")
+}
+
 /// Checks an envelope against the key pinned at enrollment (base64). Only then parse `policy`.
 pub fn verify_envelope(envelope: &PolicyEnvelope, pinned_public_key: &str) -> Result<(), SignatureError> {
+    let key = decode_key(pinned_public_key)?;
+    let signature = decode_signature(&envelope.signature)?;
+    key.verify_strict(&signed_message(envelope.version, &envelope.policy), &signature)
+        .map_err(|_| SignatureError::Invalid)
+}
+
+/// The pinned public key from its base64 text.
+pub(crate) fn decode_key(pinned_public_key: &str) -> Result<VerifyingKey, SignatureError> {
     let key_bytes: [u8; 32] = BASE64
         .decode(pinned_public_key.trim())
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or(SignatureError::BadPinnedKey)?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| SignatureError::BadPinnedKey)?;
-    let signature_bytes: [u8; 64] = BASE64
-        .decode(envelope.signature.trim())
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or(SignatureError::Malformed)?;
-    let signature = Signature::from_bytes(&signature_bytes);
-    key.verify_strict(&signed_message(envelope.version, &envelope.policy), &signature)
-        .map_err(|_| SignatureError::Invalid)
+    VerifyingKey::from_bytes(&key_bytes).map_err(|_| SignatureError::BadPinnedKey)
+}
+
+/// A signature from its base64 text.
+pub(crate) fn decode_signature(text: &str) -> Result<Signature, SignatureError> {
+    let signature_bytes: [u8; 64] =
+        BASE64.decode(text.trim()).ok().and_then(|bytes| bytes.try_into().ok()).ok_or(SignatureError::Malformed)?;
+    Ok(Signature::from_bytes(&signature_bytes))
 }
 
 /// The server's signing key.
@@ -68,6 +86,11 @@ impl PolicySigningKey {
     pub fn from_secret_base64(text: &str) -> Option<PolicySigningKey> {
         let bytes: [u8; 32] = BASE64.decode(text.trim()).ok()?.try_into().ok()?;
         Some(PolicySigningKey::from_secret(bytes))
+    }
+
+    /// The secret half, for signing in this crate only (every signed format lives here).
+    pub(crate) fn secret(&self) -> &SigningKey {
+        &self.0
     }
 
     pub fn secret_base64(&self) -> String {
@@ -115,6 +138,16 @@ mod tests {
         let garbled = PolicyEnvelope { signature: "not base64!".into(), ..good.clone() };
         assert_eq!(verify_envelope(&garbled, &key.public_key()), Err(SignatureError::Malformed));
         assert_eq!(verify_envelope(&good, "short"), Err(SignatureError::BadPinnedKey));
+    }
+
+    #[test]
+    fn the_etag_is_the_version_and_a_digest_of_the_signed_text() {
+        let etag = policy_etag(7, r#"{"name":"p"}"#);
+        let (version, digest) = etag.trim_matches('"').split_once('-').unwrap();
+        assert_eq!((version, digest.len()), ("7", 16), "{etag}");
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        assert_ne!(policy_etag(7, r#"{"name":"q"}"#), etag, "another text, another tag");
+        assert_ne!(policy_etag(8, r#"{"name":"p"}"#), etag, "another version, another tag");
     }
 
     #[test]

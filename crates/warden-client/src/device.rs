@@ -1,17 +1,19 @@
-//! An enrolled device: enrollment, one full sync (requests out, decisions and policy in, events
-//! out), and the checks a fetched policy must pass before it may replace the last good one.
+//! An enrolled device: enrollment, and one full sync (requests out, decisions and policy in,
+//! events out). What the server signed is checked and cached by `crate::cache`.
 
+use crate::cache::{self, Accepted, CachedExceptions, CachedPolicy};
 use crate::error::ClientError;
 use crate::http::{PolicyFetch, ServerApi, normalize_server_url};
-use crate::state::{CachedPolicy, Enrollment, LocalUser, StateDir, write_json_atomically};
+use crate::incident::{IncidentSink, report_incident};
+use crate::state::{Enrollment, LocalUser, StateDir};
 use crate::token::{self, DeviceToken, TokenSource, TokenStorage};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use warden_api::{
-    EnrollRequest, EventBatch, ExceptionList, ExceptionRecord, ExceptionRequestCreate, PolicyEnvelope,
-    check_justification, verify_envelope,
+    EnrollRequest, EventBatch, ExceptionRecord, ExceptionRequestCreate, Heartbeat, PolicyEnvelope, check_justification,
+    policy_etag,
 };
 use warden_policy::{Exception, Policy, check_scope};
 use warden_store::Store;
@@ -84,8 +86,7 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
         Err(error) => return Err(error.into()),
     };
     // A re-enrollment must not keep the previous server's policy: its key is no longer pinned.
-    let _ = std::fs::remove_file(state.policy_file());
-    let _ = std::fs::remove_file(state.root().join(EXCEPTIONS_FILE));
+    cache::forget(state)?;
     state.save_enrollment(&enrollment)?;
     let store = Arc::new(Store::open(state.events_db())?);
     let device = Device {
@@ -97,21 +98,13 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
             TokenStorage::File(_) => TokenSource::File,
         },
         store,
+        server_interval: AtomicU64::new(0),
     };
     let policy_version = match device.sync_policy().await {
         Ok(PolicySync::Updated { version } | PolicySync::Unchanged { version }) => Some(version),
         _ => None,
     };
     Ok(Enrolled { enrollment, token_for_environment, policy_version })
-}
-
-/// The device's cached exception list (what to enforce while offline).
-const EXCEPTIONS_FILE: &str = "exceptions.json";
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedExceptions {
-    pub fetched_at: i64,
-    pub list: Option<ExceptionList>,
 }
 
 /// What a policy sync did.
@@ -129,6 +122,17 @@ pub enum PolicySync {
     },
 }
 
+/// What an exception sync brought: the verified list, and the requests for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionsSync {
+    /// This device's requests as the server answered (display only; not signed).
+    pub requests: Vec<ExceptionRecord>,
+    /// The exceptions to enforce, from the list that verified.
+    pub exceptions: Vec<Exception>,
+    /// The list's sequence number.
+    pub sequence: i64,
+}
+
 /// What one full sync did.
 #[derive(Debug, Default)]
 pub struct SyncReport {
@@ -137,7 +141,8 @@ pub struct SyncReport {
     pub events_uploaded: usize,
     pub duplicates: usize,
     pub policy: Option<PolicySync>,
-    pub exceptions: Option<ExceptionList>,
+    /// The verified exception list, when the fetch brought one that passed.
+    pub exceptions: Option<ExceptionsSync>,
     /// Phases that failed (and will be retried).
     pub errors: Vec<String>,
 }
@@ -156,6 +161,8 @@ pub struct Device {
     api: ServerApi,
     token_source: TokenSource,
     store: Arc<Store>,
+    /// The sync interval the server's last receipt named, in seconds (0: not known yet).
+    server_interval: AtomicU64,
 }
 
 impl Device {
@@ -169,7 +176,7 @@ impl Device {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
         let (token, token_source) = token::load_from(storage, &enrollment)?;
         let api = ServerApi::new(&enrollment.server, Some(token))?;
-        Ok(Device { state, enrollment, api, token_source, store })
+        Ok(Device { state, enrollment, api, token_source, store, server_interval: AtomicU64::new(0) })
     }
 
     /// Opens the enrolled device with a token the caller supplies (the environment
@@ -177,7 +184,14 @@ impl Device {
     pub fn open_with_token(state: StateDir, store: Arc<Store>, token: DeviceToken) -> Result<Device, ClientError> {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
         let api = ServerApi::new(&enrollment.server, Some(token))?;
-        Ok(Device { state, enrollment, api, token_source: TokenSource::Environment, store })
+        Ok(Device {
+            state,
+            enrollment,
+            api,
+            token_source: TokenSource::Environment,
+            store,
+            server_interval: AtomicU64::new(0),
+        })
     }
 
     pub fn enrollment(&self) -> &Enrollment {
@@ -237,40 +251,67 @@ impl Device {
         Ok((filed, refused))
     }
 
-    /// Uploads every pending event, in batches. Returns (stored, duplicates).
+    /// The sync interval the server asked for in its last receipt (`None` before the first
+    /// upload, or from a server older than the setting): a device heard from less often than
+    /// every two of these is flagged silent, so the sync loop never waits longer.
+    pub fn server_sync_interval(&self) -> Option<Duration> {
+        Some(self.server_interval.load(Ordering::Relaxed)).filter(|&s| s > 0).map(Duration::from_secs)
+    }
+
+    /// Uploads every pending event (of every kind), in batches. The first batch carries the
+    /// heartbeat and is sent even when nothing is pending, so the server hears from the device
+    /// every sync and can flag it silent when it stops. Returns (stored, duplicates).
     pub async fn upload_events(&self) -> Result<(usize, usize), ClientError> {
         let mut stored = 0;
         let mut duplicates = 0;
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
+        let mut heartbeat = Some(Heartbeat { at_ms, version: env!("CARGO_PKG_VERSION").to_owned() });
         loop {
             let events = self.store.pending(UPLOAD_BATCH)?;
-            if events.is_empty() {
+            if events.is_empty() && heartbeat.is_none() {
                 return Ok((stored, duplicates));
             }
-            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-            let receipt = self.api.upload_events(&EventBatch { events }).await?;
+            let ids: Vec<String> = events.iter().map(|e| e.id().to_owned()).collect();
+            let receipt = self.api.upload_events(&EventBatch { events, heartbeat: heartbeat.take() }).await?;
             // Only after the server acknowledged: a crash before this line resends the batch,
             // and the server's idempotence by event id absorbs the retry.
             self.store.mark_uploaded(&ids)?;
+            self.server_interval.store(receipt.sync_interval_seconds, Ordering::Relaxed);
             stored += receipt.stored;
             duplicates += receipt.duplicates;
         }
     }
 
-    /// Fetches the policy (If-None-Match) and, if it passes every check, caches it.
+    /// The cached policy, verified now against the pinned key (a failing file is moved aside
+    /// and reported; the last verified copy stays in force).
+    pub fn cached_policy(&self) -> Result<Option<CachedPolicy>, ClientError> {
+        cache::load_policy(&self.state, &self.enrollment, self.store.as_ref())
+    }
+
+    /// The cached rules, verified now; see [`cached_rules`].
+    pub fn cached_rules(&self) -> Result<CachedRules, ClientError> {
+        rules(&self.state, &self.enrollment, self.store.as_ref())
+    }
+
+    /// Fetches the policy and, if it passes every check, caches it. `If-None-Match` carries the
+    /// ETag of the verified cache, computed from its signed content, and only when a cache
+    /// verifies: a `304` can only confirm a policy this device checked.
     pub async fn sync_policy(&self) -> Result<PolicySync, ClientError> {
-        let cached = self.state.load_policy()?;
-        let etag = cached.as_ref().map(|c| c.envelope.etag.clone());
+        let cached = self.cached_policy()?;
+        let etag = cached.as_ref().map(|c| policy_etag(c.envelope.version, &c.envelope.policy));
         match self.api.fetch_policy(etag.as_deref()).await {
             Ok(PolicyFetch::NotModified) => {
                 let mut cached = cached.ok_or_else(|| ClientError::BadAnswer("304 without a cached policy".into()))?;
                 cached.confirmed_at = now_seconds();
                 let version = cached.envelope.version;
-                self.state.save_policy(&cached)?;
+                cache::confirm_policy(&self.state, &cached)?;
                 Ok(PolicySync::Unchanged { version })
             }
             Ok(PolicyFetch::Changed(envelope)) => self.apply_envelope(*envelope),
             Err(ClientError::PolicyRejected(reason)) => {
-                self.store.record_incident("policy-malformed", &reason)?;
+                report_incident(&self.store, "policy-malformed", &reason)?;
                 Ok(PolicySync::Rejected { reason })
             }
             Err(error) => Err(error),
@@ -278,30 +319,41 @@ impl Device {
     }
 
     /// Checks a signed policy against the pinned key and the policy core, and caches it if it
-    /// passes. A rejected one is recorded as an incident; the last good policy stays.
+    /// passes. A rejected one is reported as an incident; the last good policy stays.
     pub fn apply_envelope(&self, envelope: PolicyEnvelope) -> Result<PolicySync, ClientError> {
-        let cached = self.state.load_policy()?;
-        match check_envelope(&envelope, &self.enrollment.policy_public_key, cached.as_ref()) {
-            Ok(_) => {
-                let version = envelope.version;
-                let now = now_seconds();
-                self.state.save_policy(&CachedPolicy { envelope, fetched_at: now, confirmed_at: now })?;
-                let unchanged = cached.is_some_and(|c| c.envelope.version == version);
-                Ok(if unchanged { PolicySync::Unchanged { version } } else { PolicySync::Updated { version } })
-            }
+        let version = envelope.version;
+        let now = now_seconds();
+        let fetched = CachedPolicy { envelope, fetched_at: now, confirmed_at: now };
+        match cache::accept_policy(&self.state, &self.enrollment, self.store.as_ref(), fetched)? {
+            Ok(Some(previous)) if previous == version => Ok(PolicySync::Unchanged { version }),
+            Ok(_) => Ok(PolicySync::Updated { version }),
             Err((kind, reason)) => {
-                self.store.record_incident(kind, &reason)?;
+                report_incident(&self.store, kind, &reason)?;
                 Ok(PolicySync::Rejected { reason })
             }
         }
     }
 
-    /// Fetches this device's requests and active exceptions, and caches them for offline use.
-    pub async fn sync_exceptions(&self) -> Result<ExceptionList, ClientError> {
-        let list = self.api.exceptions().await?;
-        let cached = CachedExceptions { fetched_at: now_seconds(), list: Some(list.clone()) };
-        write_json_atomically(&self.state.root().join(EXCEPTIONS_FILE), &cached)?;
-        Ok(list)
+    /// Fetches this device's requests and its signed exception list; caches the list if it
+    /// verifies (pinned key, this device, a sequence not lower than the highest accepted, not
+    /// expired). A list that fails is reported as an `exceptions-rejected` incident and the
+    /// last verified list stays in force.
+    pub async fn sync_exceptions(&self) -> Result<ExceptionsSync, ClientError> {
+        let answer = self.api.exceptions().await?;
+        let fetched = CachedExceptions { fetched_at: now_seconds(), requests: answer.requests, signed: answer.signed };
+        match cache::accept_exceptions(&self.state, &self.enrollment, self.store.as_ref(), fetched, now_seconds())? {
+            Accepted::Cached(verified) => Ok(ExceptionsSync {
+                requests: verified.cached.requests,
+                exceptions: verified.exceptions,
+                sequence: verified.sequence,
+            }),
+            Accepted::Refused(rejected) => {
+                let reason =
+                    format!("the exception list from the server was refused: {rejected} ({})", rejected.code());
+                report_incident(&self.store, "exceptions-rejected", &reason)?;
+                Err(ClientError::ExceptionsRejected(reason))
+            }
+        }
     }
 
     /// One full sync: requests out, decisions and policy in, events out. Each phase runs even
@@ -358,45 +410,28 @@ impl Device {
     }
 }
 
-/// The last good policy and its version, and the active exceptions last fetched.
+/// The last good policy and its version, and the exceptions in force.
 pub type CachedRules = (Option<(Policy, i64)>, Vec<Exception>);
 
-/// The policy and exceptions last known good, from the state directory alone (offline).
-pub fn cached_rules(state: &StateDir) -> Result<CachedRules, ClientError> {
-    let policy = match state.load_policy()? {
-        Some(cached) => Policy::from_json(&format!("policy v{}", cached.envelope.version), &cached.envelope.policy)
-            .ok()
-            .map(|p| (p, cached.envelope.version)),
-        None => None,
-    };
-    Ok((policy, cached_exceptions(state)?))
-}
-
-/// The active exceptions last fetched.
-pub fn cached_exceptions(state: &StateDir) -> Result<Vec<Exception>, ClientError> {
-    let path = state.root().join(EXCEPTIONS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(ClientError::StateFile { path, source }),
-    };
-    let cached: CachedExceptions =
-        serde_json::from_str(&text).map_err(|source| ClientError::StateFileFormat { path, source })?;
-    Ok(cached.list.map(|l| l.active).unwrap_or_default())
-}
-
-/// The cached requests list (for `warden requests` offline).
-pub fn cached_requests(state: &StateDir) -> Result<Option<(i64, Vec<ExceptionRecord>)>, ClientError> {
-    let path = state.root().join(EXCEPTIONS_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let cached: CachedExceptions =
-                serde_json::from_str(&text).map_err(|source| ClientError::StateFileFormat { path, source })?;
-            Ok(cached.list.map(|l| (cached.fetched_at, l.requests)))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ClientError::StateFile { path, source }),
+/// The policy and exceptions last verified, from the state directory alone (offline): both
+/// caches are verified now against the enrollment's pinned key; a file that fails is moved
+/// aside and reported to `incidents` (the store), and the last verified copy is used. Not enrolled: nothing
+/// (no key to verify with).
+pub fn cached_rules(state: &StateDir, incidents: &dyn IncidentSink) -> Result<CachedRules, ClientError> {
+    match state.load_enrollment()? {
+        Some(enrollment) => rules(state, &enrollment, incidents),
+        None => Ok((None, Vec::new())),
     }
+}
+
+fn rules(state: &StateDir, enrollment: &Enrollment, incidents: &dyn IncidentSink) -> Result<CachedRules, ClientError> {
+    let policy = cache::load_policy(state, enrollment, incidents)?.and_then(|cached| {
+        Policy::from_json(&format!("policy v{}", cached.envelope.version), &cached.envelope.policy)
+            .ok()
+            .map(|policy| (policy, cached.envelope.version))
+    });
+    let exceptions = cache::load_exceptions(state, enrollment, incidents)?.map(|v| v.exceptions).unwrap_or_default();
+    Ok((policy, exceptions))
 }
 
 /// Checks a request and puts it in the durable outbox. Returns its client id.
@@ -466,44 +501,9 @@ pub fn canonical_scope(cwd: &Path, typed: &Path) -> Result<String, ClientError> 
     Ok(text)
 }
 
-/// The checks a fetched policy must pass: signed by the pinned key, parseable by the core, and
-/// not older than the one in force (a replayed old policy cannot roll back a newer one).
-/// On failure: (incident kind, reason).
-pub fn check_envelope(
-    envelope: &PolicyEnvelope,
-    pinned_key: &str,
-    cached: Option<&CachedPolicy>,
-) -> Result<Policy, (&'static str, String)> {
-    verify_envelope(envelope, pinned_key)
-        .map_err(|e| ("policy-signature", format!("policy v{} rejected: {e}", envelope.version)))?;
-    let policy = Policy::from_json(&format!("policy v{}", envelope.version), &envelope.policy)
-        .map_err(|e| ("policy-malformed", format!("policy v{} rejected: {e}", envelope.version)))?;
-    if let Some(cached) = cached
-        && envelope.version < cached.envelope.version
-    {
-        return Err((
-            "policy-rollback",
-            format!("policy v{} rejected: older than v{} in force", envelope.version, cached.envelope.version),
-        ));
-    }
-    Ok(policy)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_api::PolicySigningKey;
-
-    fn signed(key: &PolicySigningKey, version: i64, policy: &str) -> PolicyEnvelope {
-        PolicyEnvelope {
-            version,
-            etag: format!("\"{version}\""),
-            policy: policy.into(),
-            signature: key.sign(version, policy),
-            public_key: key.public_key(),
-            created_at: 0,
-        }
-    }
 
     #[test]
     fn scopes_are_resolved_against_the_file_system() {
@@ -555,26 +555,5 @@ mod tests {
         assert!(store.pending_exception_requests(10).unwrap().is_empty(), "nothing refused was queued");
         queue_request(&store, &request("/src/app")).unwrap();
         assert_eq!(store.pending_exception_requests(10).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn only_a_signed_parseable_newer_policy_passes() {
-        let key = PolicySigningKey::from_secret([1; 32]);
-        let impostor = PolicySigningKey::from_secret([2; 32]);
-        let json = Policy::embedded().to_json();
-        let good = signed(&key, 3, &json);
-        assert!(check_envelope(&good, &key.public_key(), None).is_ok());
-
-        let cases: [(PolicyEnvelope, &str); 4] = [
-            (signed(&impostor, 3, &json), "policy-signature"),
-            (PolicyEnvelope { policy: json.replace("block", "allow"), ..good.clone() }, "policy-signature"),
-            (signed(&key, 4, "{\"mode\": 7}"), "policy-malformed"),
-            (signed(&key, 2, &json), "policy-rollback"),
-        ];
-        let cached = CachedPolicy { envelope: good.clone(), fetched_at: 0, confirmed_at: 0 };
-        for (envelope, kind) in cases {
-            let error = check_envelope(&envelope, &key.public_key(), Some(&cached)).unwrap_err();
-            assert_eq!(error.0, kind, "{}", error.1);
-        }
     }
 }

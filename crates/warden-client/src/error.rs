@@ -27,6 +27,8 @@ pub enum ClientError {
     BadScope { scope: String, reason: String },
     #[error("the policy from the server was rejected: {0}")]
     PolicyRejected(String),
+    #[error("{0}")]
+    ExceptionsRejected(String),
 }
 
 impl ClientError {

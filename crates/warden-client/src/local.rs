@@ -82,6 +82,10 @@ impl LocalClient {
         let http = reqwest::Client::builder()
             .unix_socket(socket.clone())
             .connect_timeout(Duration::from_secs(2))
+            // The runtime drops a connection that sends no request for 5 s (its header
+            // deadline, which also bounds keep-alive), so a pooled one may be dead when reused;
+            // a connect on a Unix socket costs microseconds, so every request gets its own.
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| LocalClientError::Protocol { socket: socket.clone(), detail: e.to_string() })?;
         Ok(LocalClient { socket, http })

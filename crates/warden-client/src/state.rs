@@ -1,5 +1,6 @@
 //! The device's files in its state directory: the enrollment (server, device id, pinned key —
-//! never the token), the last good signed policy, and the event/request store's location.
+//! never the token) and the event/request store's location. The caches of what the server
+//! signed (policy, exception list) are `crate::cache`'s: only it reads them, verified.
 //!
 //! Every file is written atomically (temporary file, fsync, rename), so a crash leaves either
 //! the old or the new version, never half of one.
@@ -8,7 +9,6 @@ use crate::error::ClientError;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use warden_api::PolicyEnvelope;
 use warden_policy::Accounts;
 
 /// Where a device keeps its state: `$WARDEN_STATE_DIR`, else `$XDG_STATE_HOME/warden`, else
@@ -48,10 +48,6 @@ impl StateDir {
         self.root.join("enrollment.json")
     }
 
-    pub fn policy_file(&self) -> PathBuf {
-        self.root.join("policy.json")
-    }
-
     /// The enrollment, if this device is enrolled.
     pub fn load_enrollment(&self) -> Result<Option<Enrollment>, ClientError> {
         read_json(&self.enrollment_file())
@@ -59,15 +55,6 @@ impl StateDir {
 
     pub fn save_enrollment(&self, enrollment: &Enrollment) -> Result<(), ClientError> {
         write_json_atomically(&self.enrollment_file(), enrollment)
-    }
-
-    /// The last policy that passed signature and content checks.
-    pub fn load_policy(&self) -> Result<Option<CachedPolicy>, ClientError> {
-        read_json(&self.policy_file())
-    }
-
-    pub fn save_policy(&self, policy: &CachedPolicy) -> Result<(), ClientError> {
-        write_json_atomically(&self.policy_file(), policy)
     }
 }
 
@@ -114,17 +101,7 @@ impl Enrollment {
     }
 }
 
-/// The last good signed policy, as received, and when it was fetched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedPolicy {
-    pub envelope: PolicyEnvelope,
-    /// Seconds since the epoch of the fetch that delivered it.
-    pub fetched_at: i64,
-    /// Seconds since the epoch of the last time the server confirmed it (200 or 304).
-    pub confirmed_at: i64,
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, ClientError> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, ClientError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -201,8 +178,8 @@ mod tests {
     fn a_damaged_state_file_names_itself() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
-        std::fs::write(state.policy_file(), "{not json").unwrap();
-        let error = state.load_policy().unwrap_err().to_string();
-        assert!(error.contains("policy.json"), "{error}");
+        std::fs::write(state.enrollment_file(), "{not json").unwrap();
+        let error = state.load_enrollment().unwrap_err().to_string();
+        assert!(error.contains("enrollment.json"), "{error}");
     }
 }

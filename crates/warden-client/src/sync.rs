@@ -1,8 +1,8 @@
-//! The sync loop: syncs on start, every `interval`, on demand ("Sync now"), and at once when
+//! The sync loop: syncs on start, every `interval` (or the server's shorter one), on demand ("Sync now"), and at once when
 //! the server's long-poll says something changed; hands new policy and exceptions to the
 //! enforcement side so an approval takes effect immediately.
 
-use crate::device::{Device, PolicySync, cached_rules};
+use crate::device::{Device, PolicySync};
 use crate::error::ClientError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,10 +72,10 @@ impl SyncLoop {
     }
 }
 
-/// Hands the cached (last good) rules to `enforcement`: what to enforce before the first
-/// sync, and the only rules while offline. Returns whether a cached policy existed.
+/// Hands the cached (last verified) rules to `enforcement`: what to enforce before the first
+/// sync, and the only rules while offline. Returns whether a verified cached policy existed.
 pub fn apply_cached(device: &Device, enforcement: &dyn Enforcement) -> Result<bool, ClientError> {
-    let (policy, exceptions) = cached_rules(device.state())?;
+    let (policy, exceptions) = device.cached_rules()?;
     let had_policy = policy.is_some();
     if let Some((policy, version)) = policy {
         enforcement.set_policy(policy, Some(version.to_string()));
@@ -98,7 +98,7 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
         loop {
             let report = device.sync_once(options.outbox_limit).await;
             if let Some(list) = &report.exceptions {
-                enforcement.set_exceptions(list.active.clone());
+                enforcement.set_exceptions(list.exceptions.clone());
             }
             let wants_policy = match &report.policy {
                 Some(PolicySync::Updated { version } | PolicySync::Unchanged { version }) => {
@@ -106,7 +106,7 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
                 }
                 _ => false,
             };
-            if wants_policy && let Ok((Some((policy, version)), _)) = cached_rules(device.state()) {
+            if wants_policy && let Ok((Some((policy, version)), _)) = device.cached_rules() {
                 enforcement.set_policy(policy, Some(version.to_string()));
                 applied_version = Some(version);
             }
@@ -123,16 +123,18 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
                     status.policy_version = Some(version);
                 }
                 if let Some(list) = &report.exceptions {
-                    status.active_exceptions = list.active.len();
+                    status.active_exceptions = list.exceptions.len();
                 }
             });
-            // After a failure, retry sooner than the schedule, backing off to the interval.
+            // Never less often than the server expects (each sync is the heartbeat it flags
+            // silence by). After a failure, retry sooner, backing off to the interval.
+            let interval = device.server_sync_interval().map_or(options.interval, |s| s.min(options.interval));
             let pause = if ok {
                 backoff = Duration::from_secs(1);
-                options.interval
+                interval
             } else {
-                let pause = backoff.min(options.interval);
-                backoff = (backoff * 2).min(options.interval);
+                let pause = backoff.min(interval);
+                backoff = (backoff * 2).min(interval);
                 pause
             };
             tokio::select! {

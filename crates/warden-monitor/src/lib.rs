@@ -9,6 +9,7 @@
 //!   package a script belongs to, cached per file version.
 //! - [`watcher`]: notice → facts → verdict → one launch per tool start → enforcement.
 //! - [`enforce`]: freezing and killing a launch's process tree.
+//! - [`terminal`]: the terminal a blocked launch came from, and the message written there.
 //! - [`inventory`]: installed AI tools (IDE extensions, packages, folders).
 //!
 //! This crate is the only one that talks to the OS process APIs (`nix`, `libc`,
@@ -21,10 +22,14 @@ pub mod gate;
 pub mod identity;
 pub mod inventory;
 pub mod source;
+pub mod terminal;
 pub mod watcher;
 
 pub use source::{EventSource, ExecNotice, SourceChoice, SourceError};
-pub use watcher::{Decider, Launch, Rules, Watcher};
+pub use terminal::Terminal;
+pub use watcher::{
+    Decider, EndReason, ExceptionEnd, GapReason, Launch, Rescan, Rules, SessionNotice, SessionStop, Watcher,
+};
 
 /// Whether this process runs as root (the pre-exec gate needs it).
 #[cfg(unix)]

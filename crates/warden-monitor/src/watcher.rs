@@ -6,11 +6,22 @@
 //! tool (a wrapper's child, a relaunch, an Electron helper) continues that launch; so does
 //! the same pid executing the same tool again (`env` → `node` of a `#!/usr/bin/env node`
 //! script). A continuation of a blocked launch is killed too, without a new event.
+//!
+//! Gaps: after anything that may have hidden launches from the watcher (notices the kernel
+//! dropped, a pause of the agent, its start) [`Watcher::rescan`] decides every running
+//! process like a new launch; a pid already decided with the same start time is skipped.
+//!
+//! Ends of exceptions: a launch an exception allowed is remembered with its facts;
+//! [`Watcher::check_sessions`] re-decides it when the rules change or time passes. When no
+//! exception covers it any more it gets an [`ExceptionEnd`] notice and, after the policy's
+//! grace period, its process tree is stopped ([`SessionStop`]). Tools the session starts
+//! after the end are no longer its continuations: each is judged as a launch of its own.
 
 use crate::enforce::{KillReport, kill_tree};
 use crate::facts::UserNames;
 use crate::identity::{ContentIdentity, program_path};
 use crate::source::ExecNotice;
+use crate::terminal::Terminal;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -107,6 +118,9 @@ pub struct Launch {
     pub killed: Vec<u32>,
     /// Processes of the tree Warden may not signal.
     pub not_permitted: Vec<u32>,
+    /// The terminal a blocked launch was started from, opened before it was stopped, to
+    /// tell the developer there ([`crate::terminal::blocked_message`]).
+    pub terminal: Option<Terminal>,
 }
 
 impl Launch {
@@ -121,7 +135,29 @@ struct Tracked {
     start_ticks: Option<u64>,
     tool: String,
     blocked: bool,
+    /// Set while the launch runs because an exception allowed it.
+    covered: Option<Box<Covered>>,
 }
+
+impl Tracked {
+    /// The launch's exception has ended (its session is in its grace period or stopped).
+    fn ended(&self) -> bool {
+        self.covered.as_ref().is_some_and(|c| c.ending.is_some())
+    }
+}
+
+/// A running launch an exception allowed: what it was decided on, to decide it again.
+#[derive(Debug, Clone)]
+struct Covered {
+    exception: String,
+    facts: ProcessFacts,
+    /// Set once no exception covers it: when it will be stopped (`None` in monitor mode).
+    ending: Option<Option<Instant>>,
+    /// Why it ended and the grace period it got, once it did.
+    ended: Option<(EndReason, u64)>,
+}
+
+pub use warden_api::notice::{EndReason, ExceptionEnd, GapReason, Rescan, SessionNotice, SessionStop};
 
 /// The largest program file the watcher reads for its content fingerprint (on the thread that
 /// decides every exec). Larger files are judged by path; `warden check` reads any size.
@@ -145,6 +181,20 @@ pub struct Watcher {
 
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// "5 minutes", "1 second", "90 seconds".
+fn spell_duration(seconds: u64) -> String {
+    let (count, unit) = match seconds {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the clock of the connector's timestamps.
@@ -376,22 +426,26 @@ impl Watcher {
                 )?;
                 (id.tool.id == tool).then_some(ancestor.pid?)
             });
-            if let Some(tracked_root) = identity
+            let tracked_root = identity
                 .facts
                 .ancestors
                 .iter()
                 .filter_map(|a| a.pid)
-                .find(|p| self.tracked.get(p).is_some_and(|t| t.tool == tool))
-            {
-                if self.tracked.get(&tracked_root).is_some_and(|t| t.blocked) && verdict.must_block() {
-                    self.kill_continuation(pid, identity.start_ticks);
+                .find_map(|p| self.tracked.get(&p).filter(|t| t.tool == tool));
+            match tracked_root {
+                // A session whose exception ended shelters nothing it starts: judged alone.
+                Some(root) if root.ended() => (pid, identity),
+                Some(root) => {
+                    if root.blocked && verdict.must_block() {
+                        self.kill_continuation(pid, identity.start_ticks);
+                    }
+                    return None;
                 }
-                return None;
-            }
-            // The launch began before Warden watched: it becomes the launch now.
-            match root.and_then(|root| Some((root, read_facts(root, &mut self.users, &rules.accounts)?))) {
-                Some((root, root_identity)) => (root, root_identity),
-                None => (pid, identity),
+                // The launch began before Warden watched: it becomes the launch now.
+                None => match root.and_then(|root| Some((root, read_facts(root, &mut self.users, &rules.accounts)?))) {
+                    Some((root, root_identity)) => (root, root_identity),
+                    None => (pid, identity),
+                },
             }
         } else {
             (pid, identity)
@@ -399,6 +453,8 @@ impl Watcher {
 
         let mut killed = Vec::new();
         let mut not_permitted = Vec::new();
+        // Found while the process still has its descriptors: after the kill it has none.
+        let terminal = verdict.must_block().then(|| Terminal::of(pid)).flatten();
         let outcome = match verdict.action {
             Action::Allow => Outcome::Allowed,
             Action::Warn => Outcome::Warned,
@@ -416,7 +472,11 @@ impl Watcher {
                 KillReport::Exited => Outcome::Exited,
             },
         };
-        self.track(pid, Tracked { start_ticks: identity.start_ticks, tool, blocked: verdict.must_block() });
+        let covered = verdict
+            .exception
+            .clone()
+            .map(|exception| Box::new(Covered { exception, facts: identity.facts.clone(), ending: None, ended: None }));
+        self.track(pid, Tracked { start_ticks: identity.start_ticks, tool, blocked: verdict.must_block(), covered });
         Some(Launch {
             at: SystemTime::now(),
             facts: identity.facts,
@@ -429,6 +489,7 @@ impl Watcher {
             decided,
             killed,
             not_permitted,
+            terminal,
         })
     }
 
@@ -445,24 +506,153 @@ impl Watcher {
         self.tracked.insert(pid, tracked);
     }
 
-    /// Decides every process already running (Linux): tools started while Warden was
-    /// not watching are reported, and blocked ones stopped, like new launches.
-    #[cfg(target_os = "linux")]
+    /// Decides every process already running: tools started while Warden was not watching
+    /// are reported, and blocked ones stopped, like new launches (source `startup-scan`).
     pub fn sweep_running(&mut self) -> Vec<Launch> {
+        self.rescan(vec![GapReason::Start]).0
+    }
+
+    /// Decides every running process like a new launch, after a gap (`reasons`): launches
+    /// whose exec notices were lost or came while the agent was stopped are found, reported
+    /// and, if blocked, stopped. A pid already decided with the same start time is skipped
+    /// (one event per tool start). Launches carry the source `rescan` (`startup-scan` for
+    /// [`GapReason::Start`]).
+    #[cfg(target_os = "linux")]
+    pub fn rescan(&mut self, reasons: Vec<GapReason>) -> (Vec<Launch>, Rescan) {
+        let started = Instant::now();
+        let at_ms = now_ms();
+        let source = if reasons.contains(&GapReason::Start) { "startup-scan" } else { "rescan" };
         let me = std::process::id();
         let mut pids = crate::facts::all_pids();
         // Parents before children, so a tree is attributed to its root.
         pids.sort_unstable();
-        pids.into_iter()
-            .filter(|&pid| pid != me)
-            .filter_map(|pid| self.handle(ExecNotice { pid, kernel_ns: None, facts: None }, "startup-scan"))
-            .collect()
+        let mut processes = 0;
+        let mut launches = Vec::new();
+        for pid in pids {
+            if pid == me {
+                continue;
+            }
+            if let Some(known) = self.tracked.get(&pid)
+                && known.start_ticks.is_some()
+                && start_ticks(pid) == known.start_ticks
+            {
+                continue;
+            }
+            processes += 1;
+            launches.extend(self.handle(ExecNotice { pid, kernel_ns: None, facts: None }, source));
+        }
+        let rescan = Rescan {
+            reasons,
+            at_ms,
+            processes,
+            launches: launches.len(),
+            duration_us: started.elapsed().as_micros() as u64,
+        };
+        (launches, rescan)
     }
 
-    /// Running tools cannot be listed without `/proc` here; the poller's first round
-    /// is its baseline instead.
+    /// Running processes cannot be listed without `/proc` here; the poller's rounds see
+    /// every running process anyway.
     #[cfg(not(target_os = "linux"))]
-    pub fn sweep_running(&mut self) -> Vec<Launch> {
-        Vec::new()
+    pub fn rescan(&mut self, reasons: Vec<GapReason>) -> (Vec<Launch>, Rescan) {
+        (Vec::new(), Rescan { reasons, at_ms: now_ms(), processes: 0, launches: 0, duration_us: 0 })
+    }
+
+    /// Re-decides every running launch an exception allowed against the rules in force now
+    /// (call it at least every second: exceptions expire with the clock). A launch no
+    /// exception covers any more gets an [`ExceptionEnd`]; once the policy's grace period
+    /// (`[exceptions] grace`) has passed, its process tree is stopped unless a new
+    /// exception covers it again. Monitor mode reports the end and stops nothing.
+    pub fn check_sessions(&mut self) -> Vec<SessionNotice> {
+        let rules = self.decider.rules();
+        let now = now_secs();
+        let mut notices = Vec::new();
+        let pids: Vec<u32> = self.tracked.iter().filter(|(_, t)| t.covered.is_some()).map(|(pid, _)| *pid).collect();
+        for pid in pids {
+            let Some(tracked) = self.tracked.get_mut(&pid) else { continue };
+            if tracked.start_ticks.is_none() || start_ticks(pid) != tracked.start_ticks {
+                self.tracked.remove(&pid); // the session ended by itself
+                continue;
+            }
+            let Some(covered) = tracked.covered.as_mut() else { continue };
+            let verdict = rules.decide(&covered.facts, now);
+            if verdict.action != Action::Block {
+                match verdict.exception {
+                    // Still (or again) covered: a pending stop is called off.
+                    Some(exception) => {
+                        covered.exception = exception;
+                        covered.ending = None;
+                        covered.ended = None;
+                    }
+                    // Allowed or warned by the policy itself now: nothing to end.
+                    None => tracked.covered = None,
+                }
+                continue;
+            }
+            match covered.ending {
+                None => {
+                    let grace = rules.policy.exceptions.grace;
+                    let stop_at = (!verdict.monitor).then(|| Instant::now() + Duration::from_secs(grace));
+                    covered.ending = Some(stop_at);
+                    let reason = match rules.exceptions.iter().find(|e| e.id == covered.exception) {
+                        Some(exception) if now >= exception.expires_at => EndReason::Expired,
+                        _ => EndReason::Revoked,
+                    };
+                    covered.ended = Some((reason, grace));
+                    let name = verdict.tool_name.clone().unwrap_or_else(|| tracked.tool.clone());
+                    let message = match (verdict.monitor, grace) {
+                        (true, _) => format!("exception ended: {name} would be stopped (monitor mode)"),
+                        (false, 0) => format!("exception ended: {name} is being stopped"),
+                        (false, grace) => {
+                            format!("exception ended: {name} will be stopped in {}", spell_duration(grace))
+                        }
+                    };
+                    let at_ms = now_ms();
+                    notices.push(SessionNotice::ExceptionEnded(ExceptionEnd {
+                        at_ms,
+                        pid,
+                        tool: tracked.tool.clone(),
+                        tool_name: verdict.tool_name.clone(),
+                        exception: covered.exception.clone(),
+                        reason,
+                        user: covered.facts.person().map(str::to_owned),
+                        cwd: covered.facts.cwd.clone(),
+                        grace_secs: grace,
+                        stops_at_ms: stop_at.map(|_| at_ms + grace as i64 * 1000),
+                        message,
+                    }));
+                }
+                Some(None) => continue, // monitor mode: told once, never stopped
+                Some(Some(_)) => {}
+            }
+            if let Some(Some(stop_at)) = covered.ending
+                && Instant::now() >= stop_at
+            {
+                let exception = covered.exception.clone();
+                let user = covered.facts.person().map(str::to_owned);
+                let (reason, grace_secs) = covered.ended.unwrap_or((EndReason::Revoked, 0));
+                let (outcome, killed, not_permitted) = match kill_tree(pid, tracked.start_ticks) {
+                    KillReport::Killed { pids, not_permitted } => (Outcome::Killed, pids, not_permitted),
+                    KillReport::NotPermitted => (Outcome::NotPermitted, Vec::new(), vec![pid]),
+                    KillReport::Exited => (Outcome::Exited, Vec::new(), Vec::new()),
+                };
+                // From now on it is a blocked launch: a continuation still starting is killed.
+                tracked.covered = None;
+                tracked.blocked = true;
+                notices.push(SessionNotice::SessionStopped(SessionStop {
+                    at_ms: now_ms(),
+                    pid,
+                    tool: tracked.tool.clone(),
+                    exception,
+                    user,
+                    reason,
+                    grace_secs,
+                    outcome,
+                    killed,
+                    not_permitted,
+                }));
+            }
+        }
+        notices
     }
 }

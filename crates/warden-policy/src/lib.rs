@@ -31,8 +31,8 @@ pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloade
 pub use masking::{Masking, MaskingRule};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
-    Action, Assistant, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy, PolicyError, ToolRule,
-    TrayPolicy,
+    Action, Assistant, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy,
+    PolicyError, ToolRule, TrayPolicy,
 };
 pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};

@@ -128,11 +128,28 @@ pub struct ExceptionLimits {
     /// Tools no exception may be requested for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub never: Vec<String>,
+    /// When an exception expires or is revoked, how long the sessions it allowed may go on
+    /// (after a pop-up) before they are stopped, in seconds (TOML also takes "5m"); 0 stops
+    /// them at once. Default [`DEFAULT_EXCEPTION_GRACE`]; left out of the wire form when it
+    /// is the default, so policies that do not set it are signed exactly as before.
+    #[serde(default = "default_grace", skip_serializing_if = "is_default_grace", with = "duration_seconds")]
+    pub grace: u64,
+}
+
+/// The grace period of a running session whose exception ended: 5 minutes.
+pub const DEFAULT_EXCEPTION_GRACE: u64 = 5 * 60;
+
+fn default_grace() -> u64 {
+    DEFAULT_EXCEPTION_GRACE
+}
+
+fn is_default_grace(seconds: &u64) -> bool {
+    *seconds == DEFAULT_EXCEPTION_GRACE
 }
 
 impl Default for ExceptionLimits {
     fn default() -> Self {
-        ExceptionLimits { max_duration: 7 * 24 * 3600, never: Vec::new() }
+        ExceptionLimits { max_duration: 7 * 24 * 3600, never: Vec::new(), grace: DEFAULT_EXCEPTION_GRACE }
     }
 }
 
@@ -341,6 +358,30 @@ mod tests {
         assert_eq!(policy.tool_rule("claude-code").map(|r| r.action), Some(Action::Block));
         assert!(policy.is_assistant("qwen-code"));
         assert_eq!(policy.default_action, Action::Warn);
+    }
+
+    #[test]
+    fn exception_grace_defaults_to_five_minutes_and_takes_durations() {
+        assert_eq!(Policy::embedded().exceptions.grace, 300);
+        let with = |grace: &str| {
+            Policy::from_toml(
+                "p.toml",
+                &format!(
+                    "name = \"g\"\ndefault_action = \"warn\"\n[exceptions]\nmax_duration = \"1d\"\ngrace = {grace}\n"
+                ),
+            )
+        };
+        assert_eq!(with("\"1s\"").unwrap().exceptions.grace, 1);
+        assert_eq!(with("\"2m\"").unwrap().exceptions.grace, 120);
+        assert_eq!(with("0").unwrap().exceptions.grace, 0, "0 means at once");
+        let error = with("\"soon\"").unwrap_err();
+        assert_eq!(error.location.to_string(), "p.toml:5:9", "{error}");
+        assert!(error.message.contains("invalid duration \"soon\""), "{error}");
+        assert!(with("-1").is_err(), "negative durations are refused");
+        // The default is not written out: a policy without `grace` signs as before.
+        assert!(!Policy::embedded().to_json().contains("grace"));
+        let short = with("\"1s\"").unwrap();
+        assert_eq!(Policy::from_json("wire.json", &short.to_json()).unwrap(), short);
     }
 
     #[test]

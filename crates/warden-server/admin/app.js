@@ -139,16 +139,28 @@ function renderHistory(requests) {
   if (requests.length === 0) cell(body.insertRow(), "Nothing decided yet.", "meta").colSpan = 8;
 }
 
-function renderDevices(devices) {
+function serviceText(service) {
+  if (!service) return "";
+  const at = new Date(service.at_ms).toLocaleString();
+  return service.status === "running" ? `running ${service.version} since ${at}` : `stopped ${at}: ${service.reason || ""}`;
+}
+
+function renderDevices(list) {
+  const { devices, sync_interval_seconds: interval } = list;
+  $("devices-note").textContent = `Devices sync every ${duration(interval)}; one not heard from for more than ` +
+    `${duration(2 * interval)} (two sync intervals) is flagged silent.`;
   const body = $("device-rows");
   body.replaceChildren();
   for (const d of devices) {
     const row = body.insertRow();
+    row.dataset.id = d.id;
     cell(row, d.hostname);
     cell(row, d.user);
     cell(row, `${d.platform} ${d.agent_version}`.trim());
     cell(row, when(d.last_seen_at));
-    cell(row, d.revoked_at ? `revoked ${when(d.revoked_at)}` : "active", d.revoked_at ? "state-revoked" : "");
+    cell(row, serviceText(d.service), d.service && d.service.status === "stopped" ? "state-denied" : "");
+    const state = d.revoked_at ? `revoked ${when(d.revoked_at)}` : d.silent ? "silent" : "active";
+    cell(row, state, d.revoked_at || d.silent ? "state-revoked" : "");
     const action = cell(row, "");
     if (!d.revoked_at) {
       action.append(button(`Revoke ${d.hostname}`, "danger", async () => {
@@ -158,22 +170,49 @@ function renderDevices(devices) {
       }));
     }
   }
-  if (devices.length === 0) cell(body.insertRow(), "No device has enrolled yet.", "meta").colSpan = 6;
+  if (devices.length === 0) cell(body.insertRow(), "No device has enrolled yet.", "meta").colSpan = 7;
 }
 
-function renderEvents(events) {
+// What one event says, by kind: [what happened, details]. A kind this page does not know yet
+// is still listed, with its raw payload.
+function describe(event) {
+  switch (event.kind) {
+    case "launch":
+      return [`${event.action} → ${event.outcome}`, event.cwd || event.exe];
+    case "service-start": {
+      const what = `${event.mode} ${event.version} started (pid ${event.pid})`;
+      const previous = event.unclean_end;
+      if (!previous) return [what, event.source || ""];
+      return [`${what} after an unclean end`, `the run started ${new Date(previous.started_at_ms).toLocaleString()} ` +
+        `(pid ${previous.pid}) recorded no stop; its last event: ${new Date(previous.last_event_at_ms).toLocaleString()}`];
+    }
+    case "service-stop":
+      return [`${event.mode} ${event.version} stopped (pid ${event.pid})`, event.reason];
+    case "incident":
+      return [event.code, event.detail];
+    case "exception-ended":
+      return [`exception ${event.ended}: ${event.outcome}`, `${event.exception}, grace ${duration(event.grace_seconds)}`];
+    default:
+      return [event.kind, JSON.stringify(event)];
+  }
+}
+
+function renderEvents(events, hosts) {
   const body = $("event-rows");
   body.replaceChildren();
-  for (const { event } of events) {
+  for (const { device_id, event } of events) {
     const row = body.insertRow();
+    row.dataset.kind = event.kind;
+    const [what, detail] = describe(event);
     cell(row, new Date(event.at_ms).toLocaleString());
+    cell(row, hosts.get(device_id) || device_id);
+    cell(row, event.kind, event.kind === "service-stop" || (event.unclean_end) ? "state-denied" : "");
     cell(row, event.user);
     cell(row, event.tool);
-    cell(row, event.action, event.action === "block" ? "state-denied" : "");
-    cell(row, event.outcome);
-    cell(row, event.cwd);
+    cell(row, what, event.action === "block" ? "state-denied" : "");
+    cell(row, detail);
   }
-  if (events.length === 0) cell(body.insertRow(), "No events yet.", "meta").colSpan = 6;
+  if (events.length === 0) cell(body.insertRow(), "No events yet.", "meta").colSpan = 7;
 }
 
 function renderPolicy(active) {
@@ -185,13 +224,13 @@ async function refresh() {
   const [requests, devices, events, active] = await Promise.all([
     api("GET", "/api/v1/admin/exceptions?limit=500"),
     api("GET", "/api/v1/admin/devices"),
-    api("GET", "/api/v1/admin/events?limit=50"),
+    api("GET", `/api/v1/admin/events?limit=50${$("event-kind").value ? `&kind=${$("event-kind").value}` : ""}`),
     api("GET", "/api/v1/admin/policies/active"),
   ]);
   renderPending(requests.filter((r) => r.state === "pending"));
   renderHistory(requests.filter((r) => r.state !== "pending"));
   renderDevices(devices);
-  renderEvents(events.events);
+  renderEvents(events.events, new Map(devices.devices.map((d) => [d.id, d.hostname])));
   renderPolicy(active);
 }
 
@@ -226,6 +265,7 @@ $("logout").addEventListener("click", async () => {
   await start();
   status("Logged out");
 });
+$("event-kind").addEventListener("change", () => refresh().catch((error) => status(`Could not load: ${error.message}`, false)));
 $("policy-file").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (file) $("policy-text").value = await file.text();

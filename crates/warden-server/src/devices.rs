@@ -9,7 +9,7 @@ use crate::{AppState, now};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use warden_api::{ChangeKind, DeviceInfo, EnrollRequest, EnrollResponse};
+use warden_api::{ChangeKind, DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 
 fn text_field(field: &str, value: &str, required: bool) -> Answer<String> {
     let value = value.trim();
@@ -68,21 +68,62 @@ pub async fn enroll(
     ))
 }
 
-type DeviceRow = (String, String, String, String, String, i64, i64, Option<i64>);
+type DeviceRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
-fn device_info(row: DeviceRow) -> DeviceInfo {
-    let (id, hostname, user, platform, agent_version, enrolled_at, last_seen_at, revoked_at) = row;
-    DeviceInfo { id, hostname, user, platform, agent_version, enrolled_at, last_seen_at, revoked_at }
+/// A device as stored, with `silent` judged at `now` (seconds) against `sync_interval`: not
+/// revoked and not heard from for more than two intervals.
+fn device_info(row: DeviceRow, now: i64, sync_interval: std::time::Duration) -> DeviceInfo {
+    let (
+        id,
+        hostname,
+        user,
+        platform,
+        agent_version,
+        enrolled_at,
+        last_seen_at,
+        revoked_at,
+        status,
+        at_ms,
+        version,
+        reason,
+    ) = row;
+    let silent = revoked_at.is_none() && now - last_seen_at > 2 * sync_interval.as_secs() as i64;
+    let status = match status.as_deref() {
+        Some("running") => Some(ServiceStatus::Running),
+        Some("stopped") => Some(ServiceStatus::Stopped),
+        _ => None,
+    };
+    let service = status.zip(at_ms).map(|(status, at_ms)| ServiceState {
+        status,
+        at_ms,
+        version: version.unwrap_or_default(),
+        reason,
+    });
+    DeviceInfo { id, hostname, user, platform, agent_version, enrolled_at, last_seen_at, revoked_at, silent, service }
 }
 
-const DEVICE_COLUMNS: &str = "id, hostname, username, platform, agent_version, enrolled_at, last_seen_at, revoked_at";
+const DEVICE_COLUMNS: &str = "id, hostname, username, platform, agent_version, enrolled_at, last_seen_at, revoked_at, \
+     service_status, service_at_ms, service_version, service_reason";
 
 async fn device_by_id(state: &AppState, id: &str) -> Answer<DeviceInfo> {
     let row: Option<DeviceRow> = sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"))
         .bind(id)
         .fetch_optional(&state.store.pool)
         .await?;
-    row.map(device_info).ok_or_else(|| Failure::not_found("device"))
+    row.map(|row| device_info(row, now(), state.sync_interval)).ok_or_else(|| Failure::not_found("device"))
 }
 
 /// `GET /api/v1/device/me`
@@ -90,13 +131,18 @@ pub async fn me(State(state): State<AppState>, device: DeviceCaller) -> Answer<J
     device_by_id(&state, &device.id).await.map(Json)
 }
 
-/// `GET /api/v1/admin/devices`: every device, most recently seen first.
-pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<Vec<DeviceInfo>>> {
+/// `GET /api/v1/admin/devices`: every device, most recently seen first, with the sync interval
+/// that decides which are silent.
+pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<DeviceList>> {
     let rows: Vec<DeviceRow> =
         sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY last_seen_at DESC, id LIMIT 1000"))
             .fetch_all(&state.store.pool)
             .await?;
-    Ok(Json(rows.into_iter().map(device_info).collect()))
+    let now = now();
+    Ok(Json(DeviceList {
+        sync_interval_seconds: state.sync_interval.as_secs(),
+        devices: rows.into_iter().map(|row| device_info(row, now, state.sync_interval)).collect(),
+    }))
 }
 
 /// `POST /api/v1/admin/devices/{id}/revoke`: its token stops working at once.

@@ -1,4 +1,5 @@
-//! Launch events: idempotent batch upload from devices, filtered queries for admins.
+//! Device events of every kind: idempotent batch upload from devices (each upload also the
+//! device's heartbeat), filtered queries for admins.
 
 use crate::auth::{AdminCaller, DeviceCaller};
 use crate::extract::{JsonBody, QueryParams};
@@ -6,103 +7,176 @@ use crate::failure::{Answer, Failure};
 use crate::{AppState, now};
 use axum::Json;
 use axum::extract::State;
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::HashSet;
 use warden_api::{
-    EventBatch, EventBatchReceipt, EventPage, EventQuery, LaunchEvent, MAX_EVENTS_PER_BATCH, StoredEvent,
+    Event, EventBatchReceipt, EventKind, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH, StoredEvent,
 };
 use warden_policy::Action;
 
 /// Rows per INSERT statement (9 parameters each; well under both backends' limits).
 const ROWS_PER_STATEMENT: usize = 100;
 
-fn check_event(index: usize, event: &LaunchEvent) -> Answer<()> {
-    let id = &event.id;
+/// `warden_api::EventBatch` as it arrives: the events stay JSON until each is read by its kind,
+/// so an unknown kind is answered 422 naming `events[i].kind` and a bad field 400 naming its
+/// path (`events[3].outcome`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    events: Vec<Value>,
+    #[serde(default)]
+    heartbeat: Option<Heartbeat>,
+}
+
+fn read_event(index: usize, value: Value) -> Answer<Event> {
+    let Value::Object(mut object) = value else {
+        return Err(Failure::malformed(&format!("events[{index}]"), "an event must be a JSON object"));
+    };
+    let kind = EventKind::take_from(&mut object)
+        .map_err(|error| Failure::invalid(&format!("events[{index}].kind"), error.to_string()))?;
+    let mut track = serde_path_to_error::Track::new();
+    let payload = serde_path_to_error::Deserializer::new(Value::Object(object), &mut track);
+    Event::deserialize_payload(kind, payload).map_err(|error| {
+        let path = track.path().to_string();
+        let field =
+            if path == "." || path.is_empty() { format!("events[{index}]") } else { format!("events[{index}].{path}") };
+        Failure::malformed(&field, format!("invalid {kind} event at {field}: {error}"))
+    })
+}
+
+fn check_event(index: usize, event: &Event) -> Answer<()> {
+    let id = event.id();
     if id.is_empty() || id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(Failure::invalid(
             &format!("events[{index}].id"),
             "event ids must be 1–100 characters of letters, digits, '-' and '_' (a UUID)",
         ));
     }
-    if event.at_ms <= 0 {
+    if event.at_ms() <= 0 {
         return Err(Failure::invalid(&format!("events[{index}].at_ms"), "at_ms must be milliseconds since the epoch"));
     }
     Ok(())
+}
+
+/// The newest service start or stop among `events`: (status, at_ms, version, reason).
+fn newest_service_state(events: &[&Event]) -> Option<(&'static str, i64, String, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::ServiceStart(start) => Some(("running", start.at_ms, start.version.clone(), None)),
+            Event::ServiceStop(stop) => Some(("stopped", stop.at_ms, stop.version.clone(), Some(stop.reason.clone()))),
+            _ => None,
+        })
+        .max_by_key(|(_, at_ms, _, _)| *at_ms)
 }
 
 /// `POST /api/v1/device/events`
 pub async fn upload(
     State(state): State<AppState>,
     device: DeviceCaller,
-    JsonBody(batch): JsonBody<EventBatch>,
+    JsonBody(upload): JsonBody<Upload>,
 ) -> Answer<Json<EventBatchReceipt>> {
-    if batch.events.len() > MAX_EVENTS_PER_BATCH {
+    if upload.events.len() > MAX_EVENTS_PER_BATCH {
         return Err(Failure::invalid("events", format!("at most {MAX_EVENTS_PER_BATCH} events per batch")));
     }
-    for (index, event) in batch.events.iter().enumerate() {
-        check_event(index, event)?;
+    let received = upload.events.len();
+    // Every event is read and checked before anything is stored: one bad event rejects the
+    // batch whole, and the device keeps all of it queued.
+    let mut events = Vec::with_capacity(received);
+    for (index, value) in upload.events.into_iter().enumerate() {
+        let event = read_event(index, value)?;
+        check_event(index, &event)?;
+        events.push(event);
     }
+    let version = match &upload.heartbeat {
+        Some(heartbeat) => {
+            let version = heartbeat.version.trim();
+            if version.chars().count() > 255 || version.chars().any(char::is_control) {
+                return Err(Failure::invalid("heartbeat.version", "version must be at most 255 printable characters"));
+            }
+            Some(version.to_owned()).filter(|v| !v.is_empty())
+        }
+        None => None,
+    };
     let mut seen = HashSet::new();
-    let unique: Vec<&LaunchEvent> = batch.events.iter().filter(|event| seen.insert(event.id.as_str())).collect();
+    let unique: Vec<&Event> = events.iter().filter(|event| seen.insert(event.id())).collect();
     let now = now();
-    let bodies: Vec<String> =
-        unique.iter().map(serde_json::to_string).collect::<Result<_, _>>().map_err(Failure::internal)?;
+    let bodies: Vec<String> = unique.iter().map(|event| event.payload_json()).collect();
     let mut stored = 0u64;
     {
         let _writer = state.store.write_guard().await;
         let mut transaction = state.store.pool.begin().await?;
         for (events, bodies) in unique.chunks(ROWS_PER_STATEMENT).zip(bodies.chunks(ROWS_PER_STATEMENT)) {
             let mut sql = String::from(
-                "INSERT INTO events (id, device_id, username, tool, action, at_ms, received_at, body) VALUES ",
+                "INSERT INTO events (id, device_id, kind, username, tool, action, at_ms, received_at, body) VALUES ",
             );
             for row in 0..events.len() {
-                let base = row * 8;
+                let base = row * 9;
                 if row > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    base + 1,
-                    base + 2,
-                    base + 3,
-                    base + 4,
-                    base + 5,
-                    base + 6,
-                    base + 7,
-                    base + 8
-                ));
+                let placeholders: Vec<String> = (1..=9).map(|n| format!("${}", base + n)).collect();
+                sql.push_str(&format!("({})", placeholders.join(", ")));
             }
             sql.push_str(" ON CONFLICT (id) DO NOTHING");
             let mut query = sqlx::query(&sql);
             for (event, body) in events.iter().zip(bodies) {
                 query = query
-                    .bind(&event.id)
+                    .bind(event.id())
                     .bind(&device.id)
-                    .bind(event.user.as_deref())
-                    .bind(event.tool.as_deref())
-                    .bind(event.action.as_str())
-                    .bind(event.at_ms)
+                    .bind(event.kind().as_str())
+                    .bind(event.user())
+                    .bind(event.tool())
+                    .bind(event.as_launch().map(|launch| launch.action.as_str()))
+                    .bind(event.at_ms())
                     .bind(now)
                     .bind(body.as_str());
             }
             stored += query.execute(&mut *transaction).await?.rows_affected();
         }
-        sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+        // The heartbeat: every upload, even an empty one, is the device being heard from.
+        sqlx::query("UPDATE devices SET last_seen_at = $1, agent_version = COALESCE($2, agent_version) WHERE id = $3")
             .bind(now)
+            .bind(version)
             .bind(&device.id)
             .execute(&mut *transaction)
             .await?;
+        // Events arrive late and out of order (an outbox drained after an outage): only a newer
+        // start or stop than the one recorded changes the service state.
+        if let Some((status, at_ms, version, reason)) = newest_service_state(&unique) {
+            sqlx::query(
+                "UPDATE devices SET service_status = $1, service_at_ms = $2, service_version = $3, service_reason = $4 \
+                 WHERE id = $5 AND (service_at_ms IS NULL OR service_at_ms <= $6)",
+            )
+            .bind(status)
+            .bind(at_ms)
+            .bind(version)
+            .bind(reason)
+            .bind(&device.id)
+            .bind(at_ms)
+            .execute(&mut *transaction)
+            .await?;
+        }
         transaction.commit().await?;
     }
     let stored = stored as usize;
-    Ok(Json(EventBatchReceipt { stored, duplicates: batch.events.len() - stored }))
+    Ok(Json(EventBatchReceipt {
+        stored,
+        duplicates: received - stored,
+        sync_interval_seconds: state.sync_interval.as_secs(),
+    }))
 }
 
-/// `GET /api/v1/admin/events?device=&user=&tool=&action=&since_ms=&until_ms=&limit=`
+/// `GET /api/v1/admin/events?kind=&device=&user=&tool=&action=&since_ms=&until_ms=&limit=`
 pub async fn query(
     State(state): State<AppState>,
     _admin: AdminCaller,
     QueryParams(filter): QueryParams<EventQuery>,
 ) -> Answer<Json<EventPage>> {
+    if let Some(kind) = &filter.kind {
+        kind.parse::<EventKind>().map_err(|error| Failure::invalid("kind", error.to_string()))?;
+    }
     if let Some(action) = &filter.action
         && ![Action::Allow, Action::Warn, Action::Block].iter().any(|a| a.as_str() == action)
     {
@@ -115,9 +189,13 @@ pub async fn query(
     let mut conditions: Vec<String> = Vec::new();
     let mut texts: Vec<&str> = Vec::new();
     let mut numbers: Vec<i64> = Vec::new();
-    for (column, value) in
-        [("device_id", &filter.device), ("username", &filter.user), ("tool", &filter.tool), ("action", &filter.action)]
-    {
+    for (column, value) in [
+        ("kind", &filter.kind),
+        ("device_id", &filter.device),
+        ("username", &filter.user),
+        ("tool", &filter.tool),
+        ("action", &filter.action),
+    ] {
         if let Some(value) = value {
             texts.push(value);
             conditions.push(format!("{column} = ${}", texts.len()));
@@ -129,13 +207,13 @@ pub async fn query(
             conditions.push(format!("{condition} ${}", texts.len() + numbers.len()));
         }
     }
-    let mut sql = String::from("SELECT device_id, received_at, body FROM events");
+    let mut sql = String::from("SELECT device_id, received_at, kind, body FROM events");
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
     sql.push_str(&format!(" ORDER BY at_ms DESC, id LIMIT ${}", texts.len() + numbers.len() + 1));
-    let mut query = sqlx::query_as::<_, (String, i64, String)>(&sql);
+    let mut query = sqlx::query_as::<_, (String, i64, String, String)>(&sql);
     for text in texts {
         query = query.bind(text);
     }
@@ -145,8 +223,8 @@ pub async fn query(
     let rows = query.bind(limit).fetch_all(&state.store.pool).await?;
     let events = rows
         .into_iter()
-        .map(|(device_id, received_at, body)| {
-            serde_json::from_str(&body).map(|event| StoredEvent { device_id, received_at, event })
+        .map(|(device_id, received_at, kind, body)| {
+            Event::from_parts(&kind, &body).map(|event| StoredEvent { device_id, received_at, event })
         })
         .collect::<Result<_, _>>()
         .map_err(Failure::internal)?;

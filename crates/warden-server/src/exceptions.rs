@@ -16,8 +16,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use warden_api::{
-    AuditEntry, ChangeKind, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
-    PendingView, check_justification,
+    AuditEntry, ChangeKind, Decision, EXCEPTION_LIST_VALIDITY_SECONDS, ExceptionList, ExceptionRecord,
+    ExceptionRequestCreate, ExceptionState, PendingView, SignedExceptions, check_justification,
 };
 
 /// Who the expiry sweep acts as in the audit log.
@@ -289,18 +289,41 @@ async fn own_request(state: &AppState, device: &DeviceCaller, id: &str) -> Answe
     }
 }
 
-/// `GET /api/v1/device/exceptions`
+/// `GET /api/v1/device/exceptions`: the device's requests, and the exceptions in force signed
+/// for it with the next sequence number.
+///
+/// Raising the sequence and reading the requests share one transaction: the raise locks the
+/// device's row (PostgreSQL) or holds the writer lock (SQLite), so of two fetches the one with
+/// the higher sequence also read the newer state, and a device that keeps the highest
+/// sequence never goes back to an older decision.
 pub async fn list_own(State(state): State<AppState>, device: DeviceCaller) -> Answer<Json<ExceptionList>> {
     let now = now();
+    let _writer = state.store.write_guard().await;
+    let mut transaction = state.store.pool.begin().await?;
+    let (sequence,): (i64,) = sqlx::query_as(
+        "UPDATE devices SET exception_list_sequence = exception_list_sequence + 1 WHERE id = $1 \
+         RETURNING exception_list_sequence",
+    )
+    .bind(&device.id)
+    .fetch_one(&mut *transaction)
+    .await?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM exception_requests WHERE device_id = $1 ORDER BY created_at DESC, id LIMIT 500"
     ))
     .bind(&device.id)
-    .fetch_all(&state.store.pool)
+    .fetch_all(&mut *transaction)
     .await?;
+    transaction.commit().await?;
     let requests: Vec<ExceptionRecord> = rows.into_iter().map(|row| row.record(now)).collect();
-    let active = requests.iter().filter_map(ExceptionRecord::exception).collect();
-    Ok(Json(ExceptionList { requests, active }))
+    let exceptions = requests.iter().filter_map(ExceptionRecord::exception).collect();
+    let signed = state.signing_key.sign_exceptions(&SignedExceptions {
+        device_id: device.id,
+        sequence,
+        issued_at: now,
+        valid_until: now + EXCEPTION_LIST_VALIDITY_SECONDS,
+        exceptions,
+    });
+    Ok(Json(ExceptionList { requests, signed }))
 }
 
 /// `GET /api/v1/device/exceptions/{id}`

@@ -50,6 +50,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// How often devices are expected to sync (each sync is a heartbeat); a device not heard
+    /// from for more than two of these is flagged silent. Default 60 s, the devices' default.
+    pub sync_interval: Duration,
 }
 
 impl Config {
@@ -59,6 +62,7 @@ impl Config {
             credentials: Credentials::default(),
             sweep_interval: Duration::from_secs(5),
             max_body_bytes: 2 * 1024 * 1024,
+            sync_interval: Duration::from_secs(60),
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct Shared {
     pub feed: feed::ChangeFeed,
     pub sweep_interval: Duration,
     pub max_body_bytes: usize,
+    pub sync_interval: Duration,
     /// Becomes true when the server shuts down, so long-polls return at once.
     pub closing: watch::Receiver<bool>,
     closing_sender: watch::Sender<bool>,
@@ -111,6 +116,7 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         feed: feed::ChangeFeed::default(),
         sweep_interval: config.sweep_interval,
         max_body_bytes: config.max_body_bytes,
+        sync_interval: config.sync_interval,
         closing,
         closing_sender,
     }));

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use warden_server::{Backend, Config, Credentials, prepare, run};
 
-/// Warden governance server: signed policy, device enrollment, launch events, exception requests.
+/// Warden governance server: signed policy, device enrollment, device events, exception requests.
 #[derive(Debug, Parser)]
 #[command(name = "warden-server", version, about)]
 struct Args {
@@ -36,6 +36,10 @@ struct Args {
     /// Seconds between sweeps that record expired exceptions.
     #[arg(long, default_value_t = 5)]
     sweep_seconds: u64,
+    /// Seconds between a device's syncs (each one a heartbeat); a device not heard from for more
+    /// than two is flagged silent.
+    #[arg(long, env = "WARDEN_SYNC_INTERVAL", default_value_t = 60)]
+    sync_interval_seconds: u64,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -68,6 +72,7 @@ async fn main() -> Result<()> {
         rotate_enroll_secret: args.rotate_enroll_secret,
     };
     config.sweep_interval = Duration::from_secs(args.sweep_seconds.max(1));
+    config.sync_interval = Duration::from_secs(args.sync_interval_seconds.max(1));
     let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;

@@ -11,8 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use warden_api::{ChangeKind, PolicyEnvelope, PolicySigningKey, PolicyUpload, PolicyVersion};
+use warden_api::{ChangeKind, PolicyEnvelope, PolicySigningKey, PolicyUpload, PolicyVersion, policy_etag};
 use warden_policy::Policy;
 
 const ACTIVE: &str = "active_policy_version";
@@ -25,12 +24,6 @@ pub async fn active_version(store: &Store) -> Result<Option<i64>, sqlx::Error> {
         .fetch_optional(&store.pool)
         .await?;
     Ok(row.and_then(|(value,)| value.parse().ok()))
-}
-
-/// The ETag of a version: its number and a digest of the signed text, quoted.
-fn etag(version: i64, policy_json: &str) -> String {
-    let digest = Sha256::digest(policy_json.as_bytes());
-    format!("\"{version}-{}\"", crate::auth::hex(&digest[..8]))
 }
 
 /// Signs and stores a checked policy as the next version; optionally makes it active.
@@ -57,7 +50,7 @@ pub async fn store_version(
     .bind(source)
     .bind(&policy_json)
     .bind(key.sign(version, &policy_json))
-    .bind(etag(version, &policy_json))
+    .bind(policy_etag(version, &policy_json))
     .bind(uploaded_by)
     .bind(now)
     .execute(&mut *transaction)
@@ -232,12 +225,12 @@ mod tests {
 
     #[test]
     fn if_none_match_follows_http() {
-        let tag = etag(3, "{}");
+        let tag = policy_etag(3, "{}");
         assert!(etag_matches(&tag, &tag));
         assert!(etag_matches(&format!("W/{tag}"), &tag));
         assert!(etag_matches(&format!("\"x\", {tag}"), &tag));
         assert!(etag_matches("*", &tag));
-        assert!(!etag_matches(&etag(4, "{}"), &tag));
-        assert!(!etag_matches(&etag(3, "{ }"), &tag));
+        assert!(!etag_matches(&policy_etag(4, "{}"), &tag));
+        assert!(!etag_matches(&policy_etag(3, "{ }"), &tag));
     }
 }

@@ -43,10 +43,16 @@ impl Backend {
 }
 
 /// (version, description, SQL) of each migration, oldest first. Append only.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/sqlite/0001_initial.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/postgres/0001_initial.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, "event_kinds", include_str!("../migrations/sqlite/0002_event_kinds.sql")),
+    (3, "exception_list_sequence", include_str!("../migrations/sqlite/0003_exception_list_sequence.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, "event_kinds", include_str!("../migrations/postgres/0002_event_kinds.sql")),
+    (3, "exception_list_sequence", include_str!("../migrations/postgres/0003_exception_list_sequence.sql")),
+];
 
 /// The migration files as sqlx wants them.
 #[derive(Debug)]
@@ -92,6 +98,12 @@ pub struct Store {
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_at(url, i64::MAX).await
+    }
+
+    /// Connects and applies the migrations up to `version` only: a migration's tests start
+    /// from the schema (and rows) before it, then [`Store::open`] the same database.
+    pub async fn open_at(url: &str, version: i64) -> Result<Store, StoreError> {
         install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
@@ -122,7 +134,8 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
-        let migrator = Migrator::new(Embedded(migrations)).await.map_err(StoreError::Migrate)?;
+        let upto = migrations.partition_point(|(v, _, _)| *v <= version);
+        let migrator = Migrator::new(Embedded(&migrations[..upto])).await.map_err(StoreError::Migrate)?;
         migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Store { pool, backend, url: url.to_owned(), write_lock })

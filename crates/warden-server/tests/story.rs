@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Api, Db, TestServer, enroll, launch_event, now_ms};
+use common::{ADMIN_TOKEN, Api, Db, TestServer, enroll, launch_event, now_ms, signed_exceptions};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -93,9 +93,9 @@ async fn story(db: Db) {
         .collect();
     let first = api.post("/api/v1/device/events", &token, json!({"events": events})).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
-    assert_eq!(first.body, json!({"stored": 50, "duplicates": 0}));
+    assert_eq!(first.body, json!({"stored": 50, "duplicates": 0, "sync_interval_seconds": 60}));
     let retry = api.post("/api/v1/device/events", &token, json!({"events": events})).await;
-    assert_eq!(retry.body, json!({"stored": 0, "duplicates": 50}));
+    assert_eq!(retry.body, json!({"stored": 0, "duplicates": 50, "sync_interval_seconds": 60}));
     let all = api.get(&format!("/api/v1/admin/events?device={device_id}&limit=1000"), ADMIN_TOKEN).await;
     assert_eq!(all.body["events"].as_array().unwrap().len(), 50);
     let blocked = api.get("/api/v1/admin/events?user=dev&tool=claude-code&action=block&limit=1000", ADMIN_TOKEN).await;
@@ -191,13 +191,13 @@ async fn story(db: Db) {
     assert!(woken.body["cursor"].as_i64().unwrap() > cursor);
 
     // The device fetches its exceptions: exactly this one is in force.
-    let mine = api.get("/api/v1/device/exceptions", &token).await;
-    let active = mine.body["active"].as_array().unwrap().clone();
+    let (_, mine) = signed_exceptions(api, &token, &device_id, &pinned_key).await;
+    let active = &mine.exceptions;
     assert_eq!(active.len(), 1);
-    assert_eq!(active[0]["tool"], json!("claude-code"));
-    assert_eq!(active[0]["user"], json!("dev"));
-    assert_eq!(active[0]["scope"], json!("/home/dev/src/app"));
-    assert_eq!(active[0]["expires_at"].as_i64().unwrap() - active[0]["starts_at"].as_i64().unwrap(), 2);
+    assert_eq!(active[0].tool, "claude-code");
+    assert_eq!(active[0].user, "dev");
+    assert_eq!(active[0].scope.as_deref(), Some("/home/dev/src/app"));
+    assert_eq!(active[0].expires_at - active[0].starts_at, 2);
 
     // Expiry: after 2 s it no longer applies, and the sweep logs `expired` as `system`.
     let audit_path = format!("/api/v1/admin/exceptions/{request_id}/audit");
@@ -219,8 +219,8 @@ async fn story(db: Db) {
             (json!("approved"), json!("expired"), json!("system")),
         ]
     );
-    let after = api.get("/api/v1/device/exceptions", &token).await;
-    assert_eq!(after.body["active"], json!([]));
+    let (after, list) = signed_exceptions(api, &token, &device_id, &pinned_key).await;
+    assert_eq!(list.exceptions, []);
     assert_eq!(after.body["requests"][0]["state"], json!("expired"));
     let history = api.get("/api/v1/admin/audit", ADMIN_TOKEN).await;
     assert_eq!(history.body.as_array().unwrap().len(), 3);

@@ -18,13 +18,18 @@ pub use warden_api::local::RuntimeMode;
 
 /// Resolves on SIGINT or SIGTERM (how systemd, a terminal and test harnesses stop the runtime).
 pub async fn terminated() {
+    termination_signal().await;
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name (`SIGTERM`), for the stop event.
+pub async fn termination_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     else {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
     }
 }

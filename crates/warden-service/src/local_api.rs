@@ -143,7 +143,7 @@ async fn live(State(runtime): State<Shared>, Extension(peer): Extension<PeerUid>
             let next = tokio::time::timeout(KEEP_ALIVE, events.recv()).await;
             let event = match next {
                 Err(_) => LiveEvent::KeepAlive,
-                Ok(Ok(LiveEvent::Launch { event })) if !Runtime::may_see(&caller, &event) => continue,
+                Ok(Ok(event)) if !Runtime::may_see_live(&caller, &event) => continue,
                 Ok(Ok(event)) => event,
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
                 Ok(Err(broadcast::error::RecvError::Closed)) => return,

@@ -9,12 +9,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
-use warden_agent::{AgentConfig, AgentHandle};
+use warden_agent::{AgentConfig, AgentHandle, AgentNotice};
 use warden_api::local::{
     Caller, EnrolledDevice, FiledRequest, LiveEvent, LocalEnroll, LocalError, LocalErrorCode, MyRequests,
     PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
 };
-use warden_api::{ExceptionRequestCreate, LaunchEvent, Outcome};
+use warden_api::{
+    Event, EventKind, ExceptionRequestCreate, LaunchEvent, Outcome, ServiceStartEvent, ServiceStopEvent, UncleanEnd,
+};
 use warden_client::{Device, Enforcement, EnrollOptions, LocalUser, StateDir, SyncLoop, SyncOptions, TokenStorage};
 use warden_monitor::facts::UserNames;
 use warden_policy::{Exception, Mode, Policy};
@@ -103,10 +105,15 @@ impl Runtime {
     pub async fn start(mut config: RuntimeConfig) -> Result<Arc<Runtime>, RuntimeError> {
         let state = StateDir::new(&config.agent.state_dir);
         let enrollment = state.load_enrollment().ok().flatten();
+        let held = warden_client::HeldIncidents::default();
         if let Some(enrollment) = &enrollment {
             config.agent.accounts = enrollment.accounts();
+            // Verified against the pinned key before the agent enforces them: a rewritten cache
+            // is kept aside, and the last verified copy is what starts. Its incidents wait for
+            // the agent's store (the agent opens it, and reports a recovery of it).
+            let rules = warden_client::cached_rules(&state, &held);
             if !config.policy_overridden
-                && let Ok((Some((mut policy, version)), exceptions)) = warden_client::cached_rules(&state)
+                && let Ok((Some((mut policy, version)), exceptions)) = rules
             {
                 if config.monitor_forced {
                     policy.mode = Mode::Monitor;
@@ -116,7 +123,24 @@ impl Runtime {
                 config.agent.exceptions = exceptions;
             }
         }
+        // Read before the agent starts: its first launches must not pass for the last run's.
+        let unclean_end = previous_unclean_end(&state);
         let agent = Arc::new(warden_agent::start(config.agent).await?);
+        if let Err(error) = held.report_to(agent.store()) {
+            eprintln!("warden: warning: cannot record a cache incident: {error}");
+        }
+        let start = ServiceStartEvent {
+            id: warden_agent::new_event_id(),
+            at_ms: now_ms(),
+            mode: config.mode,
+            version: VERSION.to_owned(),
+            pid: std::process::id(),
+            source: Some(agent.status().source),
+            unclean_end,
+        };
+        if let Err(error) = agent.store().append(&Event::ServiceStart(start)) {
+            eprintln!("warden: warning: recording the start: {error}");
+        }
         let (live, _) = broadcast::channel(512);
         let runtime = Arc::new(Runtime {
             mode: config.mode,
@@ -133,6 +157,7 @@ impl Runtime {
             enroll_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
+        tokio::spawn(forward_notices(runtime.clone(), runtime.agent.subscribe_notices()));
         if enrollment.is_some()
             && !runtime.policy_overridden
             && let Err(error) = runtime.link_server()
@@ -188,11 +213,27 @@ impl Runtime {
     /// Whether `caller` may see `event`: root sees every launch, a user their own (the event's
     /// person is the bound account, else the login — `ProcessFacts::person`).
     pub fn may_see(caller: &Caller, event: &LaunchEvent) -> bool {
+        Runtime::is_theirs(caller, event.user.as_deref())
+    }
+
+    /// Whether `caller` may see a live event: launches and ends of exceptions their own (root:
+    /// all), rescans root alone.
+    pub fn may_see_live(caller: &Caller, live: &LiveEvent) -> bool {
+        match live {
+            LiveEvent::Launch { event } => Runtime::may_see(caller, event),
+            LiveEvent::ExceptionEnded { ended } => Runtime::is_theirs(caller, ended.user.as_deref()),
+            LiveEvent::SessionStopped { stopped } => Runtime::is_theirs(caller, stopped.user.as_deref()),
+            LiveEvent::Rescan { .. } => caller.uid == 0,
+            LiveEvent::Sync { .. } | LiveEvent::KeepAlive => true,
+        }
+    }
+
+    fn is_theirs(caller: &Caller, person: Option<&str>) -> bool {
         if caller.uid == 0 {
             return true;
         }
-        let person = caller.account.as_deref().or(caller.login.as_deref());
-        person.is_some() && event.user.as_deref() == person
+        let mine = caller.account.as_deref().or(caller.login.as_deref());
+        mine.is_some() && person == mine
     }
 
     fn sync_state(&self) -> Option<SyncState> {
@@ -239,6 +280,8 @@ impl Runtime {
             warned_today: warned as u64,
             lost_notices: agent.lost_notices,
             unrecorded_events: agent.unrecorded_events,
+            rescans: agent.rescans,
+            last_rescan: agent.last_rescan,
         }
     }
 
@@ -404,16 +447,75 @@ impl Runtime {
         self.enrolled_device().ok_or_else(not_enrolled)
     }
 
-    /// Stops the sync and the agent (events already decided are stored).
-    pub async fn shutdown(self: Arc<Runtime>) {
-        if let Some(link) = lock(&self.link).take() {
+    /// A clean stop: stops the sync and the agent (events already decided are stored), records
+    /// a `service-stop` saying `reason` (`signal SIGTERM`), and, when enrolled, uploads it at
+    /// once (waiting at most [`FINAL_UPLOAD`]; what is not sent goes with the next start's sync).
+    pub async fn shutdown(self: Arc<Runtime>, reason: &str) {
+        let device = lock(&self.link).take().map(|link| {
             link.sync.stop();
-        }
+            link.device
+        });
         // Tasks forwarding events hold clones of the agent, so it is stopped, not dropped;
         // closing the gate joins its threads, which must not hold up an async worker.
         let agent = self.agent.clone();
         let _ = tokio::task::spawn_blocking(move || agent.stop()).await;
+        let stop = ServiceStopEvent {
+            id: warden_agent::new_event_id(),
+            at_ms: now_ms(),
+            mode: self.mode,
+            version: VERSION.to_owned(),
+            pid: std::process::id(),
+            reason: reason.to_owned(),
+        };
+        if let Err(error) = self.agent.store().append(&Event::ServiceStop(stop)) {
+            eprintln!("warden: warning: recording the stop: {error}");
+            return;
+        }
+        if let Some(device) = device {
+            match tokio::time::timeout(FINAL_UPLOAD, device.upload_events()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => eprintln!("warden: the stop goes out with the next sync ({error})"),
+                Err(_) => eprintln!("warden: the stop goes out with the next sync (the server did not answer in time)"),
+            }
+        }
     }
+}
+
+/// This runtime's version, as its start and stop events report it.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long a clean stop waits for its final upload.
+pub const FINAL_UPLOAD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The run before this one, when it recorded a start and no stop after it: it ended uncleanly
+/// (crash, `kill -9`, power cut, or silenced). `None` also when the event log cannot be read:
+/// that is reported, and the start is recorded without the evidence.
+fn previous_unclean_end(state: &StateDir) -> Option<UncleanEnd> {
+    let newest = |store: &warden_store::Store, kind: Option<EventKind>| {
+        store.recent(&warden_store::EventFilter { limit: 1, kind, ..Default::default() }).map(|e| e.into_iter().next())
+    };
+    let read = || -> Result<Option<UncleanEnd>, warden_store::StoreError> {
+        let store = warden_store::Store::open(state.events_db())?;
+        let Some(Event::ServiceStart(start)) = newest(&store, Some(EventKind::ServiceStart))? else {
+            return Ok(None);
+        };
+        // A stop is recorded after its run's start, so one as new as the start ended that run.
+        if newest(&store, Some(EventKind::ServiceStop))?.is_some_and(|stop| stop.at_ms() >= start.at_ms) {
+            return Ok(None);
+        }
+        let last_event_at_ms = newest(&store, None)?.map_or(start.at_ms, |event| event.at_ms());
+        Ok(Some(UncleanEnd {
+            start_id: start.id,
+            started_at_ms: start.at_ms,
+            pid: start.pid,
+            version: start.version,
+            last_event_at_ms,
+        }))
+    };
+    read().unwrap_or_else(|error| {
+        eprintln!("warden: warning: reading how the last run ended: {error}");
+        None
+    })
 }
 
 fn not_enrolled() -> LocalError {
@@ -437,6 +539,22 @@ async fn forward_launches(runtime: Arc<Runtime>, mut events: broadcast::Receiver
             Err(broadcast::error::RecvError::Lagged(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// Hands the agent's notices to live subscribers: the pop-up when an exception that allowed a
+/// running launch ends, the stop after its grace period (the policy's `[exceptions] grace`, read
+/// by the agent from the rules in force), and rescans after gaps.
+async fn forward_notices(runtime: Arc<Runtime>, mut notices: broadcast::Receiver<AgentNotice>) {
+    loop {
+        let live = match notices.recv().await {
+            Ok(AgentNotice::ExceptionEnded { end, .. }) => LiveEvent::ExceptionEnded { ended: end },
+            Ok(AgentNotice::SessionStopped { stop, .. }) => LiveEvent::SessionStopped { stopped: stop },
+            Ok(AgentNotice::Rescan { rescan, .. }) => LiveEvent::Rescan { rescan },
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let _ = runtime.live.send(live);
     }
 }
 

@@ -381,6 +381,175 @@ time.sleep(30)
     assert!(service.alive(), "the service stopped: {}", service.log());
 }
 
+/// Exec notices the kernel dropped at `pid`'s process-connector sockets (the `Drops` column of
+/// `/proc/net/netlink`, family 11, for the sockets it holds).
+fn dropped_notices(pid: u32) -> u64 {
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let text = target.to_string_lossy().into_owned();
+            Some(text.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    std::fs::read_to_string("/proc/net/netlink")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() >= 10 && fields[1] == "11" && sockets.iter().any(|s| s == fields[9]))
+        .map(|fields| fields[8].parse::<u64>().unwrap())
+        .sum()
+}
+
+fn signal(pid: u32, name: &str) {
+    let sent = run(Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()));
+    assert!(sent.status.success(), "kill -{name} {pid}: {}", text(&sent));
+}
+
+/// Resumes a stopped service on drop (a failed assertion must not leave it stopped).
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = run(Command::new("kill").arg("-CONT").arg(self.0.to_string()));
+    }
+}
+
+/// Root stops the service and floods exec notices until its queue overflows; a Claude Code the
+/// developer starts meanwhile keeps running, its own exec notice lost (ENOBUFS). When the service
+/// runs again, the gap (the pause its ticker saw, the notices the kernel dropped) is followed by a
+/// rescan of every running process, which finds and kills the tool.
+#[test]
+fn a_gap_in_what_the_service_saw_is_followed_by_a_rescan_that_kills_the_running_tool() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("gap", scratch.0.path());
+    std::fs::write(scratch.path("warden.toml"), "gate = []\n").unwrap();
+    let flood = scratch.path("bin/exec-chain");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-agent/tests/data/exec_chain.c");
+    let built = run(Command::new("cc").arg("-O1").arg("-o").arg(&flood).arg(&source));
+    assert!(built.status.success(), "compiling the exec flood: {}", text(&built));
+    let version = install_claude(&dev, &scratch);
+    // The connector alone: with the gate, a stopped service would hold the exec itself.
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let pid = service.pid();
+
+    signal(pid, "STOP");
+    let resume = Resume(pid);
+    let stopped = Instant::now();
+    let before = dropped_notices(pid);
+    let mut rounds = 0;
+    while dropped_notices(pid) == before {
+        rounds += 1;
+        assert!(rounds <= 40, "the stopped service's notice queue never overflowed");
+        assert!(run(Command::new(&flood).arg("2000")).status.success());
+    }
+    // The developer's tool starts now: its exec notice meets a full queue and is dropped.
+    let full = dropped_notices(pid);
+    let mut tool = dev
+        .command(&format!("FAKE_SLEEP=60 exec {}", version.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dropped_notices(pid) == full {
+        assert!(Instant::now() < deadline, "the tool's exec notice was not dropped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Long enough for the service's ticker to see the pause too.
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(stopped.elapsed()));
+    assert!(tool.try_wait().unwrap().is_none(), "the tool runs while the service is stopped");
+    drop(resume);
+
+    let status = wait_for(&mut tool, Duration::from_secs(10));
+    let status = status.unwrap_or_else(|| panic!("the tool survived the gap\n{}", service.log()));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+
+    let tool_pid = tool.id();
+    let (code, events) = service.curl(None, "GET", "/events?limit=50", None);
+    assert_eq!(code, 200, "{events}");
+    let event = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["pid"] == tool_pid)
+        .unwrap_or_else(|| panic!("no event for the tool: {events}"))
+        .clone();
+    assert_eq!(event["tool"], "claude-code", "{event}");
+    assert_eq!(event["outcome"], "killed", "{event}");
+    assert_eq!(event["user"], dev.name.as_str(), "{event}");
+    assert_eq!(event["source"], "rescan", "its notice was lost: only the rescan can have found it: {event}");
+
+    let (code, status) = service.curl(None, "GET", "/status", None);
+    assert_eq!(code, 200, "{status}");
+    assert!(status["rescans"].as_u64().unwrap() >= 2, "the start sweep and the gap's: {status}");
+    let reasons: Vec<&str> = status["last_rescan"]["reasons"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"lost-notices") && reasons.contains(&"paused"), "{status}");
+    assert!(status["last_rescan"]["launches"].as_u64().unwrap() >= 1, "{status}");
+    assert!(service.alive(), "{}", service.log());
+}
+
+/// A blocked launch is told at the developer's own terminal, by the service running as root; a
+/// developer who points the tool's stderr at a file only root may write gets nothing written there.
+#[test]
+fn the_root_service_tells_the_developers_terminal_and_never_writes_where_they_point_it() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("tty", scratch.0.path());
+    std::fs::write(scratch.path("warden.toml"), "gate = []\n").unwrap();
+    let version = install_claude(&dev, &scratch);
+    let service = Service::start(&scratch, &["--no-gate"]);
+
+    // util-linux `script` as the developer: a pseudo-terminal of theirs, its output on stdout.
+    let terminal = dev
+        .command(&format!(
+            "exec script --quiet --flush --return --command 'FAKE_SLEEP=30 exec {}' /dev/null",
+            version.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `script` stops itself when its child is stopped (it mirrors job control), and the service
+    // froze the tool before killing it: continue the developer's processes until it has relayed
+    // the terminal's output and ended.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resume = {
+        let (done, name) = (done.clone(), dev.name.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let _ = run(Command::new("pkill").args(["-CONT", "-u", &name]));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let output = terminal.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    resume.join().unwrap();
+    let shown = text(&output);
+    assert!(shown.contains("warden: Claude Code was stopped: "), "{shown}\n{}", service.log());
+    assert!(shown.contains(" instead: "), "the sanctioned assistant is named: {shown}");
+
+    // Stderr opened read-only on a root-owned file (anyone may read it): the tool is killed and
+    // the file is left exactly as it was.
+    let precious = scratch.path("precious");
+    std::fs::write(&precious, "root's own\n").unwrap();
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let attempt = dev.sh(&format!("FAKE_SLEEP=30 {} 2<{}; echo \"exit $?\"", version.display(), precious.display()));
+    assert!(text(&attempt).contains("exit 137"), "the tool was not killed: {}", text(&attempt));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "root's own\n");
+    assert!(service.alive(), "{}", service.log());
+}
+
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
@@ -402,11 +571,17 @@ struct Server {
 
 impl Server {
     fn start(scratch: &Scratch) -> Server {
+        Server::start_with(scratch, &[])
+    }
+
+    /// With extra command-line options (`--sync-interval-seconds 2`).
+    fn start_with(scratch: &Scratch, extra: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new(sibling("warden-server"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(scratch.path("server"))
             .args(["--admin-token", ADMIN, "--enroll-secret", SECRET, "--sweep-seconds", "1"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -431,6 +606,25 @@ impl Server {
         }
         let out = run(command.arg(format!("{}/api/v1{path}", self.url)));
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{method} {path}: {}", text(&out)))
+    }
+
+    /// The server's events of `kind`, oldest first, waiting up to 20 s for at least `count`.
+    fn events(&self, kind: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self.admin("GET", &format!("/admin/events?kind={kind}&limit=100"), None);
+            let mut events: Vec<Value> = page["events"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{page}"))
+                .iter()
+                .map(|s| s["event"].clone())
+                .collect();
+            events.reverse();
+            if events.len() >= count || Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -539,4 +733,78 @@ fn an_enrolled_service_files_requests_as_the_bound_account_and_applies_approvals
     assert!(!theirs.status.success(), "an unbound user listed the owner's requests: {}", text(&theirs));
     assert!(text(&theirs).contains("is not bound to that account"), "{}", text(&theirs));
     assert!(!text(&theirs).contains("Pairing with the vendor"), "{}", text(&theirs));
+}
+
+/// Tamper evidence on the server: each start of `wardend` and each clean stop (SIGTERM, as
+/// systemd stops it) reaches the governance server as an event; a `kill -9` leaves a start with
+/// no stop, and the next start says so.
+#[test]
+fn the_server_sees_the_service_start_stop_and_an_unclean_end() {
+    let scratch = Scratch::new();
+    // The server expects a sync every 2 s (the service's own default is 60 s): silent after 4 s.
+    let server = Server::start_with(&scratch, &["--sync-interval-seconds", "2"]);
+    std::fs::write(scratch.path("enroll-secret"), SECRET).unwrap();
+    std::fs::write(
+        scratch.path("warden.toml"),
+        format!(
+            "gate = []\n[server]\nurl = \"{}\"\nenroll_secret_file = \"{}\"\nowner = \"dev@corp.example\"\n",
+            server.url,
+            scratch.path("enroll-secret").display()
+        ),
+    )
+    .unwrap();
+
+    // Start: enrolled from the configuration, the start is uploaded with the first sync.
+    let mut service = Service::start(&scratch, &["--no-gate"]);
+    let first_pid = service.pid();
+    let starts = server.events("service-start", 1);
+    assert_eq!(starts.len(), 1, "no service-start on the server\n{}", service.log());
+    assert_eq!(starts[0]["mode"], "service");
+    assert_eq!(starts[0]["pid"], first_pid);
+    assert_eq!(starts[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(starts[0].get("unclean_end").is_none(), "a first start: {}", starts[0]);
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["service"]["status"], "running", "{devices}");
+    assert_eq!(devices["sync_interval_seconds"], 2, "{devices}");
+    // The device follows the server's interval: after three intervals it is still heard from.
+    std::thread::sleep(Duration::from_secs(6));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["silent"], false, "the running service went silent: {devices}");
+
+    // SIGTERM: a clean stop, recorded and uploaded before the process ends.
+    let sent = run(Command::new("kill").args(["-TERM", &first_pid.to_string()]));
+    assert!(sent.status.success(), "{}", text(&sent));
+    let status = wait_for(&mut service.child, Duration::from_secs(20)).expect("wardend did not stop on SIGTERM");
+    assert!(status.success(), "wardend exited with {status:?}\n{}", service.log());
+    let stops = server.events("service-stop", 1);
+    assert_eq!(stops.len(), 1, "no service-stop on the server\n{}", service.log());
+    assert_eq!((stops[0]["pid"].clone(), stops[0]["reason"].clone()), (json!(first_pid), json!("signal SIGTERM")));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["service"]["status"], "stopped", "{devices}");
+    assert_eq!(devices["devices"][0]["service"]["reason"], "signal SIGTERM", "{devices}");
+    drop(service);
+    // Stopped, it is no longer heard from: silent after two intervals.
+    std::thread::sleep(Duration::from_secs(6));
+    let devices = server.admin("GET", "/admin/devices", None);
+    assert_eq!(devices["devices"][0]["silent"], true, "{devices}");
+
+    // Started again after a clean stop: nothing to report. Then killed outright.
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let second_pid = service.pid();
+    let starts = server.events("service-start", 2);
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert!(starts[1].get("unclean_end").is_none(), "after a clean stop: {}", starts[1]);
+    let second_start = starts[1].clone();
+    drop(service); // SIGKILL: no stop is recorded
+
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let starts = server.events("service-start", 3);
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    let unclean = &starts[2]["unclean_end"];
+    assert_eq!(unclean["start_id"], second_start["id"], "{}", starts[2]);
+    assert_eq!(unclean["pid"], second_pid, "{}", starts[2]);
+    assert_eq!(unclean["started_at_ms"], second_start["at_ms"]);
+    assert!(unclean["last_event_at_ms"].as_i64() >= second_start["at_ms"].as_i64(), "{unclean}");
+    assert_eq!(server.events("service-stop", 1).len(), 1, "a killed service records no stop");
+    assert!(service.alive());
 }

@@ -1,5 +1,7 @@
-//! Warden's local, durable event log: every launch event is appended here first, and the
-//! same table is the outbox a later upload drains (`pending` → send → `mark_uploaded`).
+//! Warden's local, durable event log: every event (of every kind: launches, service start and
+//! stop, incidents, ended exceptions) is appended here first, and the same table is the outbox a
+//! later upload drains (`pending` → send → `mark_uploaded`). One table for every kind: a row is
+//! the kind, the payload JSON and a few columns to filter on, so a new kind needs no migration.
 //!
 //! SQLite in WAL mode with `synchronous = FULL`: an event whose `append` returned survives
 //! a crash or `kill -9` of the agent (and a power cut, as far as the disk keeps its word).
@@ -15,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
-use warden_api::{LaunchEvent, Outcome};
+use warden_api::{Event, EventKind, LaunchEvent, Outcome};
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +31,7 @@ pub enum StoreError {
     #[error("event store query failed: {0}")]
     Query(#[from] rusqlite::Error),
     #[error("stored event {id} is unreadable: {source}")]
-    Decode { id: String, source: serde_json::Error },
+    Decode { id: String, source: warden_api::EventDecodeError },
 }
 
 /// A corrupt database that was moved aside when the store was opened.
@@ -46,9 +48,13 @@ pub struct Recovery {
 pub struct EventFilter {
     /// At most this many, newest first.
     pub limit: usize,
-    /// Only this tool (catalog id).
+    /// Only this kind.
+    pub kind: Option<EventKind>,
+    /// Only this tool (catalog id; launches and ended exceptions name one).
     pub tool: Option<String>,
-    /// Only this outcome.
+    /// Only this person ([`Event::user`]).
+    pub user: Option<String>,
+    /// Only this outcome (launches only).
     pub outcome: Option<Outcome>,
     /// Only events at or after this time (ms since the epoch).
     pub since_ms: Option<i64>,
@@ -72,18 +78,26 @@ pub struct Store {
     recovery: Option<Recovery>,
 }
 
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Version 2: one `events` table for every kind. `outcome` is set for launches only, `tool` and
+/// `user` where the kind has them; `body` is the payload JSON (`Event::payload_json`).
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS launch_events (
+CREATE TABLE IF NOT EXISTS events (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     id             TEXT    NOT NULL UNIQUE,
+    kind           TEXT    NOT NULL,
     at_ms          INTEGER NOT NULL,
     tool           TEXT,
-    outcome        TEXT    NOT NULL,
+    user           TEXT,
+    outcome        TEXT,
     body           TEXT    NOT NULL,
     uploaded_at_ms INTEGER
 );
-CREATE INDEX IF NOT EXISTS launch_events_at ON launch_events(at_ms);
-CREATE INDEX IF NOT EXISTS launch_events_pending ON launch_events(seq) WHERE uploaded_at_ms IS NULL;
+CREATE INDEX IF NOT EXISTS events_at ON events(at_ms);
+CREATE INDEX IF NOT EXISTS events_kind_at ON events(kind, at_ms);
+CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE uploaded_at_ms IS NULL;
 CREATE TABLE IF NOT EXISTS exception_requests (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     id             TEXT    NOT NULL UNIQUE,
@@ -91,7 +105,17 @@ CREATE TABLE IF NOT EXISTS exception_requests (
     body           TEXT    NOT NULL,
     uploaded_at_ms INTEGER
 );
-PRAGMA user_version = 1;
+";
+
+/// From version 1 (`launch_events`, launches only, body = the launch JSON): every row moves to
+/// `events` as a `launch`, in its order (the outbox's order) and with its upload mark. Also run
+/// when an older binary re-created `launch_events` after a downgrade: rows already moved are
+/// skipped by id, new ones follow.
+const FROM_LAUNCH_EVENTS: &str = "
+INSERT OR IGNORE INTO events (id, kind, at_ms, tool, user, outcome, body, uploaded_at_ms)
+    SELECT id, 'launch', at_ms, tool, json_extract(body, '$.user'), outcome, body, uploaded_at_ms
+    FROM launch_events ORDER BY seq;
+DROP TABLE launch_events;
 ";
 
 fn now_ms() -> i64 {
@@ -125,7 +149,7 @@ impl Store {
     }
 
     fn open_checked(path: &Path) -> Result<Connection, rusqlite::Error> {
-        let connection = Connection::open(path)?;
+        let mut connection = Connection::open(path)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         // The first real read: SQLite only notices a foreign file here.
         let check: String = connection.query_row("PRAGMA quick_check", [], |row| row.get(0))?;
@@ -139,7 +163,7 @@ impl Store {
         debug_assert_eq!(mode.to_ascii_lowercase(), "wal");
         // FULL: every commit is fsynced, so an appended event survives a power cut too.
         connection.execute_batch("PRAGMA synchronous = FULL;")?;
-        connection.execute_batch(SCHEMA)?;
+        migrate(&mut connection)?;
         Ok(connection)
     }
 
@@ -161,62 +185,86 @@ impl Store {
 
     /// Appends an event durably. Returns `false` if an event with the same id is
     /// already stored (appending is idempotent).
-    pub fn append(&self, event: &LaunchEvent) -> Result<bool, StoreError> {
-        let body =
-            serde_json::to_string(event).map_err(|source| StoreError::Decode { id: event.id.clone(), source })?;
+    pub fn append(&self, event: &Event) -> Result<bool, StoreError> {
+        let outcome = event.as_launch().map(|launch| outcome_text(launch.outcome));
         let inserted = self.lock().execute(
-            "INSERT OR IGNORE INTO launch_events (id, at_ms, tool, outcome, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![event.id, event.at_ms, event.tool, outcome_text(event.outcome), body],
+            "INSERT OR IGNORE INTO events (id, kind, at_ms, tool, user, outcome, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                event.id(),
+                event.kind().as_str(),
+                event.at_ms(),
+                event.tool(),
+                event.user(),
+                outcome,
+                event.payload_json()
+            ],
         )?;
         Ok(inserted == 1)
     }
 
+    /// Appends a launch ([`Store::append`] of [`Event::Launch`]).
+    pub fn append_launch(&self, launch: &LaunchEvent) -> Result<bool, StoreError> {
+        self.append(&Event::Launch(launch.clone()))
+    }
+
     /// The newest events matching `filter`, newest first.
-    pub fn recent(&self, filter: &EventFilter) -> Result<Vec<LaunchEvent>, StoreError> {
+    pub fn recent(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT id, body FROM launch_events
-             WHERE (?1 IS NULL OR tool = ?1) AND (?2 IS NULL OR outcome = ?2) AND (?3 IS NULL OR at_ms >= ?3)
-             ORDER BY at_ms DESC, seq DESC LIMIT ?4",
+            "SELECT id, kind, body FROM events
+             WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR tool = ?2) AND (?3 IS NULL OR user = ?3)
+               AND (?4 IS NULL OR outcome = ?4) AND (?5 IS NULL OR at_ms >= ?5)
+             ORDER BY at_ms DESC, seq DESC LIMIT ?6",
         )?;
         let rows = statement.query_map(
-            params![filter.tool, filter.outcome.map(outcome_text), filter.since_ms, filter.limit as i64],
-            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            params![
+                filter.kind.map(EventKind::as_str),
+                filter.tool,
+                filter.user,
+                filter.outcome.map(outcome_text),
+                filter.since_ms,
+                filter.limit as i64
+            ],
+            stored_row,
         )?;
         rows.map(|row| decode(row?)).collect()
     }
 
-    /// How many events happened at or after `since_ms`, optionally only with `outcome`.
+    /// The newest launches matching `filter` (its `kind` is ignored), newest first.
+    pub fn recent_launches(&self, filter: &EventFilter) -> Result<Vec<LaunchEvent>, StoreError> {
+        let filter = EventFilter { kind: Some(EventKind::Launch), ..filter.clone() };
+        Ok(self.recent(&filter)?.into_iter().filter_map(|event| event.as_launch().cloned()).collect())
+    }
+
+    /// How many launches happened at or after `since_ms`, optionally only with `outcome`.
     pub fn count_since(&self, since_ms: i64, outcome: Option<Outcome>) -> Result<u64, StoreError> {
         let count: i64 = self.lock().query_row(
-            "SELECT COUNT(*) FROM launch_events WHERE at_ms >= ?1 AND (?2 IS NULL OR outcome = ?2)",
+            "SELECT COUNT(*) FROM events WHERE kind = 'launch' AND at_ms >= ?1 AND (?2 IS NULL OR outcome = ?2)",
             params![since_ms, outcome.map(outcome_text)],
             |row| row.get(0),
         )?;
         Ok(count as u64)
     }
 
-    /// The oldest events not yet uploaded, oldest first (the outbox).
-    pub fn pending(&self, limit: usize) -> Result<Vec<LaunchEvent>, StoreError> {
+    /// The oldest events of every kind not yet uploaded, oldest first (the outbox).
+    pub fn pending(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare_cached("SELECT id, body FROM launch_events WHERE uploaded_at_ms IS NULL ORDER BY seq LIMIT ?1")?;
-        let rows = statement
-            .query_map(params![limit as i64], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+            .prepare_cached("SELECT id, kind, body FROM events WHERE uploaded_at_ms IS NULL ORDER BY seq LIMIT ?1")?;
+        let rows = statement.query_map(params![limit as i64], stored_row)?;
         rows.map(|row| decode(row?)).collect()
     }
 
     /// Marks events as uploaded (the server acknowledged them). Unknown ids are ignored.
     /// Returns how many were newly marked.
     pub fn mark_uploaded(&self, ids: &[String]) -> Result<usize, StoreError> {
-        self.mark_delivered("launch_events", ids)
+        self.mark_delivered("events", ids)
     }
 
     /// How many events wait for upload.
     pub fn pending_count(&self) -> Result<u64, StoreError> {
         let count: i64 =
-            self.lock()
-                .query_row("SELECT COUNT(*) FROM launch_events WHERE uploaded_at_ms IS NULL", [], |row| row.get(0))?;
+            self.lock().query_row("SELECT COUNT(*) FROM events WHERE uploaded_at_ms IS NULL", [], |row| row.get(0))?;
         Ok(count as u64)
     }
 
@@ -266,19 +314,38 @@ impl Store {
     }
 
     /// One event by id.
-    pub fn get(&self, id: &str) -> Result<Option<LaunchEvent>, StoreError> {
+    pub fn get(&self, id: &str) -> Result<Option<Event>, StoreError> {
         let row = self
             .lock()
-            .query_row("SELECT id, body FROM launch_events WHERE id = ?1", params![id], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
+            .query_row("SELECT id, kind, body FROM events WHERE id = ?1", params![id], stored_row)
             .optional()?;
         row.map(decode).transpose()
     }
 }
 
-fn decode((id, body): (String, String)) -> Result<LaunchEvent, StoreError> {
-    serde_json::from_str(&body).map_err(|source| StoreError::Decode { id, source })
+/// Brings the schema to [`SCHEMA_VERSION`] in one immediate transaction, so two processes
+/// opening the same file at once migrate it once.
+fn migrate(connection: &mut Connection) -> Result<(), rusqlite::Error> {
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    transaction.execute_batch(SCHEMA)?;
+    let old_table: bool = transaction.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'launch_events')",
+        [],
+        |row| row.get(0),
+    )?;
+    if old_table {
+        transaction.execute_batch(FROM_LAUNCH_EVENTS)?;
+    }
+    transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    transaction.commit()
+}
+
+fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+fn decode((id, kind, body): (String, String, String)) -> Result<Event, StoreError> {
+    Event::from_parts(&kind, &body).map_err(|source| StoreError::Decode { id, source })
 }
 
 fn is_corruption(error: &rusqlite::Error) -> bool {

@@ -2,7 +2,8 @@
 //!
 //! The event log grows while the server is unreachable; [`Store::bound_outbox`] keeps the
 //! pending part under a limit by dropping the least useful events first (allowed launches,
-//! then warnings and would-blocks, and only then blocks), oldest first within each tier. Drops
+//! then warnings and would-blocks, then blocks, and only then the other kinds: service start
+//! and stop, incidents, ended exceptions, the tamper evidence), oldest first within each tier. Drops
 //! are counted in the same database so `warden status` can report them. Exception requests
 //! live in their own table and are never dropped.
 //!
@@ -25,11 +26,13 @@ CREATE TABLE IF NOT EXISTS sync_incidents (
 );
 ";
 
-/// Drop tiers, least valuable first: which outcomes each may drop.
-const TIERS: [(&str, &[&str]); 3] = [
-    ("allowed", &["allowed"]),
-    ("warned", &["warned", "would-block", "exited", "not-permitted"]),
-    ("blocked", &["killed", "denied"]),
+/// Drop tiers, least valuable first: which rows each may drop (launches by outcome; every other
+/// kind has no outcome).
+const TIERS: [(&str, &str); 4] = [
+    ("allowed", "outcome IN ('allowed')"),
+    ("warned", "outcome IN ('warned', 'would-block', 'exited', 'not-permitted')"),
+    ("blocked", "outcome IN ('killed', 'denied')"),
+    ("other", "outcome IS NULL"),
 ];
 
 /// What [`Store::bound_outbox`] dropped, per tier.
@@ -38,18 +41,21 @@ pub struct OutboxDrops {
     pub allowed: u64,
     pub warned: u64,
     pub blocked: u64,
+    /// Events of the other kinds (service start/stop, incidents, ended exceptions).
+    pub other: u64,
 }
 
 impl OutboxDrops {
     pub fn total(&self) -> u64 {
-        self.allowed + self.warned + self.blocked
+        self.allowed + self.warned + self.blocked + self.other
     }
 
     fn add(&mut self, tier: &str, count: u64) {
         match tier {
             "allowed" => self.allowed += count,
             "warned" => self.warned += count,
-            _ => self.blocked += count,
+            "blocked" => self.blocked += count,
+            _ => self.other += count,
         }
     }
 }
@@ -78,19 +84,17 @@ impl Store {
         let transaction = connection.transaction()?;
         let mut dropped = OutboxDrops::default();
         let pending: i64 =
-            transaction
-                .query_row("SELECT COUNT(*) FROM launch_events WHERE uploaded_at_ms IS NULL", [], |r| r.get(0))?;
+            transaction.query_row("SELECT COUNT(*) FROM events WHERE uploaded_at_ms IS NULL", [], |r| r.get(0))?;
         let mut excess = (pending as u64).saturating_sub(max_pending);
-        for (tier, outcomes) in TIERS {
+        for (tier, condition) in TIERS {
             if excess == 0 {
                 break;
             }
-            let list = outcomes.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>().join(",");
-            // The outcomes are constants of this file, never input: formatting them in is safe.
+            // The conditions are constants of this file, never input: formatting them in is safe.
             let removed = transaction.execute(
                 &format!(
-                    "DELETE FROM launch_events WHERE seq IN (SELECT seq FROM launch_events
-                     WHERE uploaded_at_ms IS NULL AND outcome IN ({list}) ORDER BY seq LIMIT ?1)"
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events
+                     WHERE uploaded_at_ms IS NULL AND {condition} ORDER BY seq LIMIT ?1)"
                 ),
                 params![excess as i64],
             )? as u64;
@@ -159,7 +163,7 @@ impl Store {
     /// When the newest event was uploaded (ms since the epoch), if ever.
     pub fn last_upload_ms(&self) -> Result<Option<i64>, StoreError> {
         let last: Option<Option<i64>> =
-            self.lock().query_row("SELECT MAX(uploaded_at_ms) FROM launch_events", [], |row| row.get(0)).optional()?;
+            self.lock().query_row("SELECT MAX(uploaded_at_ms) FROM events", [], |row| row.get(0)).optional()?;
         Ok(last.flatten())
     }
 }
@@ -167,11 +171,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_api::{LaunchEvent, Outcome};
+    use warden_api::{Event, IncidentEvent, LaunchEvent, Outcome};
     use warden_policy::Action;
 
-    fn event(id: usize, outcome: Outcome) -> LaunchEvent {
-        LaunchEvent {
+    fn event(id: usize, outcome: Outcome) -> Event {
+        Event::Launch(LaunchEvent {
             id: format!("e{id}"),
             at_ms: id as i64,
             pid: 1,
@@ -187,29 +191,44 @@ mod tests {
             exception: None,
             policy_version: None,
             source: "poll".into(),
-        }
+        })
+    }
+
+    fn incident(id: usize) -> Event {
+        Event::Incident(IncidentEvent {
+            id: format!("e{id}"),
+            at_ms: id as i64,
+            code: "gap-rescan".into(),
+            detail: "rescanned".into(),
+        })
     }
 
     #[test]
-    fn the_bound_drops_allowed_then_warned_then_blocked_oldest_first() {
+    fn the_bound_drops_allowed_then_warned_then_blocked_then_other_kinds_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("events.db")).unwrap();
         let outcomes = [Outcome::Killed, Outcome::Allowed, Outcome::Warned, Outcome::Allowed, Outcome::Killed];
+        store.append(&incident(9)).unwrap();
         for (i, outcome) in outcomes.into_iter().enumerate() {
             store.append(&event(i, outcome)).unwrap();
         }
+        store.append(&incident(10)).unwrap();
         store.queue_exception_request("r1", "{}").unwrap();
+        let ids =
+            |store: &Store| -> Vec<String> { store.pending(10).unwrap().iter().map(|e| e.id().to_owned()).collect() };
+
+        let dropped = store.bound_outbox(5).unwrap();
+        assert_eq!(dropped, OutboxDrops { allowed: 2, ..OutboxDrops::default() });
+        assert_eq!(ids(&store), ["e9", "e0", "e2", "e4", "e10"]);
 
         let dropped = store.bound_outbox(3).unwrap();
-        assert_eq!(dropped, OutboxDrops { allowed: 2, warned: 0, blocked: 0 });
-        let left: Vec<String> = store.pending(10).unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(left, ["e0", "e2", "e4"]);
+        assert_eq!(dropped, OutboxDrops { warned: 1, blocked: 1, ..OutboxDrops::default() });
+        assert_eq!(ids(&store), ["e9", "e4", "e10"], "the newest block survives");
 
         let dropped = store.bound_outbox(1).unwrap();
-        assert_eq!(dropped, OutboxDrops { allowed: 0, warned: 1, blocked: 1 });
-        let left: Vec<String> = store.pending(10).unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(left, ["e4"], "the newest block survives");
-        assert_eq!(store.outbox_drops().unwrap().total(), 4);
+        assert_eq!(dropped, OutboxDrops { blocked: 1, other: 1, ..OutboxDrops::default() });
+        assert_eq!(ids(&store), ["e10"], "the other kinds go last, the newest survives");
+        assert_eq!(store.outbox_drops().unwrap().total(), 6);
         assert_eq!(store.pending_exception_request_count().unwrap(), 1, "requests are never dropped");
     }
 

@@ -219,7 +219,7 @@ async fn main() {
 
     // 2. Outbox throughput.
     for i in 0..args.outbox_events {
-        device.store().append(&event(0, i)).unwrap();
+        device.store().append_launch(&event(0, i)).unwrap();
     }
     let started = Instant::now();
     let (stored, _) = device.upload_events().await.unwrap();
@@ -274,8 +274,8 @@ async fn main() {
                 }
                 timed.push(t.elapsed());
                 let t = Instant::now();
-                let events = (0..50).map(|i| event(d, round * 50 + i)).collect();
-                api.upload_events(&EventBatch { events }).await.unwrap();
+                let events = (0..50).map(|i| event(d, round * 50 + i).into()).collect();
+                api.upload_events(&EventBatch { events, heartbeat: None }).await.unwrap();
                 timed.push(t.elapsed());
                 let t = Instant::now();
                 api.exceptions().await.unwrap();

@@ -728,6 +728,8 @@ fn report_denied(
 ) {
     let decided = Instant::now();
     let latency = Duration::from_nanos(monotonic_ns().saturating_sub(kernel_ns));
+    // Found before the answer: the caller then goes on with EPERM and may exit.
+    let terminal = facts.pid.and_then(crate::terminal::Terminal::of);
     let _ = launches.send(Launch {
         at: SystemTime::now(),
         facts,
@@ -740,6 +742,7 @@ fn report_denied(
         decided,
         killed: Vec::new(),
         not_permitted: Vec::new(),
+        terminal,
     });
 }
 

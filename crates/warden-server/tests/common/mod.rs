@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use warden_api::{ExceptionsEnvelope, ListExpectation, SignedExceptions, verify_exceptions};
 use warden_server::client::{JsonClient, Reply};
 use warden_server::{Config, Credentials, OPENAPI_JSON};
 
@@ -80,9 +81,21 @@ impl TestServer {
         Some(TestServer::on(&url).await)
     }
 
+    /// A server on a fresh database that expects devices to sync every `sync_interval`.
+    pub async fn start_syncing_every(db: Db, sync_interval: Duration) -> Option<TestServer> {
+        let url = database_url(db).await?;
+        Some(TestServer::on_syncing_every(&url, sync_interval).await)
+    }
+
     /// A server on an existing database (a second replica).
     pub async fn on(url: &str) -> TestServer {
+        TestServer::on_syncing_every(url, Config::new(url).sync_interval).await
+    }
+
+    /// A server on an existing database with the given sync interval.
+    pub async fn on_syncing_every(url: &str, sync_interval: Duration) -> TestServer {
         let mut config = Config::new(url);
+        config.sync_interval = sync_interval;
         config.credentials = Credentials {
             admin_token: Some(ADMIN_TOKEN.into()),
             enroll_secret: Some(ENROLL_SECRET.into()),
@@ -188,13 +201,21 @@ pub fn find_operation<'a>(spec: &'a Value, method: &str, path: &str) -> Option<(
     None
 }
 
-/// A small JSON Schema checker for the subset openapi.json uses: `$ref`, `type` (also as a
-/// list), `required`, `properties`, `additionalProperties: false`, `items`, `enum`.
+/// A small JSON Schema checker for the subset openapi.json uses: `$ref`, `oneOf`, `type` (also
+/// as a list), `required`, `properties`, `additionalProperties: false`, `items`, `enum`.
 pub fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
         let pointer = reference.trim_start_matches('#');
         let target = spec.pointer(pointer).ok_or_else(|| format!("dangling $ref {reference}"))?;
         return validate(spec, target, value, at);
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let results: Vec<Result<(), String>> = options.iter().map(|o| validate(spec, o, value, at)).collect();
+        let matched = results.iter().filter(|r| r.is_ok()).count();
+        if matched != 1 {
+            let problems: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+            return Err(format!("{at}: matches {matched} of oneOf (exactly one wanted): {problems:?}"));
+        }
     }
     if let Some(types) = schema.get("type") {
         let types: Vec<&str> = match types {
@@ -274,4 +295,15 @@ pub fn launch_event(id: &str, user: &str, tool: &str, action: &str, at_ms: i64) 
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// `GET /api/v1/device/exceptions`, its signed list checked the way a device checks it (first
+/// list, the test's clock): returns the answer and the verified list.
+pub async fn signed_exceptions(api: &Api, token: &str, device_id: &str, pinned_key: &str) -> (Reply, SignedExceptions) {
+    let reply = api.get("/api/v1/device/exceptions", token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let envelope: ExceptionsEnvelope = serde_json::from_value(reply.body["signed"].clone()).unwrap();
+    let expect = ListExpectation { device_id, highest_sequence: None, now: now_ms() / 1000 };
+    let list = verify_exceptions(&envelope, pinned_key, expect).expect("the list verifies as a device checks it");
+    (reply, list)
 }

@@ -43,19 +43,26 @@ fn options() -> Result<Options> {
     Ok(options)
 }
 
-/// Clock ticks per second of `/proc/PID/stat` times (USER_HZ: 100 on Linux on every architecture
-/// the kernel exports to user space, see proc(5)).
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// utime + stime of every thread of `pid`, in seconds (`/proc/PID/stat` fields 14 and 15).
-fn cpu_seconds(stat: &Path) -> Result<f64> {
-    let text = std::fs::read_to_string(stat).with_context(|| format!("reading {}", stat.display()))?;
-    // The command name (field 2) may hold spaces and parentheses: fields count from its end.
-    let rest = &text[text.rfind(')').context("malformed stat")? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let utime: f64 = fields[11].parse()?;
-    let stime: f64 = fields[12].parse()?;
-    Ok((utime + stime) / TICKS_PER_SECOND)
+/// CPU time of a process (every thread: `/proc/PID/task/*/schedstat`) or of one thread
+/// (`/proc/PID/task/TID/schedstat`), in seconds: the first field is the time on a CPU in
+/// nanoseconds (see the kernel's Documentation/scheduler/sched-stats.rst), finer than the
+/// 10 ms ticks of `/proc/PID/stat`.
+fn cpu_seconds(task_or_tasks: &Path) -> Result<f64> {
+    let read = |schedstat: PathBuf| -> Result<f64> {
+        let text = std::fs::read_to_string(&schedstat).with_context(|| format!("reading {}", schedstat.display()))?;
+        let ns: f64 = text.split_whitespace().next().context("empty schedstat")?.parse()?;
+        Ok(ns / 1e9)
+    };
+    if task_or_tasks.file_name().is_some_and(|n| n == "task") {
+        let mut total = 0.0;
+        for entry in std::fs::read_dir(task_or_tasks)? {
+            // A thread that ended meanwhile has nothing to add.
+            total += read(entry?.path().join("schedstat")).unwrap_or(0.0);
+        }
+        Ok(total)
+    } else {
+        read(task_or_tasks.join("schedstat"))
+    }
 }
 
 fn rss_mb(pid: u32) -> Result<f64> {
@@ -114,7 +121,7 @@ impl BareReader {
     }
 
     fn cpu_seconds(&self) -> Result<f64> {
-        cpu_seconds(&PathBuf::from(format!("/proc/self/task/{}/stat", self.tid)))
+        cpu_seconds(&PathBuf::from(format!("/proc/self/task/{}", self.tid)))
     }
 }
 
@@ -194,7 +201,7 @@ fn main() -> Result<()> {
         .context("starting wardend")?;
     let service = Service { child, socket };
     let pid = service.child.id();
-    let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+    let tasks = PathBuf::from(format!("/proc/{pid}/task"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = warden_client::LocalClient::new(&service.socket)?;
     let started = Instant::now();
@@ -207,20 +214,21 @@ fn main() -> Result<()> {
 
     // Idle: whatever the machine does, for the whole window.
     println!("idle: {} s …", options.idle_seconds);
-    let (cpu0, execs0, wall0) = (cpu_seconds(&stat)?, reader.execs.load(Ordering::Relaxed), Instant::now());
+    let (cpu0, execs0, wall0) = (cpu_seconds(&tasks)?, reader.execs.load(Ordering::Relaxed), Instant::now());
     let mut peak_rss: f64 = 0.0;
     while wall0.elapsed() < Duration::from_secs(options.idle_seconds) {
         peak_rss = peak_rss.max(rss_mb(pid)?);
         std::thread::sleep(Duration::from_secs(1));
     }
-    let idle_cpu = cpu_seconds(&stat)? - cpu0;
+    let idle_cpu = cpu_seconds(&tasks)? - cpu0;
     let idle_execs = reader.execs.load(Ordering::Relaxed) - execs0;
     let idle_wall = wall0.elapsed().as_secs_f64();
     let idle_rss = rss_mb(pid)?;
+    peak_rss = peak_rss.max(idle_rss);
 
     // Exec load: N fork+exec+wait of /bin/true; both sides see every exec of the machine.
     println!("exec load: {} × /bin/true …", options.execs);
-    let (cpu0, peer0, execs0) = (cpu_seconds(&stat)?, reader.cpu_seconds()?, reader.execs.load(Ordering::Relaxed));
+    let (cpu0, peer0, execs0) = (cpu_seconds(&tasks)?, reader.cpu_seconds()?, reader.execs.load(Ordering::Relaxed));
     let wall = Instant::now();
     for _ in 0..options.execs {
         Command::new("/bin/true").status()?;
@@ -228,7 +236,7 @@ fn main() -> Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let load_wall = wall.elapsed().as_secs_f64();
     let load_execs = (reader.execs.load(Ordering::Relaxed) - execs0).max(1) as f64;
-    let service_per_exec = (cpu_seconds(&stat)? - cpu0) / load_execs * 1e6;
+    let service_per_exec = (cpu_seconds(&tasks)? - cpu0) / load_execs * 1e6;
     let peer_per_exec = (reader.cpu_seconds()? - peer0) / load_execs * 1e6;
 
     // Blocked launch → its live event at a socket client, against the bare reader's notice.

@@ -106,10 +106,15 @@ async fn run(config: RuntimeConfig, socket: PathBuf, service: ServiceConfig) -> 
     }
     let listener =
         warden_service::local_api::bind(&socket, true).with_context(|| format!("listening on {}", socket.display()))?;
-    warden_service::local_api::serve(runtime.clone(), listener, warden_service::terminated()).await;
-    eprintln!("wardend: stopping");
+    let (signalled, signal) = tokio::sync::oneshot::channel();
+    let stop = async move {
+        let _ = signalled.send(warden_service::termination_signal().await);
+    };
+    warden_service::local_api::serve(runtime.clone(), listener, stop).await;
+    let reason = signal.await.map_or_else(|_| "the local API ended".to_owned(), |name| format!("signal {name}"));
+    eprintln!("wardend: stopping ({reason})");
     let _ = std::fs::remove_file(&socket);
-    runtime.shutdown().await;
+    runtime.shutdown(&reason).await;
     Ok(())
 }
 
