@@ -652,9 +652,7 @@ impl AgentHandle {
             warned_today: count(Some(Outcome::Warned)),
             lost_notices: self.shared.lost.load(Ordering::Relaxed),
             unrecorded_events: self.shared.unrecorded.load(Ordering::Relaxed),
-            store_recovery: self.shared.store.recovery().map(|r| {
-                format!("the event store was unreadable ({}) and was moved to {}", r.reason, r.moved_to.display())
-            }),
+            store_recovery: self.shared.store.recovery().map(ToString::to_string),
             rescans: self.shared.rescans.load(Ordering::Relaxed),
             last_rescan: self.shared.last_rescan.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }

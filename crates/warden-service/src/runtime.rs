@@ -124,10 +124,24 @@ impl Runtime {
             }
         }
         // Read before the agent starts: its first launches must not pass for the last run's.
-        let unclean_end = previous_unclean_end(&state);
+        let (unclean_end, recovery) = previous_unclean_end(&state);
         let agent = Arc::new(warden_agent::start(config.agent).await?);
         if let Err(error) = held.report_to(agent.store()) {
             eprintln!("warden: warning: cannot record a cache incident: {error}");
+        }
+        // That read opened the event log first, so a damaged one was moved aside there: say so
+        // as the agent would have, and leave the incident for the server.
+        if let Some(recovery) = recovery {
+            eprintln!("warden: warning: {recovery}");
+            let incident = Event::Incident(warden_api::IncidentEvent {
+                id: warden_agent::new_event_id(),
+                at_ms: now_ms(),
+                code: "store-recovered".into(),
+                detail: recovery.to_string(),
+            });
+            if let Err(error) = agent.store().append(&incident) {
+                eprintln!("warden: warning: recording the store's recovery: {error}");
+            }
         }
         let start = ServiceStartEvent {
             id: warden_agent::new_event_id(),
@@ -489,13 +503,20 @@ pub const FINAL_UPLOAD: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The run before this one, when it recorded a start and no stop after it: it ended uncleanly
 /// (crash, `kill -9`, power cut, or silenced). `None` also when the event log cannot be read:
-/// that is reported, and the start is recorded without the evidence.
-fn previous_unclean_end(state: &StateDir) -> Option<UncleanEnd> {
+/// that is reported, and the start is recorded without the evidence. Second: the damaged event
+/// log this open moved aside, if it did.
+fn previous_unclean_end(state: &StateDir) -> (Option<UncleanEnd>, Option<warden_store::Recovery>) {
     let newest = |store: &warden_store::Store, kind: Option<EventKind>| {
         store.recent(&warden_store::EventFilter { limit: 1, kind, ..Default::default() }).map(|e| e.into_iter().next())
     };
+    let store = match warden_store::Store::open(state.events_db()) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("warden: warning: reading how the last run ended: {error}");
+            return (None, None);
+        }
+    };
     let read = || -> Result<Option<UncleanEnd>, warden_store::StoreError> {
-        let store = warden_store::Store::open(state.events_db())?;
         let Some(Event::ServiceStart(start)) = newest(&store, Some(EventKind::ServiceStart))? else {
             return Ok(None);
         };
@@ -512,10 +533,11 @@ fn previous_unclean_end(state: &StateDir) -> Option<UncleanEnd> {
             last_event_at_ms,
         }))
     };
-    read().unwrap_or_else(|error| {
+    let unclean = read().unwrap_or_else(|error| {
         eprintln!("warden: warning: reading how the last run ended: {error}");
         None
-    })
+    });
+    (unclean, store.recovery().cloned())
 }
 
 fn not_enrolled() -> LocalError {

@@ -43,6 +43,12 @@ pub struct Recovery {
     pub reason: String,
 }
 
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the event store was unreadable ({}) and was moved to {}", self.reason, self.moved_to.display())
+    }
+}
+
 /// Which events `recent` returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
