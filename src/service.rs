@@ -5,9 +5,9 @@
 //! personal runtime (`warden watch`) does.
 
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-use warden_api::local::{DEFAULT_SOCKET, Hello, RuntimeMode, SOCKET_ENV};
+use warden_api::local::{Hello, RuntimeMode};
 use warden_client::{LocalClient, LocalClientError};
 
 /// A connection to a runtime that answered `hello`.
@@ -23,19 +23,6 @@ impl Connected {
     pub fn call<T>(&self, call: impl std::future::Future<Output = Result<T, LocalClientError>>) -> Result<T> {
         self.runtime.block_on(call).map_err(|e| anyhow::anyhow!("{e}"))
     }
-}
-
-/// The system service's socket this command should use: `--socket`, `$WARDEN_SOCKET`, else the
-/// default path when it exists. `None`: no service is configured here.
-fn service_socket(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
-    if let Some(path) = explicit {
-        return Some((path.to_path_buf(), true));
-    }
-    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
-        return Some((PathBuf::from(path), true));
-    }
-    let default = PathBuf::from(DEFAULT_SOCKET);
-    default.exists().then_some((default, false))
 }
 
 /// Connects to the runtime on `socket` (any mode); `None` when nothing answers.
@@ -55,7 +42,7 @@ pub fn connect_to(socket: &Path) -> Result<Option<Connected>> {
 /// The system service, when one is configured and answers. A socket named explicitly
 /// (`--socket`, `$WARDEN_SOCKET`) that does not answer is an error, never a silent fallback.
 pub fn system_service(explicit: Option<&Path>) -> Result<Option<Connected>> {
-    let Some((socket, named)) = service_socket(explicit) else { return Ok(None) };
+    let Some((socket, named)) = warden_client::service_socket(explicit) else { return Ok(None) };
     match connect_to(&socket)? {
         Some(connected) => Ok(Some(connected)),
         None if named => bail!("no Warden runtime answers on {} (is wardend running?)", socket.display()),

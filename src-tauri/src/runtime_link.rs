@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use warden_agent::AgentConfig;
-use warden_api::local::{DEFAULT_SOCKET, Hello, RuntimeMode, SOCKET_ENV};
+use warden_api::local::{Hello, RuntimeMode};
 use warden_client::{LocalClient, LocalClientError, StateDir};
 use warden_policy::Policy;
 use warden_service::{Runtime, RuntimeConfig};
@@ -63,7 +63,7 @@ const NAMED_SOCKET_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Finds the service or starts the personal runtime. Runs inside the async runtime.
 pub async fn connect(options: &LinkOptions) -> Result<Link> {
-    if let Some((socket, named)) = service_socket(options.socket.as_deref()) {
+    if let Some((socket, named)) = warden_client::service_socket(options.socket.as_deref()) {
         let patience = if named { NAMED_SOCKET_PATIENCE } else { Duration::ZERO };
         match hello(&socket, patience).await? {
             Some((client, hello)) => return Ok(Link { client, hello, personal: None }),
@@ -72,19 +72,6 @@ pub async fn connect(options: &LinkOptions) -> Result<Link> {
         }
     }
     personal(options).await
-}
-
-/// The service's socket: `explicit`, `$WARDEN_SOCKET` (both "named": they must answer), else
-/// the default path when it exists.
-fn service_socket(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
-    if let Some(path) = explicit {
-        return Some((path.to_path_buf(), true));
-    }
-    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
-        return Some((PathBuf::from(path), true));
-    }
-    let default = PathBuf::from(DEFAULT_SOCKET);
-    default.exists().then_some((default, false))
 }
 
 /// `hello` on `socket`, retried for up to `patience` while nothing answers. `Ok(None)`: nothing
@@ -242,11 +229,5 @@ mod tests {
         assert!(problem.contains("policy.toml:2:"), "{problem}");
         let missing = load_policy_file(&dir.path().join("none.toml")).unwrap_err();
         assert!(missing.contains("none.toml"), "{missing}");
-    }
-
-    #[test]
-    fn a_named_socket_is_the_service_and_must_answer() {
-        let named = service_socket(Some(Path::new("/tmp/x.sock")));
-        assert_eq!(named, Some((PathBuf::from("/tmp/x.sock"), true)));
     }
 }

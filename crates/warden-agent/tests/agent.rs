@@ -278,7 +278,27 @@ async fn an_expired_exceptions_session_is_told_then_stopped_after_the_grace_peri
     assert_eq!(stop.outcome, Outcome::Killed);
     assert_eq!(stop.killed.first(), Some(&pid));
     assert!(stop.at_ms >= end.at_ms + 2000, "not before the grace period was over");
+    assert_eq!((stop.reason, stop.grace_secs), (EndReason::Expired, 2));
     assert_eq!(ended(&mut session, Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+
+    // Both were stored before anyone heard of them: the outbox holds them for the server.
+    let stored = agent
+        .store()
+        .recent(&warden_store::EventFilter {
+            limit: 10,
+            kind: Some(warden_api::EventKind::ExceptionEnded),
+            ..Default::default()
+        })
+        .unwrap();
+    let outcomes: Vec<(String, warden_api::SessionOutcome)> = stored
+        .iter()
+        .filter_map(|e| match e {
+            warden_api::Event::ExceptionEnded(e) if e.pid == pid => Some((e.exception.clone(), e.outcome)),
+            _ => None,
+        })
+        .collect();
+    assert!(outcomes.contains(&("exc-short".into(), warden_api::SessionOutcome::GracePeriod)), "{stored:?}");
+    assert!(outcomes.contains(&("exc-short".into(), warden_api::SessionOutcome::Stopped)), "{stored:?}");
     agent.shutdown().await;
 }
 

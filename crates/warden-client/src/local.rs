@@ -1,10 +1,10 @@
 //! The client side of the local API (`warden_api::local`): how the `warden` CLI and the tray
 //! talk to the Warden runtime (`wardend`, or a personal runtime) over its Unix socket.
 //!
-//! The socket is found by [`find_socket`]: an explicit path, else [`SOCKET_ENV`], else the
-//! system service's [`DEFAULT_SOCKET`] (`/run/warden/warden.sock`), else the socket of this
-//! user's personal runtime ([`personal_socket`], in its state directory). The runtime knows the caller from the socket itself, so nothing here
-//! says who is asking.
+//! The system service's socket is found by [`service_socket`]: an explicit path, else
+//! [`SOCKET_ENV`], else [`DEFAULT_SOCKET`] (`/run/warden/warden.sock`) when it exists; without a
+//! service, a personal runtime answers on [`personal_socket`] in its state directory. The runtime
+//! knows the caller from the socket itself, so nothing here says who is asking.
 
 use crate::state::StateDir;
 use reqwest::{Method, StatusCode};
@@ -27,21 +27,19 @@ pub fn personal_socket(state: &StateDir) -> PathBuf {
 /// The file name of a personal runtime's socket inside its state directory.
 pub const PERSONAL_SOCKET_NAME: &str = "warden.sock";
 
-/// The socket to use: `explicit`, else `$WARDEN_SOCKET`, else (when the caller names a state
-/// directory) that personal runtime's, else the system service's when it exists, else this
-/// user's default personal runtime's.
-pub fn find_socket(explicit: Option<&Path>, state_dir: Option<&Path>) -> PathBuf {
+/// The system service's socket a client should try: `explicit` (`--socket`), else
+/// `$WARDEN_SOCKET` — both *named*, so the flag is `true` and not answering is an error —, else
+/// the default path when it exists (flag `false`: a stale file means no service). `None`: no
+/// service is configured here, so the caller uses the personal runtime.
+pub fn service_socket(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
     if let Some(path) = explicit {
-        return path.to_path_buf();
+        return Some((path.to_path_buf(), true));
     }
     if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
+        return Some((PathBuf::from(path), true));
     }
-    if let Some(dir) = state_dir {
-        return personal_socket(&StateDir::new(dir));
-    }
-    let system = PathBuf::from(DEFAULT_SOCKET);
-    if system.exists() { system } else { personal_socket(&StateDir::from_env()) }
+    let default = PathBuf::from(DEFAULT_SOCKET);
+    default.exists().then_some((default, false))
 }
 
 /// Why a local call failed.
@@ -229,11 +227,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_explicit_socket_wins_then_the_named_state_dir() {
-        let explicit = find_socket(Some(Path::new("/tmp/x.sock")), Some(Path::new("/tmp/state")));
-        assert_eq!(explicit, PathBuf::from("/tmp/x.sock"));
-        if std::env::var_os(SOCKET_ENV).is_none() {
-            assert_eq!(find_socket(None, Some(Path::new("/tmp/state"))), PathBuf::from("/tmp/state/warden.sock"));
-        }
+    fn a_named_socket_is_the_service_and_must_answer() {
+        assert_eq!(service_socket(Some(Path::new("/tmp/x.sock"))), Some((PathBuf::from("/tmp/x.sock"), true)));
+        assert_eq!(personal_socket(&StateDir::new(Path::new("/tmp/state"))), PathBuf::from("/tmp/state/warden.sock"));
     }
 }

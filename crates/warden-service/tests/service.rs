@@ -777,3 +777,68 @@ fn the_server_sees_the_service_start_stop_and_an_unclean_end() {
     assert_eq!(server.events("service-stop", 1).len(), 1, "a killed service records no stop");
     assert!(service.alive());
 }
+
+/// A tmpfs the test mounts for the gate, unmounted on drop (also when an assertion fails).
+struct GatedMount(PathBuf);
+
+impl GatedMount {
+    fn new(at: PathBuf) -> GatedMount {
+        std::fs::create_dir_all(&at).unwrap();
+        let mounted =
+            run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m,mode=1777", "warden-svc-gate"]).arg(&at));
+        assert!(mounted.status.success(), "mounting a tmpfs: {}", text(&mounted));
+        GatedMount(at)
+    }
+}
+
+impl Drop for GatedMount {
+    fn drop(&mut self) {
+        let _ = run(Command::new("umount").arg("-l").arg(&self.0));
+    }
+}
+
+#[test]
+fn a_tool_run_from_a_users_own_mount_namespace_meets_the_services_gate() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("mns", scratch.0.path());
+    let probe = dev.sh("unshare -Urm true");
+    if !probe.status.success() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "unprivileged user namespaces are refused: {}",
+            text(&probe)
+        );
+        println!("SKIPPED: this kernel refuses unprivileged user namespaces");
+        return;
+    }
+    let gated = GatedMount::new(scratch.path("gated"));
+    std::fs::write(scratch.path("warden.toml"), "").unwrap();
+    let service = Service::start(&scratch, &["--gate-mount", &gated.0.display().to_string()]);
+    assert!(service.log().contains("gate: ") && !service.log().contains("gate: off"), "{}", service.log());
+
+    // The developer puts Claude Code on the gated filesystem, then runs it from the copy of that
+    // mount in a mount namespace of their own (with a user namespace to be allowed one): the
+    // filesystem mark covers every mount of it, so the exec is refused before it runs.
+    let tool = gated.0.join(format!("{}/.local/share/claude/versions/2.1.37", dev.name));
+    let installed = dev.sh(&format!(
+        "mkdir -p {dir} && cp {fake} {tool}",
+        dir = tool.parent().unwrap().display(),
+        fake = scratch.path("bin/fake-tool").display(),
+        tool = tool.display()
+    ));
+    assert!(installed.status.success(), "{}", text(&installed));
+    let started = Instant::now();
+    let attempt = dev.sh(&format!("FAKE_SLEEP=30 unshare -Urm sh -c 'exec {}'; echo exit=$?", tool.display()));
+    let said = text(&attempt);
+    assert!(said.contains("Permission denied") || said.contains("not permitted"), "{said}");
+    assert!(said.contains("exit=126"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the tool ran instead of being refused");
+
+    // The service recorded the denial as the developer's.
+    let denied = eventually(Duration::from_secs(5), "the denied launch", || {
+        let (_, events) = service.curl(Some(&dev), "GET", "/events?limit=20", None);
+        events.as_array()?.iter().find(|e| e["tool"] == "claude-code" && e["outcome"] == "denied").cloned()
+    });
+    assert_eq!(denied["user"], dev.name.as_str(), "{denied}");
+    assert!(service.alive());
+}
