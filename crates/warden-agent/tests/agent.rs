@@ -398,6 +398,9 @@ async fn a_blocked_launch_in_a_terminal_is_told_there() {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Still there (stopped again, or never ended): end it so the wait below cannot hang;
+        // the assertions then say what it had shown.
+        let _ = Command::new("kill").arg("-KILL").arg(script.to_string()).status();
     });
     let output = tokio::task::spawn_blocking(move || terminal.wait_with_output().unwrap()).await.unwrap();
     resume.join().unwrap();

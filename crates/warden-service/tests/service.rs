@@ -140,12 +140,15 @@ impl Service {
         let stderr = BufReader::new(child.stderr.take().unwrap());
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
+                // Logged first: whoever is told the service is ready can read the line.
+                {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if line.contains("local API on") {
                     let _ = ready.send(());
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let service = Service { child, socket, state, log };
