@@ -112,8 +112,11 @@ test("an approver approves a pending request on the page and the device sees it"
   assert.equal(record.decided_by, "alice@example.com");
   assert.equal(record.comment, "OK for the migration");
   assert.equal(record.granted_seconds, 2 * 3600);
-  assert.equal(mine.body.active.length, 1);
-  assert.equal(mine.body.active[0].tool, "claude-code");
+  // What the device enforces is the signed list (verified by the device; here its body is read).
+  assert.equal(typeof mine.body.signed.signature, "string");
+  const signed = JSON.parse(mine.body.signed.body);
+  assert.equal(signed.exceptions.length, 1);
+  assert.equal(signed.exceptions[0].tool, "claude-code");
   await page.close();
 });
 
