@@ -85,25 +85,9 @@ impl Agent {
         assert!(status.success(), "kill -{name}");
     }
 
-    /// Exec notices the kernel dropped at the agent's process-connector socket (the `Drops`
-    /// column of `/proc/net/netlink` for the socket the agent holds).
+    /// Exec notices the kernel dropped at the agent's process-connector socket.
     fn dropped_notices(&self) -> u64 {
-        let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .unwrap()
-            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .filter_map(|target| {
-                let text = target.to_string_lossy().into_owned();
-                Some(text.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
-            })
-            .collect();
-        let table = std::fs::read_to_string("/proc/net/netlink").unwrap();
-        table
-            .lines()
-            .skip(1)
-            .map(|line| line.split_whitespace().collect::<Vec<_>>())
-            .filter(|fields| fields.len() >= 10 && fields[1] == "11" && sockets.iter().any(|s| s == fields[9]))
-            .map(|fields| fields[8].parse::<u64>().unwrap())
-            .sum()
+        warden_monitor::source::dropped_notices(self.child.id()).unwrap()
     }
 }
 

@@ -105,7 +105,7 @@ mod tests {
         let text = include_str!("config.rs")
             .lines()
             .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
+            .skip(1) // the opening fence itself
             .take_while(|l| !l.starts_with("//! ```"))
             .map(|l| l.trim_start_matches("//!").trim_start())
             .collect::<Vec<_>>()

@@ -384,25 +384,9 @@ time.sleep(30)
     assert!(service.alive(), "the service stopped: {}", service.log());
 }
 
-/// Exec notices the kernel dropped at `pid`'s process-connector sockets (the `Drops` column of
-/// `/proc/net/netlink`, family 11, for the sockets it holds).
+/// Exec notices the kernel dropped at `pid`'s process-connector sockets.
 fn dropped_notices(pid: u32) -> u64 {
-    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|target| {
-            let text = target.to_string_lossy().into_owned();
-            Some(text.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
-        })
-        .collect();
-    std::fs::read_to_string("/proc/net/netlink")
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .filter(|fields| fields.len() >= 10 && fields[1] == "11" && sockets.iter().any(|s| s == fields[9]))
-        .map(|fields| fields[8].parse::<u64>().unwrap())
-        .sum()
+    warden_monitor::source::dropped_notices(pid).unwrap()
 }
 
 fn signal(pid: u32, name: &str) {

@@ -13,7 +13,7 @@ use warden_agent::{AgentConfig, SourceChoice};
 use warden_policy::Policy;
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1); // argv[0] is the program itself
     let mut state_dir = None;
     let mut source = SourceChoice::ProcConnector;
     let mut policy = Policy::embedded();

@@ -39,7 +39,7 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect(); // argv[0] is the program itself
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)?.parse().ok());
     Options {
         processes: value("--processes").unwrap_or(2000),
@@ -144,21 +144,7 @@ impl Agent {
     }
 
     fn dropped_notices(&self) -> u64 {
-        let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .map(|dir| {
-                dir.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-                    .filter_map(|t| Some(t.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        std::fs::read_to_string("/proc/net/netlink")
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-            .map(|line| line.split_whitespace().collect::<Vec<_>>())
-            .filter(|f| f.len() >= 10 && f[1] == "11" && sockets.iter().any(|s| s == f[9]))
-            .filter_map(|f| f[8].parse::<u64>().ok())
-            .sum()
+        warden_monitor::source::dropped_notices(self.child.id()).unwrap_or_default()
     }
 }
 

@@ -237,6 +237,26 @@ impl Drop for ProcConnector {
     }
 }
 
+/// Exec notices the kernel dropped at the process-connector sockets `pid` holds: the `Drops`
+/// column of `/proc/net/netlink` (protocol 11, `NETLINK_CONNECTOR`) for the socket inodes among
+/// `/proc/PID/fd`. Each count is one overrun (`ENOBUFS`), which may hide any number of execs.
+/// Errors: `pid` gone or its descriptors not readable by the caller.
+pub fn dropped_notices(pid: u32) -> std::io::Result<u64> {
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| Some(target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned()))
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/netlink")?;
+    Ok(table
+        .lines()
+        .skip(1) // the column header
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        // Columns: sk, Eth (protocol), Pid, Groups, Rmem, Wmem, Dump, Locks, Drops, Inode.
+        .filter(|f| f.len() >= 10 && f[1] == "11" && sockets.iter().any(|s| s == f[9]))
+        .filter_map(|f| f[8].parse::<u64>().ok())
+        .sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ mod connector;
 mod poll;
 
 #[cfg(target_os = "linux")]
-pub use connector::ProcConnector;
+pub use connector::{ProcConnector, dropped_notices};
 pub use poll::Poller;
 
 use std::time::Duration;

@@ -25,7 +25,7 @@ struct Options {
 
 fn options() -> Result<Options> {
     let mut options = Options { idle_seconds: 60, execs: 2000, launches: 40 };
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1); // argv[0] is the program itself
     while let Some(flag) = args.next() {
         let mut value = || -> Result<u64> {
             let text = args.next().with_context(|| format!("{flag} needs a value"))?;
