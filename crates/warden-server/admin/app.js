@@ -192,6 +192,15 @@ function describe(event) {
       return [event.code, event.detail];
     case "exception-ended":
       return [`exception ${event.ended}: ${event.outcome}`, `${event.exception}, grace ${duration(event.grace_seconds)}`];
+    case "masking": {
+      // Counts per rule only: the device never sends a masked value.
+      const counts = Object.entries(event.masked || {});
+      const total = counts.reduce((sum, [, n]) => sum + n, 0);
+      const kept = (event.kept_masked_in || []).length;
+      return [`${total} masked in a request to ${event.destination}`,
+        `${event.path} → ${event.status}${counts.length ? `: ${counts.map(([rule, n]) => `${rule} ${n}`).join(", ")}` : ""}` +
+        (kept ? `; ${kept} kept masked in ${[...new Set(event.kept_masked_in)].join(", ")}` : "")];
+    }
     default:
       return [event.kind, JSON.stringify(event)];
   }
