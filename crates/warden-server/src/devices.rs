@@ -27,7 +27,7 @@ pub async fn enroll(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<EnrollRequest>,
 ) -> Answer<(StatusCode, Json<EnrollResponse>)> {
-    if token_hash(&request.secret) != state.enroll_secret_hash {
+    if !crate::auth::token_matches(&request.secret, &state.enroll_secret_hash) {
         return Err(
             Failure::new(StatusCode::FORBIDDEN, "wrong_enroll_secret", "the enroll secret is wrong").field("secret")
         );

@@ -33,6 +33,11 @@ struct Args {
     /// Replace the stored enroll secret with a new one and print it.
     #[arg(long)]
     rotate_enroll_secret: bool,
+    /// The policy-signing key's file (mode 0600; made on first start; a file others can read stops
+    /// the start). Default with SQLite: `policy-signing.key` beside the database file; with PostgreSQL
+    /// the key stays in the database unless this is given (give every replica the same file).
+    #[arg(long, env = "WARDEN_SIGNING_KEY_FILE", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// Seconds between sweeps that record expired exceptions.
     #[arg(long, default_value_t = 5)]
     sweep_seconds: u64,
@@ -40,6 +45,13 @@ struct Args {
     /// than two is flagged silent.
     #[arg(long, env = "WARDEN_SYNC_INTERVAL", default_value_t = 60)]
     sync_interval_seconds: u64,
+    /// Open connections one client address may hold (each device holds one long-poll: raise it for
+    /// a NAT in front of many devices).
+    #[arg(long, env = "WARDEN_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    max_connections_per_client: usize,
+    /// Seconds a connection may take to send its request header.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_seconds: u64,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -60,19 +72,26 @@ async fn main() -> Result<()> {
         Some(url) => url.to_owned(),
         None => {
             let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+            private_dir(&dir)?;
             format!("sqlite://{}?mode=rwc", dir.join("warden.db").display())
         }
     };
+    let signing_key_file = args.signing_key.clone().or_else(|| {
+        let database = warden_server::sqlite_path(&database_url)?;
+        Some(database.with_file_name("policy-signing.key"))
+    });
     let mut config = Config::new(database_url.clone());
     config.credentials = Credentials {
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         enroll_secret: args.enroll_secret.clone().filter(|s| !s.is_empty()),
         rotate_admin_token: args.rotate_admin_token,
         rotate_enroll_secret: args.rotate_enroll_secret,
+        signing_key_file: signing_key_file.clone(),
     };
     config.sweep_interval = Duration::from_secs(args.sweep_seconds.max(1));
     config.sync_interval = Duration::from_secs(args.sync_interval_seconds.max(1));
+    config.max_connections_per_client = args.max_connections_per_client;
+    config.header_read_timeout = Duration::from_secs(args.header_timeout_seconds.max(1));
     let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
@@ -106,12 +125,38 @@ async fn main() -> Result<()> {
             println!("Enroll secret: the one printed at first start (or restart with --rotate-enroll-secret)")
         }
     }
+    match &signing_key_file {
+        Some(file) => println!("Signing key:   {} (readable by this server's user only)", file.display()),
+        None => println!("Signing key:   in the database (give replicas a shared --signing-key FILE to keep it apart)"),
+    }
     println!("API:           {base}/api/v1 (description: {base}/api/v1/openapi.json)");
     println!("Listening on {base}");
 
     run(listener, state, shutdown_signal()).await.context("serving HTTP")?;
     // stdout may be gone by now (a closed pipe after Ctrl-C): that must not end in a panic.
     let _ = writeln!(std::io::stdout(), "warden-server stopped");
+    Ok(())
+}
+
+/// Creates `dir` readable by this user alone (0700), or makes an existing one so: it holds the
+/// database and the policy-signing key.
+fn private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making the data directory {} private", dir.display()))?;
+        eprintln!(
+            "warden-server: the data directory {} was open to others (mode {:o}); now 0700",
+            dir.display(),
+            mode & 0o777
+        );
+    }
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use warden_server::client::JsonClient;
 
-const ADMIN: &str = "wadm_bench-admin-token";
+const ADMIN: &str = "wadm_bench-admin-token-0123456789abcdef";
 const SECRET: &str = "bench-enroll-secret";
 
 #[derive(Debug, Clone)]
