@@ -86,7 +86,7 @@ async fn a_short_configured_admin_token_or_enroll_secret_stops_the_start() {
             enroll_secret: Some(secret.into()),
             ..Credentials::default()
         };
-        let error = warden_server::prepare(&config).await.err().expect("refused").to_string();
+        let error = warden_server::prepare(&config).await.expect_err("refused").to_string();
         assert!(error.contains(words), "{error}");
     }
 }
@@ -282,7 +282,7 @@ async fn a_key_an_older_server_kept_in_the_database_moves_into_the_file() {
     let key = older.api.get("/api/v1/device/policy", &token).await.body["public_key"].clone();
     older.stop().await;
     // This one is given a key file: the database's key moves there, unchanged.
-    let file = std::path::PathBuf::from(warden_server::sqlite_path(&url).unwrap()).with_file_name("moved.key");
+    let file = warden_server::sqlite_path(&url).unwrap().with_file_name("moved.key");
     let server = TestServer::configured(&url, |config| config.credentials.signing_key_file = Some(file.clone())).await;
     assert_eq!(server.api.get("/api/v1/device/policy", &token).await.body["public_key"], key);
     assert_eq!(mode(&file), 0o600);
