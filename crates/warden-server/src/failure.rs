@@ -11,11 +11,24 @@ use warden_policy::SourceError;
 pub struct Failure {
     pub status: StatusCode,
     pub body: ApiError,
+    /// Seconds the client should wait before trying again (`Retry-After`, with a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl Failure {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
-        Failure { status, body: ApiError { code: code.into(), message: message.into(), field: None, location: None } }
+        Failure {
+            status,
+            body: ApiError { code: code.into(), message: message.into(), field: None, location: None },
+            retry_after: None,
+        }
+    }
+
+    /// Too many requests (429): try again in `seconds`.
+    pub fn too_many(code: &str, message: impl Into<String>, seconds: u64) -> Failure {
+        let mut failure = Failure::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        failure.retry_after = Some(seconds.max(1));
+        failure
     }
 
     /// Input that parsed but is not acceptable (422), naming the field.
@@ -74,6 +87,9 @@ impl IntoResponse for Failure {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }
         response
     }

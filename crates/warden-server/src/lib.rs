@@ -15,6 +15,7 @@ mod exceptions;
 mod extract;
 mod failure;
 mod feed;
+mod limits;
 mod openapi;
 mod policies;
 mod routes;
@@ -23,6 +24,7 @@ mod wait;
 
 pub use auth::{ADMIN_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX};
 pub use bootstrap::{BootstrapError, Bootstrapped, Credentials, MIN_ADMIN_TOKEN_CHARS, MIN_ENROLL_SECRET_CHARS};
+pub use limits::LimitSettings;
 pub use openapi::OPENAPI_JSON;
 pub use routes::{ROUTE_TABLE, SECURITY_HEADERS, app};
 pub use store::{Backend, Store, StoreError, sqlite_path};
@@ -61,6 +63,8 @@ pub struct Config {
     /// Open connections in all (default: the open-file limit less 128 kept for the database and
     /// the server itself), so a flood can never take the last file descriptor.
     pub max_connections: usize,
+    /// Rate limits on enrollment and event uploads.
+    pub limits: LimitSettings,
 }
 
 /// Open connections in all unless configured: the soft open-file limit less 128, at least 64.
@@ -83,6 +87,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(10),
             max_connections_per_client: 256,
             max_connections: default_max_connections(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -113,6 +118,7 @@ pub struct Shared {
     pub header_read_timeout: Duration,
     pub max_connections_per_client: usize,
     pub max_connections: usize,
+    pub limits: limits::Limits,
     /// Becomes true when the server shuts down, so long-polls return at once.
     pub closing: watch::Receiver<bool>,
     closing_sender: watch::Sender<bool>,
@@ -143,6 +149,7 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         header_read_timeout: config.header_read_timeout,
         max_connections_per_client: config.max_connections_per_client.max(1),
         max_connections: config.max_connections.max(1),
+        limits: limits::Limits::new(config.limits),
         closing,
         closing_sender,
     }));

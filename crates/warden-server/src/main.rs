@@ -6,7 +6,7 @@ use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
-use warden_server::{Backend, Config, Credentials, prepare, run};
+use warden_server::{Backend, Config, Credentials, LimitSettings, prepare, run};
 
 /// Warden governance server: signed policy, device enrollment, device events, exception requests.
 #[derive(Debug, Parser)]
@@ -52,6 +52,15 @@ struct Args {
     /// Seconds a connection may take to send its request header.
     #[arg(long, default_value_t = 10)]
     header_timeout_seconds: u64,
+    /// Enrollment attempts one client address may make per minute (429 with Retry-After beyond).
+    #[arg(long, default_value_t = LimitSettings::default().enrollments_per_minute)]
+    enrollments_per_minute: u32,
+    /// Event uploads one device may make per minute.
+    #[arg(long, default_value_t = LimitSettings::default().uploads_per_minute)]
+    uploads_per_minute: u32,
+    /// Events one device may send per minute (at least one full batch).
+    #[arg(long, default_value_t = LimitSettings::default().events_per_minute)]
+    events_per_minute: u32,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -92,6 +101,11 @@ async fn main() -> Result<()> {
     config.sync_interval = Duration::from_secs(args.sync_interval_seconds.max(1));
     config.max_connections_per_client = args.max_connections_per_client;
     config.header_read_timeout = Duration::from_secs(args.header_timeout_seconds.max(1));
+    config.limits = LimitSettings {
+        enrollments_per_minute: args.enrollments_per_minute,
+        uploads_per_minute: args.uploads_per_minute,
+        events_per_minute: args.events_per_minute,
+    };
     let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;

@@ -294,3 +294,128 @@ async fn a_key_an_older_server_kept_in_the_database_moves_into_the_file() {
     assert!(left.is_none(), "the database keeps no copy");
     server.stop().await;
 }
+
+async fn a_device_cannot_speak_for_others_or_sit_on_top_of_the_list(db: Db) {
+    let Some(server) = TestServer::start(db).await else { return };
+    let api = &server.api;
+    let (dev_device, dev_token, _) = enroll(api, "dev", "dev-laptop").await;
+    let (_, alice_token, _) = enroll(api, "alice", "alice-laptop").await;
+    let now = common::now_ms();
+    let id = |n: u32| format!("f0f0{:04}-0000-4000-8000-{:012}", db as u32, n);
+    // dev's laptop sends 25 "alice was blocked" events and 30 dated in the year 2100.
+    let mut forged: Vec<Value> =
+        (0..25).map(|n| common::launch_event(&id(n), "alice", "claude-code", "block", now - 1000)).collect();
+    forged.extend((100..130).map(|n| common::launch_event(&id(n), "dev", "cursor", "warn", 4_102_444_800_000)));
+    let reply = api.post("/api/v1/device/events", &dev_token, json!({"events": forged})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // A genuine event of dev's, a little later.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let genuine = common::launch_event(&id(500), "dev", "codex", "block", common::now_ms());
+    api.post("/api/v1/device/events", &dev_token, json!({"events": [genuine]})).await;
+
+    // Alice's request shows her own blocks only: none.
+    let filed = api
+        .post(
+            "/api/v1/device/exceptions",
+            &alice_token,
+            json!({"tool": "claude-code", "justification": "Vendor SDK migration needs the CLI for a day.", "duration_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.text);
+    let pending = api.get("/api/v1/admin/exceptions?state=pending", ADMIN_TOKEN).await;
+    let alice = pending.body.as_array().unwrap().iter().find(|p| p["user"] == "alice").unwrap().clone();
+    assert_eq!(alice["blocked_last_7_days"], 0, "forged events counted as alice's: {alice}");
+    // They are kept, as dev's device's local account.
+    let mine =
+        api.get(&format!("/api/v1/admin/events?device={dev_device}&tool=claude-code&limit=100"), ADMIN_TOKEN).await;
+    let people: std::collections::BTreeSet<String> =
+        mine.body["events"].as_array().unwrap().iter().map(|e| e["person"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(people.into_iter().collect::<Vec<_>>(), [format!("alice (local account on device {dev_device})")]);
+    // The newest event is the genuine one; the year-2100 ones are filed at their arrival, flagged.
+    let recent = api.get("/api/v1/admin/events?limit=5", ADMIN_TOKEN).await;
+    let first = &recent.body["events"][0];
+    assert_eq!(first["event"]["id"], id(500), "{}", recent.text);
+    let ahead = api.get(&format!("/api/v1/admin/events?device={dev_device}&tool=cursor&limit=1"), ADMIN_TOKEN).await;
+    let ahead = &ahead.body["events"][0];
+    assert_eq!(ahead["clock_ahead"], true, "{ahead}");
+    assert!(ahead["at_ms"].as_i64().unwrap() <= common::now_ms());
+    assert_eq!(ahead["event"]["at_ms"], 4_102_444_800_000_i64, "the device's claim is kept");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_device_cannot_speak_for_others_or_sit_on_top_of_the_list_on_sqlite() {
+    a_device_cannot_speak_for_others_or_sit_on_top_of_the_list(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_device_cannot_speak_for_others_or_sit_on_top_of_the_list_on_postgres() {
+    a_device_cannot_speak_for_others_or_sit_on_top_of_the_list(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn floods_of_requests_enrollments_and_uploads_are_answered_429_with_retry_after() {
+    let url = database_url(Db::Sqlite).await.unwrap();
+    let server = TestServer::configured(&url, |config| {
+        config.limits =
+            warden_server::LimitSettings { enrollments_per_minute: 6, uploads_per_minute: 3, events_per_minute: 1000 };
+    })
+    .await;
+    let api = &server.api;
+    let (_, alice_token, _) = enroll(api, "alice", "alice-laptop").await;
+    let (_, token, _) = enroll(api, "dev", "dev-laptop").await;
+    let request = |n: u32| {
+        json!({"tool": "claude-code", "justification": format!("Genuine need number {n} for the vendor SDK."),
+               "duration_seconds": 3600})
+    };
+    // Alice's genuine request first; then dev's device files as many as it can.
+    let genuine = api.post("/api/v1/device/exceptions", &alice_token, request(0)).await;
+    assert_eq!(genuine.status, StatusCode::CREATED);
+    let mut refused = None;
+    for n in 1..=15 {
+        let reply = api.post("/api/v1/device/exceptions", &token, request(n)).await;
+        if reply.status != StatusCode::CREATED {
+            refused = Some((n, reply));
+            break;
+        }
+    }
+    let (n, reply) = refused.expect("a device's pending requests are capped");
+    assert_eq!((n, reply.status), (11, StatusCode::TOO_MANY_REQUESTS), "{}", reply.text);
+    assert_eq!(reply.body["code"], "too_many_pending");
+    let pending = api.get("/api/v1/admin/exceptions?state=pending", ADMIN_TOKEN).await;
+    assert!(pending.body.as_array().unwrap().iter().any(|p| p["id"] == genuine.body["id"]));
+
+    // Wrong enroll secrets: after the address's allowance (6 a minute, 2 used above), 429.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let reply = api
+            .call(
+                Method::POST,
+                "/api/v1/enroll",
+                None,
+                Some(json!({"secret": "guess-guess-guess", "hostname": "h", "user": "u", "platform": "linux"})),
+            )
+            .await;
+        codes.push(reply.status.as_u16());
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+    }
+    assert_eq!(codes, [403, 403, 403, 403, 429, 429]);
+
+    // Uploads: three a minute for this device, then 429 with Retry-After; nothing of the refused
+    // batch is stored (the device keeps it queued).
+    for n in 0..3 {
+        let event =
+            common::launch_event(&format!("a0a0a0a0-0000-4000-8000-{n:012}"), "dev", "codex", "warn", common::now_ms());
+        assert_eq!(api.post("/api/v1/device/events", &token, json!({"events": [event]})).await.status, StatusCode::OK);
+    }
+    let event = common::launch_event("a0a0a0a0-0000-4000-8000-000000000099", "dev", "codex", "warn", common::now_ms());
+    let reply = api.post("/api/v1/device/events", &token, json!({"events": [event]})).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text);
+    assert!(reply.headers.contains_key("retry-after"));
+    let stored = api.get("/api/v1/admin/events?tool=codex&limit=100", ADMIN_TOKEN).await;
+    assert_eq!(stored.body["events"].as_array().unwrap().len(), 3);
+    server.stop().await;
+}
