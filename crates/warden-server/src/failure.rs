@@ -10,7 +10,8 @@ use warden_policy::SourceError;
 #[derive(Debug)]
 pub struct Failure {
     pub status: StatusCode,
-    pub body: ApiError,
+    // Boxed: handlers return `Result<_, Failure>` everywhere, and the error side stays small.
+    pub body: Box<ApiError>,
     /// Seconds the client should wait before trying again (`Retry-After`, with a 429).
     pub retry_after: Option<u64>,
 }
@@ -19,7 +20,7 @@ impl Failure {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
         Failure {
             status,
-            body: ApiError { code: code.into(), message: message.into(), field: None, location: None },
+            body: Box::new(ApiError { code: code.into(), message: message.into(), field: None, location: None }),
             retry_after: None,
         }
     }
@@ -84,7 +85,7 @@ impl From<sqlx::Error> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (self.status, Json(*self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }
