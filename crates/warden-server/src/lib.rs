@@ -65,6 +65,37 @@ pub struct Config {
     pub max_connections: usize,
     /// Rate limits on enrollment and event uploads.
     pub limits: LimitSettings,
+    /// Serve HTTPS with this certificate and key ([`tls_config`]); `None`: plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+/// Reading the TLS certificate or key failed.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS: {0}")]
+pub struct TlsError(String);
+
+/// The TLS configuration from a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1 or
+/// SEC1), as certbot and most CAs hand them out.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, TlsError> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsError(format!("{}: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError(format!("{}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(TlsError(format!("{}: no certificate in it", cert.display())));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError(format!("{}: {e}", key.display())))?;
+    let mut config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| TlsError(format!("the certificate and key do not go together: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Open connections in all unless configured: the soft open-file limit less 128, at least 64.
@@ -88,6 +119,7 @@ impl Config {
             max_connections_per_client: 256,
             max_connections: default_max_connections(),
             limits: LimitSettings::default(),
+            tls: None,
         }
     }
 }
@@ -119,6 +151,7 @@ pub struct Shared {
     pub max_connections_per_client: usize,
     pub max_connections: usize,
     pub limits: limits::Limits,
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Becomes true when the server shuts down, so long-polls return at once.
     pub closing: watch::Receiver<bool>,
     closing_sender: watch::Sender<bool>,
@@ -150,6 +183,7 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         max_connections_per_client: config.max_connections_per_client.max(1),
         max_connections: config.max_connections.max(1),
         limits: limits::Limits::new(config.limits),
+        tls: config.tls.clone(),
         closing,
         closing_sender,
     }));
@@ -224,14 +258,24 @@ async fn serve_connections(listener: TcpListener, state: AppState, shutdown: imp
         let _ = stream.set_nodelay(true);
         let service =
             hyper_util::service::TowerToHyperService::new(app.clone().layer(axum::Extension(ClientAddr(client))));
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(state.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(state.header_read_timeout);
         let open = open.clone();
+        let tls = state.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let deadline = state.header_read_timeout;
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = connection.await;
+            match tls {
+                None => {
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+                }
+                // The handshake has the header's deadline too: a client that stalls in it is dropped.
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                        let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+                    }
+                }
+            }
             let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(count) = open.get_mut(&client) {
                 *count = count.saturating_sub(1);

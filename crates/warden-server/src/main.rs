@@ -58,6 +58,16 @@ struct Args {
     /// Event uploads one device may make per minute.
     #[arg(long, default_value_t = LimitSettings::default().uploads_per_minute)]
     uploads_per_minute: u32,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "WARDEN_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "WARDEN_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (device tokens and decisions would cross
+    /// the network readable by anyone on the path: only behind a TLS-terminating proxy).
+    #[arg(long)]
+    allow_plain_http: bool,
     /// Events one device may send per minute (at least one full batch).
     #[arg(long, default_value_t = LimitSettings::default().events_per_minute)]
     events_per_minute: u32,
@@ -106,11 +116,26 @@ async fn main() -> Result<()> {
         uploads_per_minute: args.uploads_per_minute,
         events_per_minute: args.events_per_minute,
     };
-    let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(warden_server::tls_config(cert, key)?);
+    }
+    // Checked before binding: a refused configuration never opens the port at all.
+    let wanted: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&args.listen)
+        .with_context(|| format!("--listen {}: not an address and port", args.listen))?
+        .collect();
+    if config.tls.is_none() && !wanted.iter().all(|a| a.ip().is_loopback()) && !args.allow_plain_http {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {}: device tokens and exception decisions would cross the \
+             network in the clear. Give --tls-cert and --tls-key, listen on loopback behind a TLS proxy, or \
+             pass --allow-plain-http if a proxy in front terminates TLS",
+            args.listen
+        );
+    }
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let base = format!("http://{address}");
+    let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
+    let base = format!("{}://{address}", if config.tls.is_some() { "https" } else { "http" });
 
     let database = match state.store.backend {
         Backend::Sqlite => database_url.trim_start_matches("sqlite://").split('?').next().unwrap_or("").to_owned(),

@@ -419,3 +419,62 @@ async fn floods_of_requests_enrollments_and_uploads_are_answered_429_with_retry_
     assert_eq!(stored.body["events"].as_array().unwrap().len(), 3);
     server.stop().await;
 }
+
+#[test]
+fn the_server_speaks_tls_and_never_plain_http_off_loopback_unless_told() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (cert, key) = (scratch.path().join("cert.pem"), scratch.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(scratch.path().join("data"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("WARDEN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("WARDEN_ENROLL_SECRET", common::ENROLL_SECRET)
+        .env_remove("WARDEN_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = listening(&mut child);
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let curl = |args: &[&str]| Command::new("curl").args(["-sS", "-m", "5"]).args(args).output().unwrap();
+    let health = curl(&["--cacert", cert.to_str().unwrap(), &format!("{base}/api/v1/health")]);
+    let body = String::from_utf8_lossy(&health.stdout);
+    assert!(
+        health.status.success() && body.contains("\"status\":\"ok\""),
+        "{body}{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = curl(&[&format!("{}/api/v1/health", base.replacen("https", "http", 1))]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"status\""), "plain HTTP answered");
+    // A certificate the client does not trust is refused by the client.
+    assert!(!curl(&[&format!("{base}/api/v1/health")]).status.success());
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Plain HTTP off loopback: refused before the port is opened, saying what to do.
+    let refused = Command::new(env!("CARGO_BIN_EXE_warden-server"))
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(scratch.path().join("data"))
+        .env("WARDEN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("WARDEN_ENROLL_SECRET", common::ENROLL_SECRET)
+        .env_remove("WARDEN_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("refusing to serve plain HTTP on 0.0.0.0:0"), "{stderr}");
+    assert!(stderr.contains("--tls-cert"), "{stderr}");
+}
