@@ -209,14 +209,16 @@ function describe(event) {
 function renderEvents(events, hosts) {
   const body = $("event-rows");
   body.replaceChildren();
-  for (const { device_id, event } of events) {
+  for (const { device_id, event, at_ms, person, clock_ahead } of events) {
     const row = body.insertRow();
     row.dataset.kind = event.kind;
     const [what, detail] = describe(event);
-    cell(row, new Date(event.at_ms).toLocaleString());
+    // Filed under the server's time when the device's clock was ahead; the claimed time is kept.
+    cell(row, new Date(at_ms || event.at_ms).toLocaleString() +
+      (clock_ahead ? ` (device clock ahead: it said ${new Date(event.at_ms).toLocaleString()})` : ""));
     cell(row, hosts.get(device_id) || device_id);
     cell(row, event.kind, event.kind === "service-stop" || (event.unclean_end) ? "state-denied" : "");
-    cell(row, event.user);
+    cell(row, person || event.user);
     cell(row, event.tool);
     cell(row, what, event.action === "block" ? "state-denied" : "");
     cell(row, detail);
