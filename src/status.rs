@@ -70,7 +70,7 @@ pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
         .ok()
         .flatten()
         .and_then(|connected| connected.call(connected.client.status()).ok());
-    let gateway = crate::gateway::running(state.root());
+    let gateway = warden_client::personal_gateway::running(&state);
     let masking = store.masking_since((now - 24 * 3600) * 1000, None)?;
     let mode = match &policy {
         Some((policy, _)) => policy.mode,
