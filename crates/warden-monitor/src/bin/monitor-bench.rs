@@ -28,28 +28,34 @@ use warden_policy::{Mode, Policy};
 const FAKE_TOOL_C: &str = include_str!("../../../../tests/data/monitor/fake_tool.c");
 const CLAUDE_CLI_JS: &str = include_str!("../../../../tests/data/monitor/claude-cli.js");
 
+/// Process-monitor benchmarks (docs/benchmarks.md, "Process monitor"). Run as root for the gate
+/// parts; the whole run takes about six minutes.
+#[derive(Debug, clap::Parser)]
+#[command(name = "monitor-bench")]
 struct Options {
-    /// Only these parts (`latency`, `block`, `gate`, `idle`); all when empty.
+    /// Only these parts, comma-separated; all when absent.
+    #[arg(long, value_delimiter = ',', value_parser = ["latency", "block", "gate", "idle"])]
     only: Vec<String>,
+    /// Launches per block-effectiveness measurement.
+    #[arg(long, default_value_t = 200)]
     launches: usize,
+    /// A smoke run: fewer samples and shorter windows.
+    #[arg(long)]
     quick: bool,
+    /// Also measure Debian's fapolicyd (permissive) as the gate's peer (root; package installed).
+    #[arg(long)]
     fapolicyd: bool,
+    /// The `warden` binary for the idle part (default: the one beside this binary).
+    #[arg(long)]
     warden: Option<PathBuf>,
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    Options {
-        only: value("--only").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default(),
-        launches: value("--launches").and_then(|v| v.parse().ok()).unwrap_or(200),
-        quick: args.iter().any(|a| a == "--quick"),
-        fapolicyd: args.iter().any(|a| a == "--fapolicyd"),
-        warden: value("--warden").map(PathBuf::from).or_else(|| {
-            let sibling = std::env::current_exe().ok()?.with_file_name("warden");
-            sibling.exists().then_some(sibling)
-        }),
+    let mut options = <Options as clap::Parser>::parse();
+    if options.warden.is_none() {
+        options.warden = std::env::current_exe().ok().map(|exe| exe.with_file_name("warden")).filter(|w| w.exists());
     }
+    options
 }
 
 /// A scratch HOME with a fake Claude Code (native and npm script) in it.
