@@ -20,7 +20,10 @@ fn unknown_flags_and_bad_values_are_usage_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         // An unknown flag shows the usage; a bad value names the flag and points at --help.
-        assert!(err.contains("Usage: monitor-bench") || (err.contains(args[0]) && err.contains("--help")), "{args:?}: {err}");
+        assert!(
+            err.contains("Usage: monitor-bench") || (err.contains(args[0]) && err.contains("--help")),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?} started something: {}", String::from_utf8_lossy(&out.stdout));
     }

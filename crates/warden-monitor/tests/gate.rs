@@ -59,12 +59,14 @@ fn marker_text() -> &'static str {
 
 const TOOL: &str = "gate-test-tool";
 
-/// A policy with a tool of the tests' own, known by its content and blocked; all else allowed.
+/// A policy with a tool of the tests' own, known by its content (and by its install path,
+/// `…/gate-test-tool/versions/*`) and blocked; all else allowed.
 fn policy() -> Policy {
     let text = format!(
         "name = \"gate tests\"\ndefault_action = \"allow\"\n\
          [tools.{TOOL}]\naction = \"block\"\nmessage = \"blocked by the gate tests\"\n\
          [[catalog]]\nid = \"{TOOL}\"\nname = \"Gate test tool\"\nvendor = \"Warden tests\"\nkind = \"cli\"\n\
+         executables = [\"**/gate-test-tool/versions/*\"]\n\
          fingerprints = [[\"{}\"]]\n",
         marker_text()
     );
@@ -348,6 +350,47 @@ fn own_fanotify_masks() -> Vec<u64> {
 }
 
 const FAN_OPEN_PERM: u64 = 0x0001_0000;
+
+/// Issue 10 row 10: a hard link of a blocked file run first from another path never lets the
+/// file through at its own path (the cache is keyed by the path too), and a file known by its
+/// content is denied at every name.
+#[test]
+fn a_hard_link_run_first_never_lets_the_blocked_file_through() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut root = TestRoot::new();
+    root.mount_tmpfs("gated");
+    // Known only by its install path: at an innocent name it is an ordinary program.
+    let installed = root.install(innocent(), "gated/home/.local/share/gate-test-tool/versions/1.0");
+    let link = root.path("gated/bin/notes");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::fs::hard_link(&installed, &link).unwrap();
+    // Known by its content: blocked at every name.
+    let tool = root.install(fingerprinted(), "gated/bin/scratch");
+    let tool_link = root.path("gated/bin/scratch-link");
+    std::fs::hard_link(&tool, &tool_link).unwrap();
+    let marker = root.marker("gated/marker.txt");
+    let (gate, launches) = start_gate(&root.scope());
+
+    for _ in 0..3 {
+        assert_eq!(exec(&link, &marker), Ok(()), "the hard link at an innocent name runs");
+    }
+    assert_eq!(exec(&installed, &marker), Err(1), "the install path is denied after the link ran");
+    let launch = expect_denied(&launches, "the install path");
+    assert_eq!(launch.facts.exe, installed.to_str().unwrap());
+    assert_eq!(exec(&link, &marker), Ok(()), "the link still runs: the denial is for the path");
+    assert_eq!(exec(&installed, &marker), Err(1), "and the install path is still denied (cached)");
+    expect_denied(&launches, "the install path again");
+
+    assert_eq!(exec(&tool_link, &marker), Err(1), "content: the link is denied");
+    expect_denied(&launches, "the fingerprinted link");
+    assert_eq!(exec(&tool, &marker), Err(1), "content: the original is denied");
+    expect_denied(&launches, "the fingerprinted original");
+    assert_eq!(runs(&marker), 4, "only the innocent link's four runs reached main()");
+    assert!(gate.stats().cache_hits.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    drop(gate);
+}
 
 #[test]
 fn a_blocked_program_run_through_the_loader_is_denied_its_open() {
