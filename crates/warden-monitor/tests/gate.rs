@@ -351,6 +351,52 @@ fn own_fanotify_masks() -> Vec<u64> {
 
 const FAN_OPEN_PERM: u64 = 0x0001_0000;
 
+/// SHA-256 of a file, as `sha256sum` prints it (the spelling admin rules use).
+fn sha256sum(path: &Path) -> String {
+    let output = run(Command::new("sha256sum").arg(path));
+    String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+/// Admin rules by hash: a file the catalog knows nothing of is denied by its SHA-256 at any
+/// name, and a file whose fingerprint says "blocked tool" runs when an allow rule names it (a
+/// false positive); the gate reads the hash in the same pass as the fingerprint.
+#[test]
+fn admin_rules_by_hash_deny_and_allow_files_at_any_name() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut root = TestRoot::new();
+    root.mount_tmpfs("gated");
+    let in_house = root.install(innocent(), "gated/opt/acme/agent");
+    let copy = root.install(innocent(), "gated/tmp/x");
+    let vetted = root.install(fingerprinted(), "gated/bin/vetted");
+    let marker = root.marker("gated/marker.txt");
+    let text = format!(
+        "{}\n[[binaries]]\nsha256 = \"{}\"\naction = \"block\"\ntool = \"{TOOL}\"\n\
+         [[binaries]]\nsha256 = \"{}\"\naction = \"allow\"\n",
+        policy().to_toml(),
+        sha256sum(&in_house),
+        sha256sum(&vetted),
+    );
+    let policy = Policy::from_toml("by-hash.toml", &text).expect("the policy with hash rules");
+    let decider = Arc::new(Decider::new(policy, None, Vec::new()));
+    let (sender, launches) = channel();
+    let gate = ExecGate::start(&root.scope(), decider, sender, DEFAULT_DEADLINE).expect("starting the gate");
+
+    for program in [&in_house, &copy] {
+        assert_eq!(exec(program, &marker), Err(1), "{} is denied by its hash", program.display());
+        let launch = expect_denied(&launches, "the file named by hash");
+        assert_eq!(launch.verdict.rule.to_string(), format!("binary:{}", sha256sum(&in_house)));
+        assert_eq!(launch.verdict.tool.as_deref(), Some(TOOL));
+        let content = launch.facts.content.expect("the gate read the file");
+        assert_eq!(content.sha256.as_deref(), Some(sha256sum(&in_house).as_str()));
+        assert!(content.build_id.is_some(), "cc writes a build-id note");
+    }
+    assert_eq!(exec(&vetted, &marker), Ok(()), "the allow rule beats the fingerprint");
+    assert_eq!(runs(&marker), 1);
+    drop(gate);
+}
+
 /// Issue 10 row 10: a hard link of a blocked file run first from another path never lets the
 /// file through at its own path (the cache is keyed by the path too), and a file known by its
 /// content is denied at every name.

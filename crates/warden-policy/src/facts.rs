@@ -57,6 +57,11 @@ pub struct ProcessFacts {
     /// `--import`), read by the OS edge. A copied package folder keeps its name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    /// Python distributions the interpreter's script belongs to: the distribution whose
+    /// `*.dist-info/RECORD` lists the (resolved) script, an installed entry point or a module
+    /// file, read by the OS edge. A copied virtualenv or a renamed entry point keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distributions: Vec<String>,
     /// What the program file's content says (fingerprint, SHA-256), when the OS edge read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentFacts>,

@@ -475,70 +475,20 @@ impl DecideState {
 }
 
 /// The `PT_INTERP` path of a 64- or 32-bit little-endian ELF file (the loader the kernel will
-/// open for it), read through the descriptor; `None` for anything else. Format: the System V
-/// ABI's ELF header and program header table.
+/// open for it), read through the descriptor; `None` for anything else.
 fn elf_interpreter(fd: BorrowedFd<'_>) -> Option<PathBuf> {
-    let mut header = [0u8; 64];
-    let read = nix::sys::uio::pread(fd, &mut header, 0).ok()?;
-    let (phoff, phentsize, phnum, wide) = program_headers(&header[..read])?;
-    let size = usize::from(phentsize) * usize::from(phnum);
-    if size == 0 || size > 64 * 1024 {
-        return None;
-    }
-    let mut table = vec![0u8; size];
-    if nix::sys::uio::pread(fd, &mut table, i64::try_from(phoff).ok()?).ok()? != size {
-        return None;
-    }
-    let (offset, length) = interp_segment(&table, usize::from(phentsize), wide)?;
+    use crate::elf::ReadAt;
+    let (table, entry, wide) = crate::elf::program_header_table(&fd)?;
+    let (offset, length) = *crate::elf::segments(&table, entry, wide, crate::elf::PT_INTERP).first()?;
     if length == 0 || length > 4096 {
         return None;
     }
     let mut path = vec![0u8; length as usize];
-    let read = nix::sys::uio::pread(fd, &mut path, i64::try_from(offset).ok()?).ok()?;
+    let read = fd.read_at(&mut path, offset)?;
     let path = &path[..read];
     let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
     use std::os::unix::ffi::OsStrExt;
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(&path[..end])))
-}
-
-/// From an ELF header: the program header table's offset, entry size, count, and whether the
-/// file is 64-bit. Little-endian only (x86, arm64, riscv).
-fn program_headers(header: &[u8]) -> Option<(u64, u16, u16, bool)> {
-    if header.len() < 52 || &header[..4] != b"\x7fELF" || header[5] != 1 {
-        return None;
-    }
-    let u16_at = |at: usize| Some(u16::from_le_bytes(header.get(at..at + 2)?.try_into().ok()?));
-    match header[4] {
-        2 if header.len() >= 64 => {
-            let phoff = u64::from_le_bytes(header[32..40].try_into().ok()?);
-            Some((phoff, u16_at(54)?, u16_at(56)?, true))
-        }
-        1 => {
-            let phoff = u32::from_le_bytes(header[28..32].try_into().ok()?);
-            Some((u64::from(phoff), u16_at(42)?, u16_at(44)?, false))
-        }
-        _ => None,
-    }
-}
-
-/// The file offset and size of the `PT_INTERP` (type 3) segment in a program header table.
-fn interp_segment(table: &[u8], entry: usize, wide: bool) -> Option<(u64, u64)> {
-    const PT_INTERP: u32 = 3;
-    for header in table.chunks_exact(entry) {
-        if u32::from_le_bytes(header.get(..4)?.try_into().ok()?) != PT_INTERP {
-            continue;
-        }
-        return if wide {
-            let offset = u64::from_le_bytes(header.get(8..16)?.try_into().ok()?);
-            let size = u64::from_le_bytes(header.get(32..40)?.try_into().ok()?);
-            Some((offset, size))
-        } else {
-            let offset = u32::from_le_bytes(header.get(4..8)?.try_into().ok()?);
-            let size = u32::from_le_bytes(header.get(16..20)?.try_into().ok()?);
-            Some((u64::from(offset), u64::from(size)))
-        };
-    }
-    None
 }
 
 /// The file behind an event's descriptor as a `File` of its own (a duplicate descriptor: the
