@@ -62,6 +62,14 @@ pub fn run(policy: &Policy, args: CheckArgs) -> Result<ExitCode> {
             let program = warden_monitor::identity::program_path(facts);
             facts.content =
                 identity.identify(&program, catalog.content(), 0).filter(|c| c.tool.is_some() || c.sha256.is_some());
+            // A renamed copy of the loader, known by its content, runs its first argument.
+            if facts.content.as_ref().is_some_and(|c| c.loader) {
+                facts.exe_is_loader = true;
+                let program = warden_monitor::identity::program_path(facts);
+                facts.content = identity
+                    .identify(&program, catalog.content(), 0)
+                    .filter(|c| c.tool.is_some() || c.sha256.is_some());
+            }
         }
         if facts.packages.is_empty() {
             facts.packages = warden_monitor::identity::packages(facts);

@@ -374,6 +374,11 @@ fn a_tool_binary_is_known_by_its_content_wherever_it_is_copied_linked_or_loaded(
             c.arg(&copy).arg("--version");
             c
         }),
+        ("a renamed copy of the dynamic loader (known by its content)", {
+            let mut c = home.command(home.install(Path::new("/lib64/ld-linux-x86-64.so.2"), "bin/runner"));
+            c.arg(&copy).arg("--version");
+            c
+        }),
         ("a copy in memory (memfd_create + execve of /proc/self/fd/N)", {
             let mut c = home.command("/usr/bin/python3");
             c.arg("-c")

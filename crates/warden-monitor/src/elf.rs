@@ -63,6 +63,8 @@ pub(crate) fn segments(table: &[u8], entry: usize, wide: bool, kind: u32) -> Vec
 }
 
 /// Segment types (System V ABI).
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
 pub(crate) const PT_INTERP: u32 = 3;
 const PT_NOTE: u32 = 4;
 
@@ -111,9 +113,95 @@ pub(crate) fn build_id(file: &impl ReadAt) -> Option<String> {
     None
 }
 
+/// Whether the file is a dynamic loader by its content: an ELF shared object (`ET_DYN`) that
+/// names no interpreter itself and whose `DT_SONAME` is a loader's name (`ld-linux-x86-64.so.2`,
+/// `ld-linux-aarch64.so.1`, `ld64.so.2`, …), whatever the file is called. A few small reads:
+/// the header, the program header table, the dynamic section and the name.
+pub(crate) fn is_loader(file: &impl ReadAt) -> bool {
+    soname(file).is_some_and(|name| warden_policy::is_dynamic_loader(&name))
+}
+
+/// The `DT_SONAME` of an ELF shared object without `PT_INTERP`.
+fn soname(file: &impl ReadAt) -> Option<String> {
+    const ET_DYN: u16 = 3;
+    const DT_NULL: u64 = 0;
+    const DT_STRTAB: u64 = 5;
+    const DT_SONAME: u64 = 14;
+    let mut header = [0u8; 18];
+    if file.read_at(&mut header, 0)? < 18 || u16::from_le_bytes([header[16], header[17]]) != ET_DYN {
+        return None;
+    }
+    let (table, entry, wide) = program_header_table(file)?;
+    if !segments(&table, entry, wide, PT_INTERP).is_empty() {
+        return None;
+    }
+    let (offset, size) = *segments(&table, entry, wide, PT_DYNAMIC).first()?;
+    if size == 0 || size > 64 * 1024 {
+        return None;
+    }
+    let mut dynamic = vec![0u8; size as usize];
+    let read = file.read_at(&mut dynamic, offset)?;
+    let word = if wide { 8 } else { 4 };
+    let value = |bytes: &[u8]| -> u64 {
+        let mut out = [0u8; 8];
+        out[..word].copy_from_slice(&bytes[..word]);
+        u64::from_le_bytes(out)
+    };
+    let (mut strtab, mut name) = (None, None);
+    for pair in dynamic[..read].chunks_exact(2 * word) {
+        match value(pair) {
+            DT_NULL => break,
+            DT_STRTAB => strtab = Some(value(&pair[word..])),
+            DT_SONAME => name = Some(value(&pair[word..])),
+            _ => {}
+        }
+    }
+    // DT_STRTAB is an address: the PT_LOAD segment holding it says where it is in the file.
+    let address = strtab?.checked_add(name?)?;
+    let at = loads(&table, entry, wide)
+        .into_iter()
+        .find(|&(_, vaddr, filesz)| address >= vaddr && address < vaddr + filesz)
+        .map(|(offset, vaddr, _)| offset + (address - vaddr))?;
+    let mut text = [0u8; 64];
+    let read = file.read_at(&mut text, at)?;
+    let end = text[..read].iter().position(|&b| b == 0)?;
+    String::from_utf8(text[..end].to_vec()).ok()
+}
+
+/// Every `PT_LOAD` segment: (file offset, virtual address, size in the file).
+fn loads(table: &[u8], entry: usize, wide: bool) -> Vec<(u64, u64, u64)> {
+    let mut found = Vec::new();
+    for header in table.chunks_exact(entry) {
+        if header.len() < if wide { 56 } else { 32 }
+            || u32::from_le_bytes([header[0], header[1], header[2], header[3]]) != PT_LOAD
+        {
+            continue;
+        }
+        let word = |at: usize, len: usize| -> u64 {
+            let mut bytes = [0u8; 8];
+            bytes[..len].copy_from_slice(&header[at..at + len]);
+            u64::from_le_bytes(bytes)
+        };
+        found.push(if wide { (word(8, 8), word(16, 8), word(32, 8)) } else { (word(4, 4), word(8, 4), word(16, 4)) });
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loader_is_known_by_its_soname_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let renamed = dir.path().join("notes");
+        std::fs::copy("/lib64/ld-linux-x86-64.so.2", &renamed).unwrap();
+        assert!(is_loader(&std::fs::File::open(&renamed).unwrap()), "a renamed copy of the loader");
+        // Programs (with PT_INTERP), other shared libraries and scripts are not.
+        for other in ["/bin/true", "/lib/x86_64-linux-gnu/libc.so.6", "/etc/hostname"] {
+            assert!(!is_loader(&std::fs::File::open(other).unwrap()), "{other}");
+        }
+    }
 
     #[test]
     fn the_build_id_is_the_one_the_toolchain_reports() {

@@ -141,6 +141,10 @@ impl ContentIdentity {
             let build_id = crate::elf::build_id(&file);
             #[cfg(not(unix))]
             let build_id = None;
+            #[cfg(unix)]
+            let is_loader = crate::elf::is_loader(&file);
+            #[cfg(not(unix))]
+            let is_loader = false;
             // One pass over the bytes: the fingerprint scan reads through the hasher, which
             // then takes the rest of the file (a scan stops at the first complete fingerprint).
             let mut reader = Hashing {
@@ -158,6 +162,7 @@ impl ContentIdentity {
             let sha256 = reader.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
             Some(ContentFacts {
                 sha256: Some(sha256),
+                loader: found.is_none() && is_loader,
                 build_id,
                 tool: found.as_ref().map(|m| m.tool.clone()),
                 evidence: found.map(|m| m.evidence),
@@ -177,6 +182,14 @@ impl ContentIdentity {
     /// program for `ld.so PROGRAM`) and `facts.packages`.
     pub fn complete(&mut self, facts: &mut ProcessFacts, program: &Path, matcher: &ContentMatcher, generation: u64) {
         facts.content = self.identify(program, matcher, generation).filter(|c| c.tool.is_some() || c.sha256.is_some());
+        // The executable is the loader by its content (a renamed copy): what it runs is
+        // its first non-option argument, whose file is read instead.
+        if !facts.exe_is_loader && facts.content.as_ref().is_some_and(|c| c.loader) {
+            facts.exe_is_loader = true;
+            let program = program_path(facts);
+            facts.content =
+                self.identify(&program, matcher, generation).filter(|c| c.tool.is_some() || c.sha256.is_some());
+        }
         facts.packages = packages(facts);
         facts.distributions = self.distributions(facts);
     }
@@ -291,8 +304,9 @@ fn lexical(path: &Path) -> PathBuf {
 /// program (it stays readable for deleted and memory-only files), else the loader's program
 /// resolved against the working directory.
 pub fn program_path(facts: &ProcessFacts) -> PathBuf {
-    let program = warden_policy::program_file(&facts.exe, &facts.argv);
-    if program == facts.exe {
+    let exe = facts.interpreter_name();
+    let program = warden_policy::program_file(exe, &facts.argv);
+    if program == exe {
         return match facts.pid {
             Some(pid) if cfg!(target_os = "linux") => PathBuf::from(format!("/proc/{pid}/exe")),
             _ => PathBuf::from(&facts.exe),

@@ -473,10 +473,22 @@ fn a_blocked_program_run_through_the_loader_is_denied_its_open() {
     assert_eq!(output.status.code(), Some(127), "{output:?}");
     expect_denied(&launches, "the tool through the loader with options");
 
+    // A renamed copy of the loader is still the loader (known by its content): the tool's
+    // open is denied, an ordinary program runs.
+    let renamed = root.install(Path::new(LOADER), "gated/lib/runner");
+    let output = run(Command::new(&renamed).arg(&tool).arg("--version").env("FAKE_MARKER", &marker));
+    assert_eq!(output.status.code(), Some(127), "the renamed loader gives up: {output:?}");
+    let launch = expect_denied(&launches, "the tool through a renamed loader");
+    assert_eq!(launch.facts.exe, renamed.to_str().unwrap());
+    assert!(launch.facts.exe_is_loader, "{:?}", launch.facts);
+    let output = run(Command::new(&renamed).arg(&plain).env("FAKE_MARKER", &marker));
+    assert!(output.status.success(), "an ordinary program through the renamed loader: {output:?}");
+    assert_eq!(runs(&marker), 1);
+
     // An ordinary program runs through the loader, and `--list` inspects without running.
     let output = run(Command::new(&loader).arg(&plain).env("FAKE_MARKER", &marker));
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(runs(&marker), 1);
+    assert_eq!(runs(&marker), 2);
     let output = run(Command::new(&loader).arg("--list").arg(&plain));
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("libc.so"), "{output:?}");
@@ -495,7 +507,7 @@ fn a_blocked_program_run_through_the_loader_is_denied_its_open() {
     assert_eq!(judged(), 0, "no open is judged for a program the kernel loads");
     assert_eq!(exec(&off_gated, &marker), Ok(()));
     assert_eq!(judged(), 1, "off the gated filesystem: its first open shows it is no loader run");
-    assert_eq!(runs(&marker), 4);
+    assert_eq!(runs(&marker), 5);
 
     // Once the loaders have opened their programs, opens are not gated any more.
     let deadline = Instant::now() + Duration::from_secs(4);

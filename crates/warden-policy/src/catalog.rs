@@ -348,7 +348,7 @@ impl Catalog {
             return Some(Identification { tool, evidence });
         }
         if let Some(found) =
-            self.identify_program(&facts.exe, &facts.argv, facts.script.as_deref(), facts.cwd.as_deref())
+            self.identify_program(facts.interpreter_name(), &facts.argv, facts.script.as_deref(), facts.cwd.as_deref())
         {
             return Some(found);
         }
@@ -423,7 +423,7 @@ impl Catalog {
     pub fn settings_files<'f>(&self, facts: &'f ProcessFacts) -> Vec<&'f str> {
         let Some(found) = self.identify(facts) else { return Vec::new() };
         let Some(options) = self.tool_options(&found.tool.id) else { return Vec::new() };
-        options.settings_files(&facts.argv, tool_arguments_start(&facts.exe, &facts.argv))
+        options.settings_files(&facts.argv, tool_arguments_start(facts.interpreter_name(), &facts.argv))
     }
 
     fn excluded(&self, tool: usize, path: &str) -> bool {

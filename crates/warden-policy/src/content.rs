@@ -41,6 +41,11 @@ pub struct ContentFacts {
     /// file has one: names a build across strip and repackaging, for reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
+    /// The file is a dynamic loader (`ld.so`) by its content — an ELF shared object whose
+    /// `DT_SONAME` is a loader's — whatever it is called: a renamed copy of the loader is
+    /// still an interpreter whose program is its first non-option argument.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loader: bool,
     /// The catalog tool whose fingerprint the file carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,

@@ -191,7 +191,8 @@ pub fn evaluate(
             continue;
         }
         let Some(options) = catalog.tool_options(&tool.id) else { continue };
-        let reading = reading.get_or_insert_with(|| options.read(facts, tool_arguments_start(&facts.exe, &facts.argv)));
+        let reading = reading
+            .get_or_insert_with(|| options.read(facts, tool_arguments_start(facts.interpreter_name(), &facts.argv)));
         let literal = reading.seen.iter().find(|seen| seen.on && flag_rule.flags.contains(&seen.name));
         let (flag, mode) = match literal {
             Some(seen) => (seen.name.clone(), None),

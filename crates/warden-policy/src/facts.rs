@@ -65,6 +65,10 @@ pub struct ProcessFacts {
     /// What the program file's content says (fingerprint, SHA-256), when the OS edge read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentFacts>,
+    /// The executable is the dynamic loader by its content ([`ContentFacts::loader`]), found by
+    /// the OS edge: a renamed copy runs its first non-option argument like `ld.so` does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exe_is_loader: bool,
     /// Ancestors, nearest (the parent) first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<AncestorFacts>,
@@ -138,6 +142,12 @@ impl ProcessFacts {
     /// Facts for an executable and its argv, with nothing else known.
     pub fn new(exe: impl Into<String>, argv: Vec<String>) -> Self {
         ProcessFacts { exe: exe.into(), argv, ..ProcessFacts::default() }
+    }
+
+    /// The name the launch is read by: `ld.so` for a loader known by its content (so a
+    /// renamed copy runs its program as the loader does), else the executable.
+    pub fn interpreter_name(&self) -> &str {
+        if self.exe_is_loader { "ld.so" } else { &self.exe }
     }
 
     /// Who launched the process, as exceptions and events name people: the bound account

@@ -66,6 +66,8 @@ struct FileKey {
 #[derive(Debug, Clone, Copy)]
 struct Cached {
     deny: bool,
+    /// The file is the dynamic loader (by name or by content).
+    loader: bool,
     generation: u64,
     at: Instant,
 }
@@ -523,7 +525,7 @@ fn decide(
     let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return (false, None) };
     let Ok(metadata) = nix::sys::stat::fstat(fd) else { return (false, None) };
     let exe = path.to_string_lossy().into_owned();
-    let loader = warden_policy::is_dynamic_loader(&exe).then(|| exe.clone());
+    let named_loader = warden_policy::is_dynamic_loader(&exe);
     let uid = facts::uid(pid).unwrap_or(u32::MAX);
     let key = FileKey {
         dev: metadata.st_dev,
@@ -543,7 +545,7 @@ fn decide(
     {
         shared.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
         if !hit.deny {
-            return (false, loader);
+            return (false, hit.loader.then(|| exe.clone()));
         }
     }
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned());
@@ -586,13 +588,17 @@ fn decide(
             .filter(|c| c.tool.is_some() || c.sha256.is_some());
         facts.packages = crate::identity::packages(&facts);
     }
+    // The loader is known by its content too: a renamed copy is watched like `ld.so`.
+    let is_loader = named_loader || facts.content.as_ref().is_some_and(|c| c.loader);
+    facts.exe_is_loader = is_loader && !named_loader;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let verdict = rules.decide(&facts, now);
     let deny = verdict.must_block();
     if state.cache.len() > 10_000 {
         state.cache.clear();
     }
-    state.cache.insert(key, Cached { deny, generation: rules.generation, at: Instant::now() });
+    state.cache.insert(key, Cached { deny, loader: is_loader, generation: rules.generation, at: Instant::now() });
+    let loader = is_loader.then(|| facts.exe.clone());
     if deny {
         report_denied(&rules, facts, verdict, launches, kernel_ns);
     }
@@ -620,8 +626,11 @@ fn decide_loader_open(
     }
     let Ok(opened) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return false };
     let Ok(argv) = facts::argv(pid) else { return false };
+    // Only loaders are watched: one not named like a loader was known by its content.
+    let by_content = !warden_policy::is_dynamic_loader(&start.exe);
+    let read_as = if by_content { "ld.so" } else { start.exe.as_str() };
     let Some(warden_policy::ScriptArgument::Program { index, path: program }) =
-        warden_policy::interpreter_script(&start.exe, &argv)
+        warden_policy::interpreter_script(read_as, &argv)
     else {
         // `--list`, `--verify`, `--help`: the loader runs no program.
         shared.forget_loaders(Some(pid));
@@ -647,6 +656,7 @@ fn decide_loader_open(
     let mut facts = ProcessFacts {
         pid: Some(pid),
         exe: start.exe.clone(),
+        exe_is_loader: by_content,
         argv,
         cwd: std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned()),
         user: state.users.name(uid),
