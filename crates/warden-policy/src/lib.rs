@@ -27,12 +27,14 @@ pub use content::{ContentFacts, ContentMatch, ContentMatcher, is_native_executab
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
 pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
-pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
+pub use launch::{
+    ScriptArgument, interpreter_script, is_dynamic_loader, is_python_interpreter, preloaded_files, program_file,
+};
 pub use masking::{Masking, MaskingRule};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
-    Action, Assistant, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy,
-    PolicyError, ToolRule, TrayPolicy,
+    Action, Assistant, BinaryRule, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule,
+    Mode, Policy, PolicyError, ToolRule, TrayPolicy,
 };
 pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};

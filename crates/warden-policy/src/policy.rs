@@ -118,6 +118,25 @@ pub struct FlagRule {
     pub message: String,
 }
 
+/// An admin's rule for one program file, known by the SHA-256 of its content (Santa's binary
+/// rules): `allow` for a false positive or an in-house program, `block` (or `warn`) for a file
+/// wherever it sits and whatever it is called. Admins write them as `[[binaries]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryRule {
+    /// SHA-256 of the whole file: 64 lowercase hex digits (what `sha256sum` prints).
+    pub sha256: String,
+    pub action: Action,
+    /// The catalog tool the file is (an in-house tool the policy's `[[catalog]]` adds, or a
+    /// build of a known tool without a fingerprint): what events and messages name. Required
+    /// for `warn` and `block`; an `allow` rule without one makes the file no AI tool at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// One sentence shown to the developer: why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
 /// Limits on the exceptions developers may request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,6 +216,9 @@ pub struct Policy {
     pub tray: TrayPolicy,
     #[serde(default)]
     pub enforcement: Enforcement,
+    /// Admin rules for single program files by their SHA-256 (see [`BinaryRule`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binaries: Vec<BinaryRule>,
     /// Tools the organisation adds to (or replaces in) the embedded catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalog: Vec<ToolSpec>,
@@ -281,6 +303,36 @@ impl Policy {
             }
         }
         self.exceptions.never.iter().try_for_each(|id| known(id))?;
+        for (i, rule) in self.binaries.iter().enumerate() {
+            if rule.sha256.len() != 64 || !rule.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(CompileProblem {
+                    needle: rule.sha256.clone(),
+                    message: format!(
+                        "binaries: {:?} is not a SHA-256 (64 lowercase hex digits, as sha256sum prints it)",
+                        rule.sha256
+                    ),
+                });
+            }
+            if self.binaries[..i].iter().any(|earlier| earlier.sha256 == rule.sha256) {
+                return Err(CompileProblem {
+                    needle: rule.sha256.clone(),
+                    message: format!("binaries: {} is listed twice (one rule per file)", rule.sha256),
+                });
+            }
+            match &rule.tool {
+                Some(id) => known(id)?,
+                None if rule.action > Action::Allow => {
+                    return Err(CompileProblem {
+                        needle: rule.sha256.clone(),
+                        message: format!(
+                            "binaries: the {} rule for {} must name the tool the file is (tool = \"…\", see `warden catalog`)",
+                            rule.action, rule.sha256
+                        ),
+                    });
+                }
+                None => {}
+            }
+        }
         if let Some(assistant) = &self.assistant {
             if let Some(id) = &assistant.tool {
                 known(id)?;
@@ -315,6 +367,11 @@ impl Policy {
     /// The rule for a tool, if the policy lists it.
     pub fn tool_rule(&self, id: &str) -> Option<&ToolRule> {
         self.tools.get(id)
+    }
+
+    /// The admin's rule for a file with this SHA-256, if there is one.
+    pub fn binary_rule(&self, sha256: &str) -> Option<&BinaryRule> {
+        self.binaries.iter().find(|rule| rule.sha256 == sha256)
     }
 
     /// Whether `id` is the sanctioned assistant's own client.
