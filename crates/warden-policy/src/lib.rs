@@ -14,6 +14,7 @@ mod exception;
 mod facts;
 mod launch;
 mod masking;
+mod network;
 mod path;
 mod policy;
 mod risky;
@@ -29,6 +30,10 @@ pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
 pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
 pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
 pub use masking::{Masking, MaskingRule};
+pub use network::{
+    Cidr, ConnectDecision, ConnectFacts, ConnectRule, Destination, DestinationRule, DestinationSource, Destinations,
+    HostPattern, NetworkPolicy, decide_connect, url_host,
+};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
     Action, Assistant, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy,
