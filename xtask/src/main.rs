@@ -55,13 +55,12 @@ const APT_PACKAGES: &[&str] = &[
     "zstd",
     // The network layer (warden-net): clang compiles its eBPF program in C (`-target bpf`),
     // libbpf-dev gives it <bpf/bpf_helpers.h>; bpftool lists and detaches programs by hand
-    // (`bpftool cgroup tree`) when a test died; nftables is the fallback's tool; OpenSnitch is
-    // the peer of the connect() benchmark.
+    // (`bpftool cgroup tree`) when a test died; nftables is the fallback's tool. Deliberately not
+    // `opensnitch`: on a machine with systemd its postinst starts the daemon machine-wide.
     "clang",
     "libbpf-dev",
     "bpftool",
     "nftables",
-    "opensnitch",
 ];
 
 fn main() -> ExitCode {
