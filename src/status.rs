@@ -185,6 +185,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
                 "lost_notices": status.lost_notices,
             },
             "today": {"events": status.events_today, "blocked": status.blocked_today, "warned": status.warned_today},
+            "network": status.network,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -216,6 +217,34 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
     }
     let gate = if status.gate_mounts.is_empty() { "off".to_owned() } else { status.gate_mounts.join(", ") };
     println!("Monitor:       {} + gate {gate}", status.source);
+    if let Some(network) = &status.network {
+        let layer = match network.layer {
+            warden_api::local::NetworkLayer::Ebpf => "eBPF",
+            warden_api::local::NetworkLayer::Fallback => "fallback",
+            warden_api::local::NetworkLayer::LaunchOnly => "launch only",
+        };
+        println!("Network:       {layer}: {}", network.detail);
+        if network.layer == warden_api::local::NetworkLayer::Ebpf {
+            println!(
+                "               {} of {} names resolved, {} address ranges governed, {} process(es) open by exception{}",
+                network.names_resolved,
+                network.names,
+                network.ranges,
+                network.open_processes,
+                if network.unresolved.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not resolving now (last good kept): {}", network.unresolved.join(", "))
+                }
+            );
+        }
+        for proxy in &network.proxies {
+            println!(
+                "Proxy:         {proxy}: connections through it show only the proxy to the kernel; what goes through \
+                 it is not seen here"
+            );
+        }
+    }
     println!(
         "Today:         {} launches of yours, {} blocked, {} warned",
         status.events_today, status.blocked_today, status.warned_today

@@ -73,6 +73,7 @@ async fn run(app: AppHandle) {
                                 "Its exception ended and the grace period is over.",
                             ),
                             Some(LiveEvent::Rescan { .. }) => refresh(&app, false).await,
+                            Some(LiveEvent::Connect { event }) => crate::show_connect_popup(&app, &event),
                             Some(LiveEvent::KeepAlive) => {}
                             None => break,
                         },

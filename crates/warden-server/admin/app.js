@@ -192,6 +192,9 @@ function describe(event) {
       return [event.code, event.detail];
     case "exception-ended":
       return [`exception ${event.ended}: ${event.outcome}`, `${event.exception}, grace ${duration(event.grace_seconds)}`];
+    case "connect":
+      return [`connect ${event.host}:${event.port}/${event.protocol} ${event.action} → ${event.outcome}` +
+        (event.count > 1 ? ` (×${event.count})` : ""), `${event.exe || "pid " + event.pid} (${event.tool || "no catalog tool"})`];
     default:
       return [event.kind, JSON.stringify(event)];
   }

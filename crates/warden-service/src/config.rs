@@ -16,6 +16,11 @@
 //!
 //! [policy]
 //! file = "/etc/warden/policy.toml"     # used only while the device is not enrolled
+//!
+//! [network]                            # the eBPF connect/sendmsg hooks
+//! enabled = true                       # false: launches only
+//! cgroup = "/sys/fs/cgroup/unified"    # default: the cgroup v2 mount (every process of the machine)
+//! resolve_seconds = 30                 # how often governed names are resolved again
 //! ```
 
 use serde::Deserialize;
@@ -38,6 +43,24 @@ pub struct ServiceConfig {
     pub server: Option<ServerSection>,
     #[serde(default)]
     pub policy: Option<PolicySection>,
+    #[serde(default)]
+    pub network: Option<NetworkSection>,
+}
+
+/// `[network]`: the network layer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The cgroup v2 folder the hooks attach to (default: the cgroup v2 mount).
+    pub cgroup: Option<PathBuf>,
+    /// How often governed names are resolved again, in seconds (default 30).
+    pub resolve_seconds: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[server]`: enrollment at start.
@@ -113,6 +136,9 @@ mod tests {
         let config = ServiceConfig::parse(Path::new("warden.toml"), &text).unwrap();
         assert_eq!(config.server.unwrap().local_users, vec!["dev".to_owned()]);
         assert_eq!(config.gate.unwrap().len(), 2);
+        let network = config.network.unwrap();
+        assert!(network.enabled);
+        assert_eq!(network.resolve_seconds, Some(30));
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //!   (`wardend`, root) and for the personal mode (`warden watch`, the tray without a service).
 //! - `local_api`: the local API on a Unix socket (`warden_api::local`), callers known by
 //!   `SO_PEERCRED`.
+//! - `network`: the network layer (eBPF hooks from `warden-net`, kept in step with the rules;
+//!   `connect` events attributed to their process).
 //! - `config`: `/etc/warden/warden.toml`.
 //!
 //! The binary `wardend` (src/bin/wardend.rs) is the service: root, foreground, made for systemd.
 
 pub mod config;
 pub mod local_api;
+pub mod network;
 pub mod runtime;
 
 pub use config::{ConfigError, ServiceConfig};

@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use warden_agent::{AgentConfig, AgentHandle, AgentNotice};
 use warden_api::local::{
     Caller, EnrolledDevice, FiledRequest, LiveEvent, LocalEnroll, LocalError, LocalErrorCode, MyRequests,
-    PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
+    NetworkStatus, PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
 };
 use warden_api::{
     Event, EventKind, ExceptionRequestCreate, LaunchEvent, Outcome, ServiceStartEvent, ServiceStopEvent, UncleanEnd,
@@ -56,6 +56,8 @@ pub struct Runtime {
     policy_overridden: bool,
     users: Mutex<UserNames>,
     enroll_lock: tokio::sync::Mutex<()>,
+    /// The network layer, once `start_network` ran (else the status says launch only).
+    network: std::sync::OnceLock<crate::network::NetworkHandle>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -169,6 +171,7 @@ impl Runtime {
             policy_overridden: config.policy_overridden,
             users: Mutex::new(UserNames::default()),
             enroll_lock: tokio::sync::Mutex::new(()),
+            network: std::sync::OnceLock::new(),
         });
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
         tokio::spawn(forward_notices(runtime.clone(), runtime.agent.subscribe_notices()));
@@ -197,6 +200,34 @@ impl Runtime {
 
     pub fn mode(&self) -> RuntimeMode {
         self.mode
+    }
+
+    /// Starts the network layer (the system service, as root): the eBPF hooks on
+    /// `config.cgroup` (default: the cgroup v2 root, the whole machine). A failure to load them
+    /// never stops the runtime: the status says which layer is active and why. Once per runtime.
+    pub fn start_network(self: &Arc<Runtime>, config: &crate::network::NetworkConfig) -> NetworkStatus {
+        let handle = crate::network::start(self, config);
+        let status = handle.status();
+        let _ = self.network.set(handle);
+        status
+    }
+
+    /// Sends a live event to every subscriber (stored first by whoever made it).
+    pub(crate) fn broadcast(&self, live: LiveEvent) {
+        let _ = self.live.send(live);
+    }
+
+    fn network_status(&self) -> NetworkStatus {
+        match self.network.get() {
+            Some(handle) => handle.status(),
+            None => crate::network::NetworkHandle::launch_only(match self.mode {
+                RuntimeMode::Personal => {
+                    "the personal mode runs as you and loads no kernel hooks; connections are governed by the system service (wardend)"
+                }
+                RuntimeMode::Service => "the network layer is switched off in the configuration",
+            })
+            .status(),
+        }
     }
 
     pub fn agent(&self) -> &Arc<AgentHandle> {
@@ -238,6 +269,7 @@ impl Runtime {
             LiveEvent::ExceptionEnded { ended } => Runtime::is_theirs(caller, ended.user.as_deref()),
             LiveEvent::SessionStopped { stopped } => Runtime::is_theirs(caller, stopped.user.as_deref()),
             LiveEvent::Rescan { .. } => caller.uid == 0,
+            LiveEvent::Connect { event } => Runtime::is_theirs(caller, event.user.as_deref()),
             LiveEvent::Sync { .. } | LiveEvent::KeepAlive => true,
         }
     }
@@ -296,6 +328,7 @@ impl Runtime {
             unrecorded_events: agent.unrecorded_events,
             rescans: agent.rescans,
             last_rescan: agent.last_rescan,
+            network: Some(self.network_status()),
         }
     }
 
