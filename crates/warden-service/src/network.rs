@@ -202,7 +202,8 @@ impl Task {
         }
     }
 
-    /// A launch allowed by an exception opens its process (and, through the fork hook, its tree).
+    /// A launch allowed by an exception opens its process tree as it is now (helpers it started
+    /// before this event arrived included) and, through the fork hook, what it starts later.
     fn on_launch(&mut self, launch: &warden_api::LaunchEvent) {
         let Some(exception) = &launch.exception else { return };
         if launch.action != Action::Allow {
@@ -212,8 +213,10 @@ impl Task {
             self.next_grant += 1;
             self.next_grant
         });
-        if let Err(error) = self.firewall.open(launch.pid, grant) {
-            eprintln!("warden: warning: opening pid {} for exception {exception}: {error}", launch.pid);
+        for pid in warden_monitor::enforce::process_tree(launch.pid) {
+            if let Err(error) = self.firewall.open(pid, grant) {
+                eprintln!("warden: warning: opening pid {pid} for exception {exception}: {error}");
+            }
         }
     }
 

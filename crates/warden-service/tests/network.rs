@@ -366,3 +366,266 @@ fn without_ebpf_the_service_runs_and_says_launch_only() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("Network:       launch only:"), "{text}");
 }
+
+const ADMIN: &str = "admin-token-for-the-network-test-0123456789";
+const SECRET: &str = "enroll-secret-for-the-network-test";
+const OWNER: &str = "dev@corp.example";
+
+/// A real `warden-server` (SQLite in the scratch area) on a free loopback port.
+fn start_server(cell: &mut Cell) -> String {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(sibling("warden-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(cell.path("server"))
+        .args([
+            "--admin-token",
+            ADMIN,
+            "--enroll-secret",
+            SECRET,
+            "--sweep-seconds",
+            "1",
+            "--sync-interval-seconds",
+            "2",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting warden-server");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("warden-server exited before listening").unwrap();
+        if let Some(url) = line.strip_prefix("Listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    cell.keep(child);
+    url
+}
+
+fn admin(url: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-m", "10", "-X", method, "-H", &format!("Authorization: Bearer {ADMIN}")]);
+    if let Some(body) = body {
+        command.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
+    }
+    let out = command.arg(format!("{url}/api/v1{path}")).output().unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{method} {path}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// An ordinary user made for the test, removed (with their processes) on drop.
+struct TestUser {
+    name: String,
+    home: PathBuf,
+}
+
+impl TestUser {
+    fn create(cell: &Cell) -> TestUser {
+        let name = format!("wtnet{}", std::process::id() % 100_000);
+        let home = cell.path(&format!("home-{name}"));
+        let _ = Command::new("userdel").arg(&name).output();
+        let made = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/bash", "--home-dir"])
+            .arg(&home)
+            .arg(&name)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "useradd: {}", String::from_utf8_lossy(&made.stderr));
+        std::fs::create_dir_all(&home).unwrap();
+        Command::new("chown").arg("-R").arg(format!("{name}:")).arg(&home).output().unwrap();
+        TestUser { name, home }
+    }
+
+    /// `setpriv` as this user, with a clean environment plus `env`.
+    fn command(&self, env: &[(&str, String)], program: &[String]) -> Vec<String> {
+        let mut args: Vec<String> =
+            ["--reuid", &self.name, "--regid", &self.name, "--init-groups", "--", "env", "-i"].map(String::from).into();
+        args.push(format!("HOME={}", self.home.display()));
+        args.push("PATH=/usr/local/bin:/usr/bin:/bin".into());
+        args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        args.extend(program.iter().cloned());
+        args
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-KILL", "-u", &self.name]).output();
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// Runs `setpriv …` (as the user) inside the test cgroup and wardend's mount namespace.
+fn spawn_in_cell(cell: &Cell, wardend: u32, setpriv_args: &[String]) -> Child {
+    let script = format!(
+        "echo $$ > {procs} && exec nsenter --mount=/proc/{wardend}/ns/mnt -- setpriv \"$@\"",
+        procs = cell.cgroup.join("cgroup.procs").display()
+    );
+    Command::new("sh")
+        .args(["-c", &script, "launch"])
+        .args(setpriv_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The helper an approved tool starts: connects every 200 ms and appends `<ms> ok|EPERM` to
+/// $RESULT, for $SECONDS seconds.
+const PROBE: &str = r#"#!/usr/bin/python3
+import errno, os, socket, time
+host, port = os.environ["TARGET"].rsplit(":", 1)
+end = time.time() + float(os.environ["SECONDS"])
+while time.time() < end:
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close(); word = "ok"
+    except OSError as e:
+        word = errno.errorcode.get(e.errno, str(e))
+    with open(os.environ["RESULT"], "a") as f:
+        f.write(f"{int(time.time() * 1000)} {word}\n")
+    time.sleep(0.2)
+"#;
+
+#[test]
+fn an_approved_exception_opens_the_tools_launch_tree_for_its_user_only_and_closes_at_expiry() {
+    let mut cell = Cell::new("exception");
+    let listeners = setup(&cell, "enforce");
+    let dev = TestUser::create(&cell);
+    let url = start_server(&mut cell);
+    let secret = cell.path("enroll-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The server's policy (its embedded default: Claude Code blocked) replaces the local one once
+    // enrolled; its catalog governs api.anthropic.com.
+    std::fs::write(
+        cell.path("warden.toml"),
+        format!(
+            "gate = []\n[server]\nurl = {url:?}\nenroll_secret_file = {:?}\nowner = {OWNER:?}\nlocal_users = [{:?}]\n\
+             [network]\ncgroup = {:?}\nresolve_seconds = 1\n",
+            secret.display().to_string(),
+            dev.name,
+            cell.cgroup.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (service, log) = start_wardend(&mut cell, &[]);
+    let wardend = wardend_pid(&cell, service);
+    eventually(Duration::from_secs(30), "enrollment and governed names", || {
+        let status = status(&cell);
+        (status["enrolled"] == true && status["network"]["ranges"].as_u64().unwrap_or(0) >= 1).then_some(())
+    });
+    let live = watch(&mut cell);
+
+    // The tool (a stand-in for Claude Code's native binary, where its installer puts it) starts
+    // the probe as its helper; the user files a request, an approver grants 12 seconds.
+    let versions = dev.home.join(".local/share/claude/versions");
+    std::fs::create_dir_all(&versions).unwrap();
+    let tool = versions.join("2.1.37");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/monitor/fake_tool.c");
+    let built = Command::new("cc").arg("-O1").arg("-o").arg(&tool).arg(&source).output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let probe = cell.path("probe");
+    std::fs::write(&probe, PROBE).unwrap();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new("chown").arg("-R").arg(format!("{}:", dev.name)).arg(&dev.home).output().unwrap();
+    // The user runs a copy of the CLI (the build folder is root's).
+    let warden = cell.path("warden");
+    std::fs::copy(sibling("warden"), &warden).unwrap();
+    std::fs::set_permissions(&warden, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let request = Command::new("setpriv")
+        .args(dev.command(
+            &[],
+            &[
+                warden.display().to_string(),
+                "--socket".into(),
+                cell.path("warden.sock").display().to_string(),
+                "request".into(),
+                "--tool".into(),
+                "claude-code".into(),
+                "--duration".into(),
+                "1h".into(),
+                "--reason".into(),
+                "Pairing with the vendor on the SDK migration this week".into(),
+            ],
+        ))
+        .current_dir(&dev.home)
+        .output()
+        .unwrap();
+    assert!(
+        request.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&request.stdout),
+        String::from_utf8_lossy(&request.stderr)
+    );
+    let id = eventually(Duration::from_secs(10), "the request on the server", || {
+        let list = admin(&url, "GET", "/admin/exceptions?state=pending", None);
+        let items = list.as_array().cloned().or_else(|| list["requests"].as_array().cloned()).unwrap_or_default();
+        items.first().and_then(|r| r["id"].as_str().map(str::to_owned))
+    });
+    let approved = admin(
+        &url,
+        "POST",
+        &format!("/admin/exceptions/{id}/approve"),
+        Some(serde_json::json!({"approver": "lead@corp.example", "comment": "ok", "duration_seconds": 12})),
+    );
+    assert_eq!(approved["state"], "approved", "{approved}");
+    eventually(Duration::from_secs(15), "the approval on the device", || {
+        (status(&cell)["sync"]["active_exceptions"] == 1).then_some(())
+    });
+
+    // Written by the user's processes: in their home.
+    let result = dev.home.join("result");
+    let target = format!("api.anthropic.com:{}", listeners.blocked.1);
+    let env = |seconds: &str| {
+        vec![
+            ("FAKE_CHILD", probe.display().to_string()),
+            ("FAKE_SLEEP", "40".to_owned()),
+            ("TARGET", target.clone()),
+            ("SECONDS", seconds.to_owned()),
+            ("RESULT", result.display().to_string()),
+        ]
+    };
+    let launched = spawn_in_cell(&cell, wardend, &dev.command(&env("30"), &[tool.display().to_string()])[0..]);
+    cell.keep(launched);
+    // Another program of the same user, not the tool's launch: refused meanwhile.
+    let other = dev.home.join("other-result");
+    let mut other_env = env("2");
+    other_env.retain(|(k, _)| *k != "RESULT" && *k != "FAKE_CHILD");
+    other_env.push(("RESULT", other.display().to_string()));
+    std::thread::sleep(Duration::from_secs(2));
+    let mut outsider = spawn_in_cell(&cell, wardend, &dev.command(&other_env, &[probe.display().to_string()]));
+    let _ = outsider.wait();
+    let outsider_words: Vec<String> = std::fs::read_to_string(&other)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap_or("").to_owned())
+        .collect();
+    assert!(!outsider_words.is_empty() && outsider_words.iter().all(|w| w == "EPERM"), "{outsider_words:?}");
+
+    // The launch's helper: open while the exception lasts, refused from its end on, never open
+    // again (the session itself runs on for the policy's grace period; its network does not).
+    let words = eventually(Duration::from_secs(40), "the probe to see the end of the exception", || {
+        let text = std::fs::read_to_string(&result).unwrap_or_default();
+        let words: Vec<String> = text.lines().map(|l| l.split(' ').nth(1).unwrap_or("").to_owned()).collect();
+        (words.iter().filter(|w| *w == "EPERM").count() >= 5).then_some(words)
+    });
+    let first_refused = words.iter().position(|w| w == "EPERM").unwrap();
+    assert!(first_refused >= 3, "open while the exception lasted: {words:?}\n{}", log.lock().unwrap());
+    assert!(words[first_refused..].iter().all(|w| w == "EPERM"), "closed for good at expiry: {words:?}");
+    // The service reported the opening as the exception's, for the bound account.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(value) = live.recv_timeout(Duration::from_millis(200))
+            && value["kind"] == "connect"
+        {
+            seen.push(value);
+        }
+    }
+    let allowed = seen.iter().find(|e| e["outcome"] == "allowed").unwrap_or_else(|| panic!("{seen:?}"));
+    assert_eq!(allowed["rule"], format!("exception:{id}"), "{allowed}");
+    assert_eq!(allowed["user"], OWNER, "{allowed}");
+}
