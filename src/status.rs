@@ -193,6 +193,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
                 "last_24h": {"requests": g.requests_24h, "masked": g.masked_24h, "kept_masked": g.kept_masked_24h},
                 "last": g.last.as_ref().map(|m| json!({"at_ms": m.at_ms, "summary": m.summary()})),
             })),
+            "network": status.network,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -224,6 +225,34 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
     }
     let gate = if status.gate_mounts.is_empty() { "off".to_owned() } else { status.gate_mounts.join(", ") };
     println!("Monitor:       {} + gate {gate}", status.source);
+    if let Some(network) = &status.network {
+        let layer = match network.layer {
+            warden_api::local::NetworkLayer::Ebpf => "eBPF",
+            warden_api::local::NetworkLayer::Fallback => "fallback",
+            warden_api::local::NetworkLayer::LaunchOnly => "launch only",
+        };
+        println!("Network:       {layer}: {}", network.detail);
+        if network.layer == warden_api::local::NetworkLayer::Ebpf {
+            println!(
+                "               {} of {} names resolved, {} address ranges governed, {} process(es) open by exception{}",
+                network.names_resolved,
+                network.names,
+                network.ranges,
+                network.open_processes,
+                if network.unresolved.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not resolving now (last good kept): {}", network.unresolved.join(", "))
+                }
+            );
+        }
+        for proxy in &network.proxies {
+            println!(
+                "Proxy:         {proxy}: connections through it show only the proxy to the kernel; what goes through \
+                 it is not seen here"
+            );
+        }
+    }
     println!(
         "Today:         {} launches of yours, {} blocked, {} warned",
         status.events_today, status.blocked_today, status.warned_today

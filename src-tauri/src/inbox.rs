@@ -78,6 +78,7 @@ async fn run(app: AppHandle) {
                                 refresh(&app, false).await;
                                 let _ = app.emit(crate::commands::ACTIVITY_EVENT, ());
                             }
+                            Some(LiveEvent::Connect { event }) => crate::show_connect_popup(&app, &event),
                             Some(LiveEvent::KeepAlive) => {}
                             None => break,
                         },

@@ -14,6 +14,7 @@ mod exception;
 mod facts;
 mod launch;
 mod masking;
+mod network;
 mod path;
 mod policy;
 mod risky;
@@ -31,6 +32,10 @@ pub use launch::{
     ScriptArgument, interpreter_script, is_dynamic_loader, is_python_interpreter, preloaded_files, program_file,
 };
 pub use masking::{Masking, MaskingRule};
+pub use network::{
+    Cidr, ConnectDecision, ConnectFacts, ConnectRule, Destination, DestinationRule, DestinationSource, Destinations,
+    HostPattern, NetworkPolicy, decide_connect, url_host,
+};
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
     Action, Assistant, BinaryRule, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule,

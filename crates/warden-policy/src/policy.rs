@@ -6,6 +6,7 @@
 
 use crate::catalog::{Catalog, CompileProblem, ToolSpec};
 use crate::masking::Masking;
+use crate::network::NetworkPolicy;
 use crate::source::SourceError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -225,6 +226,11 @@ pub struct Policy {
     /// Company identifiers and extra rules for the masking gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masking: Option<Masking>,
+    /// Network destinations beyond the catalog's hosts, and the proxies in use (see
+    /// [`crate::Destinations`]). Left out of the wire form when empty, so policies without it
+    /// are signed exactly as before.
+    #[serde(default, skip_serializing_if = "NetworkPolicy::is_empty")]
+    pub network: NetworkPolicy,
 }
 
 impl Policy {
@@ -355,6 +361,7 @@ impl Policy {
         if let Some(masking) = &self.masking {
             masking.check()?;
         }
+        crate::network::check(&self.network, &catalog)?;
         if self.exceptions.max_duration == 0 {
             return Err(CompileProblem {
                 needle: "max_duration".into(),

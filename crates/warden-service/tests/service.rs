@@ -128,6 +128,9 @@ impl Service {
             .arg(&state)
             .arg("--socket")
             .arg(&socket)
+            // The network hooks would attach to the machine's cgroup v2 root: tests/network.rs
+            // tests them on a cgroup of its own.
+            .arg("--no-network")
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
