@@ -14,10 +14,13 @@ mod exception;
 mod facts;
 mod launch;
 mod masking;
+mod mcp;
+mod origin;
 mod path;
 mod policy;
 mod risky;
 mod source;
+mod step_around;
 
 pub use catalog::{
     Catalog, CatalogError, CommandRule, CompileProblem, EMBEDDED_CATALOG, ExecutableRule, Hosting, Identification,
@@ -29,13 +32,16 @@ pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
 pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
 pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
 pub use masking::{Masking, MaskingRule};
+pub use mcp::{McpPolicy, McpServer, McpServerDefinition, McpServerMatch};
+pub use origin::Origin;
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
-    Action, Assistant, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule, Mode, Policy,
-    PolicyError, ToolRule, TrayPolicy,
+    Action, Assistant, Controls, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule,
+    Mode, Policy, PolicyError, ToolRule, TrayPolicy,
 };
 pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};
+pub use step_around::ToolControls;
 
 /// Seconds since the Unix epoch (UTC). The core never reads a clock: callers pass "now".
 pub type Timestamp = i64;
