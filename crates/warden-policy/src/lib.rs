@@ -9,6 +9,7 @@
 
 mod catalog;
 mod content;
+mod controls;
 mod evaluate;
 mod exception;
 mod facts;
@@ -27,6 +28,7 @@ pub use catalog::{
     Tool, ToolKind, ToolSpec,
 };
 pub use content::{ContentFacts, ContentMatch, ContentMatcher, is_native_executable};
+pub use controls::{Applied, MANAGED_PATHS, ManagedFile, Ownership, Vendor, controls_for, render as render_controls};
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
 pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
