@@ -745,6 +745,9 @@ fn check_wardend(tree: &Path, scratch: &Scratch) -> Result<()> {
             .arg(&socket)
             .arg("--gate-mount")
             .arg(&gated.0)
+            // The vendor files go into the scratch tree, never the machine's /etc.
+            .arg("--root")
+            .arg(dir.join("root"))
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         spawn_lines(command)

@@ -164,6 +164,36 @@ pub struct ExceptionEndedEvent {
     pub outcome: SessionOutcome,
 }
 
+/// What happened to a managed vendor file (see [`ControlDriftEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftChange {
+    /// Its content no longer matched the policy (edited, or replaced by a rename over it).
+    Changed,
+    /// It was gone (deleted, or its folder removed).
+    Removed,
+}
+
+/// A vendor's managed file (Claude Code's managed settings, Codex's `requirements.toml`, a
+/// browser policy, …) drifted from what the policy says, and the service put it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlDriftEvent {
+    /// Globally unique id (UUID v4 text).
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The system path (`/etc/claude-code/managed-settings.d/90-warden.json`).
+    pub path: String,
+    /// Whose file (`claude-code`, `codex`, `chromium`, …).
+    pub vendor: String,
+    pub change: DriftChange,
+    /// Whether the policy's content is back in place.
+    pub restored: bool,
+    /// For people: what was found, or why restoring failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
 /// The kinds of [`Event`], as spelled in the `kind` tag, the store's and the server's `kind`
 /// column, and the `kind` query filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -174,16 +204,18 @@ pub enum EventKind {
     ServiceStop,
     Incident,
     ExceptionEnded,
+    ControlDrift,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::Launch,
         EventKind::ServiceStart,
         EventKind::ServiceStop,
         EventKind::Incident,
         EventKind::ExceptionEnded,
+        EventKind::ControlDrift,
     ];
 
     /// The tag text (`service-start`).
@@ -194,6 +226,7 @@ impl EventKind {
             EventKind::ServiceStop => "service-stop",
             EventKind::Incident => "incident",
             EventKind::ExceptionEnded => "exception-ended",
+            EventKind::ControlDrift => "control-drift",
         }
     }
 
@@ -259,6 +292,7 @@ pub enum Event {
     ServiceStop(ServiceStopEvent),
     Incident(IncidentEvent),
     ExceptionEnded(ExceptionEndedEvent),
+    ControlDrift(ControlDriftEvent),
 }
 
 impl Event {
@@ -269,6 +303,7 @@ impl Event {
             Event::ServiceStop(_) => EventKind::ServiceStop,
             Event::Incident(_) => EventKind::Incident,
             Event::ExceptionEnded(_) => EventKind::ExceptionEnded,
+            Event::ControlDrift(_) => EventKind::ControlDrift,
         }
     }
 
@@ -280,6 +315,7 @@ impl Event {
             Event::ServiceStop(e) => &e.id,
             Event::Incident(e) => &e.id,
             Event::ExceptionEnded(e) => &e.id,
+            Event::ControlDrift(e) => &e.id,
         }
     }
 
@@ -291,6 +327,7 @@ impl Event {
             Event::ServiceStop(e) => e.at_ms,
             Event::Incident(e) => e.at_ms,
             Event::ExceptionEnded(e) => e.at_ms,
+            Event::ControlDrift(e) => e.at_ms,
         }
     }
 
@@ -299,7 +336,7 @@ impl Event {
         match self {
             Event::Launch(e) => e.user.as_deref(),
             Event::ExceptionEnded(e) => e.user.as_deref(),
-            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) => None,
+            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::ControlDrift(_) => None,
         }
     }
 
@@ -308,7 +345,7 @@ impl Event {
         match self {
             Event::Launch(e) => e.tool.as_deref(),
             Event::ExceptionEnded(e) => Some(&e.tool),
-            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) => None,
+            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::ControlDrift(_) => None,
         }
     }
 
@@ -328,6 +365,7 @@ impl Event {
             Event::ServiceStop(e) => serde_json::to_string(e),
             Event::Incident(e) => serde_json::to_string(e),
             Event::ExceptionEnded(e) => serde_json::to_string(e),
+            Event::ControlDrift(e) => serde_json::to_string(e),
         };
         text.expect("event payloads are plain data and always serialize")
     }
@@ -341,6 +379,7 @@ impl Event {
             EventKind::ServiceStop => Event::ServiceStop(ServiceStopEvent::deserialize(payload)?),
             EventKind::Incident => Event::Incident(IncidentEvent::deserialize(payload)?),
             EventKind::ExceptionEnded => Event::ExceptionEnded(ExceptionEndedEvent::deserialize(payload)?),
+            EventKind::ControlDrift => Event::ControlDrift(ControlDriftEvent::deserialize(payload)?),
         })
     }
 

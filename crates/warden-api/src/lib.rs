@@ -21,8 +21,8 @@ pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, Heartbeat,
 pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 pub use error::{ApiError, ErrorLocation};
 pub use event::{
-    Event, EventDecodeError, EventKind, ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent, Outcome,
-    ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
+    ControlDriftEvent, DriftChange, Event, EventDecodeError, EventKind, ExceptionEndedEvent, IncidentEvent, KindError,
+    LaunchEvent, Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
 };
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,

@@ -5,10 +5,12 @@
 //! - `local_api`: the local API on a Unix socket (`warden_api::local`), callers known by
 //!   `SO_PEERCRED`.
 //! - `config`: `/etc/warden/warden.toml`.
+//! - `controls`: the vendors' managed files, written from the policy and kept (root only).
 //!
 //! The binary `wardend` (src/bin/wardend.rs) is the service: root, foreground, made for systemd.
 
 pub mod config;
+pub mod controls;
 pub mod local_api;
 pub mod runtime;
 

@@ -21,6 +21,8 @@ use warden_client::{Device, Enforcement, EnrollOptions, LocalUser, StateDir, Syn
 use warden_monitor::facts::UserNames;
 use warden_policy::{Exception, Mode, Policy};
 
+use crate::controls::Keeper;
+
 /// How a runtime starts.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -34,6 +36,9 @@ pub struct RuntimeConfig {
     pub policy_overridden: bool,
     /// Monitor mode forced over whatever policy arrives.
     pub monitor_forced: bool,
+    /// Write and keep the vendors' managed files (the system service only: they are system
+    /// files); `None` writes none.
+    pub controls: Option<crate::controls::ControlsOptions>,
 }
 
 /// The sync side, present while the device is enrolled.
@@ -56,6 +61,7 @@ pub struct Runtime {
     policy_overridden: bool,
     users: Mutex<UserNames>,
     enroll_lock: tokio::sync::Mutex<()>,
+    keeper: Option<Arc<Keeper>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -80,16 +86,20 @@ pub enum RuntimeError {
 }
 
 /// The agent seen as the sync loop's enforcement side; keeps a forced monitor mode over
-/// policies that arrive.
+/// policies that arrive, and rewrites the vendors' managed files for each new policy.
 struct AgentEnforcement {
     agent: Arc<AgentHandle>,
     monitor_forced: bool,
+    keeper: Option<Arc<Keeper>>,
 }
 
 impl Enforcement for AgentEnforcement {
     fn set_policy(&self, mut policy: Policy, version: Option<String>) {
         if self.monitor_forced {
             policy.mode = Mode::Monitor;
+        }
+        if let Some(keeper) = &self.keeper {
+            keeper.apply(&policy);
         }
         self.agent.set_policy(policy, version);
     }
@@ -155,6 +165,31 @@ impl Runtime {
         if let Err(error) = agent.store().append(&Event::ServiceStart(start)) {
             eprintln!("warden: warning: recording the start: {error}");
         }
+        let keeper = match config.controls.clone() {
+            Some(options) => {
+                let recorder = agent.clone();
+                let report: crate::controls::DriftReport = Box::new(move |drift| {
+                    eprintln!(
+                        "wardend: {} was {} and is {}: {}",
+                        drift.path,
+                        if drift.change == warden_api::DriftChange::Removed { "removed" } else { "changed" },
+                        if drift.restored { "restored" } else { "NOT restored" },
+                        drift.detail
+                    );
+                    if let Err(error) = recorder.store().append(&Event::ControlDrift(drift)) {
+                        eprintln!("warden: warning: recording a control drift: {error}");
+                    }
+                });
+                match Keeper::start(options, &agent.rules().policy, report) {
+                    Ok(keeper) => Some(Arc::new(keeper)),
+                    Err(error) => {
+                        eprintln!("warden: warning: not keeping the vendors' managed files: {error}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let (live, _) = broadcast::channel(512);
         let runtime = Arc::new(Runtime {
             mode: config.mode,
@@ -169,6 +204,7 @@ impl Runtime {
             policy_overridden: config.policy_overridden,
             users: Mutex::new(UserNames::default()),
             enroll_lock: tokio::sync::Mutex::new(()),
+            keeper,
         });
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
         tokio::spawn(forward_notices(runtime.clone(), runtime.agent.subscribe_notices()));
@@ -185,8 +221,11 @@ impl Runtime {
     fn link_server(self: &Arc<Runtime>) -> Result<(), warden_client::ClientError> {
         let store = Arc::new(warden_store::Store::open(self.state.events_db())?);
         let device = Arc::new(Device::open_from(self.state.clone(), store, &self.token_storage)?);
-        let enforcement: Arc<dyn Enforcement> =
-            Arc::new(AgentEnforcement { agent: self.agent.clone(), monitor_forced: self.monitor_forced });
+        let enforcement: Arc<dyn Enforcement> = Arc::new(AgentEnforcement {
+            agent: self.agent.clone(),
+            monitor_forced: self.monitor_forced,
+            keeper: self.keeper.clone(),
+        });
         let sync = warden_client::sync::spawn(device.clone(), enforcement, self.sync_options.clone());
         tokio::spawn(forward_sync(self.clone(), sync.status.clone()));
         if let Some(old) = lock(&self.link).replace(ServerLink { device, sync }) {
@@ -205,6 +244,11 @@ impl Runtime {
 
     pub fn state(&self) -> &StateDir {
         &self.state
+    }
+
+    /// The keeper of the vendors' managed files, when this runtime writes them.
+    pub fn controls(&self) -> Option<&Arc<Keeper>> {
+        self.keeper.as_ref()
     }
 
     /// Live events for every subscriber (the local API filters them per caller).
@@ -296,6 +340,7 @@ impl Runtime {
             unrecorded_events: agent.unrecorded_events,
             rescans: agent.rescans,
             last_rescan: agent.last_rescan,
+            managed_files: self.keeper.as_ref().map(|k| k.status()).unwrap_or_default(),
         }
     }
 

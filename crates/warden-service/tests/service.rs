@@ -128,6 +128,9 @@ impl Service {
             .arg(&state)
             .arg("--socket")
             .arg(&socket)
+            // The vendor files go into the scratch tree, never the machine's /etc.
+            .arg("--root")
+            .arg(scratch.path("root"))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -30,6 +30,13 @@ struct Args {
     /// No pre-exec gate: the process connector alone (launches are killed right after exec).
     #[arg(long, conflicts_with = "gate_mount")]
     no_gate: bool,
+    /// Put every vendor file the service writes under DIR (`DIR/etc/claude-code/…` instead of
+    /// `/etc/claude-code/…`): tests and trials write into a scratch tree, never the machine's /etc.
+    #[arg(long, value_name = "DIR", env = "WARDEN_ROOT", default_value = "/")]
+    root: PathBuf,
+    /// Write no vendor files at all (the policy's `[controls] off` does the same from the server).
+    #[arg(long)]
+    no_controls: bool,
 }
 
 fn main() -> Result<()> {
@@ -73,6 +80,10 @@ fn main() -> Result<()> {
         // A local policy from root's configuration stands only until the device is enrolled.
         policy_overridden: policy_overridden && !state_dir.join("enrollment.json").exists(),
         monitor_forced: false,
+        controls: (!args.no_controls).then(|| warden_service::controls::ControlsOptions {
+            root: args.root.clone(),
+            state_dir: state_dir.clone(),
+        }),
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -87,6 +98,11 @@ async fn run(config: RuntimeConfig, socket: PathBuf, service: ServiceConfig) -> 
     let status = runtime.agent().status();
     for refusal in &status.gate_refusals {
         eprintln!("wardend: note: not gated: {refusal}");
+    }
+    if let Some(keeper) = runtime.controls() {
+        let files = keeper.status();
+        let kept: Vec<&str> = files.iter().map(|f| f.location.as_str()).collect();
+        eprintln!("wardend: keeping {} vendor files: {}", kept.len(), kept.join(", "));
     }
     eprintln!(
         "wardend: enforcing with {}{}; gate: {}; local API on {}",
