@@ -9,7 +9,7 @@
 //! | Claude Code | `/etc/claude-code/managed-mcp.json` (owned) | the company's fixed MCP set (`[mcp.servers]`) |
 //! | Codex | `/etc/codex/requirements.toml` (owned) | `allowed_sandbox_modes` without `danger-full-access`, `[mcp_servers.<id>.identity]` |
 //! | Gemini CLI | `/etc/gemini-cli/settings.json` (owned) | `security.disableYoloMode`, `mcp.allowed`/`mcp.excluded` |
-//! | Qwen Code | `/etc/qwen-code/settings.json` (owned) | the same, and for the sanctioned client: `modelProviders.openai`, `model.name`, `security.auth.selectedType`/`enforcedType` |
+//! | Qwen Code | `/etc/qwen-code/settings.json` (owned) | `mcp.allowed`/`mcp.excluded`, and for the sanctioned client: `modelProviders.openai`, `model.name`, `security.auth.selectedType`/`enforcedType` |
 //! | VS Code | `/etc/vscode/policy.json` (owned) | `AllowedExtensions` (blocked tools' extensions off) |
 //! | Chromium, Chrome, Edge | `…/policies/managed/warden.json` (drop-in) | `URLBlocklist`, `URLAllowlist` (the assistant), `ExtensionInstallBlocklist` |
 //!
@@ -346,7 +346,9 @@ fn gemini_like(
     catalog.tool(id)?;
     let mut settings = json!({});
     let mut applies = Vec::new();
-    if safety_enforced(policy, id) {
+    // Qwen Code 0.24.4 ignores `security.disableYoloMode` (observed: `--yolo` still runs), so it
+    // is written for Gemini CLI only; Warden's launch check catches Qwen Code's YOLO mode.
+    if vendor == Vendor::GeminiCli && safety_enforced(policy, id) {
         settings["security"]["disableYoloMode"] = json!(true);
         applies.push(applied(id, "YOLO mode disabled"));
     }

@@ -8,8 +8,8 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use warden_policy::Policy;
 use warden_service::controls::{ControlsOptions, Keeper, located};
@@ -30,7 +30,8 @@ fn page() -> (u16, Arc<AtomicUsize>) {
             }
             counter.fetch_add(1, Ordering::SeqCst);
             let body = "<html><body><p id=\"x\">the page loaded</p></body></html>";
-            let _ = write!(stream, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ =
+                write!(stream, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
         }
     });
     (port, hits)
