@@ -34,7 +34,7 @@ pub use signed_exceptions::{
     EXCEPTION_LIST_VALIDITY_SECONDS, EXCEPTIONS_DOMAIN, ExceptionsEnvelope, ListExpectation, ListRejected,
     SignedExceptions, exceptions_message, verify_exceptions,
 };
-pub use signing::{PolicySigningKey, SignatureError, policy_etag, signed_message, verify_envelope};
+pub use signing::{PolicySigningKey, SignatureError, policy_etag, sha256_hex, signed_message, verify_envelope};
 
 /// The path prefix of every API route.
 pub const API_PREFIX: &str = "/api/v1";

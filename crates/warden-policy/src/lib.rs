@@ -34,7 +34,9 @@ pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
 pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
 pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
 pub use masking::{Masking, MaskingRule};
-pub use mcp::{McpPolicy, McpServer, McpServerDefinition, McpServerMatch};
+pub use mcp::{
+    FoundMcpServer, McpConfigFormat, McpPolicy, McpServer, McpServerDefinition, McpServerMatch, parse_mcp_config,
+};
 pub use origin::Origin;
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{

@@ -236,3 +236,185 @@ mod tests {
         assert!(policy.permits(&server("other", &["x"], None)).unwrap_err().contains("not on the policy's allow list"));
     }
 }
+
+/// How a client's MCP configuration file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum McpConfigFormat {
+    /// `{"mcpServers": {NAME: {command, args, url | httpUrl | serverUrl, type}}}`: Claude Code's
+    /// `.mcp.json`, Cursor, Windsurf, Gemini CLI, Qwen Code, Cline, Continue's `mcpServers/*.json`.
+    McpServers,
+    /// Claude Code's `~/.claude.json`: `mcpServers` (user scope) and `projects.<dir>.mcpServers`
+    /// (local scope, one project each).
+    ClaudeUser,
+    /// VS Code's `mcp.json` (JSON with comments): `{"servers": {NAME: {type, command, args, url}}}`.
+    VsCode,
+    /// Codex's `config.toml`: `[mcp_servers.NAME]` with `command`, `args`, `url`.
+    CodexToml,
+    /// Continue's `config.json`: `mcpServers` as a list of `{name, command, args, url}`, or the older
+    /// `experimental.modelContextProtocolServers[].transport`.
+    ContinueJson,
+}
+
+/// One server found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundMcpServer {
+    pub server: McpServer,
+    /// `stdio`, `http` or `sse`, as configured (else inferred: a command is stdio, a URL http).
+    pub transport: String,
+    /// For Claude Code's local scope: the project folder the entry belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The definition as written (canonical JSON: sorted keys), for hashing.
+    #[serde(skip)]
+    pub definition: String,
+}
+
+/// Every MCP server a client's configuration file defines, in file order of names; `Err` says
+/// why the file cannot be read (not JSON/TOML, wrong shape) — a caller reports it, never panics.
+pub fn parse_mcp_config(format: McpConfigFormat, text: &str) -> Result<Vec<FoundMcpServer>, String> {
+    use serde_json::Value;
+    let json = || -> Result<Value, String> {
+        serde_json::from_str(&strip_json_comments(text)).map_err(|e| format!("not valid JSON ({e})"))
+    };
+    let servers_in = |object: Option<&Value>, project: Option<&str>| -> Result<Vec<FoundMcpServer>, String> {
+        let Some(object) = object else { return Ok(Vec::new()) };
+        let map = object.as_object().ok_or("the server list is not an object")?;
+        Ok(map.iter().map(|(name, definition)| found(name, definition, project)).collect())
+    };
+    match format {
+        McpConfigFormat::McpServers => servers_in(json()?.get("mcpServers"), None),
+        McpConfigFormat::VsCode => servers_in(json()?.get("servers"), None),
+        McpConfigFormat::ClaudeUser => {
+            let document = json()?;
+            let mut all = servers_in(document.get("mcpServers"), None)?;
+            if let Some(projects) = document.get("projects").and_then(Value::as_object) {
+                for (dir, project) in projects {
+                    all.extend(servers_in(project.get("mcpServers"), Some(dir))?);
+                }
+            }
+            Ok(all)
+        }
+        McpConfigFormat::CodexToml => {
+            let table: toml::Table = toml::from_str(text).map_err(|e| format!("not valid TOML ({})", e.message()))?;
+            let Some(servers) = table.get("mcp_servers") else { return Ok(Vec::new()) };
+            let servers = servers.as_table().ok_or("mcp_servers is not a table")?;
+            let value = serde_json::to_value(servers).map_err(|e| e.to_string())?;
+            servers_in(Some(&value), None)
+        }
+        McpConfigFormat::ContinueJson => {
+            let document = json()?;
+            let list = document
+                .get("mcpServers")
+                .or_else(|| document.pointer("/experimental/modelContextProtocolServers"))
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()));
+            let list = list.as_array().ok_or("mcpServers is not a list")?;
+            Ok(list
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    let body = entry.get("transport").unwrap_or(entry);
+                    let name =
+                        entry.get("name").and_then(Value::as_str).map_or_else(|| format!("server-{i}"), str::to_owned);
+                    found(&name, body, None)
+                })
+                .collect())
+        }
+    }
+}
+
+fn found(name: &str, definition: &serde_json::Value, project: Option<&str>) -> FoundMcpServer {
+    let server = McpServer::from_json(name, definition);
+    let written = definition.get("type").or_else(|| definition.get("transport")).and_then(|t| t.as_str());
+    let transport = match written {
+        Some(kind) => kind.to_ascii_lowercase(),
+        None if !server.command.is_empty() => "stdio".to_owned(),
+        None if definition.get("httpUrl").is_some() => "http".to_owned(),
+        None if server.url.as_deref().is_some_and(|u| u.ends_with("/sse")) => "sse".to_owned(),
+        None => "http".to_owned(),
+    };
+    // serde_json's map is ordered by key: the text is canonical.
+    let definition = serde_json::to_string(definition).unwrap_or_default();
+    FoundMcpServer { server, transport, project: project.map(str::to_owned), definition }
+}
+
+/// JSON with comments (`//`, `/* */`) and trailing commas, as VS Code writes, made plain JSON.
+fn strip_json_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if c == '\\' {
+                out.extend(chars.next());
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                for skipped in chars.by_ref() {
+                    if skipped == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut last = ' ';
+                for skipped in chars.by_ref() {
+                    if last == '*' && skipped == '/' {
+                        break;
+                    }
+                    last = skipped;
+                }
+            }
+            (',', _) => {
+                // A comma before a closing bracket (after whitespace) is dropped.
+                let rest: String = chars.clone().take_while(|c| c.is_whitespace()).collect();
+                let after = chars.clone().nth(rest.chars().count());
+                if !matches!(after, Some('}') | Some(']')) {
+                    out.push(c);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod discovery_tests {
+    use super::*;
+
+    #[test]
+    fn every_format_is_read_and_damage_is_an_error_not_a_panic() {
+        let vscode = "{\n // comment\n \"servers\": {\"gh\": {\"type\": \"http\", \"url\": \"https://x/mcp\",},},\n}";
+        let found = parse_mcp_config(McpConfigFormat::VsCode, vscode).unwrap();
+        assert_eq!((found[0].server.name.as_str(), found[0].transport.as_str()), ("gh", "http"));
+        let codex = "[mcp_servers.fs]\ncommand = \"npx\"\nargs = [\"-y\", \"fs\"]\n";
+        let found = parse_mcp_config(McpConfigFormat::CodexToml, codex).unwrap();
+        assert_eq!(found[0].server.command, ["npx", "-y", "fs"]);
+        let claude = r#"{"mcpServers": {"a": {"command": "x"}}, "projects": {"/p": {"mcpServers": {"b": {"url": "https://b/sse"}}}}}"#;
+        let found = parse_mcp_config(McpConfigFormat::ClaudeUser, claude).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!((found[1].project.as_deref(), found[1].transport.as_str()), (Some("/p"), "sse"));
+        for (format, text) in [
+            (McpConfigFormat::McpServers, "{\"mcpServers\": "),
+            (McpConfigFormat::McpServers, "{\"mcpServers\": []}"),
+            (McpConfigFormat::CodexToml, "[mcp_servers\n"),
+            (McpConfigFormat::ContinueJson, "{\"mcpServers\": {}}"),
+        ] {
+            assert!(parse_mcp_config(format, text).is_err(), "{text}");
+        }
+        assert_eq!(strip_json_comments("{\"a\": \"// not a comment\",}"), "{\"a\": \"// not a comment\"}");
+    }
+}

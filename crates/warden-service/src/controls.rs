@@ -47,6 +47,9 @@ pub struct ControlsOptions {
     pub root: PathBuf,
     /// The service's state directory: `controls/held.json` and `controls/backup/`.
     pub state_dir: PathBuf,
+    /// Watch the folders (inotify). `false` leaves only the check every [`SAFETY_CHECK`]: the
+    /// benchmark's peer (a keeper that polls), never the service.
+    pub watch: bool,
 }
 
 /// Keeping the files failed to start.
@@ -101,6 +104,7 @@ struct Worker {
     watcher: notify::RecommendedWatcher,
     /// Watched folders and the inode each had when watched.
     watched: BTreeMap<PathBuf, u64>,
+    watching: bool,
 }
 
 fn lock(mutex: &Mutex<Desired>) -> std::sync::MutexGuard<'_, Desired> {
@@ -145,6 +149,7 @@ impl Keeper {
             report,
             watcher,
             watched: BTreeMap::new(),
+            watching: options.watch,
         };
         worker.set_policy(policy);
         worker.check(false);
@@ -326,6 +331,9 @@ impl Worker {
     /// Watches every existing folder from each file's parent up to the root (a new inode at a
     /// watched path — a folder removed and made again — is watched anew).
     fn watch(&mut self, desired: &BTreeMap<&'static str, ManagedFile>) {
+        if !self.watching {
+            return;
+        }
         let mut wanted = BTreeSet::new();
         for path in desired.keys() {
             let mut folder = located(&self.root, path).parent().map(Path::to_path_buf);

@@ -35,7 +35,7 @@ impl Scratch {
     }
     fn keeper(&self, policy: &Policy) -> Keeper {
         let drifts = self.drifts.clone();
-        let options = ControlsOptions { root: self.root(), state_dir: self.dir.path().join("state") };
+        let options = ControlsOptions { root: self.root(), state_dir: self.dir.path().join("state"), watch: true };
         Keeper::start(options, policy, Box::new(move |d| drifts.lock().unwrap().push(d))).unwrap()
     }
     fn drifts(&self) -> Vec<ControlDriftEvent> {

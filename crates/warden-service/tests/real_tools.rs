@@ -33,7 +33,7 @@ fn cached(relative: &str) -> PathBuf {
 fn written(policy: &Policy) -> (tempfile::TempDir, PathBuf, Keeper) {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root");
-    let options = ControlsOptions { root: root.clone(), state_dir: scratch.path().join("state") };
+    let options = ControlsOptions { root: root.clone(), state_dir: scratch.path().join("state"), watch: true };
     let keeper = Keeper::start(options, policy, Box::new(|_| {})).unwrap();
     (scratch, root, keeper)
 }
@@ -78,9 +78,12 @@ fn codex_refuses_the_sandbox_the_requirements_forbid() {
     assert!(without.contains("sandbox: danger-full-access"), "the control run did not start:\n{without}");
 }
 
+/// What a model API was asked: (path, model) of each request.
+type Requests = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A loopback model API that records (path, model) of each request and answers 400 (an error
 /// the client does not retry).
-fn model_api() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+fn model_api() -> (u16, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));

@@ -83,6 +83,7 @@ fn main() -> Result<()> {
         controls: (!args.no_controls).then(|| warden_service::controls::ControlsOptions {
             root: args.root.clone(),
             state_dir: state_dir.clone(),
+            watch: true,
         }),
     };
     tokio::runtime::Builder::new_multi_thread()
