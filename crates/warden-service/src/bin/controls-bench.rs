@@ -60,6 +60,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn summary(name: &str, mut samples: Vec<Duration>) -> Duration {
+    if samples.is_empty() {
+        println!("{name}: no samples");
+        return Duration::ZERO;
+    }
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -77,9 +81,20 @@ fn all_match(root: &Path, files: &[ManagedFile]) -> bool {
 }
 
 /// Tampers with file `i` of `files` in one of four ways; returns how long until it is back.
-fn drift(root: &Path, files: &[ManagedFile], i: usize, limit: Duration) -> Result<Duration> {
+fn drift(root: &Path, files: &[ManagedFile], i: usize, pause: Duration, limit: Duration) -> Result<Duration> {
     let file = &files[i % files.len()];
     let at = located(root, file.path);
+    // Start from a settled tree: every file as the policy says.
+    let settle = Instant::now();
+    while !all_match(root, files) {
+        if settle.elapsed() > limit {
+            bail!("the files did not settle within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A check that just restored the last drift may still be running: tamper after a pause,
+    // so that no drift is caught by a check already under way.
+    std::thread::sleep(pause);
     match (i / files.len()) % 4 {
         0 => std::fs::write(&at, "{}")?,
         1 => std::fs::remove_file(&at)?,
@@ -88,7 +103,11 @@ fn drift(root: &Path, files: &[ManagedFile], i: usize, limit: Duration) -> Resul
             std::fs::write(&other, "{\"x\": 1}")?;
             std::fs::rename(&other, &at)?;
         }
-        _ => std::fs::remove_dir_all(at.parent().context("a folder")?)?,
+        // The keeper may refill the folder while it is being removed: that is the point.
+        _ => match std::fs::remove_dir_all(at.parent().context("a folder")?) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+            other => other?,
+        },
     }
     let start = Instant::now();
     loop {
@@ -133,7 +152,7 @@ fn main() -> Result<()> {
 
     let mut drifts = Vec::new();
     for i in 0..options.drifts {
-        drifts.push(drift(&root, &files_a, i, Duration::from_secs(5))?);
+        drifts.push(drift(&root, &files_a, i, Duration::from_millis(30), Duration::from_secs(5))?);
     }
     let drift_p99 = summary("drift -> restored (inotify)", drifts);
     drop(keeper);
@@ -146,7 +165,9 @@ fn main() -> Result<()> {
     )?;
     let mut polled = Vec::new();
     for i in 0..options.peer_drifts {
-        polled.push(drift(&peer_root, &files_a, i, Duration::from_secs(10))?);
+        // Spread over the 2 s period, so the peer's figures sample every phase of its poll.
+        let phase = Duration::from_millis((i as u64 * 733) % 2000);
+        polled.push(drift(&peer_root, &files_a, i, phase, Duration::from_secs(10))?);
     }
     drop(peer);
     let peer_p99 = summary("peer: drift -> restored (polling every 2 s, no inotify)", polled);
