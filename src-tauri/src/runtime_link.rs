@@ -123,6 +123,7 @@ async fn personal(options: &LinkOptions) -> Result<Link> {
         policy_overridden: options.policy_file.is_some(),
         monitor_forced: false,
         controls: None,
+        gateway: None,
     };
     let runtime = Runtime::start(config).await.context("starting the personal runtime")?;
     let listener = warden_service::local_api::bind(&socket, false)

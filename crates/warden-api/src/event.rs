@@ -1,6 +1,7 @@
 //! Events: one record for everything that happens on a device ([`Event`], tagged by `kind`),
 //! with a typed payload per kind. A launch ([`LaunchEvent`]) is one AI-tool start and what Warden
-//! did about it; the service's start and stop, incidents and ended exceptions are the others.
+//! did about it; the service's start and stop, incidents, ended exceptions and the masking gateway's
+//! requests are the others.
 
 use crate::local::RuntimeMode;
 use serde::de::Error as _;
@@ -194,6 +195,58 @@ pub struct ControlDriftEvent {
     pub detail: String,
 }
 
+/// One request through the masking gateway: what was masked before it left the machine, counted
+/// per rule — never a value, never the prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskingEvent {
+    /// Globally unique id (UUID v4 text).
+    pub id: String,
+    /// When the request's answer ended, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The person whose client sent it (bound account, else login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The model API route (`/v1/chat/completions`, `/v1/messages`).
+    pub path: String,
+    /// The upstream's HTTP status (0: never reached).
+    pub status: u16,
+    /// Where the request went: the sanctioned assistant's name from the policy, else the upstream URL.
+    pub destination: String,
+    /// Findings masked in the request, per rule id (`aws-access-key-id` → 1).
+    #[serde(default)]
+    pub masked: std::collections::BTreeMap<String, u32>,
+    /// Placeholders put back in the answer (text shown to the developer, file writes).
+    #[serde(default)]
+    pub restored: u32,
+    /// Tools whose call arguments kept a placeholder masked (a shell or network call the model asked
+    /// for): one entry per placeholder kept, the tool's name only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_masked_in: Vec<String>,
+}
+
+impl MaskingEvent {
+    /// Findings masked, all rules together.
+    pub fn masked_total(&self) -> u32 {
+        self.masked.values().sum()
+    }
+
+    /// One line for people: `3 secrets masked in a request to Internal Assistant`.
+    pub fn summary(&self) -> String {
+        let total = self.masked_total();
+        let mut line = match total {
+            0 => format!("nothing masked in a request to {}", self.destination),
+            1 => format!("1 secret masked in a request to {}", self.destination),
+            n => format!("{n} secrets masked in a request to {}", self.destination),
+        };
+        if !self.kept_masked_in.is_empty() {
+            let mut tools = self.kept_masked_in.clone();
+            tools.dedup();
+            line.push_str(&format!("; kept masked in a call to {}", tools.join(", ")));
+        }
+        line
+    }
+}
+
 /// The kinds of [`Event`], as spelled in the `kind` tag, the store's and the server's `kind`
 /// column, and the `kind` query filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -205,17 +258,19 @@ pub enum EventKind {
     Incident,
     ExceptionEnded,
     ControlDrift,
+    Masking,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Launch,
         EventKind::ServiceStart,
         EventKind::ServiceStop,
         EventKind::Incident,
         EventKind::ExceptionEnded,
         EventKind::ControlDrift,
+        EventKind::Masking,
     ];
 
     /// The tag text (`service-start`).
@@ -227,6 +282,7 @@ impl EventKind {
             EventKind::Incident => "incident",
             EventKind::ExceptionEnded => "exception-ended",
             EventKind::ControlDrift => "control-drift",
+            EventKind::Masking => "masking",
         }
     }
 
@@ -293,6 +349,7 @@ pub enum Event {
     Incident(IncidentEvent),
     ExceptionEnded(ExceptionEndedEvent),
     ControlDrift(ControlDriftEvent),
+    Masking(MaskingEvent),
 }
 
 impl Event {
@@ -304,6 +361,7 @@ impl Event {
             Event::Incident(_) => EventKind::Incident,
             Event::ExceptionEnded(_) => EventKind::ExceptionEnded,
             Event::ControlDrift(_) => EventKind::ControlDrift,
+            Event::Masking(_) => EventKind::Masking,
         }
     }
 
@@ -316,6 +374,7 @@ impl Event {
             Event::Incident(e) => &e.id,
             Event::ExceptionEnded(e) => &e.id,
             Event::ControlDrift(e) => &e.id,
+            Event::Masking(e) => &e.id,
         }
     }
 
@@ -328,14 +387,16 @@ impl Event {
             Event::Incident(e) => e.at_ms,
             Event::ExceptionEnded(e) => e.at_ms,
             Event::ControlDrift(e) => e.at_ms,
+            Event::Masking(e) => e.at_ms,
         }
     }
 
-    /// The person it concerns, for kinds that concern one (launch, exception-ended).
+    /// The person it concerns, for kinds that concern one (launch, exception-ended, masking).
     pub fn user(&self) -> Option<&str> {
         match self {
             Event::Launch(e) => e.user.as_deref(),
             Event::ExceptionEnded(e) => e.user.as_deref(),
+            Event::Masking(e) => e.user.as_deref(),
             Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::ControlDrift(_) => None,
         }
     }
@@ -345,7 +406,11 @@ impl Event {
         match self {
             Event::Launch(e) => e.tool.as_deref(),
             Event::ExceptionEnded(e) => Some(&e.tool),
-            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::ControlDrift(_) => None,
+            Event::ServiceStart(_)
+            | Event::ServiceStop(_)
+            | Event::Incident(_)
+            | Event::ControlDrift(_)
+            | Event::Masking(_) => None,
         }
     }
 
@@ -366,6 +431,7 @@ impl Event {
             Event::Incident(e) => serde_json::to_string(e),
             Event::ExceptionEnded(e) => serde_json::to_string(e),
             Event::ControlDrift(e) => serde_json::to_string(e),
+            Event::Masking(e) => serde_json::to_string(e),
         };
         text.expect("event payloads are plain data and always serialize")
     }
@@ -380,6 +446,7 @@ impl Event {
             EventKind::Incident => Event::Incident(IncidentEvent::deserialize(payload)?),
             EventKind::ExceptionEnded => Event::ExceptionEnded(ExceptionEndedEvent::deserialize(payload)?),
             EventKind::ControlDrift => Event::ControlDrift(ControlDriftEvent::deserialize(payload)?),
+            EventKind::Masking => Event::Masking(MaskingEvent::deserialize(payload)?),
         })
     }
 

@@ -25,6 +25,9 @@ fn one_of_each_kind(db: Db, start: i64) -> Vec<Value> {
                "detail": "ENOBUFS: 212 processes rescanned"}),
         json!({"kind": "exception-ended", "id": id(3), "at_ms": start + 30, "exception": "exr_1", "tool": "claude-code",
                "user": "dev", "pid": 5150, "ended": "revoked", "grace_seconds": 300, "outcome": "grace-period"}),
+        json!({"kind": "masking", "id": id(5), "at_ms": start + 35, "user": "dev", "path": "/v1/chat/completions",
+               "status": 200, "destination": "Internal Assistant", "masked": {"aws-access-key-id": 1, "private-key": 2},
+               "restored": 3, "kept_masked_in": ["run_shell_command"]}),
         json!({"kind": "service-stop", "id": id(4), "at_ms": start + 40, "mode": "service", "version": "0.2.0",
                "pid": 812, "reason": "signal SIGTERM"}),
     ]
@@ -61,7 +64,7 @@ async fn every_kind_in_one_table(db: Db) {
         )
         .await;
     assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.text);
-    assert_eq!(receipt.body, json!({"stored": 5, "duplicates": 0, "sync_interval_seconds": 60}));
+    assert_eq!(receipt.body, json!({"stored": 6, "duplicates": 0, "sync_interval_seconds": 60}));
 
     // Every kind comes back exactly as it was sent (the payload kept whole beside its kind).
     let stored = events_of(api, &format!("device={device_id}")).await;
@@ -78,8 +81,9 @@ async fn every_kind_in_one_table(db: Db) {
         ("kind=service-stop", vec!["service-stop"]),
         ("kind=incident", vec!["incident"]),
         ("kind=exception-ended", vec!["exception-ended"]),
+        ("kind=masking", vec!["masking"]),
         ("tool=claude-code", vec!["exception-ended", "launch"]),
-        ("user=dev", vec!["exception-ended", "launch"]),
+        ("user=dev", vec!["masking", "exception-ended", "launch"]),
         ("action=block", vec!["launch"]),
     ] {
         let kinds: Vec<Value> =

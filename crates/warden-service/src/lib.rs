@@ -4,6 +4,7 @@
 //!   (`wardend`, root) and for the personal mode (`warden watch`, the tray without a service).
 //! - `local_api`: the local API on a Unix socket (`warden_api::local`), callers known by
 //!   `SO_PEERCRED`.
+//! - `gateway`: the masking gateway the service hosts for every local user (tokens per uid).
 //! - `config`: `/etc/warden/warden.toml`.
 //! - `controls`: the vendors' managed files, written from the policy and kept (root only).
 //!
@@ -11,10 +12,12 @@
 
 pub mod config;
 pub mod controls;
+pub mod gateway;
 pub mod local_api;
 pub mod runtime;
 
 pub use config::{ConfigError, ServiceConfig};
+pub use gateway::GatewaySettings;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use warden_api::local::RuntimeMode;
 

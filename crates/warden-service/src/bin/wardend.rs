@@ -72,6 +72,7 @@ fn main() -> Result<()> {
     } else if let Some(gate) = &config.gate {
         agent.gate = warden_agent::GateScope::listed(gate.clone());
     }
+    let gateway = config.gateway_settings(&config_path)?;
     let runtime_config = RuntimeConfig {
         mode: RuntimeMode::Service,
         agent,
@@ -85,6 +86,7 @@ fn main() -> Result<()> {
             state_dir: state_dir.clone(),
             watch: true,
         }),
+        gateway,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
