@@ -875,6 +875,8 @@ fn the_service_writes_and_keeps_the_vendors_files_and_reports_drift() {
     assert_eq!(drift.path, "/etc/claude-code/managed-settings.d/90-warden.json");
     assert!(drift.restored && drift.change == warden_api::DriftChange::Removed, "{drift:?}");
     assert!(service.log().contains("was removed and is restored"), "{}", service.log());
+}
+
 /// A model API on loopback that records each request (headers and body) and answers in the OpenAI
 /// shape, quoting every placeholder it received — as a model repeating the prompt would.
 struct RecordingUpstream {
