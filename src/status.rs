@@ -185,6 +185,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
                 "lost_notices": status.lost_notices,
             },
             "today": {"events": status.events_today, "blocked": status.blocked_today, "warned": status.warned_today},
+            "managed_files": status.managed_files,
             "gateway": status.gateway.as_ref().map(|g| json!({
                 "running": g.error.is_none(),
                 "url": g.url,
@@ -257,6 +258,25 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
         "Today:         {} launches of yours, {} blocked, {} warned",
         status.events_today, status.blocked_today, status.warned_today
     );
+    if !status.managed_files.is_empty() {
+        let drifted = status.managed_files.iter().filter(|f| !f.matches).count();
+        println!(
+            "Vendor files:  {} kept{}",
+            status.managed_files.len(),
+            if drifted == 0 {
+                ", all match the policy".to_owned()
+            } else {
+                format!(", {drifted} DIFFER (being restored)")
+            }
+        );
+        for file in &status.managed_files {
+            let state = if file.matches { "matches" } else { "DIFFERS" };
+            println!("  {state:<8} {} ({}, {})", file.path, file.vendor, file.ownership);
+            for control in &file.controls {
+                println!("           {control}");
+            }
+        }
+    }
     match &status.gateway {
         None => println!("Gateway:       not hosted by the service (`warden gateway` runs one for you)"),
         Some(g) => {

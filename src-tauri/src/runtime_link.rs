@@ -125,6 +125,7 @@ async fn personal(options: &LinkOptions) -> Result<Link> {
         sync: warden_client::SyncOptions::default(),
         policy_overridden: options.policy_file.is_some(),
         monitor_forced: false,
+        controls: None,
         gateway: None,
     };
     let runtime = Runtime::start(config).await.context("starting the personal runtime")?;

@@ -1,7 +1,8 @@
 //! Events: one record for everything that happens on a device ([`Event`], tagged by `kind`),
 //! with a typed payload per kind. A launch ([`LaunchEvent`]) is one AI-tool start and what Warden
-//! did about it; the service's start and stop, incidents, ended exceptions, the masking gateway's
-//! requests and connections to governed destinations ([`ConnectEvent`]) are the others.
+//! did about it; the service's start and stop, incidents, ended exceptions, drift of a managed
+//! vendor file ([`ControlDriftEvent`]), the masking gateway's requests and connections to governed
+//! destinations ([`ConnectEvent`]) are the others.
 
 use crate::local::RuntimeMode;
 use serde::de::Error as _;
@@ -165,6 +166,36 @@ pub struct ExceptionEndedEvent {
     pub outcome: SessionOutcome,
 }
 
+/// What happened to a managed vendor file (see [`ControlDriftEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftChange {
+    /// Its content no longer matched the policy (edited, or replaced by a rename over it).
+    Changed,
+    /// It was gone (deleted, or its folder removed).
+    Removed,
+}
+
+/// A vendor's managed file (Claude Code's managed settings, Codex's `requirements.toml`, a
+/// browser policy, …) drifted from what the policy says, and the service put it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlDriftEvent {
+    /// Globally unique id (UUID v4 text).
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The system path (`/etc/claude-code/managed-settings.d/90-warden.json`).
+    pub path: String,
+    /// Whose file (`claude-code`, `codex`, `chromium`, …).
+    pub vendor: String,
+    pub change: DriftChange,
+    /// Whether the policy's content is back in place.
+    pub restored: bool,
+    /// For people: what was found, or why restoring failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
 /// One request through the masking gateway: what was masked before it left the machine, counted
 /// per rule — never a value, never the prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,18 +316,20 @@ pub enum EventKind {
     ServiceStop,
     Incident,
     ExceptionEnded,
+    ControlDrift,
     Masking,
     Connect,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Launch,
         EventKind::ServiceStart,
         EventKind::ServiceStop,
         EventKind::Incident,
         EventKind::ExceptionEnded,
+        EventKind::ControlDrift,
         EventKind::Masking,
         EventKind::Connect,
     ];
@@ -309,6 +342,7 @@ impl EventKind {
             EventKind::ServiceStop => "service-stop",
             EventKind::Incident => "incident",
             EventKind::ExceptionEnded => "exception-ended",
+            EventKind::ControlDrift => "control-drift",
             EventKind::Masking => "masking",
             EventKind::Connect => "connect",
         }
@@ -376,6 +410,7 @@ pub enum Event {
     ServiceStop(ServiceStopEvent),
     Incident(IncidentEvent),
     ExceptionEnded(ExceptionEndedEvent),
+    ControlDrift(ControlDriftEvent),
     Masking(MaskingEvent),
     Connect(ConnectEvent),
 }
@@ -388,6 +423,7 @@ impl Event {
             Event::ServiceStop(_) => EventKind::ServiceStop,
             Event::Incident(_) => EventKind::Incident,
             Event::ExceptionEnded(_) => EventKind::ExceptionEnded,
+            Event::ControlDrift(_) => EventKind::ControlDrift,
             Event::Masking(_) => EventKind::Masking,
             Event::Connect(_) => EventKind::Connect,
         }
@@ -401,6 +437,7 @@ impl Event {
             Event::ServiceStop(e) => &e.id,
             Event::Incident(e) => &e.id,
             Event::ExceptionEnded(e) => &e.id,
+            Event::ControlDrift(e) => &e.id,
             Event::Masking(e) => &e.id,
             Event::Connect(e) => &e.id,
         }
@@ -414,6 +451,7 @@ impl Event {
             Event::ServiceStop(e) => e.at_ms,
             Event::Incident(e) => e.at_ms,
             Event::ExceptionEnded(e) => e.at_ms,
+            Event::ControlDrift(e) => e.at_ms,
             Event::Masking(e) => e.at_ms,
             Event::Connect(e) => e.at_ms,
         }
@@ -426,7 +464,7 @@ impl Event {
             Event::ExceptionEnded(e) => e.user.as_deref(),
             Event::Masking(e) => e.user.as_deref(),
             Event::Connect(e) => e.user.as_deref(),
-            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) => None,
+            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::ControlDrift(_) => None,
         }
     }
 
@@ -436,7 +474,11 @@ impl Event {
             Event::Launch(e) => e.tool.as_deref(),
             Event::ExceptionEnded(e) => Some(&e.tool),
             Event::Connect(e) => e.tool.as_deref(),
-            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::Masking(_) => None,
+            Event::ServiceStart(_)
+            | Event::ServiceStop(_)
+            | Event::Incident(_)
+            | Event::ControlDrift(_)
+            | Event::Masking(_) => None,
         }
     }
 
@@ -456,6 +498,7 @@ impl Event {
             Event::ServiceStop(e) => serde_json::to_string(e),
             Event::Incident(e) => serde_json::to_string(e),
             Event::ExceptionEnded(e) => serde_json::to_string(e),
+            Event::ControlDrift(e) => serde_json::to_string(e),
             Event::Masking(e) => serde_json::to_string(e),
             Event::Connect(e) => serde_json::to_string(e),
         };
@@ -471,6 +514,7 @@ impl Event {
             EventKind::ServiceStop => Event::ServiceStop(ServiceStopEvent::deserialize(payload)?),
             EventKind::Incident => Event::Incident(IncidentEvent::deserialize(payload)?),
             EventKind::ExceptionEnded => Event::ExceptionEnded(ExceptionEndedEvent::deserialize(payload)?),
+            EventKind::ControlDrift => Event::ControlDrift(ControlDriftEvent::deserialize(payload)?),
             EventKind::Masking => Event::Masking(MaskingEvent::deserialize(payload)?),
             EventKind::Connect => Event::Connect(ConnectEvent::deserialize(payload)?),
         })

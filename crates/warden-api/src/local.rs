@@ -149,6 +149,10 @@ pub struct RuntimeStatus {
     /// The latest rescan: why, when, how many processes, how long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rescan: Option<Rescan>,
+    /// The vendors' managed files the service writes from the policy, and whether each matches
+    /// it now (empty in the personal mode, which writes none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_files: Vec<ManagedFileState>,
     /// The masking gateway the runtime hosts, when it hosts one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayState>,
@@ -156,6 +160,25 @@ pub struct RuntimeStatus {
     /// predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkStatus>,
+}
+
+/// One vendor file the service keeps (`warden status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedFileState {
+    /// Whose file: `claude-code`, `codex`, `gemini-cli`, `qwen-code`, `vs-code`, `chromium`, …
+    pub vendor: String,
+    /// The system path the vendor reads (`/etc/codex/requirements.toml`).
+    pub path: String,
+    /// Where it is on this machine (the system path under the service's `--root`).
+    pub location: String,
+    /// `drop-in` (Warden's own file beside the admin's) or `owned` (the admin's copy is kept
+    /// and put back when the policy no longer needs the file).
+    pub ownership: String,
+    /// Whether the file on disk is exactly what the policy says.
+    pub matches: bool,
+    /// What it applies, per tool: `claude-code: bypass mode disabled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
 }
 
 /// The masking gateway a runtime hosts (in `GET /v1/status`).

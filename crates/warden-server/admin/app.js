@@ -192,6 +192,9 @@ function describe(event) {
       return [event.code, event.detail];
     case "exception-ended":
       return [`exception ${event.ended}: ${event.outcome}`, `${event.exception}, grace ${duration(event.grace_seconds)}`];
+    case "control-drift":
+      return [`${event.vendor} control ${event.change}${event.restored ? ", restored" : ", NOT restored"}`,
+        `${event.path}${event.detail ? `: ${event.detail}` : ""}`];
     case "masking": {
       // Counts per rule only: the device never sends a masked value.
       const counts = Object.entries(event.masked || {});

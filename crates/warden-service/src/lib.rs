@@ -8,10 +8,12 @@
 //! - `network`: the network layer (eBPF hooks from `warden-net`, kept in step with the rules;
 //!   `connect` events attributed to their process).
 //! - `config`: `/etc/warden/warden.toml`.
+//! - `controls`: the vendors' managed files, written from the policy and kept (root only).
 //!
 //! The binary `wardend` (src/bin/wardend.rs) is the service: root, foreground, made for systemd.
 
 pub mod config;
+pub mod controls;
 pub mod gateway;
 pub mod local_api;
 pub mod network;
