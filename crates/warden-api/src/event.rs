@@ -246,6 +246,8 @@ impl MaskingEvent {
         }
         line
     }
+}
+
 /// What the network layer did with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
