@@ -70,8 +70,8 @@ pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
         .ok()
         .flatten()
         .and_then(|connected| connected.call(connected.client.status()).ok());
-    let gateway = crate::gateway::running(state.root());
-    let masking = store.masking_since((now - 24 * 3600) * 1000)?;
+    let gateway = warden_client::personal_gateway::running(&state);
+    let masking = store.masking_since((now - 24 * 3600) * 1000, None)?;
     let mode = match &policy {
         Some((policy, _)) => policy.mode,
         None => warden_policy::Policy::embedded().mode,
@@ -185,6 +185,16 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
                 "lost_notices": status.lost_notices,
             },
             "today": {"events": status.events_today, "blocked": status.blocked_today, "warned": status.warned_today},
+            "managed_files": status.managed_files,
+            "gateway": status.gateway.as_ref().map(|g| json!({
+                "running": g.error.is_none(),
+                "url": g.url,
+                "upstream": g.upstream,
+                "error": g.error,
+                "last_24h": {"requests": g.requests_24h, "masked": g.masked_24h, "kept_masked": g.kept_masked_24h},
+                "last": g.last.as_ref().map(|m| json!({"at_ms": m.at_ms, "summary": m.summary()})),
+            })),
+            "network": status.network,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -216,9 +226,74 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
     }
     let gate = if status.gate_mounts.is_empty() { "off".to_owned() } else { status.gate_mounts.join(", ") };
     println!("Monitor:       {} + gate {gate}", status.source);
+    if let Some(network) = &status.network {
+        let layer = match network.layer {
+            warden_api::local::NetworkLayer::Ebpf => "eBPF",
+            warden_api::local::NetworkLayer::Fallback => "fallback",
+            warden_api::local::NetworkLayer::LaunchOnly => "launch only",
+        };
+        println!("Network:       {layer}: {}", network.detail);
+        if network.layer == warden_api::local::NetworkLayer::Ebpf {
+            println!(
+                "               {} of {} names resolved, {} address ranges governed, {} process(es) open by exception{}",
+                network.names_resolved,
+                network.names,
+                network.ranges,
+                network.open_processes,
+                if network.unresolved.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not resolving now (last good kept): {}", network.unresolved.join(", "))
+                }
+            );
+        }
+        for proxy in &network.proxies {
+            println!(
+                "Proxy:         {proxy}: connections through it show only the proxy to the kernel; what goes through \
+                 it is not seen here"
+            );
+        }
+    }
     println!(
         "Today:         {} launches of yours, {} blocked, {} warned",
         status.events_today, status.blocked_today, status.warned_today
     );
+    if !status.managed_files.is_empty() {
+        let drifted = status.managed_files.iter().filter(|f| !f.matches).count();
+        println!(
+            "Vendor files:  {} kept{}",
+            status.managed_files.len(),
+            if drifted == 0 {
+                ", all match the policy".to_owned()
+            } else {
+                format!(", {drifted} DIFFER (being restored)")
+            }
+        );
+        for file in &status.managed_files {
+            let state = if file.matches { "matches" } else { "DIFFERS" };
+            println!("  {state:<8} {} ({}, {})", file.path, file.vendor, file.ownership);
+            for control in &file.controls {
+                println!("           {control}");
+            }
+        }
+    }
+    match &status.gateway {
+        None => println!("Gateway:       not hosted by the service (`warden gateway` runs one for you)"),
+        Some(g) => {
+            match &g.error {
+                Some(error) => println!("Gateway:       down: {error}"),
+                None => println!(
+                    "Gateway:       running on {} → {} (your client's settings: `warden gateway --print-env`)",
+                    g.url, g.upstream
+                ),
+            }
+            if g.requests_24h > 0 {
+                println!(
+                    "Masking:       {} secrets masked in {} of your requests in the last 24 h ({} kept masked in tool calls)",
+                    g.masked_24h, g.requests_24h, g.kept_masked_24h
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -22,8 +22,9 @@
 //! | `POST /v1/exception-requests` | bound users | [`ExceptionRequestCreate`] → [`FiledRequest`] |
 //! | `POST /v1/sync` | anyone | → [`SyncState`] (the sync runs in the background) |
 //! | `POST /v1/enroll` | root | [`LocalEnroll`] → [`EnrolledDevice`] |
+//! | `GET /v1/gateway` | anyone | → [`GatewayAccess`]: the masking gateway's address and the caller's own token |
 
-use crate::event::LaunchEvent;
+use crate::event::{LaunchEvent, MaskingEvent};
 use crate::exception::{ExceptionRecord, ExceptionRequestCreate};
 use crate::notice::{ExceptionEnd, Rescan, SessionStop};
 use serde::{Deserialize, Serialize};
@@ -148,6 +149,121 @@ pub struct RuntimeStatus {
     /// The latest rescan: why, when, how many processes, how long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rescan: Option<Rescan>,
+    /// The vendors' managed files the service writes from the policy, and whether each matches
+    /// it now (empty in the personal mode, which writes none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_files: Vec<ManagedFileState>,
+    /// The masking gateway the runtime hosts, when it hosts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayState>,
+    /// The network layer: which one is active and what it governs (absent from runtimes that
+    /// predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkStatus>,
+}
+
+/// One vendor file the service keeps (`warden status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedFileState {
+    /// Whose file: `claude-code`, `codex`, `gemini-cli`, `qwen-code`, `vs-code`, `chromium`, …
+    pub vendor: String,
+    /// The system path the vendor reads (`/etc/codex/requirements.toml`).
+    pub path: String,
+    /// Where it is on this machine (the system path under the service's `--root`).
+    pub location: String,
+    /// `drop-in` (Warden's own file beside the admin's) or `owned` (the admin's copy is kept
+    /// and put back when the policy no longer needs the file).
+    pub ownership: String,
+    /// Whether the file on disk is exactly what the policy says.
+    pub matches: bool,
+    /// What it applies, per tool: `claude-code: bypass mode disabled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
+}
+
+/// The masking gateway a runtime hosts (in `GET /v1/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayState {
+    /// The base URL clients use, `/v1` included (`http://127.0.0.1:8788/v1`).
+    pub url: String,
+    /// Where it forwards: the sanctioned assistant's model API.
+    pub upstream: String,
+    /// The assistant's name from the policy, when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<String>,
+    /// Why it does not serve, when it does not (no upstream in the policy, the port is taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The caller's requests through it in the last 24 hours (root: everyone's).
+    pub requests_24h: u64,
+    /// Findings masked in those requests.
+    pub masked_24h: u64,
+    /// Placeholders kept masked in shell or network tool calls in those requests.
+    pub kept_masked_24h: u64,
+    /// The caller's latest request through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<MaskingEvent>,
+}
+
+/// `GET /v1/gateway`: how the caller's own client reaches the masking gateway. The token is the
+/// caller's alone (one per uid, made by the runtime, never another user's); clients send it as
+/// their API key (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayAccess {
+    /// The OpenAI-compatible base URL, `/v1` included (`http://127.0.0.1:8788/v1`).
+    pub openai_base_url: String,
+    /// The Anthropic base URL (`http://127.0.0.1:8788`).
+    pub anthropic_base_url: String,
+    pub token: String,
+}
+
+impl GatewayAccess {
+    /// The environment a sanctioned client runs with to go through the gateway (OpenAI-compatible
+    /// clients such as Qwen Code, and Anthropic clients).
+    pub fn client_env(&self) -> [(&'static str, &str); 4] {
+        [
+            ("OPENAI_BASE_URL", &self.openai_base_url),
+            ("OPENAI_API_KEY", &self.token),
+            ("ANTHROPIC_BASE_URL", &self.anthropic_base_url),
+            ("ANTHROPIC_API_KEY", &self.token),
+        ]
+    }
+
+/// Which network layer governs connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkLayer {
+    /// The eBPF connect/sendmsg hooks are attached: governed destinations are refused per
+    /// process, before a byte leaves.
+    Ebpf,
+    /// The hooks could not load; a fallback refuses governed destinations for every process.
+    Fallback,
+    /// No network enforcement: only launches are governed (the reason says why).
+    LaunchOnly,
+}
+
+/// `RuntimeStatus::network`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    pub layer: NetworkLayer,
+    /// For people: what is attached where, or why not.
+    pub detail: String,
+    /// The cgroup v2 folder the hooks are attached to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Governed and sanctioned names resolved (of all names), and address ranges in the kernel.
+    pub names_resolved: u64,
+    pub names: u64,
+    pub ranges: u64,
+    /// Names whose last lookup failed (their last good addresses stay in force).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<String>,
+    /// Processes open now through approved exceptions (launch trees).
+    pub open_processes: u64,
+    /// HTTP(S) proxies in use (the policy's `[network] proxies` and the service's environment):
+    /// through a proxy, `connect()` sees only the proxy, so destinations behind it are not seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxies: Vec<String>,
 }
 
 /// `GET /v1/policy`: the policy the runtime enforces now.
@@ -179,6 +295,12 @@ pub enum LiveEvent {
     /// After a gap (lost exec notices, a pause of the runtime, its start) every running process
     /// was decided again. To root only: a machine's incident.
     Rescan { rescan: Rescan },
+    /// A request went through the masking gateway (counts, never values). To root and to the
+    /// request's person.
+    Masking { masking: MaskingEvent },
+    /// A connection to a governed destination (refused, warned, or let through by an exception).
+    /// To root and to the process's person.
+    Connect { event: crate::ConnectEvent },
 }
 
 /// `GET /v1/exception-requests`.
@@ -244,6 +366,8 @@ pub enum LocalErrorCode {
     Server,
     /// Something failed inside the runtime.
     Internal,
+    /// The runtime hosts no masking gateway (or it cannot serve: the message says why).
+    NoGateway,
 }
 
 /// The body of every local API error.

@@ -10,6 +10,7 @@ use crate::launch::{ScriptArgument, interpreter_script};
 use crate::path::{join, normalize_path};
 use crate::risky::{OptionGrammar, RiskySpec, SettingSpec, ToolOptions, tool_arguments_start};
 use crate::source::SourceError;
+use crate::step_around::ToolControls;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -115,6 +116,10 @@ pub struct ToolSpec {
     /// and the `Name=` of the `.desktop` file inside an extracted AppImage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub app_names: Vec<String>,
+    /// The tool's web app (`claude.ai`), in Chromium's URL filter format: when the policy
+    /// blocks the tool, its web app goes into the browsers' `URLBlocklist`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_apps: Vec<String>,
     // Risky modes (see `risky.rs`): how the tool reads its command line, its settings,
     // and which settings values switch its safety off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +128,9 @@ pub struct ToolSpec {
     pub setting: Vec<SettingSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub risky: Vec<RiskySpec>,
+    /// How a launch can step around the vendor controls Warden writes (see `step_around.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<ToolControls>,
 }
 
 /// A tool of the compiled catalog.
@@ -225,10 +233,12 @@ impl Catalog {
         let mut fingerprints = Vec::new();
         let mut options = Vec::new();
         for (index, tool) in tools.iter().enumerate() {
-            options.push(
-                ToolOptions::compile(tool.options.as_ref(), &tool.setting, &tool.risky)
-                    .map_err(|message| CompileProblem::new(&tool.id, message))?,
-            );
+            let compiled = ToolOptions::compile(tool.options.as_ref(), &tool.setting, &tool.risky)
+                .map_err(|message| CompileProblem::new(&tool.id, message))?;
+            if let Some(controls) = &tool.controls {
+                controls.check(&compiled).map_err(|message| CompileProblem::new(&tool.id, message))?;
+            }
+            options.push(compiled);
             if !valid_id(&tool.id) {
                 return Err(CompileProblem::new(
                     &tool.id,

@@ -6,6 +6,7 @@ use crate::exception::Exception;
 use crate::facts::ProcessFacts;
 use crate::policy::{Action, Assistant, Mode, Policy};
 use crate::risky::tool_arguments_start;
+use crate::step_around::step_around;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
@@ -140,6 +141,11 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 ///    catalog) can only *raise* the action, and apply after exceptions and to the assistant
 ///    too: an exception for a tool is not an exception for running it without its safety
 ///    checks (`risky-flag:SPELLING`).
+///    A launch that steps around the vendor controls Warden writes (a redirected system
+///    settings file, an API base URL outside the policy's sanctioned destinations, the
+///    sanctioned client signed in to a public cloud, an `--mcp-config` naming a server the
+///    policy forbids; see `step_around.rs`) counts as a risky mode of its tool: the strongest
+///    `catalog_modes` rule covering the tool applies, and the reason names the control.
 /// 6. In monitor mode the verdict is the same but marked `monitor`: nothing is enforced.
 ///
 /// `now` is seconds since the epoch; the core never reads a clock.
@@ -216,6 +222,29 @@ pub fn evaluate(
         };
         rule = Rule::RiskyFlag { flag };
         link = link.or_else(|| policy.default_link.clone());
+    }
+
+    // Step-arounds of the vendor controls Warden writes count as risky modes of the tool: the
+    // strongest `catalog_modes` rule covering it applies, with a reason naming the control.
+    let rule_for_modes = policy
+        .risky_flags
+        .iter()
+        .filter(|r| r.catalog_modes && (r.tools.is_empty() || r.tools.contains(&tool.id)))
+        .max_by_key(|r| r.action);
+    if let Some(flag_rule) = rule_for_modes.filter(|r| r.action > action)
+        && let Some(options) = catalog.tool_options(&tool.id)
+    {
+        let reading = reading.get_or_insert_with(|| options.read(facts, tool_arguments_start(&facts.exe, &facts.argv)));
+        if let Some(found) = step_around(policy, tool, options, reading, facts) {
+            action = flag_rule.action;
+            exception_id = None;
+            reason = format!("{} steps around {} ({})", tool.name, found.control, found.spelling);
+            if !flag_rule.message.is_empty() {
+                reason = format!("{reason}. {}", flag_rule.message);
+            }
+            rule = Rule::RiskyFlag { flag: found.spelling };
+            link = link.or_else(|| policy.default_link.clone());
+        }
     }
 
     let continues_launch = facts.ancestors.iter().any(|ancestor| {

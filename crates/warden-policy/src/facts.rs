@@ -21,6 +21,14 @@ pub const ENV_MARKERS: &[&str] = &[
     // Environment equivalents of risky modes (see `[[tool.setting]] env` in the catalog).
     "AIDER_YES_ALWAYS",
     "COPILOT_ALLOW_ALL",
+    // Launches that step around the vendor controls Warden writes (see `[tool.controls]` and
+    // `env_values` in the catalog): API base URLs and redirected system settings files. None of
+    // them holds a secret (API keys are never collected).
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GEMINI_CLI_SYSTEM_SETTINGS_PATH",
+    "QWEN_CODE_SYSTEM_SETTINGS_PATH",
 ];
 
 /// What is known about a process at the moment it started.

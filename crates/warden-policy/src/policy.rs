@@ -6,6 +6,9 @@
 
 use crate::catalog::{Catalog, CompileProblem, ToolSpec};
 use crate::masking::Masking;
+use crate::network::NetworkPolicy;
+use crate::mcp::McpPolicy;
+use crate::origin::Origin;
 use crate::source::SourceError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,6 +81,14 @@ pub struct Assistant {
     /// `warden gateway` forwards masked requests to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// The model the assistant's client is pinned to (Qwen Code's `model.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The local masking gateway in front of `api_url` (`warden gateway`, e.g.
+    /// `http://127.0.0.1:8788/v1`). When set, the sanctioned client is pinned to it instead of
+    /// `api_url`; both are sanctioned destinations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
 }
 
 /// What happens to one tool.
@@ -190,6 +201,27 @@ pub struct Enforcement {
     pub fail_closed: bool,
 }
 
+/// `[controls]`: what the vendor files Warden writes carry besides what the rest of the policy
+/// implies (see `controls.rs` for every file and key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controls {
+    /// Paths AI agents must not read or edit (Claude Code `permissions.deny` rules, written as
+    /// `Read(PATH)` and `Edit(PATH)`; gitignore-style, `~/` for the home folder).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_paths: Vec<String>,
+    /// Environment for every Claude Code session (its managed `env`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claude_env: BTreeMap<String, String>,
+    /// Browser extensions (Chrome Web Store ids) that belong to a catalog tool, by tool id: when
+    /// the tool is blocked, its extensions go into the browsers' `ExtensionInstallBlocklist`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub browser_extensions: BTreeMap<String, Vec<String>>,
+    /// Write no vendor files at all (the policy still decides launches).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off: bool,
+}
+
 /// A whole policy, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,6 +257,17 @@ pub struct Policy {
     /// Company identifiers and extra rules for the masking gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masking: Option<Masking>,
+    /// Network destinations beyond the catalog's hosts, and the proxies in use (see
+    /// [`crate::Destinations`]). Left out of the wire form when empty, so policies without it
+    /// are signed exactly as before.
+    #[serde(default, skip_serializing_if = "NetworkPolicy::is_empty")]
+    pub network: NetworkPolicy,
+    /// Which MCP servers clients may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpPolicy>,
+    /// Extras for the vendors' own managed files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<Controls>,
 }
 
 impl Policy {
@@ -343,17 +386,38 @@ impl Policy {
                     message: format!("assistant url {:?} must start with https:// or http://", assistant.url),
                 });
             }
-            if let Some(api) =
-                assistant.api_url.as_ref().filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
-            {
-                return Err(CompileProblem {
-                    needle: api.clone(),
-                    message: format!("assistant api_url {api:?} must start with https:// or http://"),
-                });
+            for (key, url) in [("api_url", &assistant.api_url), ("gateway_url", &assistant.gateway_url)] {
+                if let Some(url) = url
+                    .as_ref()
+                    .filter(|u| !(u.starts_with("https://") || u.starts_with("http://")) || Origin::of(u).is_none())
+                {
+                    return Err(CompileProblem {
+                        needle: url.clone(),
+                        message: format!("assistant {key} {url:?} must be an http:// or https:// URL with a host"),
+                    });
+                }
             }
         }
         if let Some(masking) = &self.masking {
             masking.check()?;
+        }
+        crate::network::check(&self.network, &catalog)?;
+        if let Some(mcp) = &self.mcp {
+            mcp.check()?;
+        }
+        if let Some(controls) = &self.controls {
+            for (id, extensions) in &controls.browser_extensions {
+                known(id)?;
+                // Chrome Web Store ids: 32 letters a–p.
+                if let Some(bad) =
+                    extensions.iter().find(|e| e.len() != 32 || !e.bytes().all(|b| (b'a'..=b'p').contains(&b)))
+                {
+                    return Err(CompileProblem {
+                        needle: bad.clone(),
+                        message: format!("browser extension id {bad:?} must be 32 letters a-p (a Chrome Web Store id)"),
+                    });
+                }
+            }
         }
         if self.exceptions.max_duration == 0 {
             return Err(CompileProblem {
@@ -372,6 +436,19 @@ impl Policy {
     /// The admin's rule for a file with this SHA-256, if there is one.
     pub fn binary_rule(&self, sha256: &str) -> Option<&BinaryRule> {
         self.binaries.iter().find(|rule| rule.sha256 == sha256)
+    }
+
+    /// The sanctioned destinations, defined once: the assistant's model API and the local
+    /// masking gateway in front of it. The sanctioned client must talk only to these.
+    pub fn sanctioned_destinations(&self) -> Vec<&str> {
+        let Some(assistant) = &self.assistant else { return Vec::new() };
+        assistant.api_url.iter().chain(&assistant.gateway_url).map(String::as_str).collect()
+    }
+
+    /// Whether `url` is one of [`Policy::sanctioned_destinations`] (same scheme, host and port).
+    pub fn is_sanctioned_url(&self, url: &str) -> bool {
+        let Some(origin) = Origin::of(url) else { return false };
+        self.sanctioned_destinations().into_iter().any(|d| Origin::of(d).as_ref() == Some(&origin))
     }
 
     /// Whether `id` is the sanctioned assistant's own client.

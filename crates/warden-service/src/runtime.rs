@@ -6,20 +6,24 @@
 //! Who asks is always a uid the caller cannot choose (the local API takes it from the socket):
 //! [`Runtime::caller`] turns it into a login and the account the enrollment binds it to.
 
+use crate::gateway::{GatewaySettings, HostedGateway};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::broadcast;
 use warden_agent::{AgentConfig, AgentHandle, AgentNotice};
 use warden_api::local::{
-    Caller, EnrolledDevice, FiledRequest, LiveEvent, LocalEnroll, LocalError, LocalErrorCode, MyRequests,
-    PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
+    Caller, EnrolledDevice, FiledRequest, GatewayAccess, GatewayState, LiveEvent, LocalEnroll, LocalError,
+    LocalErrorCode, MyRequests, NetworkStatus, PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
 };
 use warden_api::{
-    Event, EventKind, ExceptionRequestCreate, LaunchEvent, Outcome, ServiceStartEvent, ServiceStopEvent, UncleanEnd,
+    Event, EventKind, ExceptionRequestCreate, LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent, ServiceStopEvent,
+    UncleanEnd,
 };
 use warden_client::{Device, Enforcement, EnrollOptions, LocalUser, StateDir, SyncLoop, SyncOptions, TokenStorage};
 use warden_monitor::facts::UserNames;
 use warden_policy::{Exception, Mode, Policy};
+
+use crate::controls::Keeper;
 
 /// How a runtime starts.
 #[derive(Debug, Clone)]
@@ -34,6 +38,12 @@ pub struct RuntimeConfig {
     pub policy_overridden: bool,
     /// Monitor mode forced over whatever policy arrives.
     pub monitor_forced: bool,
+    /// Write and keep the vendors' managed files (the system service only: they are system
+    /// files); `None` writes none.
+    pub controls: Option<crate::controls::ControlsOptions>,
+    /// Host the masking gateway for every local user (`wardend`); `None`: no gateway (the personal
+    /// mode, where a developer runs `warden gateway` themselves).
+    pub gateway: Option<GatewaySettings>,
 }
 
 /// The sync side, present while the device is enrolled.
@@ -56,6 +66,11 @@ pub struct Runtime {
     policy_overridden: bool,
     users: Mutex<UserNames>,
     enroll_lock: tokio::sync::Mutex<()>,
+    keeper: Option<Arc<Keeper>>,
+    hosted_gateway: Option<String>,
+    gateway: Option<HostedGateway>,
+    /// The network layer, once `start_network` ran (else the status says launch only).
+    network: std::sync::OnceLock<crate::network::NetworkHandle>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -80,16 +95,33 @@ pub enum RuntimeError {
 }
 
 /// The agent seen as the sync loop's enforcement side; keeps a forced monitor mode over
-/// policies that arrive.
+/// policies that arrive, and rewrites the vendors' managed files for each new policy.
 struct AgentEnforcement {
     agent: Arc<AgentHandle>,
     monitor_forced: bool,
+    keeper: Option<Arc<Keeper>>,
+    hosted_gateway: Option<String>,
+}
+
+/// The gateway this runtime hosts is a sanctioned destination (the policy's `gateway_url`) when
+/// the policy names none: the sanctioned client is pinned to it and may be pointed at it.
+fn with_hosted_gateway(policy: &mut Policy, hosted: Option<&String>) {
+    if let (Some(assistant), Some(url)) = (policy.assistant.as_mut(), hosted)
+        && assistant.gateway_url.is_none()
+        && assistant.api_url.is_some()
+    {
+        assistant.gateway_url = Some(url.clone());
+    }
 }
 
 impl Enforcement for AgentEnforcement {
     fn set_policy(&self, mut policy: Policy, version: Option<String>) {
         if self.monitor_forced {
             policy.mode = Mode::Monitor;
+        }
+        with_hosted_gateway(&mut policy, self.hosted_gateway.as_ref());
+        if let Some(keeper) = &self.keeper {
+            keeper.apply(&policy);
         }
         self.agent.set_policy(policy, version);
     }
@@ -123,8 +155,11 @@ impl Runtime {
                 config.agent.exceptions = exceptions;
             }
         }
+        let hosted_gateway = config.gateway.as_ref().map(|settings| format!("http://{}/v1", settings.listen));
+        with_hosted_gateway(&mut config.agent.policy, hosted_gateway.as_ref());
         // Read before the agent starts: its first launches must not pass for the last run's.
         let (unclean_end, recovery) = previous_unclean_end(&state);
+        let state_root = config.agent.state_dir.clone();
         let agent = Arc::new(warden_agent::start(config.agent).await?);
         if let Err(error) = held.report_to(agent.store()) {
             eprintln!("warden: warning: cannot record a cache incident: {error}");
@@ -155,6 +190,31 @@ impl Runtime {
         if let Err(error) = agent.store().append(&Event::ServiceStart(start)) {
             eprintln!("warden: warning: recording the start: {error}");
         }
+        let keeper = match config.controls.clone() {
+            Some(options) => {
+                let recorder = agent.clone();
+                let report: crate::controls::DriftReport = Box::new(move |drift| {
+                    eprintln!(
+                        "wardend: {} was {} and is {}: {}",
+                        drift.path,
+                        if drift.change == warden_api::DriftChange::Removed { "removed" } else { "changed" },
+                        if drift.restored { "restored" } else { "NOT restored" },
+                        drift.detail
+                    );
+                    if let Err(error) = recorder.store().append(&Event::ControlDrift(drift)) {
+                        eprintln!("warden: warning: recording a control drift: {error}");
+                    }
+                });
+                match Keeper::start(options, &agent.rules().policy, report) {
+                    Ok(keeper) => Some(Arc::new(keeper)),
+                    Err(error) => {
+                        eprintln!("warden: warning: not keeping the vendors' managed files: {error}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let (live, _) = broadcast::channel(512);
         let runtime = Arc::new(Runtime {
             mode: config.mode,
@@ -169,7 +229,12 @@ impl Runtime {
             policy_overridden: config.policy_overridden,
             users: Mutex::new(UserNames::default()),
             enroll_lock: tokio::sync::Mutex::new(()),
+            keeper,
+            hosted_gateway,
+            gateway: config.gateway.map(|settings| HostedGateway::new(settings, &state_root)),
+            network: std::sync::OnceLock::new(),
         });
+        runtime.refresh_gateway().await;
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
         tokio::spawn(forward_notices(runtime.clone(), runtime.agent.subscribe_notices()));
         if enrollment.is_some()
@@ -185,8 +250,12 @@ impl Runtime {
     fn link_server(self: &Arc<Runtime>) -> Result<(), warden_client::ClientError> {
         let store = Arc::new(warden_store::Store::open(self.state.events_db())?);
         let device = Arc::new(Device::open_from(self.state.clone(), store, &self.token_storage)?);
-        let enforcement: Arc<dyn Enforcement> =
-            Arc::new(AgentEnforcement { agent: self.agent.clone(), monitor_forced: self.monitor_forced });
+        let enforcement: Arc<dyn Enforcement> = Arc::new(AgentEnforcement {
+            agent: self.agent.clone(),
+            monitor_forced: self.monitor_forced,
+            keeper: self.keeper.clone(),
+            hosted_gateway: self.hosted_gateway.clone(),
+        });
         let sync = warden_client::sync::spawn(device.clone(), enforcement, self.sync_options.clone());
         tokio::spawn(forward_sync(self.clone(), sync.status.clone()));
         if let Some(old) = lock(&self.link).replace(ServerLink { device, sync }) {
@@ -199,12 +268,45 @@ impl Runtime {
         self.mode
     }
 
+    /// Starts the network layer (the system service, as root): the eBPF hooks on
+    /// `config.cgroup` (default: the cgroup v2 root, the whole machine). A failure to load them
+    /// never stops the runtime: the status says which layer is active and why. Once per runtime.
+    pub fn start_network(self: &Arc<Runtime>, config: &crate::network::NetworkConfig) -> NetworkStatus {
+        let handle = crate::network::start(self, config);
+        let status = handle.status();
+        let _ = self.network.set(handle);
+        status
+    }
+
+    /// Sends a live event to every subscriber (stored first by whoever made it).
+    pub(crate) fn broadcast(&self, live: LiveEvent) {
+        let _ = self.live.send(live);
+    }
+
+    fn network_status(&self) -> NetworkStatus {
+        match self.network.get() {
+            Some(handle) => handle.status(),
+            None => crate::network::NetworkHandle::launch_only(match self.mode {
+                RuntimeMode::Personal => {
+                    "the personal mode runs as you and loads no kernel hooks; connections are governed by the system service (wardend)"
+                }
+                RuntimeMode::Service => "the network layer is switched off in the configuration",
+            })
+            .status(),
+        }
+    }
+
     pub fn agent(&self) -> &Arc<AgentHandle> {
         &self.agent
     }
 
     pub fn state(&self) -> &StateDir {
         &self.state
+    }
+
+    /// The keeper of the vendors' managed files, when this runtime writes them.
+    pub fn controls(&self) -> Option<&Arc<Keeper>> {
+        self.keeper.as_ref()
     }
 
     /// Live events for every subscriber (the local API filters them per caller).
@@ -237,7 +339,9 @@ impl Runtime {
             LiveEvent::Launch { event } => Runtime::may_see(caller, event),
             LiveEvent::ExceptionEnded { ended } => Runtime::is_theirs(caller, ended.user.as_deref()),
             LiveEvent::SessionStopped { stopped } => Runtime::is_theirs(caller, stopped.user.as_deref()),
+            LiveEvent::Masking { masking } => Runtime::is_theirs(caller, masking.user.as_deref()),
             LiveEvent::Rescan { .. } => caller.uid == 0,
+            LiveEvent::Connect { event } => Runtime::is_theirs(caller, event.user.as_deref()),
             LiveEvent::Sync { .. } | LiveEvent::KeepAlive => true,
         }
     }
@@ -246,7 +350,7 @@ impl Runtime {
         if caller.uid == 0 {
             return true;
         }
-        let mine = caller.account.as_deref().or(caller.login.as_deref());
+        let mine = Runtime::person(caller);
         mine.is_some() && person == mine
     }
 
@@ -296,7 +400,116 @@ impl Runtime {
             unrecorded_events: agent.unrecorded_events,
             rescans: agent.rescans,
             last_rescan: agent.last_rescan,
+            managed_files: self.keeper.as_ref().map(|k| k.status()).unwrap_or_default(),
+            gateway: self.gateway_state(caller),
+            network: Some(self.network_status()),
         }
+    }
+
+    /// The hosted gateway as `caller` may see it: its address and their own requests of the last
+    /// 24 hours (root: everyone's).
+    fn gateway_state(&self, caller: &Caller) -> Option<GatewayState> {
+        let serving = self.gateway.as_ref()?.serving();
+        let since = now_ms() - 86_400_000;
+        let summary = match (caller.uid, Runtime::person(caller)) {
+            (0, _) => self.agent.store().masking_since(since, None),
+            (_, Some(person)) => self.agent.store().masking_since(since, Some(person)),
+            // A uid without a name has no events of its own.
+            (_, None) => Ok(warden_store::MaskingSummary::default()),
+        };
+        let summary = summary.unwrap_or_else(|error| {
+            eprintln!("warden: warning: reading the gateway's counts: {error}");
+            warden_store::MaskingSummary::default()
+        });
+        Some(GatewayState {
+            url: serving.listen.map(|a| format!("http://{a}/v1")).unwrap_or_default(),
+            upstream: serving.upstream.unwrap_or_default(),
+            assistant: self.agent.rules().policy.assistant.as_ref().map(|a| a.name.clone()),
+            error: serving.error,
+            requests_24h: summary.requests,
+            masked_24h: summary.masked,
+            kept_masked_24h: summary.kept_masked,
+            last: summary.last,
+        })
+    }
+
+    /// The person a caller is in events: the bound account, else the login.
+    fn person(caller: &Caller) -> Option<&str> {
+        caller.account.as_deref().or(caller.login.as_deref())
+    }
+
+    /// How `caller`'s own client reaches the hosted gateway: its address and their token (made on
+    /// first ask, kept across restarts).
+    pub fn gateway_access(&self, caller: &Caller) -> Result<GatewayAccess, LocalError> {
+        let gateway = self.gateway.as_ref().ok_or_else(|| {
+            LocalError::new(
+                LocalErrorCode::NoGateway,
+                "this runtime hosts no masking gateway (personal mode: run `warden gateway`)",
+            )
+        })?;
+        let serving = gateway.serving();
+        let listen = serving.listen.ok_or_else(|| {
+            LocalError::new(
+                LocalErrorCode::NoGateway,
+                format!("the masking gateway is down: {}", serving.error.as_deref().unwrap_or("not started")),
+            )
+        })?;
+        let token = gateway
+            .token_for(caller.uid)
+            .map_err(|e| LocalError::new(LocalErrorCode::Internal, format!("making your gateway token: {e}")))?;
+        Ok(GatewayAccess {
+            openai_base_url: format!("http://{listen}/v1"),
+            anthropic_base_url: format!("http://{listen}"),
+            token,
+        })
+    }
+
+    /// Starts, restarts or keeps the hosted gateway for the policy in force.
+    async fn refresh_gateway(self: &Arc<Runtime>) {
+        let Some(gateway) = &self.gateway else { return };
+        let policy = self.agent.rules().policy.clone();
+        let runtime = Arc::downgrade(self);
+        let on_report: warden_gateway::ReportSink = Arc::new(move |report: &warden_gateway::RequestReport| {
+            if let Some(runtime) = Weak::upgrade(&runtime) {
+                runtime.record_masking(report);
+            }
+        });
+        gateway.apply(&policy, on_report).await;
+    }
+
+    /// One request through the gateway: a `masking` event of the person it was for, in the event
+    /// log (and so on its way to the server) and to live subscribers.
+    fn record_masking(self: &Arc<Runtime>, report: &warden_gateway::RequestReport) {
+        let user =
+            report.client.parse::<u32>().ok().and_then(|uid| Runtime::person(&self.caller(uid)).map(str::to_owned));
+        let policy = &self.agent.rules().policy;
+        let destination = policy
+            .assistant
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| self.gateway.as_ref().and_then(|g| g.serving().upstream).unwrap_or_default());
+        let masking = MaskingEvent {
+            id: warden_agent::new_event_id(),
+            at_ms: now_ms(),
+            user,
+            path: report.path.clone(),
+            status: report.status,
+            destination,
+            masked: report.masked.by_rule.clone(),
+            restored: report.restored,
+            kept_masked_in: report.kept_masked.iter().map(|(tool, _)| tool.clone()).collect(),
+        };
+        let runtime = self.clone();
+        // The report arrives on the proxy's task: the fsynced write goes to a blocking thread.
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = runtime.agent.store().append(&Event::Masking(masking.clone())) {
+                eprintln!("warden: warning: recording the gateway's counts: {error}");
+            }
+            let _ = runtime.live.send(LiveEvent::Masking { masking });
+            if let Some(link) = lock(&runtime.link).as_ref() {
+                link.sync.trigger.sync_now();
+            }
+        });
     }
 
     fn enrolled_device(&self) -> Option<EnrolledDevice> {
@@ -471,6 +684,9 @@ impl Runtime {
         });
         // Tasks forwarding events hold clones of the agent, so it is stopped, not dropped;
         // closing the gate joins its threads, which must not hold up an async worker.
+        if let Some(gateway) = &self.gateway {
+            gateway.stop().await;
+        }
         let agent = self.agent.clone();
         let _ = tokio::task::spawn_blocking(move || agent.stop()).await;
         let stop = ServiceStopEvent {
@@ -590,6 +806,10 @@ async fn forward_sync(runtime: Arc<Runtime>, mut status: tokio::sync::watch::Rec
         seen.insert("exceptions", now.active_exceptions.to_string());
         seen.insert("error", format!("{:?}", now.last_error));
         if seen != last {
+            if seen.get("policy") != last.get("policy") {
+                // The assistant's endpoint or the company's identifiers may have changed.
+                runtime.refresh_gateway().await;
+            }
             if let Some(sync) = runtime.sync_state() {
                 let _ = runtime.live.send(LiveEvent::Sync { sync });
             }

@@ -188,6 +188,7 @@ fn main() -> Result<()> {
         .arg("--socket")
         .arg(&socket)
         .arg("--no-gate")
+        .arg("--no-network")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
