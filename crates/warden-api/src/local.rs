@@ -228,6 +228,7 @@ impl GatewayAccess {
             ("ANTHROPIC_API_KEY", &self.token),
         ]
     }
+}
 
 /// Which network layer governs connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
