@@ -48,8 +48,7 @@ pub use origin::Origin;
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
     Action, Assistant, BinaryRule, Controls, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits,
-    FlagRule,
-    Mode, Policy, PolicyError, ToolRule, TrayPolicy,
+    FlagRule, Mode, Policy, PolicyError, ToolRule, TrayPolicy,
 };
 pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};

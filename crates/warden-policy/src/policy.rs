@@ -6,8 +6,8 @@
 
 use crate::catalog::{Catalog, CompileProblem, ToolSpec};
 use crate::masking::Masking;
-use crate::network::NetworkPolicy;
 use crate::mcp::McpPolicy;
+use crate::network::NetworkPolicy;
 use crate::origin::Origin;
 use crate::source::SourceError;
 use serde::{Deserialize, Serialize};
