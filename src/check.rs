@@ -51,7 +51,9 @@ pub fn run(policy: &Policy, args: CheckArgs) -> Result<ExitCode> {
         Some(path) => read_exceptions(path)?,
         None => Vec::new(),
     };
-    let mut identity = warden_monitor::identity::ContentIdentity::default();
+    // A file the policy has no rule by hash for needs no hash once a fingerprint decides.
+    let mut identity =
+        warden_monitor::identity::ContentIdentity::default().hash_after_fingerprint(!policy.binaries.is_empty());
     let mut judge = |facts: &mut ProcessFacts| {
         resolve_script(facts);
         // What the program file is (a renamed copy, the loader's program; its SHA-256 for

@@ -59,6 +59,9 @@ pub struct ContentIdentity {
     pub files_read: u64,
     /// Python `site-packages` folders read so far, each with its folder version.
     site_packages: HashMap<PathBuf, SitePackages>,
+    /// Stop reading at the first complete fingerprint, leaving the hash out (see
+    /// [`ContentIdentity::hash_after_fingerprint`]).
+    stop_at_fingerprint: bool,
 }
 
 /// What the `RECORD` files of one `site-packages` folder list: every installed file (module
@@ -94,6 +97,14 @@ impl ContentIdentity {
     /// browser) must not hold up the execs queued behind it.
     pub fn with_size_limit(bytes: u64) -> ContentIdentity {
         ContentIdentity { size_limit: Some(bytes), ..ContentIdentity::default() }
+    }
+
+    /// Whether a file that carries a fingerprint is still read to its end for its SHA-256
+    /// (default yes). `warden check` turns it off when the policy has no rule by hash: a real
+    /// tool's file is 260–400 MB, and the fingerprint already decides.
+    pub fn hash_after_fingerprint(mut self, yes: bool) -> ContentIdentity {
+        self.stop_at_fingerprint = !yes;
+        self
     }
 
     /// What `path`'s content says, from the cache when the file is unchanged. `generation`
@@ -156,12 +167,16 @@ impl ContentIdentity {
                 Ok(found) => found,
                 Err(_) => return None, // a read error is no verdict; the next look retries
             };
-            if std::io::copy(&mut reader, &mut std::io::sink()).is_err() {
-                return None;
-            }
-            let sha256 = reader.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            let sha256 = if found.is_some() && self.stop_at_fingerprint {
+                None
+            } else {
+                if std::io::copy(&mut reader, &mut std::io::sink()).is_err() {
+                    return None;
+                }
+                Some(reader.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+            };
             Some(ContentFacts {
-                sha256: Some(sha256),
+                sha256,
                 loader: found.is_none() && is_loader,
                 build_id,
                 tool: found.as_ref().map(|m| m.tool.clone()),
@@ -473,6 +488,10 @@ mod tests {
         let sum = String::from_utf8(sum.stdout).unwrap();
         assert_eq!(first.sha256.as_deref(), sum.split_whitespace().next(), "{sum}");
         assert_eq!(first.build_id, None, "no program headers, no build-id");
+        // Told to stop at the fingerprint (no rule by hash to match), the file is not hashed.
+        let mut quick = ContentIdentity::default().hash_after_fingerprint(false);
+        let stopped = quick.identify(&path, catalog.content(), 1).unwrap();
+        assert_eq!((stopped.tool.as_deref(), stopped.sha256), (Some("claude-code"), None));
         // A real program: hashed and its build-id read (readelf -n shows the same).
         let system = identity.identify(Path::new("/bin/true"), catalog.content(), 1).unwrap();
         assert_eq!(system.tool, None);
