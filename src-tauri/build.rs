@@ -14,6 +14,7 @@ fn main() {
     let commands = &[
         "catalog_view",
         "recent_activity",
+        "masking_line",
         "window_context",
         "exception_form",
         "exception_requests",

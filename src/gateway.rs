@@ -1,5 +1,7 @@
 //! `warden gateway`: runs the masking gateway on a loopback port for the current user, in front of the
-//! sanctioned assistant's model API (`--upstream`, else the policy's `assistant.api_url`).
+//! sanctioned assistant's model API (`--upstream`, else the policy's `assistant.api_url`); with
+//! `--print-env`, prints how a client reaches the gateway that serves this user (the system service's,
+//! which hosts one for every user, else this user's own).
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -9,9 +11,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use warden_gateway::{DEFAULT_MAX_BODY_BYTES, Detector, GatewayConfig, RequestReport};
+use warden_api::local::GatewayAccess;
+use warden_api::{Event, MaskingEvent};
+use warden_gateway::{ClientTokens, DEFAULT_MAX_BODY_BYTES, Detector, GatewayConfig, RequestReport};
 use warden_policy::Policy;
-use warden_store::MaskingRecord;
 
 /// Written to the state directory while the gateway runs (read by `warden status`).
 pub const GATEWAY_STATUS_FILE: &str = "gateway.json";
@@ -40,6 +43,11 @@ pub struct GatewayArgs {
     /// $XDG_STATE_HOME/warden or ~/.local/state/warden).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Print, as shell `export` lines, the environment a sanctioned client (Qwen Code, any OpenAI- or
+    /// Anthropic-compatible client) needs to go through the gateway that serves you — the system
+    /// service's, else your own running `warden gateway` — and exit: `eval "$(warden gateway --print-env)"`.
+    #[arg(long)]
+    print_env: bool,
 }
 
 /// What `warden status` reads.
@@ -50,10 +58,18 @@ pub struct GatewayNote {
     pub upstream: String,
 }
 
-pub fn run(policy: &Policy, args: GatewayArgs) -> Result<()> {
+pub fn run(policy: &Policy, socket: Option<&Path>, args: GatewayArgs) -> Result<()> {
+    if args.print_env {
+        let access = access(socket, args.state_dir.as_deref())?;
+        for (name, value) in access.client_env() {
+            println!("export {name}={}", shell_quote(value));
+        }
+        return Ok(());
+    }
     if !args.listen.ip().is_loopback() {
         bail!("--listen {} is not a loopback address: the gateway serves only this machine's user", args.listen);
     }
+    let upstream_given = args.upstream.is_some();
     let upstream = match args.upstream.or_else(|| policy.assistant.as_ref().and_then(|a| a.api_url.clone())) {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => url,
         Some(url) => bail!("--upstream {url:?} must start with http:// or https://"),
@@ -69,30 +85,38 @@ pub fn run(policy: &Policy, args: GatewayArgs) -> Result<()> {
     let state = crate::connected::state_dir(Some(&state_dir));
     let store = warden_store::Store::open(state.events_db())
         .with_context(|| format!("opening the event log {}", state.events_db().display()))?;
-    let (records, queue) = std::sync::mpsc::channel::<MaskingRecord>();
+    let (records, queue) = std::sync::mpsc::channel::<Event>();
     std::thread::spawn(move || {
         for record in queue {
-            if let Err(error) = store.record_masking(&record) {
+            if let Err(error) = store.append(&record) {
                 // Accounting, not a gate: a full disk must not stop the developer's requests.
                 eprintln!("warden gateway: recording counts: {error}");
             }
         }
     });
+    // Counted as the person the personal runtime names this user's launches (the login).
+    let user = crate::enroll::login_name();
+    let destination =
+        policy.assistant.as_ref().filter(|_| !upstream_given).map_or(upstream.clone(), |a| a.name.clone());
     let on_report = move |report: &RequestReport| {
         eprintln!("{}", describe(report));
-        let record = MaskingRecord {
-            at_ms: crate::now() * 1000,
+        let event = MaskingEvent {
+            id: warden_agent::new_event_id(),
+            at_ms: crate::now_ms(),
+            user: Some(user.clone()),
             path: report.path.clone(),
             status: report.status,
-            by_rule: report.masked.by_rule.clone(),
-            kept_masked: report.kept_masked.len() as u32,
+            destination: destination.clone(),
+            masked: report.masked.by_rule.clone(),
+            restored: report.restored,
+            kept_masked_in: report.kept_masked.iter().map(|(tool, _)| tool.clone()).collect(),
         };
-        let _ = records.send(record);
+        let _ = records.send(Event::Masking(event));
     };
     let config = GatewayConfig {
         upstream: upstream.clone(),
         upstream_key: std::env::var(&args.upstream_key_env).ok().filter(|k| !k.is_empty()),
-        client_token,
+        clients: ClientTokens::single(client_token, "you"),
         max_body_bytes: args.max_body_bytes,
         idle: args.idle,
         detector: Arc::new(detector),
@@ -140,6 +164,32 @@ fn describe(report: &RequestReport) -> String {
         line.push_str(&format!(", kept {placeholder} masked in a call to {tool}"));
     }
     line
+}
+
+/// How this user's client reaches a gateway: the system service's (their own token, over the local
+/// API), else the one `warden gateway` runs for them (the token in their state directory).
+fn access(socket: Option<&Path>, state_dir: Option<&Path>) -> Result<GatewayAccess> {
+    if state_dir.is_none()
+        && let Some(service) = crate::service::system_service(socket)?
+    {
+        return service.call(service.client.gateway()).context("asking the Warden service for its gateway");
+    }
+    let state = crate::connected::state_dir(state_dir);
+    let Some(note) = running(state.root()) else {
+        bail!("no masking gateway serves you: the Warden service hosts none here, and `warden gateway` is not running");
+    };
+    let token_path = state.root().join(GATEWAY_TOKEN_FILE);
+    let token = std::fs::read_to_string(&token_path).with_context(|| format!("reading {}", token_path.display()))?;
+    Ok(GatewayAccess {
+        openai_base_url: format!("http://{}/v1", note.listen),
+        anthropic_base_url: format!("http://{}", note.listen),
+        token: token.trim().to_owned(),
+    })
+}
+
+/// `value` quoted for a POSIX shell.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 /// Whether a gateway runs for this state directory: its note, if its process lives and it answers.

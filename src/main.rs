@@ -101,7 +101,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Requests(args) => requests::run_requests(cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
         Command::Status(args) => status::run(cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
         Command::Sync(args) => sync_cmd::run(cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
-        Command::Gateway(args) => gateway::run(&policy, args).map(|()| ExitCode::SUCCESS),
+        Command::Gateway(args) => gateway::run(&policy, cli.socket.as_deref(), args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -122,4 +122,9 @@ fn read_policy(path: &Path) -> Result<Policy> {
 /// Seconds since the epoch: the CLI is the edge that reads the clock for the core.
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Milliseconds since the epoch (event times).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

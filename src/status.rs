@@ -71,7 +71,7 @@ pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
         .flatten()
         .and_then(|connected| connected.call(connected.client.status()).ok());
     let gateway = crate::gateway::running(state.root());
-    let masking = store.masking_since((now - 24 * 3600) * 1000)?;
+    let masking = store.masking_since((now - 24 * 3600) * 1000, None)?;
     let mode = match &policy {
         Some((policy, _)) => policy.mode,
         None => warden_policy::Policy::embedded().mode,
@@ -186,6 +186,14 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
             },
             "today": {"events": status.events_today, "blocked": status.blocked_today, "warned": status.warned_today},
             "network": status.network,
+            "gateway": status.gateway.as_ref().map(|g| json!({
+                "running": g.error.is_none(),
+                "url": g.url,
+                "upstream": g.upstream,
+                "error": g.error,
+                "last_24h": {"requests": g.requests_24h, "masked": g.masked_24h, "kept_masked": g.kept_masked_24h},
+                "last": g.last.as_ref().map(|m| json!({"at_ms": m.at_ms, "summary": m.summary()})),
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -249,5 +257,23 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
         "Today:         {} launches of yours, {} blocked, {} warned",
         status.events_today, status.blocked_today, status.warned_today
     );
+    match &status.gateway {
+        None => println!("Gateway:       not hosted by the service (`warden gateway` runs one for you)"),
+        Some(g) => {
+            match &g.error {
+                Some(error) => println!("Gateway:       down: {error}"),
+                None => println!(
+                    "Gateway:       running on {} → {} (your client's settings: `warden gateway --print-env`)",
+                    g.url, g.upstream
+                ),
+            }
+            if g.requests_24h > 0 {
+                println!(
+                    "Masking:       {} secrets masked in {} of your requests in the last 24 h ({} kept masked in tool calls)",
+                    g.masked_24h, g.requests_24h, g.kept_masked_24h
+                );
+            }
+        }
+    }
     Ok(())
 }

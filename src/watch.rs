@@ -95,6 +95,7 @@ pub fn run(mut policy: Policy, policy_overridden: bool, socket: Option<&Path>, a
         sync: warden_client::SyncOptions::default(),
         policy_overridden,
         monitor_forced: args.monitor,
+        gateway: None,
     };
     let socket = socket
         .map_or_else(|| warden_client::personal_socket(&warden_client::StateDir::new(&state_dir)), Path::to_path_buf);

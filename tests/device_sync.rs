@@ -22,7 +22,7 @@ use warden_policy::Action;
 use warden_store::Store;
 
 const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
-const ADMIN: &str = "test-admin-token-0123456789";
+const ADMIN: &str = "test-admin-token-0123456789abcdefghij";
 const SECRET: &str = "test-enroll-secret-0123456789";
 const REASON: &str = "Pairing with the vendor on the SDK migration this week";
 

@@ -57,6 +57,7 @@ fn local_code(code: LocalErrorCode) -> &'static str {
         LocalErrorCode::NotEnrolled => "not-enrolled",
         LocalErrorCode::Server => "server",
         LocalErrorCode::Internal => "internal",
+        LocalErrorCode::NoGateway => "no-gateway",
     }
 }
 
@@ -96,6 +97,12 @@ fn catalog_view_for(shell: &Shell, policy: &crate::shell::PolicyInForce) -> Cata
 #[tauri::command]
 pub fn recent_activity(shell: State<'_, Shell>) -> Vec<ActivityRow> {
     activity_rows(shell.events().iter(), &shell.policy().catalog)
+}
+
+/// The masking gateway's latest request, for the activity window (none: no request in 24 hours).
+#[tauri::command]
+pub fn masking_line(shell: State<'_, Shell>) -> Option<views::MaskingLine> {
+    views::masking_line(shell.status().as_ref().and_then(|s| s.gateway.as_ref()))
 }
 
 /// What the calling window was opened for.
@@ -191,9 +198,7 @@ pub async fn open_view(
 
 #[tauri::command]
 pub async fn open_assistant(app: AppHandle, shell: State<'_, Shell>, cwd: Option<String>) -> Answer<()> {
-    let policy = shell.policy();
-    crate::assistant::open(&app, policy.policy.assistant.as_ref(), cwd.as_deref())
-        .map_err(|e| CommandError::OpenFailed(e.to_string()))
+    shell.open_assistant(&app, cwd.as_deref()).map_err(|e| CommandError::OpenFailed(e.to_string()))
 }
 
 /// The About window's facts.

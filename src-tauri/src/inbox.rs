@@ -74,6 +74,11 @@ async fn run(app: AppHandle) {
                             ),
                             Some(LiveEvent::Rescan { .. }) => refresh(&app, false).await,
                             Some(LiveEvent::Connect { event }) => crate::show_connect_popup(&app, &event),
+                            Some(LiveEvent::Masking { .. }) => {
+                                // The activity window's masking line reads the status.
+                                refresh(&app, false).await;
+                                let _ = app.emit(crate::commands::ACTIVITY_EVENT, ());
+                            }
                             Some(LiveEvent::KeepAlive) => {}
                             None => break,
                         },
@@ -99,7 +104,15 @@ async fn refresh(app: &AppHandle, everything: bool) {
     match client.status().await {
         Ok(status) => {
             let enrolled = status.enrolled.is_some();
+            // The assistant opens through the masking gateway when one serves: ask for this
+            // developer's way in when it comes up, forget it when it goes down.
+            let gateway_up = status.gateway.as_ref().is_some_and(|g| g.error.is_none());
             shell.set_status(status);
+            if !gateway_up {
+                shell.set_gateway(None);
+            } else if everything || shell.gateway().is_none() {
+                shell.set_gateway(client.gateway().await.ok());
+            }
             if everything {
                 match client.policy().await {
                     Ok(policy) => shell.set_policy(PolicyInForce::from_runtime(policy, shell.mode())),

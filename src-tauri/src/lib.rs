@@ -115,6 +115,7 @@ pub fn run() -> Result<()> {
         .invoke_handler(tauri::generate_handler![
             commands::catalog_view,
             commands::recent_activity,
+            commands::masking_line,
             commands::window_context,
             commands::exception_form,
             commands::exception_requests,
@@ -232,8 +233,7 @@ fn on_choice(app: &AppHandle, event: &LaunchEvent, choice: PopupChoice) {
     eprintln!("warden-tray: pop-up action {choice:?} for event {}", event.id);
     let result = match choice {
         PopupChoice::OpenAssistant => {
-            let policy = app.state::<Shell>().policy();
-            assistant::open(app, policy.policy.assistant.as_ref(), event.cwd.as_deref()).map_err(|e| e.to_string())
+            app.state::<Shell>().open_assistant(app, event.cwd.as_deref()).map_err(|e| e.to_string())
         }
         PopupChoice::RequestException => {
             let repository = event

@@ -122,6 +122,7 @@ async fn personal(options: &LinkOptions) -> Result<Link> {
         sync: warden_client::SyncOptions::default(),
         policy_overridden: options.policy_file.is_some(),
         monitor_forced: false,
+        gateway: None,
     };
     let runtime = Runtime::start(config).await.context("starting the personal runtime")?;
     let listener = warden_service::local_api::bind(&socket, false)

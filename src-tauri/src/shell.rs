@@ -11,7 +11,7 @@ use crate::views::WindowContext;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use warden_api::LaunchEvent;
-use warden_api::local::{RuntimeMode, RuntimeStatus};
+use warden_api::local::{GatewayAccess, RuntimeMode, RuntimeStatus};
 use warden_policy::{Catalog, Policy};
 
 /// How many recent events the tray keeps in memory (the runtime's store keeps all of them).
@@ -76,6 +76,7 @@ pub struct Shell {
     pub gate: Mutex<PopupGate>,
     contexts: Mutex<HashMap<String, WindowContext>>,
     installed: RwLock<Option<HashMap<String, bool>>>,
+    gateway: RwLock<Option<GatewayAccess>>,
     /// Approved exceptions' ends (from the last request list) and the expiry notices shown.
     granted: Mutex<Vec<GrantedUntil>>,
     pub noticed: Mutex<HashSet<(String, NoticeKind)>>,
@@ -113,6 +114,7 @@ impl Shell {
             events: Mutex::new(VecDeque::new()),
             contexts: Mutex::new(HashMap::new()),
             installed: RwLock::new(None),
+            gateway: RwLock::new(None),
             granted: Mutex::new(Vec::new()),
             noticed: Mutex::new(HashSet::new()),
         }
@@ -139,6 +141,22 @@ impl Shell {
     pub fn set_status(&self, status: RuntimeStatus) {
         write(&self.status, Some(status));
         write(&self.unreachable, None);
+    }
+
+    /// How this developer's client reaches the masking gateway the runtime hosts (`None`: it
+    /// hosts none, or it is down).
+    pub fn gateway(&self) -> Option<GatewayAccess> {
+        read(&self.gateway)
+    }
+
+    pub fn set_gateway(&self, gateway: Option<GatewayAccess>) {
+        write(&self.gateway, gateway);
+    }
+
+    /// Opens the sanctioned assistant (through the gateway when there is one) in `cwd`.
+    pub fn open_assistant(&self, app: &tauri::AppHandle, cwd: Option<&str>) -> Result<(), crate::assistant::OpenError> {
+        let policy = self.policy();
+        crate::assistant::open(app, policy.policy.assistant.as_ref(), cwd, self.gateway().as_ref())
     }
 
     /// The runtime stopped answering.

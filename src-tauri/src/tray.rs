@@ -125,10 +125,7 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
             crate::windows::open(app, View::Exceptions, WindowContext::default()).map_err(|e| e.to_string())
         }
         item::ABOUT => crate::windows::open(app, View::About, WindowContext::default()).map_err(|e| e.to_string()),
-        item::ASSISTANT => {
-            let policy = app.state::<Shell>().policy();
-            crate::assistant::open(app, policy.policy.assistant.as_ref(), None).map_err(|e| e.to_string())
-        }
+        item::ASSISTANT => app.state::<Shell>().open_assistant(app, None).map_err(|e| e.to_string()),
         item::SYNC => {
             crate::sync_now(app);
             Ok(())

@@ -4,7 +4,7 @@
 
 use crate::my_requests::{ExceptionRequest, RequestStatus};
 use crate::request_form::ScopeChoice;
-use crate::views::{activity_rows, catalog_view, form_rules};
+use crate::views::{activity_rows, catalog_view, form_rules, masking_line};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use warden_api::{LaunchEvent, Outcome};
@@ -111,10 +111,36 @@ fn fixtures() -> Vec<(&'static str, serde_json::Value)> {
         "status": "Warden: blocked claude-code 3 minutes ago.",
         "eventSource": "proc-connector",
     });
+    let gateway = warden_api::local::GatewayState {
+        url: "http://127.0.0.1:8788/v1".into(),
+        upstream: "https://assistant.internal.example/v1".into(),
+        assistant: Some("Internal Assistant".into()),
+        error: None,
+        requests_24h: 7,
+        masked_24h: 5,
+        kept_masked_24h: 1,
+        last: Some(warden_api::MaskingEvent {
+            id: "mask-1".into(),
+            at_ms: AT - 2 * 60_000,
+            user: Some("dev".into()),
+            path: "/v1/chat/completions".into(),
+            status: 200,
+            destination: "Internal Assistant".into(),
+            masked: [
+                ("aws-access-key-id".to_owned(), 1),
+                ("private-key".to_owned(), 1),
+                ("internal-host".to_owned(), 1),
+            ]
+            .into(),
+            restored: 3,
+            kept_masked_in: vec![],
+        }),
+    };
     let json = |v: &dyn erased::Json| v.to_json();
     vec![
         ("catalog_view", json(&catalog_view(&policy, &catalog, Some(&installed)))),
         ("recent_activity", json(&activity_rows(&events, &catalog))),
+        ("masking_line", json(&masking_line(Some(&gateway)))),
         ("exception_form", json(&form_rules(&policy, &catalog))),
         ("exception_requests", json(&requests.to_vec())),
         ("about", about),

@@ -173,6 +173,32 @@ pub struct ActivityRow {
     pub pid: u32,
 }
 
+/// The masking gateway's line at the top of the activity window: "3 secrets masked in a request
+/// to Internal Assistant", and the day's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskingLine {
+    /// The latest request through the gateway, in words (never a value).
+    pub summary: String,
+    pub at_ms: i64,
+    /// The developer's requests through it in the last 24 hours, and findings masked in them.
+    pub requests_24h: u64,
+    pub masked_24h: u64,
+}
+
+/// The line for `gateway` (the runtime's status), when it has carried a request of this developer's
+/// in the last 24 hours.
+pub fn masking_line(gateway: Option<&warden_api::local::GatewayState>) -> Option<MaskingLine> {
+    let gateway = gateway?;
+    let last = gateway.last.as_ref()?;
+    Some(MaskingLine {
+        summary: last.summary(),
+        at_ms: last.at_ms,
+        requests_24h: gateway.requests_24h,
+        masked_24h: gateway.masked_24h,
+    })
+}
+
 /// Events newest first, with the catalog's tool names.
 pub fn activity_rows<'e>(events: impl IntoIterator<Item = &'e LaunchEvent>, catalog: &Catalog) -> Vec<ActivityRow> {
     let mut rows: Vec<ActivityRow> = events

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const TRAY: &str = env!("CARGO_BIN_EXE_warden-tray");
-const ADMIN: &str = "tray-e2e-admin-token-0123456789";
+const ADMIN: &str = "tray-e2e-admin-token-0123456789abcdef";
 const SECRET: &str = "tray-e2e-enroll-secret-0123456789";
 
 fn repo_root() -> PathBuf {

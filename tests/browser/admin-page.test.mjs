@@ -15,7 +15,7 @@ import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
-const ADMIN_TOKEN = "wadm_browser-test-token";
+const ADMIN_TOKEN = "wadm_browser-test-token-0123456789abcdef";
 const ENROLL_SECRET = "browser-test-secret";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run"];

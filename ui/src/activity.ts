@@ -3,15 +3,16 @@
 import { asCommandError, events, ipc } from "./ipc";
 import { errorBanner, h, mainRegion, replace } from "./dom";
 import { outcomeLabel, when } from "./format";
-import type { ActivityRow, WindowContext } from "./types";
+import type { ActivityRow, MaskingLine, WindowContext } from "./types";
 
 interface Filters {
   tool: string;
   action: string;
 }
 
-const state: { rows: ActivityRow[]; filters: Filters; focus: string | null; error: string | null } = {
+const state: { rows: ActivityRow[]; masking: MaskingLine | null; filters: Filters; focus: string | null; error: string | null } = {
   rows: [],
+  masking: null,
   filters: { tool: "", action: "" },
   focus: null,
   error: null,
@@ -51,6 +52,21 @@ function row(event: ActivityRow): HTMLElement {
   );
 }
 
+/** The masking gateway's latest request: "3 secrets masked in a request to Internal Assistant". */
+export function maskingNote(line: MaskingLine | null): HTMLElement | null {
+  if (!line) return null;
+  const secrets = line.masked24h === 1 ? "1 secret" : `${line.masked24h} secrets`;
+  const requests = line.requests24h === 1 ? "1 request" : `${line.requests24h} requests`;
+  return h(
+    "p",
+    { class: "masking", role: "note" },
+    h("strong", {}, "Masking gateway: "),
+    `${line.summary} · `,
+    h("time", { datetime: new Date(line.atMs).toISOString() }, when(line.atMs)),
+    ` (last 24 h: ${secrets} masked in ${requests})`,
+  );
+}
+
 function fail(thrown: unknown): void {
   const error = asCommandError(thrown);
   state.error = `Could not do that: ${error.message} (${error.code})`;
@@ -85,6 +101,7 @@ export function render(): void {
     main,
     h("h1", {}, "Recent activity"),
     state.error ? errorBanner(state.error) : null,
+    maskingNote(state.masking),
     h(
       "form",
       { class: "filters", role: "search", "aria-label": "Filter events", onsubmit: (e: Event) => e.preventDefault() },
@@ -112,6 +129,8 @@ export function render(): void {
 async function reload(): Promise<void> {
   try {
     state.rows = await ipc.recentActivity();
+    // An older runtime without a gateway answers nothing here: the line is simply not shown.
+    state.masking = await ipc.maskingLine().catch(() => null);
     state.error = null;
   } catch (thrown) {
     const error = asCommandError(thrown);

@@ -6,6 +6,7 @@ import type {
   AboutView,
   ActivityRow,
   CatalogView,
+  MaskingLine,
   CommandError,
   ExceptionDraft,
   ExceptionRequest,
@@ -16,6 +17,7 @@ import type {
 export const ipc = {
   catalogView: () => invoke<CatalogView>("catalog_view"),
   recentActivity: () => invoke<ActivityRow[]>("recent_activity"),
+  maskingLine: () => invoke<MaskingLine | null>("masking_line"),
   windowContext: () => invoke<WindowContext>("window_context"),
   exceptionForm: () => invoke<FormRules>("exception_form"),
   exceptionRequests: () => invoke<ExceptionRequest[]>("exception_requests"),

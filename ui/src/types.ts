@@ -43,6 +43,14 @@ export interface ActivityRow {
   pid: number;
 }
 
+/** The masking gateway's latest request of this developer's (activity window). */
+export interface MaskingLine {
+  summary: string;
+  atMs: number;
+  requests24h: number;
+  masked24h: number;
+}
+
 export interface WindowContext {
   event?: string;
   tool?: string;

@@ -110,6 +110,8 @@ impl Drop for PostgresFixture {
 
 /// `cargo xtask bench-server`: the server benchmark on SQLite and on a throwaway PostgreSQL.
 pub fn bench_server(args: &[String]) -> Result<()> {
+    // `cargo xtask bench-server -- --seconds 8`: the separator is the shell habit, not an argument.
+    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
     let postgres = PostgresFixture::start()?;
     let mut command = crate::cargo();
     command.args(["run", "--release", "--quiet", "-p", "warden-server", "--bin", "server-bench", "--", "--postgres"]);

@@ -81,6 +81,18 @@ pub struct StoredEvent {
     pub device_id: String,
     /// Seconds since the epoch when the server stored it.
     pub received_at: i64,
+    /// The time the server files it under (ms since the epoch): the device's time, unless that
+    /// lay in the future when it arrived — then the arrival time (see `clock_ahead`).
+    #[serde(default)]
+    pub at_ms: i64,
+    /// The person the server attributes it to: the device's owner when the event names them, else
+    /// the name the device sent marked as a local account of that device (`dev (local account on
+    /// device dev_…)`) — a device can never file events as another person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// The device's clock was ahead: the event claimed a time after it arrived.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clock_ahead: bool,
     pub event: Event,
 }
 

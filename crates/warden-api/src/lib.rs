@@ -22,7 +22,7 @@ pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceS
 pub use error::{ApiError, ErrorLocation};
 pub use event::{
     ConnectEvent, ConnectOutcome, Event, EventDecodeError, EventKind, ExceptionEndedEvent, IncidentEvent, KindError,
-    LaunchEvent, Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
+    LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
 };
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,

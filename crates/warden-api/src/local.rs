@@ -22,8 +22,9 @@
 //! | `POST /v1/exception-requests` | bound users | [`ExceptionRequestCreate`] → [`FiledRequest`] |
 //! | `POST /v1/sync` | anyone | → [`SyncState`] (the sync runs in the background) |
 //! | `POST /v1/enroll` | root | [`LocalEnroll`] → [`EnrolledDevice`] |
+//! | `GET /v1/gateway` | anyone | → [`GatewayAccess`]: the masking gateway's address and the caller's own token |
 
-use crate::event::LaunchEvent;
+use crate::event::{LaunchEvent, MaskingEvent};
 use crate::exception::{ExceptionRecord, ExceptionRequestCreate};
 use crate::notice::{ExceptionEnd, Rescan, SessionStop};
 use serde::{Deserialize, Serialize};
@@ -152,6 +153,9 @@ pub struct RuntimeStatus {
     /// predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkStatus>,
+    /// The masking gateway the runtime hosts, when it hosts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayState>,
 }
 
 /// Which network layer governs connections.
@@ -191,6 +195,55 @@ pub struct NetworkStatus {
     pub proxies: Vec<String>,
 }
 
+/// The masking gateway a runtime hosts (in `GET /v1/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayState {
+    /// The base URL clients use, `/v1` included (`http://127.0.0.1:8788/v1`).
+    pub url: String,
+    /// Where it forwards: the sanctioned assistant's model API.
+    pub upstream: String,
+    /// The assistant's name from the policy, when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<String>,
+    /// Why it does not serve, when it does not (no upstream in the policy, the port is taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The caller's requests through it in the last 24 hours (root: everyone's).
+    pub requests_24h: u64,
+    /// Findings masked in those requests.
+    pub masked_24h: u64,
+    /// Placeholders kept masked in shell or network tool calls in those requests.
+    pub kept_masked_24h: u64,
+    /// The caller's latest request through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<MaskingEvent>,
+}
+
+/// `GET /v1/gateway`: how the caller's own client reaches the masking gateway. The token is the
+/// caller's alone (one per uid, made by the runtime, never another user's); clients send it as
+/// their API key (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayAccess {
+    /// The OpenAI-compatible base URL, `/v1` included (`http://127.0.0.1:8788/v1`).
+    pub openai_base_url: String,
+    /// The Anthropic base URL (`http://127.0.0.1:8788`).
+    pub anthropic_base_url: String,
+    pub token: String,
+}
+
+impl GatewayAccess {
+    /// The environment a sanctioned client runs with to go through the gateway (OpenAI-compatible
+    /// clients such as Qwen Code, and Anthropic clients).
+    pub fn client_env(&self) -> [(&'static str, &str); 4] {
+        [
+            ("OPENAI_BASE_URL", &self.openai_base_url),
+            ("OPENAI_API_KEY", &self.token),
+            ("ANTHROPIC_BASE_URL", &self.anthropic_base_url),
+            ("ANTHROPIC_API_KEY", &self.token),
+        ]
+    }
+}
+
 /// `GET /v1/policy`: the policy the runtime enforces now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyInForce {
@@ -223,6 +276,9 @@ pub enum LiveEvent {
     /// A connection to a governed destination (refused, warned, or let through by an exception).
     /// To root and to the process's person.
     Connect { event: crate::ConnectEvent },
+    /// A request went through the masking gateway (counts, never values). To root and to the
+    /// request's person.
+    Masking { masking: MaskingEvent },
 }
 
 /// `GET /v1/exception-requests`.
@@ -288,6 +344,8 @@ pub enum LocalErrorCode {
     Server,
     /// Something failed inside the runtime.
     Internal,
+    /// The runtime hosts no masking gateway (or it cannot serve: the message says why).
+    NoGateway,
 }
 
 /// The body of every local API error.

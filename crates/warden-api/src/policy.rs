@@ -53,4 +53,8 @@ pub struct PolicyVersion {
     /// The file as uploaded (only in single-version answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Set when activating an older version published its content again as this new version
+    /// (devices never go back to a lower version number): the version whose content this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub republished_from: Option<i64>,
 }

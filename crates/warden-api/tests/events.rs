@@ -75,3 +75,22 @@ fn unknown_or_malformed_kinds_are_errors_that_say_so() {
     assert!(Event::from_parts("launch", "{\"id\": 1}").is_err());
     assert!(Event::from_parts("nope", "{}").is_err());
 }
+
+#[test]
+fn a_masking_event_says_what_was_masked_in_one_line() {
+    let lines: Vec<String> = cases()
+        .into_iter()
+        .filter(|c| c["kind"] == "masking")
+        .map(|wire| match serde_json::from_value::<Event>(wire).unwrap() {
+            Event::Masking(masking) => masking.summary(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "3 secrets masked in a request to Internal Assistant; kept masked in a call to run_shell_command",
+            "nothing masked in a request to https://assistant.internal.example/v1",
+        ]
+    );
+}

@@ -15,6 +15,8 @@ pub enum ClientError {
     Rejected { status: u16, code: String, message: String, field: Option<String> },
     #[error("the server's answer could not be read: {0}")]
     BadAnswer(String),
+    #[error("the server {server} asked this device to wait {seconds} s more (429 Retry-After); nothing was sent")]
+    HeldOff { server: String, seconds: u64 },
     #[error(transparent)]
     Token(#[from] crate::token::TokenError),
     #[error("cannot read or write {path}: {source}")]
@@ -35,7 +37,7 @@ impl ClientError {
     /// Whether trying again later may succeed (server down, overloaded, or a network error).
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Unreachable { .. } => true,
+            ClientError::Unreachable { .. } | ClientError::HeldOff { .. } => true,
             ClientError::Rejected { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             _ => false,
         }

@@ -6,7 +6,8 @@ use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use warden_api::{
     API_PREFIX, DeviceInfo, EnrollRequest, EnrollResponse, EventBatch, EventBatchReceipt, ExceptionList,
     ExceptionRecord, ExceptionRequestCreate, PolicyEnvelope, WaitResponse,
@@ -30,7 +31,12 @@ pub struct ServerApi {
     base: String,
     http: reqwest::Client,
     token: Option<DeviceToken>,
+    /// Set by a `429` with `Retry-After`: no call is sent before this moment (shared by clones).
+    held_until: Arc<Mutex<Option<Instant>>>,
 }
+
+/// The longest `Retry-After` a device honours (a hostile or broken answer cannot silence it longer).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Normalises a server URL: scheme required, no trailing slash.
 pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
@@ -48,7 +54,7 @@ impl ServerApi {
             .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| ClientError::Unreachable { server: base.clone(), source })?;
-        Ok(ServerApi { base, http, token })
+        Ok(ServerApi { base, http, token, held_until: Arc::default() })
     }
 
     pub fn server(&self) -> &str {
@@ -71,8 +77,32 @@ impl ServerApi {
         ClientError::Unreachable { server: self.base.clone(), source }
     }
 
-    async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    /// Sends `builder` unless the server asked to be left alone until later; records a new
+    /// `Retry-After` from a `429`. What a held-off call would have sent stays where it was (the
+    /// outbox), so honouring the server loses nothing.
+    async fn dispatch(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let held = *self.held_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = held
+            && let Some(left) = until.checked_duration_since(Instant::now())
+        {
+            return Err(ClientError::HeldOff { server: self.base.clone(), seconds: left.as_secs().max(1) });
+        }
         let response = builder.send().await.map_err(|e| self.unreachable(e))?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(Duration::from_secs(1), Duration::from_secs)
+                .min(MAX_RETRY_AFTER);
+            *self.held_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + wait);
+        }
+        Ok(response)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let response = self.dispatch(builder).await?;
         let status = response.status();
         let body = response.text().await.map_err(|e| self.unreachable(e))?;
         if !status.is_success() {
@@ -106,7 +136,7 @@ impl ServerApi {
         if let Some(etag) = etag {
             builder = builder.header(IF_NONE_MATCH, etag);
         }
-        let response = builder.send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.dispatch(builder).await?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(PolicyFetch::NotModified);
@@ -171,5 +201,52 @@ mod tests {
         for bad in ["127.0.0.1:8470", "ftp://x", "http://", ""] {
             assert!(normalize_server_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A server on loopback that answers every request `429` with `Retry-After: 2`; counts them.
+    fn crowded_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer);
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = r#"{"code":"too_many_uploads","message":"slow down"}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 429 Too Many Requests\r\nretry-after: 2\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (base, hits)
+    }
+
+    #[tokio::test]
+    async fn a_429_holds_every_call_for_its_retry_after_and_sends_nothing_meanwhile() {
+        let (base, hits) = crowded_server();
+        let api = ServerApi::new(&base, None).unwrap();
+        let first = api.health().await.unwrap_err();
+        assert!(
+            matches!(&first, ClientError::Rejected { status: 429, code, .. } if code == "too_many_uploads"),
+            "{first}"
+        );
+        assert!(first.is_transient());
+        // Held off: the next calls (any route, and a clone's) are not sent at all.
+        let held = api.me().await.unwrap_err();
+        assert!(matches!(held, ClientError::HeldOff { seconds: 1..=2, .. }), "{held}");
+        assert!(held.is_transient());
+        assert!(matches!(api.clone().fetch_policy(None).await, Err(ClientError::HeldOff { .. })));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // After the wait, calls go out again.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(matches!(api.health().await, Err(ClientError::Rejected { status: 429, .. })));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

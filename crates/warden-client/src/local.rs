@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use warden_api::local::{
-    DEFAULT_SOCKET, EnrolledDevice, FiledRequest, Hello, LOCAL_API_VERSION, LOCAL_PREFIX, LiveEvent, LocalEnroll,
-    LocalError, LocalErrorCode, MyRequests, PolicyInForce, RuntimeStatus, SOCKET_ENV, SyncState,
+    DEFAULT_SOCKET, EnrolledDevice, FiledRequest, GatewayAccess, Hello, LOCAL_API_VERSION, LOCAL_PREFIX, LiveEvent,
+    LocalEnroll, LocalError, LocalErrorCode, MyRequests, PolicyInForce, RuntimeStatus, SOCKET_ENV, SyncState,
 };
 use warden_api::{ExceptionRequestCreate, LaunchEvent};
 
@@ -177,6 +177,11 @@ impl LocalClient {
     /// Asks for a sync now; answers at once with the state before it.
     pub async fn sync_now(&self) -> Result<SyncState, LocalClientError> {
         self.call::<(), SyncState>(Method::POST, "/sync", None, Duration::from_secs(10)).await
+    }
+
+    /// How the caller's own client reaches the masking gateway the runtime hosts (their token).
+    pub async fn gateway(&self) -> Result<GatewayAccess, LocalClientError> {
+        self.get("/gateway").await
     }
 
     /// Enrolls the device (root only).

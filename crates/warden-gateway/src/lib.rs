@@ -24,4 +24,5 @@ pub use proxy::{DEFAULT_MAX_BODY_BYTES, GatewayConfig, ReportSink, RequestReport
 pub use restore::{RestoreReport, TextKind, restore_str, restore_value};
 pub use rules::{Detector, Finding, RulesError};
 pub use stream::{Api, SseRestorer};
+pub use token::ClientTokens;
 pub use vault::{Vault, Vaults};

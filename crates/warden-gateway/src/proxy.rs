@@ -6,6 +6,7 @@ use crate::mask::{MaskCounts, mask_request};
 use crate::restore::{RestoreReport, restore_value};
 use crate::rules::Detector;
 use crate::stream::{Api, SseRestorer};
+use crate::token::ClientTokens;
 use crate::vault::Vaults;
 use axum::Router;
 use axum::body::Body;
@@ -30,8 +31,9 @@ pub struct GatewayConfig {
     /// The gateway's credential for the upstream, sent as `Authorization: Bearer` (OpenAI paths) or
     /// `x-api-key` (Anthropic paths). Never shown to the client.
     pub upstream_key: Option<String>,
-    /// The token the local client must present (`Authorization: Bearer` or `x-api-key`).
-    pub client_token: String,
+    /// The tokens local clients present (`Authorization: Bearer` or `x-api-key`), each naming whom
+    /// the request is for.
+    pub clients: ClientTokens,
     /// Larger request bodies are refused with 413.
     pub max_body_bytes: usize,
     /// A conversation's placeholders are forgotten after this long without a request.
@@ -47,7 +49,7 @@ impl fmt::Debug for GatewayConfig {
         f.debug_struct("GatewayConfig")
             .field("upstream", &self.upstream)
             .field("upstream_key", &self.upstream_key.as_ref().map(|_| "<redacted>"))
-            .field("client_token", &"<redacted>")
+            .field("clients", &self.clients)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("idle", &self.idle)
             .finish_non_exhaustive()
@@ -60,6 +62,8 @@ pub type ReportSink = Arc<dyn Fn(&RequestReport) + Send + Sync>;
 /// What one request went through: counts per rule, never values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RequestReport {
+    /// Whom the request was for: the client its token names.
+    pub client: String,
     /// The request path (`/v1/chat/completions`).
     pub path: String,
     /// The upstream's status code (0: never reached).
@@ -135,9 +139,9 @@ async fn handle(
     let path = request.uri().path().to_owned();
     let anthropic = path.starts_with("/v1/messages");
     let refuse = |status: StatusCode, message: &str| error_response(status, anthropic, message);
-    if !authorized(request.headers(), &shared.config.client_token) {
+    let Some(client) = client_of(request.headers(), &shared.config.clients) else {
         return refuse(StatusCode::UNAUTHORIZED, "warden gateway: missing or wrong gateway token");
-    }
+    };
     let api = match (request.method(), path.as_str()) {
         (&Method::GET, "/v1/models") => None,
         (&Method::GET, p) if p.starts_with("/v1/models/") => None,
@@ -152,13 +156,16 @@ async fn handle(
             );
         }
     };
+    // Conversations are the client's own: another client naming the same session id never shares
+    // its placeholders (and so never learns which value one stands for).
     let conversation = SESSION_HEADERS
         .iter()
         .find_map(|name| request.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| format!("session:{v}")))
         .unwrap_or_else(|| format!("connection:{peer}"));
+    let conversation = format!("{client}\n{conversation}");
     let vault = shared.vaults.get(&conversation, Instant::now());
     let (parts, body) = request.into_parts();
-    let mut report = RequestReport { path: path.clone(), ..RequestReport::default() };
+    let mut report = RequestReport { client, path: path.clone(), ..RequestReport::default() };
 
     let body = match api {
         None => None,
@@ -310,17 +317,13 @@ fn without_url(error: &reqwest::Error) -> String {
     cause.to_string()
 }
 
-/// Whether the request carries the gateway token, as OpenAI clients send a key (`Authorization:
-/// Bearer`) or Anthropic clients do (`x-api-key`). Compared in constant time.
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
+/// The client whose token the request carries, sent as OpenAI clients send a key (`Authorization:
+/// Bearer`) or as Anthropic clients do (`x-api-key`).
+fn client_of(headers: &HeaderMap, clients: &ClientTokens) -> Option<String> {
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let api_key = headers.get(HeaderName::from_static("x-api-key")).and_then(|v| v.to_str().ok());
-    [bearer, api_key].into_iter().flatten().any(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    [bearer, api_key].into_iter().flatten().find_map(|given| clients.client_of(given))
 }
 
 /// An error in the shape the client's SDK reads: Anthropic's `{"type":"error","error":{…}}` or

@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{CLIENT_TOKEN, SHELL_TOOL, UPSTREAM_KEY, WRITE_TOOL, sse_events, start_gateway, start_upstream};
+use common::{
+    CLIENT_TOKEN, OTHER_CLIENT_TOKEN, SHELL_TOOL, UPSTREAM_KEY, WRITE_TOOL, placeholders, sse_events, start_gateway,
+    start_upstream,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -364,4 +367,46 @@ async fn reports_counts_per_rule_and_the_placeholders_kept_from_a_shell() {
     for original in originals() {
         assert!(!shown.contains(original), "the report carries a value: {shown}");
     }
+}
+
+#[tokio::test]
+async fn another_client_naming_the_same_session_never_gets_its_values_restored() {
+    // Two users of one gateway (the service serves every local user): the second sends the first's
+    // session id and a placeholder the first one's conversation holds. Placeholders belong to the
+    // client whose token sent them, so the echo comes back masked.
+    let reports: Arc<Mutex<Vec<RequestReport>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let (upstream_url, upstream) = start_upstream().await;
+    let address = common::start_gateway_reporting(
+        &upstream_url,
+        Some(&masking()),
+        Some(Arc::new(move |report: &RequestReport| sink.lock().unwrap().push(report.clone()))),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let send = |token: &'static str, content: String| {
+        let request = http
+            .post(format!("http://{address}/v1/chat/completions"))
+            .bearer_auth(token)
+            .header("x-session-id", "shared-session")
+            .json(&json!({"model": "m", "messages": [{"role": "user", "content": content}]}));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, first) = send(CLIENT_TOKEN, format!("deploy with {AWS_KEY}")).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first.contains(AWS_KEY), "the owner gets the value back: {first}");
+    let placeholder = placeholders(&upstream.received.lock().unwrap()[0].body)[0].clone();
+    let (status, second) = send(OTHER_CLIENT_TOKEN, format!("repeat {placeholder} please")).await;
+    assert_eq!(status, 200, "{second}");
+    assert!(!second.contains(AWS_KEY), "another client got the value: {second}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while reports.lock().unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no reports");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let clients: Vec<String> = reports.lock().unwrap().iter().map(|r| r.client.clone()).collect();
+    assert_eq!(clients, ["tester", "other"], "each report names whom the request was for");
 }

@@ -195,6 +195,15 @@ function describe(event) {
     case "connect":
       return [`connect ${event.host}:${event.port}/${event.protocol} ${event.action} → ${event.outcome}` +
         (event.count > 1 ? ` (×${event.count})` : ""), `${event.exe || "pid " + event.pid} (${event.tool || "no catalog tool"})`];
+    case "masking": {
+      // Counts per rule only: the device never sends a masked value.
+      const counts = Object.entries(event.masked || {});
+      const total = counts.reduce((sum, [, n]) => sum + n, 0);
+      const kept = (event.kept_masked_in || []).length;
+      return [`${total} masked in a request to ${event.destination}`,
+        `${event.path} → ${event.status}${counts.length ? `: ${counts.map(([rule, n]) => `${rule} ${n}`).join(", ")}` : ""}` +
+        (kept ? `; ${kept} kept masked in ${[...new Set(event.kept_masked_in)].join(", ")}` : "")];
+    }
     default:
       return [event.kind, JSON.stringify(event)];
   }
@@ -203,14 +212,16 @@ function describe(event) {
 function renderEvents(events, hosts) {
   const body = $("event-rows");
   body.replaceChildren();
-  for (const { device_id, event } of events) {
+  for (const { device_id, event, at_ms, person, clock_ahead } of events) {
     const row = body.insertRow();
     row.dataset.kind = event.kind;
     const [what, detail] = describe(event);
-    cell(row, new Date(event.at_ms).toLocaleString());
+    // Filed under the server's time when the device's clock was ahead; the claimed time is kept.
+    cell(row, new Date(at_ms || event.at_ms).toLocaleString() +
+      (clock_ahead ? ` (device clock ahead: it said ${new Date(event.at_ms).toLocaleString()})` : ""));
     cell(row, hosts.get(device_id) || device_id);
     cell(row, event.kind, event.kind === "service-stop" || (event.unclean_end) ? "state-denied" : "");
-    cell(row, event.user);
+    cell(row, person || event.user);
     cell(row, event.tool);
     cell(row, what, event.action === "block" ? "state-denied" : "");
     cell(row, detail);

@@ -38,6 +38,13 @@ pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// Whether `token` hashes to `stored` (a [`token_hash`]), compared in constant time: how long the
+/// answer takes says nothing about how much of a guess was right.
+pub fn token_matches(token: &str, stored: &str) -> bool {
+    let given = token_hash(token);
+    given.len() == stored.len() && given.bytes().zip(stored.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
 /// The bearer token of a request, if it has one.
 fn bearer(parts: &Parts) -> Result<&str, Failure> {
     let header = parts
@@ -88,7 +95,7 @@ impl FromRequestParts<AppState> for AdminCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
         let token = bearer(parts)?;
-        if token_hash(token) == state.admin_token_hash {
+        if token_matches(token, &state.admin_token_hash) {
             return Ok(AdminCaller);
         }
         if token.starts_with(DEVICE_TOKEN_PREFIX) {
@@ -113,5 +120,7 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert_ne!(a, random_hex(32));
         assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(token_matches("abc", &token_hash("abc")));
+        assert!(!token_matches("abd", &token_hash("abc")) && !token_matches("abc", "short"));
     }
 }

@@ -4,10 +4,16 @@
 //! Each value is inserted only if absent (`ON CONFLICT DO NOTHING`) and then read back, so the
 //! first writer wins and every replica uses the same key. Generated credentials are returned
 //! to be printed once; only their hashes are stored.
+//!
+//! The policy-signing key is the one secret every device trusts: with a key file
+//! ([`Credentials::signing_key_file`], the default for SQLite) it lives apart from the data the
+//! admin page reads, readable by the server's user alone, and a file others can read stops the
+//! start. A key an older server kept in the database is moved into the file once.
 
 use crate::auth::{ADMIN_TOKEN_PREFIX, random_hex, random_key, token_hash};
 use crate::policies;
 use crate::store::Store;
+use std::path::{Path, PathBuf};
 use warden_api::PolicySigningKey;
 use warden_policy::{EMBEDDED_POLICY, Policy};
 
@@ -24,6 +30,42 @@ pub struct Credentials {
     pub rotate_admin_token: bool,
     /// Replace the stored enroll secret with a new one (and print it).
     pub rotate_enroll_secret: bool,
+    /// Keep the policy-signing key in this file (mode 0600, made on first start) instead of the
+    /// database. Replicas sharing a database must be given the same file.
+    pub signing_key_file: Option<PathBuf>,
+}
+
+/// Shortest admin token accepted from the configuration (a generated one has 64 hex digits).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+/// Shortest enroll secret accepted from the configuration (a generated one has 32 hex digits).
+pub const MIN_ENROLL_SECRET_CHARS: usize = 16;
+
+/// Why the server refuses to start with what it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("the configured {what} has {length} characters; at least {min} are required (a long random value)")]
+    WeakCredential { what: &'static str, length: usize, min: usize },
+    #[error("the policy-signing key file {path}: {problem}")]
+    SigningKey { path: PathBuf, problem: String },
+}
+
+impl Credentials {
+    /// Refuses configured credentials too short to stand a guessing attack.
+    pub fn check(&self) -> Result<(), BootstrapError> {
+        for (what, value, min) in [
+            ("admin token", &self.admin_token, MIN_ADMIN_TOKEN_CHARS),
+            ("enroll secret", &self.enroll_secret, MIN_ENROLL_SECRET_CHARS),
+        ] {
+            if let Some(value) = value
+                && value.chars().count() < min
+            {
+                return Err(BootstrapError::WeakCredential { what, length: value.chars().count(), min });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What the server runs with after bootstrap.
@@ -37,11 +79,18 @@ pub struct Bootstrapped {
     pub generated_enroll_secret: Option<String>,
 }
 
-pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Result<Bootstrapped, sqlx::Error> {
-    let candidate = PolicySigningKey::from_secret(random_key()).secret_base64();
-    let stored_key = get_or_insert(store, SIGNING_KEY, &candidate).await?;
-    let signing_key = PolicySigningKey::from_secret_base64(&stored_key)
-        .ok_or_else(|| sqlx::Error::Protocol(format!("server_settings.{SIGNING_KEY} is not a base64 Ed25519 key")))?;
+pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Result<Bootstrapped, BootstrapError> {
+    credentials.check()?;
+    let signing_key = match &credentials.signing_key_file {
+        Some(path) => key_from_file(store, path).await?,
+        None => {
+            let candidate = PolicySigningKey::from_secret(random_key()).secret_base64();
+            let stored_key = get_or_insert(store, SIGNING_KEY, &candidate).await?;
+            PolicySigningKey::from_secret_base64(&stored_key).ok_or_else(|| {
+                sqlx::Error::Protocol(format!("server_settings.{SIGNING_KEY} is not a base64 Ed25519 key"))
+            })?
+        }
+    };
 
     let (admin_token_hash, generated_admin_token) =
         credential(store, ADMIN_TOKEN_HASH, credentials.admin_token.as_deref(), credentials.rotate_admin_token, || {
@@ -73,7 +122,7 @@ pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Re
         .await
             && policies::active_version(store).await?.is_none()
         {
-            return Err(error);
+            return Err(error.into());
         }
     }
     Ok(Bootstrapped {
@@ -83,6 +132,53 @@ pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Re
         generated_admin_token,
         generated_enroll_secret,
     })
+}
+
+/// The key in `path`: read when it exists (refused when others can read it), else the key an
+/// older start kept in the database moved into it, else a new one. The file is written before the
+/// database copy is removed, so a crash in between loses nothing.
+async fn key_from_file(store: &Store, path: &Path) -> Result<PolicySigningKey, BootstrapError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let problem = |problem: String| BootstrapError::SigningKey { path: path.to_path_buf(), problem };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(path).map_err(|e| problem(e.to_string()))?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(problem(format!(
+                    "others can read it (mode {:o}); anyone who can read it signs policies every device accepts:                      `chmod 600` it and replace the key if it may have been copied",
+                    mode & 0o777
+                )));
+            }
+            let key = PolicySigningKey::from_secret_base64(text.trim())
+                .ok_or_else(|| problem("not a base64 Ed25519 key".into()))?;
+            // A key an older start left in the database goes: the file is the one copy.
+            sqlx::query("DELETE FROM server_settings WHERE name = $1").bind(SIGNING_KEY).execute(&store.pool).await?;
+            Ok(key)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let existing: Option<(String,)> = sqlx::query_as("SELECT value FROM server_settings WHERE name = $1")
+                .bind(SIGNING_KEY)
+                .fetch_optional(&store.pool)
+                .await?;
+            let key = match existing.and_then(|(text,)| PolicySigningKey::from_secret_base64(&text)) {
+                Some(key) => key,
+                None => PolicySigningKey::from_secret(random_key()),
+            };
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| problem(format!("cannot create it: {e}")))?;
+            file.write_all(key.secret_base64().as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| problem(format!("cannot write it: {e}")))?;
+            sqlx::query("DELETE FROM server_settings WHERE name = $1").bind(SIGNING_KEY).execute(&store.pool).await?;
+            Ok(key)
+        }
+        Err(error) => Err(problem(error.to_string())),
+    }
 }
 
 /// A configured credential wins; otherwise the stored hash; otherwise a new credential.

@@ -25,9 +25,14 @@ fn text_field(field: &str, value: &str, required: bool) -> Answer<String> {
 /// `POST /api/v1/enroll`
 pub async fn enroll(
     State(state): State<AppState>,
+    client: Option<axum::Extension<crate::ClientAddr>>,
     JsonBody(request): JsonBody<EnrollRequest>,
 ) -> Answer<(StatusCode, Json<EnrollResponse>)> {
-    if token_hash(&request.secret) != state.enroll_secret_hash {
+    // Counted before the secret is looked at: guessing costs the same whether a guess is right.
+    if let Some(axum::Extension(client)) = client {
+        state.limits.enrollment(client.0)?;
+    }
+    if !crate::auth::token_matches(&request.secret, &state.enroll_secret_hash) {
         return Err(
             Failure::new(StatusCode::FORBIDDEN, "wrong_enroll_secret", "the enroll secret is wrong").field("secret")
         );

@@ -18,6 +18,27 @@ use warden_policy::Action;
 /// Rows per INSERT statement (9 parameters each; well under both backends' limits).
 const ROWS_PER_STATEMENT: usize = 100;
 
+/// How far ahead of the server's clock a device's event time may be before it is filed under its
+/// arrival time instead (clocks drift; an event dated 2100 must not sit on top of every list).
+const CLOCK_AHEAD_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+/// The person an event is filed under: the device's owner when the event names them; any other
+/// name the device sends stays visibly that device's local account, so a device can never add to
+/// another person's counts ("alice was blocked" sent by dev's laptop is not alice's block).
+fn attributed(user: Option<&str>, device: &DeviceCaller) -> Option<String> {
+    let user = user?;
+    if user == device.user {
+        Some(user.to_owned())
+    } else {
+        Some(format!("{user} (local account on device {})", device.id))
+    }
+}
+
+/// The time an event is filed under: its own, unless that is beyond the tolerance ahead of now.
+fn filed_at(at_ms: i64, now_ms: i64) -> i64 {
+    if at_ms > now_ms + CLOCK_AHEAD_TOLERANCE_MS { now_ms } else { at_ms }
+}
+
 /// `warden_api::EventBatch` as it arrives: the events stay JSON until each is read by its kind,
 /// so an unknown kind is answered 422 naming `events[i].kind` and a bad field 400 naming its
 /// path (`events[3].outcome`).
@@ -81,6 +102,7 @@ pub async fn upload(
         return Err(Failure::invalid("events", format!("at most {MAX_EVENTS_PER_BATCH} events per batch")));
     }
     let received = upload.events.len();
+    state.limits.upload(&device.id, received)?;
     // Every event is read and checked before anything is stored: one bad event rejects the
     // batch whole, and the device keeps all of it queued.
     let mut events = Vec::with_capacity(received);
@@ -102,6 +124,7 @@ pub async fn upload(
     let mut seen = HashSet::new();
     let unique: Vec<&Event> = events.iter().filter(|event| seen.insert(event.id())).collect();
     let now = now();
+    let now_ms = now * 1000;
     let bodies: Vec<String> = unique.iter().map(|event| event.payload_json()).collect();
     let mut stored = 0u64;
     {
@@ -126,10 +149,10 @@ pub async fn upload(
                     .bind(event.id())
                     .bind(&device.id)
                     .bind(event.kind().as_str())
-                    .bind(event.user())
+                    .bind(attributed(event.user(), &device))
                     .bind(event.tool())
                     .bind(event.as_launch().map(|launch| launch.action.as_str()))
-                    .bind(event.at_ms())
+                    .bind(filed_at(event.at_ms(), now_ms))
                     .bind(now)
                     .bind(body.as_str());
             }
@@ -207,13 +230,13 @@ pub async fn query(
             conditions.push(format!("{condition} ${}", texts.len() + numbers.len()));
         }
     }
-    let mut sql = String::from("SELECT device_id, received_at, kind, body FROM events");
+    let mut sql = String::from("SELECT device_id, received_at, at_ms, username, kind, body FROM events");
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
     sql.push_str(&format!(" ORDER BY at_ms DESC, id LIMIT ${}", texts.len() + numbers.len() + 1));
-    let mut query = sqlx::query_as::<_, (String, i64, String, String)>(&sql);
+    let mut query = sqlx::query_as::<_, (String, i64, i64, Option<String>, String, String)>(&sql);
     for text in texts {
         query = query.bind(text);
     }
@@ -223,8 +246,15 @@ pub async fn query(
     let rows = query.bind(limit).fetch_all(&state.store.pool).await?;
     let events = rows
         .into_iter()
-        .map(|(device_id, received_at, kind, body)| {
-            Event::from_parts(&kind, &body).map(|event| StoredEvent { device_id, received_at, event })
+        .map(|(device_id, received_at, at_ms, person, kind, body)| {
+            Event::from_parts(&kind, &body).map(|event| StoredEvent {
+                device_id,
+                received_at,
+                at_ms,
+                person,
+                clock_ahead: event.at_ms() > at_ms,
+                event,
+            })
         })
         .collect::<Result<_, _>>()
         .map_err(Failure::internal)?;

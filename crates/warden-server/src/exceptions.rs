@@ -119,6 +119,11 @@ fn check_scope(scope: Option<&str>) -> Answer<Option<String>> {
 }
 
 /// `POST /api/v1/device/exceptions`: filed as the device's user.
+/// Pending requests one device may have open at once.
+pub const MAX_PENDING_PER_DEVICE: i64 = 10;
+/// Pending requests one person may have open at once, over all their devices.
+pub const MAX_PENDING_PER_USER: i64 = 20;
+
 pub async fn create(
     State(state): State<AppState>,
     device: DeviceCaller,
@@ -169,6 +174,30 @@ pub async fn create(
     {
         let _writer = state.store.write_guard().await;
         let mut transaction = state.store.pool.begin().await?;
+        // Quotas, counted inside the writing transaction: a device (or a person across devices)
+        // cannot bury a colleague's genuine request under hundreds of its own.
+        for (column, value, limit, whose) in [
+            ("device_id", device.id.as_str(), MAX_PENDING_PER_DEVICE, "this device"),
+            ("username", device.user.as_str(), MAX_PENDING_PER_USER, "you"),
+        ] {
+            let (pending,): (i64,) = sqlx::query_as(&format!(
+                "SELECT COUNT(*) FROM exception_requests WHERE {column} = $1 AND state = 'pending'"
+            ))
+            .bind(value)
+            .fetch_one(&mut *transaction)
+            .await?;
+            if pending >= limit {
+                return Err(Failure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_pending",
+                    format!(
+                        "{whose} already {} {pending} pending exception requests (at most {limit}): \
+                         withdraw one or wait for a decision",
+                        if whose == "you" { "have" } else { "has" }
+                    ),
+                ));
+            }
+        }
         sqlx::query(
             "INSERT INTO exception_requests (id, device_id, client_id, username, tool, scope, justification, \
              requested_seconds, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",

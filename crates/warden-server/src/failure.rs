@@ -10,12 +10,26 @@ use warden_policy::SourceError;
 #[derive(Debug)]
 pub struct Failure {
     pub status: StatusCode,
-    pub body: ApiError,
+    // Boxed: handlers return `Result<_, Failure>` everywhere, and the error side stays small.
+    pub body: Box<ApiError>,
+    /// Seconds the client should wait before trying again (`Retry-After`, with a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl Failure {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
-        Failure { status, body: ApiError { code: code.into(), message: message.into(), field: None, location: None } }
+        Failure {
+            status,
+            body: Box::new(ApiError { code: code.into(), message: message.into(), field: None, location: None }),
+            retry_after: None,
+        }
+    }
+
+    /// Too many requests (429): try again in `seconds`.
+    pub fn too_many(code: &str, message: impl Into<String>, seconds: u64) -> Failure {
+        let mut failure = Failure::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        failure.retry_after = Some(seconds.max(1));
+        failure
     }
 
     /// Input that parsed but is not acceptable (422), naming the field.
@@ -71,9 +85,12 @@ impl From<sqlx::Error> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
+        let mut response = (self.status, Json(*self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
         }
         response
     }

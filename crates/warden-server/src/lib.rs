@@ -15,6 +15,7 @@ mod exceptions;
 mod extract;
 mod failure;
 mod feed;
+mod limits;
 mod openapi;
 mod policies;
 mod routes;
@@ -22,10 +23,11 @@ mod store;
 mod wait;
 
 pub use auth::{ADMIN_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX};
-pub use bootstrap::{Bootstrapped, Credentials};
+pub use bootstrap::{BootstrapError, Bootstrapped, Credentials, MIN_ADMIN_TOKEN_CHARS, MIN_ENROLL_SECRET_CHARS};
+pub use limits::LimitSettings;
 pub use openapi::OPENAPI_JSON;
-pub use routes::{ROUTE_TABLE, app};
-pub use store::{Backend, Store, StoreError};
+pub use routes::{ROUTE_TABLE, SECURITY_HEADERS, app};
+pub use store::{Backend, Store, StoreError, sqlite_path};
 
 use std::future::Future;
 use std::ops::Deref;
@@ -53,6 +55,56 @@ pub struct Config {
     /// How often devices are expected to sync (each sync is a heartbeat); a device not heard
     /// from for more than two of these is flagged silent. Default 60 s, the devices' default.
     pub sync_interval: Duration,
+    /// A connection whose request header has not arrived within this is closed (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Open connections one client address may hold (default 256; a NAT in front of many devices
+    /// needs more: each device holds one long-poll).
+    pub max_connections_per_client: usize,
+    /// Open connections in all (default: the open-file limit less 128 kept for the database and
+    /// the server itself), so a flood can never take the last file descriptor.
+    pub max_connections: usize,
+    /// Rate limits on enrollment and event uploads.
+    pub limits: LimitSettings,
+    /// Serve HTTPS with this certificate and key ([`tls_config`]); `None`: plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+/// Reading the TLS certificate or key failed.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS: {0}")]
+pub struct TlsError(String);
+
+/// The TLS configuration from a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1 or
+/// SEC1), as certbot and most CAs hand them out.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, TlsError> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsError(format!("{}: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError(format!("{}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(TlsError(format!("{}: no certificate in it", cert.display())));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError(format!("{}: {e}", key.display())))?;
+    let mut config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| TlsError(format!("the certificate and key do not go together: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Open connections in all unless configured: the soft open-file limit less 128, at least 64.
+pub fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|limits| {
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse::<usize>().ok()
+    });
+    soft.unwrap_or(1024).saturating_sub(128).max(64)
 }
 
 impl Config {
@@ -63,6 +115,11 @@ impl Config {
             sweep_interval: Duration::from_secs(5),
             max_body_bytes: 2 * 1024 * 1024,
             sync_interval: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections_per_client: 256,
+            max_connections: default_max_connections(),
+            limits: LimitSettings::default(),
+            tls: None,
         }
     }
 }
@@ -72,8 +129,8 @@ impl Config {
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot prepare the database on first start: {0}")]
-    Bootstrap(#[source] sqlx::Error),
+    #[error("cannot start: {0}")]
+    Bootstrap(#[from] bootstrap::BootstrapError),
 }
 
 /// Everything a request handler needs; cheap to clone.
@@ -90,6 +147,11 @@ pub struct Shared {
     pub sweep_interval: Duration,
     pub max_body_bytes: usize,
     pub sync_interval: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections_per_client: usize,
+    pub max_connections: usize,
+    pub limits: limits::Limits,
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Becomes true when the server shuts down, so long-polls return at once.
     pub closing: watch::Receiver<bool>,
     closing_sender: watch::Sender<bool>,
@@ -106,7 +168,7 @@ impl Deref for AppState {
 /// [`Bootstrapped`] says which credentials were generated by this start, to print once.
 pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartError> {
     let store = Store::open(&config.database_url).await?;
-    let bootstrapped = bootstrap::bootstrap(&store, &config.credentials, now()).await.map_err(StartError::Bootstrap)?;
+    let bootstrapped = bootstrap::bootstrap(&store, &config.credentials, now()).await?;
     let (closing_sender, closing) = watch::channel(false);
     let state = AppState(Arc::new(Shared {
         store,
@@ -117,6 +179,11 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         sweep_interval: config.sweep_interval,
         max_body_bytes: config.max_body_bytes,
         sync_interval: config.sync_interval,
+        header_read_timeout: config.header_read_timeout,
+        max_connections_per_client: config.max_connections_per_client.max(1),
+        max_connections: config.max_connections.max(1),
+        limits: limits::Limits::new(config.limits),
+        tls: config.tls.clone(),
         closing,
         closing_sender,
     }));
@@ -145,15 +212,81 @@ pub async fn run(
         }
     });
     let closing = state.closing_sender.clone();
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = closing.send(true);
-        })
-        .await;
+    serve_connections(listener, state, shutdown).await;
+    let _ = closing.send(true);
     sweeper.abort();
     if let Some(relay) = relay {
         relay.abort();
     }
-    result
+    Ok(())
+}
+
+/// The client address of the connection a request came on (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// Accepts connections until `shutdown`, each served on its own task with a header deadline and
+/// counted against its client address's limit and the total; one over either is closed at once,
+/// unanswered. Then waits for the requests under way (long-polls return as `closing` flips).
+async fn serve_connections(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use std::collections::HashMap;
+    let app = app(state.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>> = Arc::default();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok((stream, peer)) = accepted else {
+            // EMFILE and the like: pause instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let client = peer.ip();
+        {
+            let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+            let total: usize = open.values().sum();
+            let mine = open.entry(client).or_insert(0);
+            if *mine >= state.max_connections_per_client || total >= state.max_connections {
+                continue;
+            }
+            *mine += 1;
+        }
+        let _ = stream.set_nodelay(true);
+        let service =
+            hyper_util::service::TowerToHyperService::new(app.clone().layer(axum::Extension(ClientAddr(client))));
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(state.header_read_timeout);
+        let open = open.clone();
+        let tls = state.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let deadline = state.header_read_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+                }
+                // The handshake has the header's deadline too: a client that stalls in it is dropped.
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                        let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+                    }
+                }
+            }
+            let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = open.get_mut(&client) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&client);
+                }
+            }
+        });
+    }
+    drop(listener);
+    let closing = state.closing_sender.clone();
+    let _ = closing.send(true);
+    graceful.shutdown().await;
 }

@@ -6,7 +6,7 @@ use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
-use warden_server::{Backend, Config, Credentials, prepare, run};
+use warden_server::{Backend, Config, Credentials, LimitSettings, prepare, run};
 
 /// Warden governance server: signed policy, device enrollment, device events, exception requests.
 #[derive(Debug, Parser)]
@@ -33,6 +33,11 @@ struct Args {
     /// Replace the stored enroll secret with a new one and print it.
     #[arg(long)]
     rotate_enroll_secret: bool,
+    /// The policy-signing key's file (mode 0600; made on first start; a file others can read stops
+    /// the start). Default with SQLite: `policy-signing.key` beside the database file; with PostgreSQL
+    /// the key stays in the database unless this is given (give every replica the same file).
+    #[arg(long, env = "WARDEN_SIGNING_KEY_FILE", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// Seconds between sweeps that record expired exceptions.
     #[arg(long, default_value_t = 5)]
     sweep_seconds: u64,
@@ -40,6 +45,32 @@ struct Args {
     /// than two is flagged silent.
     #[arg(long, env = "WARDEN_SYNC_INTERVAL", default_value_t = 60)]
     sync_interval_seconds: u64,
+    /// Open connections one client address may hold (each device holds one long-poll: raise it for
+    /// a NAT in front of many devices).
+    #[arg(long, env = "WARDEN_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    max_connections_per_client: usize,
+    /// Seconds a connection may take to send its request header.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_seconds: u64,
+    /// Enrollment attempts one client address may make per minute (429 with Retry-After beyond).
+    #[arg(long, default_value_t = LimitSettings::default().enrollments_per_minute)]
+    enrollments_per_minute: u32,
+    /// Event uploads one device may make per minute.
+    #[arg(long, default_value_t = LimitSettings::default().uploads_per_minute)]
+    uploads_per_minute: u32,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "WARDEN_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "WARDEN_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (device tokens and decisions would cross
+    /// the network readable by anyone on the path: only behind a TLS-terminating proxy).
+    #[arg(long)]
+    allow_plain_http: bool,
+    /// Events one device may send per minute (at least one full batch).
+    #[arg(long, default_value_t = LimitSettings::default().events_per_minute)]
+    events_per_minute: u32,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -60,24 +91,51 @@ async fn main() -> Result<()> {
         Some(url) => url.to_owned(),
         None => {
             let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+            private_dir(&dir)?;
             format!("sqlite://{}?mode=rwc", dir.join("warden.db").display())
         }
     };
+    let signing_key_file = args.signing_key.clone().or_else(|| {
+        let database = warden_server::sqlite_path(&database_url)?;
+        Some(database.with_file_name("policy-signing.key"))
+    });
     let mut config = Config::new(database_url.clone());
     config.credentials = Credentials {
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         enroll_secret: args.enroll_secret.clone().filter(|s| !s.is_empty()),
         rotate_admin_token: args.rotate_admin_token,
         rotate_enroll_secret: args.rotate_enroll_secret,
+        signing_key_file: signing_key_file.clone(),
     };
     config.sweep_interval = Duration::from_secs(args.sweep_seconds.max(1));
     config.sync_interval = Duration::from_secs(args.sync_interval_seconds.max(1));
-    let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
+    config.max_connections_per_client = args.max_connections_per_client;
+    config.header_read_timeout = Duration::from_secs(args.header_timeout_seconds.max(1));
+    config.limits = LimitSettings {
+        enrollments_per_minute: args.enrollments_per_minute,
+        uploads_per_minute: args.uploads_per_minute,
+        events_per_minute: args.events_per_minute,
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(warden_server::tls_config(cert, key)?);
+    }
+    // Checked before binding: a refused configuration never opens the port at all.
+    let wanted: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&args.listen)
+        .with_context(|| format!("--listen {}: not an address and port", args.listen))?
+        .collect();
+    if config.tls.is_none() && !wanted.iter().all(|a| a.ip().is_loopback()) && !args.allow_plain_http {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {}: device tokens and exception decisions would cross the \
+             network in the clear. Give --tls-cert and --tls-key, listen on loopback behind a TLS proxy, or \
+             pass --allow-plain-http if a proxy in front terminates TLS",
+            args.listen
+        );
+    }
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let base = format!("http://{address}");
+    let (state, bootstrapped) = prepare(&config).await.context("starting the governance server")?;
+    let base = format!("{}://{address}", if config.tls.is_some() { "https" } else { "http" });
 
     let database = match state.store.backend {
         Backend::Sqlite => database_url.trim_start_matches("sqlite://").split('?').next().unwrap_or("").to_owned(),
@@ -106,12 +164,38 @@ async fn main() -> Result<()> {
             println!("Enroll secret: the one printed at first start (or restart with --rotate-enroll-secret)")
         }
     }
+    match &signing_key_file {
+        Some(file) => println!("Signing key:   {} (readable by this server's user only)", file.display()),
+        None => println!("Signing key:   in the database (give replicas a shared --signing-key FILE to keep it apart)"),
+    }
     println!("API:           {base}/api/v1 (description: {base}/api/v1/openapi.json)");
     println!("Listening on {base}");
 
     run(listener, state, shutdown_signal()).await.context("serving HTTP")?;
     // stdout may be gone by now (a closed pipe after Ctrl-C): that must not end in a panic.
     let _ = writeln!(std::io::stdout(), "warden-server stopped");
+    Ok(())
+}
+
+/// Creates `dir` readable by this user alone (0700), or makes an existing one so: it holds the
+/// database and the policy-signing key.
+fn private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making the data directory {} private", dir.display()))?;
+        eprintln!(
+            "warden-server: the data directory {} was open to others (mode {:o}); now 0700",
+            dir.display(),
+            mode & 0o777
+        );
+    }
     Ok(())
 }
 

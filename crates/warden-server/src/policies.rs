@@ -169,6 +169,7 @@ async fn version_row(state: &AppState, version: i64, with_source: bool) -> Answe
         uploaded_by,
         uploaded_at,
         source: with_source.then_some(source),
+        republished_from: None,
     })
 }
 
@@ -190,6 +191,7 @@ pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<
                 uploaded_by,
                 uploaded_at,
                 source: None,
+                republished_from: None,
             })
             .collect(),
     ))
@@ -201,22 +203,40 @@ pub async fn active(State(state): State<AppState>, _admin: AdminCaller) -> Answe
     version_row(&state, version, true).await.map(Json)
 }
 
-/// `POST /api/v1/admin/policies/{version}/activate`: roll forward or back to a stored version.
+/// `POST /api/v1/admin/policies/{version}/activate`: puts a stored version's content in force. Devices
+/// never accept a lower version number than the one they hold (a replayed old policy must not pass),
+/// so activating any version but the newest rolls *forward*: its content is signed again as a new,
+/// higher version, which becomes active; the answer's `republished_from` names the original.
 pub async fn activate(
     State(state): State<AppState>,
     _admin: AdminCaller,
     Path(version): Path<String>,
 ) -> Answer<Json<PolicyVersion>> {
     let version: i64 = version.parse().map_err(|_| Failure::malformed("version", "version must be a whole number"))?;
-    version_row(&state, version, false).await?;
-    {
-        let _writer = state.store.write_guard().await;
-        let mut transaction = state.store.pool.begin().await?;
-        set_active(&state.store, &mut transaction, version, now()).await?;
-        transaction.commit().await?;
+    let stored = version_row(&state, version, true).await?;
+    let (newest,): (i64,) = sqlx::query_as("SELECT MAX(version) FROM policies").fetch_one(&state.store.pool).await?;
+    if version == newest {
+        {
+            let _writer = state.store.write_guard().await;
+            let mut transaction = state.store.pool.begin().await?;
+            set_active(&state.store, &mut transaction, version, now()).await?;
+            transaction.commit().await?;
+        }
+        state.feed.wake(Wake::Everyone);
+        return version_row(&state, version, false).await.map(Json);
     }
+    let (policy_json,): (String,) = sqlx::query_as("SELECT policy_json FROM policies WHERE version = $1")
+        .bind(version)
+        .fetch_one(&state.store.pool)
+        .await?;
+    let policy = Policy::from_json(&format!("policy version {version}"), &policy_json).map_err(Failure::internal)?;
+    let source = stored.source.unwrap_or_default();
+    let by = format!("{} (version {version} activated again)", stored.uploaded_by);
+    let republished = store_version(&state.store, &state.signing_key, &policy, &source, &by, true, now()).await?;
     state.feed.wake(Wake::Everyone);
-    version_row(&state, version, false).await.map(Json)
+    let mut answer = version_row(&state, republished, false).await?;
+    answer.republished_from = Some(version);
+    Ok(Json(answer))
 }
 
 #[cfg(test)]

@@ -80,6 +80,36 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("cannot make the database file {path} private: {source}")]
+    Private { path: String, source: std::io::Error },
+}
+
+/// The file of a `sqlite://PATH?…` URL (`None` for an in-memory database).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes the SQLite file readable by the server's user alone before SQLite opens it (created empty
+/// with mode 0600 when missing, tightened when others could read it): it holds device tokens'
+/// hashes, requests and justifications. SQLite gives its `-wal` and `-shm` files the same mode.
+fn make_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            for file in [path.to_path_buf(), path.with_extension("db-wal"), path.with_extension("db-shm")] {
+                if let Ok(metadata) = std::fs::metadata(&file)
+                    && metadata.permissions().mode() & 0o077 != 0
+                {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// The pool, and for SQLite the lock that serialises write transactions.
@@ -107,6 +137,11 @@ impl Store {
         install_default_drivers();
         let backend = Backend::of_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite
+            && let Some(path) = sqlite_path(url)
+        {
+            make_private(&path).map_err(|source| StoreError::Private { path: path.display().to_string(), source })?;
+        }
         let pool = match backend {
             Backend::Sqlite => {
                 options

@@ -21,6 +21,10 @@
 //! enabled = true                       # false: launches only
 //! cgroup = "/sys/fs/cgroup/unified"    # default: the cgroup v2 mount (every process of the machine)
 //! resolve_seconds = 30                 # how often governed names are resolved again
+//! [gateway]                            # the masking gateway for every local user (on by default)
+//! listen = "127.0.0.1:8788"            # loopback only
+//! upstream = "https://assistant.internal.example/v1"   # default: the policy's assistant.api_url
+//! upstream_key_file = "/etc/warden/gateway-upstream-key"  # root-only: the model API's key
 //! ```
 
 use serde::Deserialize;
@@ -45,6 +49,8 @@ pub struct ServiceConfig {
     pub policy: Option<PolicySection>,
     #[serde(default)]
     pub network: Option<NetworkSection>,
+    #[serde(default)]
+    pub gateway: Option<GatewaySection>,
 }
 
 /// `[network]`: the network layer.
@@ -57,6 +63,22 @@ pub struct NetworkSection {
     pub cgroup: Option<PathBuf>,
     /// How often governed names are resolved again, in seconds (default 30).
     pub resolve_seconds: Option<u64>,
+}
+
+/// `[gateway]`: the masking gateway the service hosts. Without the section it is hosted on
+/// [`crate::gateway::DEFAULT_GATEWAY_LISTEN`] whenever the policy names an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// `false`: no gateway.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A loopback address and port (`127.0.0.1:8788`; port 0: any free port).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The model API's base URL (`…/v1`); default: the policy's `assistant.api_url`.
+    pub upstream: Option<String>,
+    /// A root-only file holding the model API's key (never the key itself in this world-readable file).
+    pub upstream_key_file: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -90,6 +112,8 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
     Parse { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}: [gateway] {message}")]
+    Gateway { path: PathBuf, message: String },
 }
 
 impl ServiceConfig {
@@ -119,6 +143,48 @@ impl ServiceConfig {
     }
 }
 
+impl ServiceConfig {
+    /// How the service hosts the masking gateway: `None` when `[gateway] enabled = false`. The
+    /// upstream key is read here, from its root-only file.
+    pub fn gateway_settings(&self, path: &Path) -> Result<Option<crate::GatewaySettings>, ConfigError> {
+        let error = |message: String| ConfigError::Gateway { path: path.to_path_buf(), message };
+        let mut settings = crate::GatewaySettings::default();
+        let Some(section) = &self.gateway else { return Ok(Some(settings)) };
+        if !section.enabled {
+            return Ok(None);
+        }
+        if let Some(listen) = section.listen {
+            if !listen.ip().is_loopback() {
+                return Err(error(format!(
+                    "listen = {listen}: not a loopback address (the gateway serves this machine's users only)"
+                )));
+            }
+            settings.listen = listen;
+        }
+        if let Some(upstream) = &section.upstream {
+            if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
+                return Err(error(format!("upstream = {upstream:?}: must start with http:// or https://")));
+            }
+            settings.upstream = Some(upstream.clone());
+        }
+        if let Some(file) = &section.upstream_key_file {
+            use std::os::unix::fs::PermissionsExt;
+            let read = |e: std::io::Error| error(format!("upstream_key_file {}: {e}", file.display()));
+            let mode = std::fs::metadata(file).map_err(read)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(error(format!(
+                    "upstream_key_file {} is readable by others (mode {:o}): `chmod 600` it",
+                    file.display(),
+                    mode & 0o777
+                )));
+            }
+            let key = std::fs::read_to_string(file).map_err(read)?.trim().to_owned();
+            settings.upstream_key = Some(key).filter(|k| !k.is_empty());
+        }
+        Ok(Some(settings))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,10 +201,43 @@ mod tests {
             .join("\n");
         let config = ServiceConfig::parse(Path::new("warden.toml"), &text).unwrap();
         assert_eq!(config.server.unwrap().local_users, vec!["dev".to_owned()]);
-        assert_eq!(config.gate.unwrap().len(), 2);
-        let network = config.network.unwrap();
+        let network = config.network.clone().unwrap();
         assert!(network.enabled);
         assert_eq!(network.resolve_seconds, Some(30));
+        assert_eq!(config.gate.as_ref().unwrap().len(), 2);
+        assert_eq!(config.gateway.as_ref().unwrap().upstream.as_deref(), Some("https://assistant.internal.example/v1"));
+    }
+
+    #[test]
+    fn gateway_settings_default_on_loopback_and_refuse_what_is_unsafe() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = Path::new("w.toml");
+        let settings = ServiceConfig::default().gateway_settings(path).unwrap().unwrap();
+        assert_eq!(settings.listen.to_string(), crate::gateway::DEFAULT_GATEWAY_LISTEN);
+        let off = ServiceConfig::parse(path, "[gateway]\nenabled = false\n").unwrap();
+        assert!(off.gateway_settings(path).unwrap().is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "sk-upstream\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text =
+            format!("[gateway]\nlisten = \"127.0.0.1:0\"\nupstream_key_file = {:?}\n", key.display().to_string());
+        let settings = ServiceConfig::parse(path, &text).unwrap().gateway_settings(path).unwrap().unwrap();
+        assert_eq!(settings.upstream_key.as_deref(), Some("sk-upstream"));
+        assert!(!format!("{settings:?}").contains("sk-upstream"), "Debug never prints the key");
+
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let bad = [
+            (text.clone(), "readable by others"),
+            ("[gateway]\nlisten = \"0.0.0.0:8788\"\n".to_owned(), "not a loopback address"),
+            ("[gateway]\nupstream = \"ftp://x\"\n".to_owned(), "must start with http"),
+            ("[gateway]\nupstream_key_file = \"/nonexistent/key\"\n".to_owned(), "No such file"),
+        ];
+        for (text, words) in bad {
+            let error = ServiceConfig::parse(path, &text).unwrap().gateway_settings(path).unwrap_err().to_string();
+            assert!(error.contains(words) && error.contains("[gateway]"), "{text:?}: {error}");
+        }
     }
 
     #[test]

@@ -6,16 +6,19 @@
 //!   `SO_PEERCRED`.
 //! - `network`: the network layer (eBPF hooks from `warden-net`, kept in step with the rules;
 //!   `connect` events attributed to their process).
+//! - `gateway`: the masking gateway the service hosts for every local user (tokens per uid).
 //! - `config`: `/etc/warden/warden.toml`.
 //!
 //! The binary `wardend` (src/bin/wardend.rs) is the service: root, foreground, made for systemd.
 
 pub mod config;
+pub mod gateway;
 pub mod local_api;
 pub mod network;
 pub mod runtime;
 
 pub use config::{ConfigError, ServiceConfig};
+pub use gateway::GatewaySettings;
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use warden_api::local::RuntimeMode;
 

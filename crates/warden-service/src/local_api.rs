@@ -59,6 +59,7 @@ impl IntoResponse for Failure {
             LocalErrorCode::NotEnrolled => StatusCode::CONFLICT,
             LocalErrorCode::Server => StatusCode::BAD_GATEWAY,
             LocalErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            LocalErrorCode::NoGateway => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, Json(self.0)).into_response()
     }
@@ -206,6 +207,16 @@ async fn enroll(
     Ok(Json(runtime.enroll(request, host_name()).await?).into_response())
 }
 
+/// The caller's own way into the hosted masking gateway (their token is made on first ask).
+async fn gateway(State(runtime): State<Shared>, Extension(peer): Extension<PeerUid>) -> Result<Response, Failure> {
+    let caller = caller(&runtime, peer);
+    // Making a token writes the root-only token file: off the async workers.
+    let access = tokio::task::spawn_blocking(move || runtime.gateway_access(&caller))
+        .await
+        .map_err(|e| Failure(LocalError::new(LocalErrorCode::Internal, e.to_string())))??;
+    Ok(Json(access).into_response())
+}
+
 async fn not_found() -> Failure {
     Failure(LocalError::new(
         LocalErrorCode::NotFound,
@@ -232,6 +243,7 @@ fn router(runtime: Shared) -> Router {
         .route("/v1/exception-requests", get(my_requests).post(file_request))
         .route("/v1/sync", post(sync))
         .route("/v1/enroll", post(enroll))
+        .route("/v1/gateway", get(gateway))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_LOCAL_BODY))
         .with_state(runtime)

@@ -6,16 +6,18 @@
 //! Who asks is always a uid the caller cannot choose (the local API takes it from the socket):
 //! [`Runtime::caller`] turns it into a login and the account the enrollment binds it to.
 
+use crate::gateway::{GatewaySettings, HostedGateway};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::broadcast;
 use warden_agent::{AgentConfig, AgentHandle, AgentNotice};
 use warden_api::local::{
-    Caller, EnrolledDevice, FiledRequest, LiveEvent, LocalEnroll, LocalError, LocalErrorCode, MyRequests,
-    NetworkStatus, PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
+    Caller, EnrolledDevice, FiledRequest, GatewayAccess, GatewayState, LiveEvent, LocalEnroll, LocalError,
+    LocalErrorCode, MyRequests, NetworkStatus, PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
 };
 use warden_api::{
-    Event, EventKind, ExceptionRequestCreate, LaunchEvent, Outcome, ServiceStartEvent, ServiceStopEvent, UncleanEnd,
+    Event, EventKind, ExceptionRequestCreate, LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent, ServiceStopEvent,
+    UncleanEnd,
 };
 use warden_client::{Device, Enforcement, EnrollOptions, LocalUser, StateDir, SyncLoop, SyncOptions, TokenStorage};
 use warden_monitor::facts::UserNames;
@@ -34,6 +36,9 @@ pub struct RuntimeConfig {
     pub policy_overridden: bool,
     /// Monitor mode forced over whatever policy arrives.
     pub monitor_forced: bool,
+    /// Host the masking gateway for every local user (`wardend`); `None`: no gateway (the personal
+    /// mode, where a developer runs `warden gateway` themselves).
+    pub gateway: Option<GatewaySettings>,
 }
 
 /// The sync side, present while the device is enrolled.
@@ -58,6 +63,7 @@ pub struct Runtime {
     enroll_lock: tokio::sync::Mutex<()>,
     /// The network layer, once `start_network` ran (else the status says launch only).
     network: std::sync::OnceLock<crate::network::NetworkHandle>,
+    gateway: Option<HostedGateway>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -127,6 +133,7 @@ impl Runtime {
         }
         // Read before the agent starts: its first launches must not pass for the last run's.
         let (unclean_end, recovery) = previous_unclean_end(&state);
+        let state_root = config.agent.state_dir.clone();
         let agent = Arc::new(warden_agent::start(config.agent).await?);
         if let Err(error) = held.report_to(agent.store()) {
             eprintln!("warden: warning: cannot record a cache incident: {error}");
@@ -172,7 +179,9 @@ impl Runtime {
             users: Mutex::new(UserNames::default()),
             enroll_lock: tokio::sync::Mutex::new(()),
             network: std::sync::OnceLock::new(),
+            gateway: config.gateway.map(|settings| HostedGateway::new(settings, &state_root)),
         });
+        runtime.refresh_gateway().await;
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
         tokio::spawn(forward_notices(runtime.clone(), runtime.agent.subscribe_notices()));
         if enrollment.is_some()
@@ -268,6 +277,7 @@ impl Runtime {
             LiveEvent::Launch { event } => Runtime::may_see(caller, event),
             LiveEvent::ExceptionEnded { ended } => Runtime::is_theirs(caller, ended.user.as_deref()),
             LiveEvent::SessionStopped { stopped } => Runtime::is_theirs(caller, stopped.user.as_deref()),
+            LiveEvent::Masking { masking } => Runtime::is_theirs(caller, masking.user.as_deref()),
             LiveEvent::Rescan { .. } => caller.uid == 0,
             LiveEvent::Connect { event } => Runtime::is_theirs(caller, event.user.as_deref()),
             LiveEvent::Sync { .. } | LiveEvent::KeepAlive => true,
@@ -278,7 +288,7 @@ impl Runtime {
         if caller.uid == 0 {
             return true;
         }
-        let mine = caller.account.as_deref().or(caller.login.as_deref());
+        let mine = Runtime::person(caller);
         mine.is_some() && person == mine
     }
 
@@ -329,7 +339,114 @@ impl Runtime {
             rescans: agent.rescans,
             last_rescan: agent.last_rescan,
             network: Some(self.network_status()),
+            gateway: self.gateway_state(caller),
         }
+    }
+
+    /// The hosted gateway as `caller` may see it: its address and their own requests of the last
+    /// 24 hours (root: everyone's).
+    fn gateway_state(&self, caller: &Caller) -> Option<GatewayState> {
+        let serving = self.gateway.as_ref()?.serving();
+        let since = now_ms() - 86_400_000;
+        let summary = match (caller.uid, Runtime::person(caller)) {
+            (0, _) => self.agent.store().masking_since(since, None),
+            (_, Some(person)) => self.agent.store().masking_since(since, Some(person)),
+            // A uid without a name has no events of its own.
+            (_, None) => Ok(warden_store::MaskingSummary::default()),
+        };
+        let summary = summary.unwrap_or_else(|error| {
+            eprintln!("warden: warning: reading the gateway's counts: {error}");
+            warden_store::MaskingSummary::default()
+        });
+        Some(GatewayState {
+            url: serving.listen.map(|a| format!("http://{a}/v1")).unwrap_or_default(),
+            upstream: serving.upstream.unwrap_or_default(),
+            assistant: self.agent.rules().policy.assistant.as_ref().map(|a| a.name.clone()),
+            error: serving.error,
+            requests_24h: summary.requests,
+            masked_24h: summary.masked,
+            kept_masked_24h: summary.kept_masked,
+            last: summary.last,
+        })
+    }
+
+    /// The person a caller is in events: the bound account, else the login.
+    fn person(caller: &Caller) -> Option<&str> {
+        caller.account.as_deref().or(caller.login.as_deref())
+    }
+
+    /// How `caller`'s own client reaches the hosted gateway: its address and their token (made on
+    /// first ask, kept across restarts).
+    pub fn gateway_access(&self, caller: &Caller) -> Result<GatewayAccess, LocalError> {
+        let gateway = self.gateway.as_ref().ok_or_else(|| {
+            LocalError::new(
+                LocalErrorCode::NoGateway,
+                "this runtime hosts no masking gateway (personal mode: run `warden gateway`)",
+            )
+        })?;
+        let serving = gateway.serving();
+        let listen = serving.listen.ok_or_else(|| {
+            LocalError::new(
+                LocalErrorCode::NoGateway,
+                format!("the masking gateway is down: {}", serving.error.as_deref().unwrap_or("not started")),
+            )
+        })?;
+        let token = gateway
+            .token_for(caller.uid)
+            .map_err(|e| LocalError::new(LocalErrorCode::Internal, format!("making your gateway token: {e}")))?;
+        Ok(GatewayAccess {
+            openai_base_url: format!("http://{listen}/v1"),
+            anthropic_base_url: format!("http://{listen}"),
+            token,
+        })
+    }
+
+    /// Starts, restarts or keeps the hosted gateway for the policy in force.
+    async fn refresh_gateway(self: &Arc<Runtime>) {
+        let Some(gateway) = &self.gateway else { return };
+        let policy = self.agent.rules().policy.clone();
+        let runtime = Arc::downgrade(self);
+        let on_report: warden_gateway::ReportSink = Arc::new(move |report: &warden_gateway::RequestReport| {
+            if let Some(runtime) = Weak::upgrade(&runtime) {
+                runtime.record_masking(report);
+            }
+        });
+        gateway.apply(&policy, on_report).await;
+    }
+
+    /// One request through the gateway: a `masking` event of the person it was for, in the event
+    /// log (and so on its way to the server) and to live subscribers.
+    fn record_masking(self: &Arc<Runtime>, report: &warden_gateway::RequestReport) {
+        let user =
+            report.client.parse::<u32>().ok().and_then(|uid| Runtime::person(&self.caller(uid)).map(str::to_owned));
+        let policy = &self.agent.rules().policy;
+        let destination = policy
+            .assistant
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| self.gateway.as_ref().and_then(|g| g.serving().upstream).unwrap_or_default());
+        let masking = MaskingEvent {
+            id: warden_agent::new_event_id(),
+            at_ms: now_ms(),
+            user,
+            path: report.path.clone(),
+            status: report.status,
+            destination,
+            masked: report.masked.by_rule.clone(),
+            restored: report.restored,
+            kept_masked_in: report.kept_masked.iter().map(|(tool, _)| tool.clone()).collect(),
+        };
+        let runtime = self.clone();
+        // The report arrives on the proxy's task: the fsynced write goes to a blocking thread.
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = runtime.agent.store().append(&Event::Masking(masking.clone())) {
+                eprintln!("warden: warning: recording the gateway's counts: {error}");
+            }
+            let _ = runtime.live.send(LiveEvent::Masking { masking });
+            if let Some(link) = lock(&runtime.link).as_ref() {
+                link.sync.trigger.sync_now();
+            }
+        });
     }
 
     fn enrolled_device(&self) -> Option<EnrolledDevice> {
@@ -504,6 +621,9 @@ impl Runtime {
         });
         // Tasks forwarding events hold clones of the agent, so it is stopped, not dropped;
         // closing the gate joins its threads, which must not hold up an async worker.
+        if let Some(gateway) = &self.gateway {
+            gateway.stop().await;
+        }
         let agent = self.agent.clone();
         let _ = tokio::task::spawn_blocking(move || agent.stop()).await;
         let stop = ServiceStopEvent {
@@ -623,6 +743,10 @@ async fn forward_sync(runtime: Arc<Runtime>, mut status: tokio::sync::watch::Rec
         seen.insert("exceptions", now.active_exceptions.to_string());
         seen.insert("error", format!("{:?}", now.last_error));
         if seen != last {
+            if seen.get("policy") != last.get("policy") {
+                // The assistant's endpoint or the company's identifiers may have changed.
+                runtime.refresh_gateway().await;
+            }
             if let Some(sync) = runtime.sync_state() {
                 let _ = runtime.live.send(LiveEvent::Sync { sync });
             }

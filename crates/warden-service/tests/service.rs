@@ -832,3 +832,157 @@ fn a_tool_run_from_a_users_own_mount_namespace_meets_the_services_gate() {
     assert_eq!(denied["user"], dev.name.as_str(), "{denied}");
     assert!(service.alive());
 }
+
+/// A model API on loopback that records each request (headers and body) and answers in the OpenAI
+/// shape, quoting every placeholder it received — as a model repeating the prompt would.
+struct RecordingUpstream {
+    address: std::net::SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RecordingUpstream {
+    fn start() -> RecordingUpstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let body = String::from_utf8_lossy(&body).to_string();
+                let quoted: Vec<&str> = body
+                    .match_indices('⟦')
+                    .filter_map(|(at, _)| body[at..].find('⟧').map(|end| &body[at..at + end + '⟧'.len_utf8()]))
+                    .collect();
+                record.lock().unwrap().push(format!("{head}\n{body}"));
+                let answer = json!({"id": "r1", "object": "chat.completion", "model": "m", "choices": [{"index": 0,
+                    "message": {"role": "assistant", "content": format!("You sent {}", quoted.join(" and "))},
+                    "finish_reason": "stop"}]})
+                .to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        RecordingUpstream { address, received }
+    }
+}
+
+#[test]
+fn the_service_hosts_the_masking_gateway_for_each_user_with_their_own_token() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("gwd", scratch.0.path());
+    let other = TestUser::create("gwo", scratch.0.path());
+    let upstream = RecordingUpstream::start();
+    let default =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-policy/src/default-policy.toml"))
+            .unwrap();
+    let policy = default.replacen(
+        "command = [\"qwen\"]",
+        &format!("command = [\"qwen\"]\napi_url = \"http://{}/v1\"", upstream.address),
+        1,
+    ) + "\n[masking]\ninternal_domains = [\"corp.example.com\"]\n";
+    std::fs::write(scratch.path("policy.toml"), policy).unwrap();
+    let key = scratch.path("upstream-key");
+    std::fs::write(&key, "sk-upstream-only-root-knows\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        scratch.path("warden.toml"),
+        format!(
+            "gate = []\n[policy]\nfile = {:?}\n[gateway]\nlisten = \"127.0.0.1:0\"\nupstream_key_file = {:?}\n",
+            scratch.path("policy.toml").display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .unwrap();
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let warden = scratch.path("bin/warden");
+    let print_env = |user: &TestUser| -> std::collections::BTreeMap<String, String> {
+        let out = user.sh(&format!("{} --socket {} gateway --print-env", warden.display(), service.socket.display()));
+        assert!(out.status.success(), "{}\n{}", text(&out), service.log());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+            .collect()
+    };
+    let mine = print_env(&dev);
+    let theirs = print_env(&other);
+    let token = mine["OPENAI_API_KEY"].clone();
+    assert!(token.starts_with("wgw_") && mine["ANTHROPIC_API_KEY"] == token, "{mine:?}");
+    assert_ne!(token, theirs["OPENAI_API_KEY"], "each user has a token of their own");
+    assert_eq!(print_env(&dev)["OPENAI_API_KEY"], token, "asked again: the same token");
+    let tokens = service.state.join("gateway-tokens.json");
+    assert_eq!(std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777, 0o600);
+    let base = mine["OPENAI_BASE_URL"].clone();
+    assert!(base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"), "{base}");
+
+    // The developer's client sends a prompt with a live-looking AWS key and an internal host.
+    let aws = "AKIAZ7Q4VN3XKD5RW2PL";
+    let prompt = json!({"model": "m", "messages": [{"role": "user",
+        "content": format!("deploy to build01.corp.example.com with {aws}")}]});
+    let ask = |user: &TestUser, token: &str| {
+        user.sh(&format!(
+            "curl -sS -m 20 -w '\\n%{{http_code}}' -H 'authorization: Bearer {token}' -H 'content-type: application/json' \
+             --data-binary @- {base}/chat/completions <<'EOF'\n{prompt}\nEOF"
+        ))
+    };
+    let answer = ask(&dev, &token);
+    let answer = String::from_utf8_lossy(&answer.stdout).to_string();
+    assert!(answer.ends_with("\n200"), "{answer}\n{}", service.log());
+    assert!(
+        answer.contains(aws) && answer.contains("build01.corp.example.com"),
+        "restored for the developer: {answer}"
+    );
+    let received = upstream.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let seen = received[0].to_ascii_lowercase();
+    assert!(!received[0].contains(aws) && !seen.contains("corp.example.com"), "the upstream saw a value: {seen}");
+    assert!(received[0].contains('⟦'), "masked: {}", received[0]);
+    assert!(seen.contains("bearer sk-upstream-only-root-knows"), "the gateway's own key goes upstream: {seen}");
+    assert!(!received[0].contains(&token), "the client's token never goes upstream");
+
+    // Without a token, or with a guessed one: refused, nothing sent.
+    let refused = ask(&other, "wgw_guess");
+    assert!(String::from_utf8_lossy(&refused.stdout).ends_with("\n401"), "{}", text(&refused));
+    assert_eq!(upstream.received.lock().unwrap().len(), 1);
+
+    // The request is the developer's in the status (counts only), not the other user's.
+    let status_of = |user: &TestUser| -> Value {
+        let out = user.sh(&format!("{} --socket {} status --json", warden.display(), service.socket.display()));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)))
+    };
+    let status = eventually(Duration::from_secs(5), "the masking count", || {
+        let status = status_of(&dev);
+        (status["gateway"]["last_24h"]["requests"] == 1).then_some(status)
+    });
+    assert_eq!(status["gateway"]["running"], true, "{status}");
+    assert!(status["gateway"]["last_24h"]["masked"].as_u64().unwrap() >= 2, "{status}");
+    let summary = status["gateway"]["last"]["summary"].as_str().unwrap();
+    assert!(summary.ends_with("masked in a request to Internal Assistant"), "{summary}");
+    assert!(!status.to_string().contains(aws), "the status carries no value");
+    assert_eq!(status_of(&other)["gateway"]["last_24h"]["requests"], 0);
+
+    // A restart keeps the developer's token (their client's settings keep working).
+    drop(service);
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let out = dev.sh(&format!("{} --socket {} gateway --print-env", warden.display(), service.socket.display()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&token), "{}", text(&out));
+}

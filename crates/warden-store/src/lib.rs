@@ -11,7 +11,7 @@
 mod masking;
 mod outbox;
 
-pub use masking::{MaskingRecord, MaskingSummary};
+pub use masking::MaskingSummary;
 pub use outbox::{OutboxDrops, SyncIncident};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};

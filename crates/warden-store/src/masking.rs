@@ -1,102 +1,81 @@
-//! The masking gateway's accounting in the local event log: per request, how many findings of each
-//! rule were masked, how many placeholders stayed masked in tool calls — counts only, never values.
+//! The masking gateway's accounting, read back from the event log: each request through the gateway
+//! is a `masking` event (counts per rule, never values), summed here for `warden status` and the tray.
 
-use crate::{Store, StoreError};
-use rusqlite::params;
-use std::collections::BTreeMap;
+use crate::{EventFilter, Store, StoreError};
+use warden_api::{Event, EventKind, MaskingEvent};
 
-const MASKING_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS masking_reports (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms        INTEGER NOT NULL,
-    path         TEXT    NOT NULL,
-    status       INTEGER NOT NULL,
-    masked       INTEGER NOT NULL,
-    by_rule      TEXT    NOT NULL,
-    kept_masked  INTEGER NOT NULL
-);
-";
-
-/// One request through the masking gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaskingRecord {
-    /// Milliseconds since the epoch.
-    pub at_ms: i64,
-    /// The API path (`/v1/chat/completions`).
-    pub path: String,
-    /// The upstream's status code (0: never reached).
-    pub status: u16,
-    /// Findings masked, per rule id.
-    pub by_rule: BTreeMap<String, u32>,
-    /// Placeholders kept masked in tool calls that do not write files.
-    pub kept_masked: u32,
-}
-
-/// Requests and findings since a moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Requests and findings in a window, and the newest request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaskingSummary {
     pub requests: u64,
+    /// Findings masked, all rules together.
     pub masked: u64,
+    /// Placeholders kept masked in shell or network tool calls.
     pub kept_masked: u64,
+    /// The newest request in the window.
+    pub last: Option<MaskingEvent>,
 }
 
+/// The most requests a summary reads (a window holding more is summed over its newest this many).
+const SUMMARY_LIMIT: usize = 100_000;
+
 impl Store {
-    fn ensure_masking_schema(&self) -> Result<(), StoreError> {
-        self.lock().execute_batch(MASKING_SCHEMA)?;
-        Ok(())
-    }
-
-    /// Appends one request's counts (kept: the last 100,000 requests).
-    pub fn record_masking(&self, record: &MaskingRecord) -> Result<(), StoreError> {
-        self.ensure_masking_schema()?;
-        let by_rule = serde_json::to_string(&record.by_rule).expect("a map of counts serializes");
-        let masked: u32 = record.by_rule.values().sum();
-        let connection = self.lock();
-        connection.execute(
-            "INSERT INTO masking_reports (at_ms, path, status, masked, by_rule, kept_masked)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![record.at_ms, record.path, record.status, masked, by_rule, record.kept_masked],
-        )?;
-        connection
-            .execute("DELETE FROM masking_reports WHERE seq <= (SELECT MAX(seq) - 100000 FROM masking_reports)", [])?;
-        Ok(())
-    }
-
-    /// Totals of the requests recorded at or after `since_ms`.
-    pub fn masking_since(&self, since_ms: i64) -> Result<MaskingSummary, StoreError> {
-        self.ensure_masking_schema()?;
-        let (requests, masked, kept): (i64, Option<i64>, Option<i64>) = self.lock().query_row(
-            "SELECT COUNT(*), SUM(masked), SUM(kept_masked) FROM masking_reports WHERE at_ms >= ?1",
-            params![since_ms],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )?;
-        Ok(MaskingSummary {
-            requests: requests as u64,
-            masked: masked.unwrap_or(0) as u64,
-            kept_masked: kept.unwrap_or(0) as u64,
-        })
+    /// Totals of the masking events at or after `since_ms` (ms since the epoch), of `user` alone
+    /// when given (the person the requests were for).
+    pub fn masking_since(&self, since_ms: i64, user: Option<&str>) -> Result<MaskingSummary, StoreError> {
+        let filter = EventFilter {
+            limit: SUMMARY_LIMIT,
+            kind: Some(EventKind::Masking),
+            user: user.map(str::to_owned),
+            since_ms: Some(since_ms),
+            ..EventFilter::default()
+        };
+        let mut summary = MaskingSummary::default();
+        for event in self.recent(&filter)? {
+            let Event::Masking(masking) = event else { continue };
+            summary.requests += 1;
+            summary.masked += u64::from(masking.masked_total());
+            summary.kept_masked += masking.kept_masked_in.len() as u64;
+            if summary.last.is_none() {
+                summary.last = Some(masking);
+            }
+        }
+        Ok(summary)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
-    #[test]
-    fn records_and_sums_counts() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("events.db")).unwrap();
-        assert_eq!(store.masking_since(0).unwrap(), MaskingSummary::default());
-        let record = |at_ms, n| MaskingRecord {
+    fn masking(id: &str, at_ms: i64, user: &str, n: u32) -> Event {
+        Event::Masking(MaskingEvent {
+            id: id.into(),
             at_ms,
+            user: Some(user.into()),
             path: "/v1/chat/completions".into(),
             status: 200,
-            by_rule: BTreeMap::from([("aws-access-key-id".to_owned(), n), ("private-key".to_owned(), 1)]),
-            kept_masked: 1,
-        };
-        store.record_masking(&record(1_000, 2)).unwrap();
-        store.record_masking(&record(2_000, 3)).unwrap();
-        assert_eq!(store.masking_since(0).unwrap(), MaskingSummary { requests: 2, masked: 7, kept_masked: 2 });
-        assert_eq!(store.masking_since(1_500).unwrap(), MaskingSummary { requests: 1, masked: 4, kept_masked: 1 });
+            destination: "Internal Assistant".into(),
+            masked: BTreeMap::from([("aws-access-key-id".to_owned(), n), ("private-key".to_owned(), 1)]),
+            restored: 2,
+            kept_masked_in: vec!["run_shell_command".into()],
+        })
+    }
+
+    #[test]
+    fn sums_the_window_per_person_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("events.db")).unwrap();
+        assert_eq!(store.masking_since(0, None).unwrap(), MaskingSummary::default());
+        store.append(&masking("a", 1_000, "dev", 2)).unwrap();
+        store.append(&masking("b", 2_000, "dev", 3)).unwrap();
+        store.append(&masking("c", 3_000, "ops", 5)).unwrap();
+        let all = store.masking_since(0, None).unwrap();
+        assert_eq!((all.requests, all.masked, all.kept_masked), (3, 13, 3));
+        assert_eq!(all.last.map(|m| m.id).as_deref(), Some("c"));
+        let dev = store.masking_since(1_500, Some("dev")).unwrap();
+        assert_eq!((dev.requests, dev.masked, dev.kept_masked), (1, 4, 1));
+        assert_eq!(dev.last.map(|m| m.id).as_deref(), Some("b"));
     }
 }

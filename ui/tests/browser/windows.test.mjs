@@ -135,10 +135,17 @@ describe("activity window", () => {
     const rows = fixture("recent_activity");
     const page = await open("activity", { recent_activity: ok([]), window_context: ok({}) });
     assert.match(await page.locator("main").textContent(), /No AI tool launches seen yet\./);
+    assert.equal(await page.locator("p.masking").count(), 0, "no masking line without a gateway request");
+    // A request through the masking gateway: the line appears with the next refresh.
+    await page.evaluate((line) => window.__wardenSetAnswer("masking_line", { ok: line }), fixture("masking_line"));
     await page.evaluate((rows) => window.__wardenSetAnswer("recent_activity", { ok: rows }), rows);
     await page.evaluate(() => window.__wardenEmit("warden://activity", "ev-claude-1"));
     await page.waitForSelector("li.event");
     assert.equal(await page.locator("li.event").count(), rows.length);
+    assert.match(
+      await page.getByRole("note").textContent(),
+      /Masking gateway: 3 secrets masked in a request to Internal Assistant · .+ \(last 24 h: 5 secrets masked in 7 requests\)/,
+    );
     await page.done();
   });
 });

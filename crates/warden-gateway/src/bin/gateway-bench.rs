@@ -229,7 +229,7 @@ async fn latency(detector: Arc<Detector>, secrets: &str, iterations: usize) -> R
     let config = GatewayConfig {
         upstream: format!("http://{upstream}/v1"),
         upstream_key: Some("bench-upstream-key".into()),
-        client_token: "bench-token".into(),
+        clients: warden_gateway::ClientTokens::single("bench-token", "bench"),
         max_body_bytes: 32 << 20,
         idle: Duration::from_secs(600),
         detector,

@@ -60,7 +60,11 @@ pub async fn start_gateway_reporting(
     let config = GatewayConfig {
         upstream: upstream.to_owned(),
         upstream_key: Some(UPSTREAM_KEY.into()),
-        client_token: CLIENT_TOKEN.into(),
+        clients: {
+            let clients = warden_gateway::ClientTokens::single(CLIENT_TOKEN, "tester");
+            clients.insert(OTHER_CLIENT_TOKEN, "other");
+            clients
+        },
         max_body_bytes: 1024 * 1024,
         idle: std::time::Duration::from_secs(600),
         detector: Arc::new(Detector::new(masking).unwrap()),
@@ -74,6 +78,8 @@ pub async fn start_gateway_reporting(
 
 pub const UPSTREAM_KEY: &str = "upstream-key-the-client-never-sees";
 pub const CLIENT_TOKEN: &str = "wgw_test_client_token";
+/// A second local user's token on the same gateway.
+pub const OTHER_CLIENT_TOKEN: &str = "wgw_other_users_token";
 
 /// Every placeholder in `text`, in order of first appearance.
 pub fn placeholders(text: &str) -> Vec<String> {

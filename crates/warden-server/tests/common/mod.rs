@@ -94,8 +94,12 @@ impl TestServer {
 
     /// A server on an existing database with the given sync interval.
     pub async fn on_syncing_every(url: &str, sync_interval: Duration) -> TestServer {
+        TestServer::configured(url, |config| config.sync_interval = sync_interval).await
+    }
+
+    /// A server on an existing database, its configuration changed by `change` first.
+    pub async fn configured(url: &str, change: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::new(url);
-        config.sync_interval = sync_interval;
         config.credentials = Credentials {
             admin_token: Some(ADMIN_TOKEN.into()),
             enroll_secret: Some(ENROLL_SECRET.into()),
@@ -103,6 +107,7 @@ impl TestServer {
         };
         config.sweep_interval = Duration::from_millis(200);
         config.max_body_bytes = 256 * 1024;
+        change(&mut config);
         let (state, _) = warden_server::prepare(&config).await.expect("server starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -72,6 +72,7 @@ fn main() -> Result<()> {
     } else if let Some(gate) = &config.gate {
         agent.gate = warden_agent::GateScope::listed(gate.clone());
     }
+    let gateway = config.gateway_settings(&config_path)?;
     let runtime_config = RuntimeConfig {
         mode: RuntimeMode::Service,
         agent,
@@ -80,6 +81,7 @@ fn main() -> Result<()> {
         // A local policy from root's configuration stands only until the device is enrolled.
         policy_overridden: policy_overridden && !state_dir.join("enrollment.json").exists(),
         monitor_forced: false,
+        gateway,
     };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
