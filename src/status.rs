@@ -70,7 +70,7 @@ pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
         .ok()
         .flatten()
         .and_then(|connected| connected.call(connected.client.status()).ok());
-    let gateway = crate::gateway::running(state.root());
+    let gateway = warden_client::personal_gateway::running(&state);
     let masking = store.masking_since((now - 24 * 3600) * 1000, None)?;
     let mode = match &policy {
         Some((policy, _)) => policy.mode,
@@ -185,7 +185,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
                 "lost_notices": status.lost_notices,
             },
             "today": {"events": status.events_today, "blocked": status.blocked_today, "warned": status.warned_today},
-            "network": status.network,
+            "managed_files": status.managed_files,
             "gateway": status.gateway.as_ref().map(|g| json!({
                 "running": g.error.is_none(),
                 "url": g.url,
@@ -194,6 +194,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
                 "last_24h": {"requests": g.requests_24h, "masked": g.masked_24h, "kept_masked": g.kept_masked_24h},
                 "last": g.last.as_ref().map(|m| json!({"at_ms": m.at_ms, "summary": m.summary()})),
             })),
+            "network": status.network,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -257,6 +258,25 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
         "Today:         {} launches of yours, {} blocked, {} warned",
         status.events_today, status.blocked_today, status.warned_today
     );
+    if !status.managed_files.is_empty() {
+        let drifted = status.managed_files.iter().filter(|f| !f.matches).count();
+        println!(
+            "Vendor files:  {} kept{}",
+            status.managed_files.len(),
+            if drifted == 0 {
+                ", all match the policy".to_owned()
+            } else {
+                format!(", {drifted} DIFFER (being restored)")
+            }
+        );
+        for file in &status.managed_files {
+            let state = if file.matches { "matches" } else { "DIFFERS" };
+            println!("  {state:<8} {} ({}, {})", file.path, file.vendor, file.ownership);
+            for control in &file.controls {
+                println!("           {control}");
+            }
+        }
+    }
     match &status.gateway {
         None => println!("Gateway:       not hosted by the service (`warden gateway` runs one for you)"),
         Some(g) => {

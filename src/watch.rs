@@ -95,6 +95,7 @@ pub fn run(mut policy: Policy, policy_overridden: bool, socket: Option<&Path>, a
         sync: warden_client::SyncOptions::default(),
         policy_overridden,
         monitor_forced: args.monitor,
+        controls: None,
         gateway: None,
     };
     let socket = socket

@@ -114,9 +114,12 @@ fn run_all(display: bool, children: &mut Children) -> Result<()> {
     let warden = target_bin("warden");
     if crate::is_root() {
         let service = SystemService::prepare(&dir, &url, &secret)?;
+        // The vendors' managed files go under the server's data folder, not this machine's /etc.
         let wardend = Command::new(target_bin("wardend"))
             .arg("--config")
             .arg(&service.config)
+            .arg("--root")
+            .arg(dir.join("vendor-files"))
             .spawn()
             .context("starting wardend")?;
         children.add("wardend", wardend);

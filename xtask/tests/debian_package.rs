@@ -71,6 +71,15 @@ const EXPECTED: &[Expect] = &[
 const CREATED: &[Expect] = &[
     Expect { path: "/var/lib/warden", mode: DIR | 0o700, owner: "root", group: "root" },
     Expect { path: "/var/lib/warden-server", mode: DIR | 0o700, owner: "warden-server", group: "warden-server" },
+    // The folders of the vendors' managed files wardend writes (its unit's ReadWritePaths).
+    Expect { path: "/etc/claude-code", mode: DIR | 0o755, owner: "root", group: "root" },
+    Expect { path: "/etc/codex", mode: DIR | 0o755, owner: "root", group: "root" },
+    Expect { path: "/etc/gemini-cli", mode: DIR | 0o755, owner: "root", group: "root" },
+    Expect { path: "/etc/qwen-code", mode: DIR | 0o755, owner: "root", group: "root" },
+    Expect { path: "/etc/vscode", mode: DIR | 0o755, owner: "root", group: "root" },
+    Expect { path: "/etc/chromium/policies", mode: DIR | 0o755, owner: "root", group: "root" },
+    Expect { path: "/etc/opt/chrome/policies", mode: DIR | 0o755, owner: "root", group: "root" },
+    Expect { path: "/etc/opt/edge/policies", mode: DIR | 0o755, owner: "root", group: "root" },
 ];
 
 /// Conffiles dpkg must keep across upgrades (an admin's edits survive).
@@ -748,6 +757,9 @@ fn check_wardend(tree: &Path, scratch: &Scratch) -> Result<()> {
             // Never the machine's cgroup v2 root in a test (crates/warden-service/tests/network.rs
             // tests the network layer on a cgroup of its own).
             .arg("--no-network")
+            // The vendor files go into the scratch tree, never the machine's /etc.
+            .arg("--root")
+            .arg(dir.join("root"))
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         spawn_lines(command)

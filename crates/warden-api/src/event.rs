@@ -1,7 +1,8 @@
 //! Events: one record for everything that happens on a device ([`Event`], tagged by `kind`),
 //! with a typed payload per kind. A launch ([`LaunchEvent`]) is one AI-tool start and what Warden
-//! did about it; the service's start and stop, incidents, ended exceptions, connections to governed
-//! destinations ([`ConnectEvent`]) and the masking gateway's requests are the others.
+//! did about it; the service's start and stop, incidents, ended exceptions, drift of a managed
+//! vendor file ([`ControlDriftEvent`]), the masking gateway's requests and connections to governed
+//! destinations ([`ConnectEvent`]) are the others.
 
 use crate::local::RuntimeMode;
 use serde::de::Error as _;
@@ -165,6 +166,88 @@ pub struct ExceptionEndedEvent {
     pub outcome: SessionOutcome,
 }
 
+/// What happened to a managed vendor file (see [`ControlDriftEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftChange {
+    /// Its content no longer matched the policy (edited, or replaced by a rename over it).
+    Changed,
+    /// It was gone (deleted, or its folder removed).
+    Removed,
+}
+
+/// A vendor's managed file (Claude Code's managed settings, Codex's `requirements.toml`, a
+/// browser policy, …) drifted from what the policy says, and the service put it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlDriftEvent {
+    /// Globally unique id (UUID v4 text).
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The system path (`/etc/claude-code/managed-settings.d/90-warden.json`).
+    pub path: String,
+    /// Whose file (`claude-code`, `codex`, `chromium`, …).
+    pub vendor: String,
+    pub change: DriftChange,
+    /// Whether the policy's content is back in place.
+    pub restored: bool,
+    /// For people: what was found, or why restoring failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// One request through the masking gateway: what was masked before it left the machine, counted
+/// per rule — never a value, never the prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskingEvent {
+    /// Globally unique id (UUID v4 text).
+    pub id: String,
+    /// When the request's answer ended, milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The person whose client sent it (bound account, else login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The model API route (`/v1/chat/completions`, `/v1/messages`).
+    pub path: String,
+    /// The upstream's HTTP status (0: never reached).
+    pub status: u16,
+    /// Where the request went: the sanctioned assistant's name from the policy, else the upstream URL.
+    pub destination: String,
+    /// Findings masked in the request, per rule id (`aws-access-key-id` → 1).
+    #[serde(default)]
+    pub masked: std::collections::BTreeMap<String, u32>,
+    /// Placeholders put back in the answer (text shown to the developer, file writes).
+    #[serde(default)]
+    pub restored: u32,
+    /// Tools whose call arguments kept a placeholder masked (a shell or network call the model asked
+    /// for): one entry per placeholder kept, the tool's name only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_masked_in: Vec<String>,
+}
+
+impl MaskingEvent {
+    /// Findings masked, all rules together.
+    pub fn masked_total(&self) -> u32 {
+        self.masked.values().sum()
+    }
+
+    /// One line for people: `3 secrets masked in a request to Internal Assistant`.
+    pub fn summary(&self) -> String {
+        let total = self.masked_total();
+        let mut line = match total {
+            0 => format!("nothing masked in a request to {}", self.destination),
+            1 => format!("1 secret masked in a request to {}", self.destination),
+            n => format!("{n} secrets masked in a request to {}", self.destination),
+        };
+        if !self.kept_masked_in.is_empty() {
+            let mut tools = self.kept_masked_in.clone();
+            tools.dedup();
+            line.push_str(&format!("; kept masked in a call to {}", tools.join(", ")));
+        }
+        line
+    }
+}
+
 /// What the network layer did with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -225,58 +308,6 @@ fn one() -> u32 {
     1
 }
 
-/// One request through the masking gateway: what was masked before it left the machine, counted
-/// per rule — never a value, never the prompt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaskingEvent {
-    /// Globally unique id (UUID v4 text).
-    pub id: String,
-    /// When the request's answer ended, milliseconds since the Unix epoch.
-    pub at_ms: i64,
-    /// The person whose client sent it (bound account, else login).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// The model API route (`/v1/chat/completions`, `/v1/messages`).
-    pub path: String,
-    /// The upstream's HTTP status (0: never reached).
-    pub status: u16,
-    /// Where the request went: the sanctioned assistant's name from the policy, else the upstream URL.
-    pub destination: String,
-    /// Findings masked in the request, per rule id (`aws-access-key-id` → 1).
-    #[serde(default)]
-    pub masked: std::collections::BTreeMap<String, u32>,
-    /// Placeholders put back in the answer (text shown to the developer, file writes).
-    #[serde(default)]
-    pub restored: u32,
-    /// Tools whose call arguments kept a placeholder masked (a shell or network call the model asked
-    /// for): one entry per placeholder kept, the tool's name only.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub kept_masked_in: Vec<String>,
-}
-
-impl MaskingEvent {
-    /// Findings masked, all rules together.
-    pub fn masked_total(&self) -> u32 {
-        self.masked.values().sum()
-    }
-
-    /// One line for people: `3 secrets masked in a request to Internal Assistant`.
-    pub fn summary(&self) -> String {
-        let total = self.masked_total();
-        let mut line = match total {
-            0 => format!("nothing masked in a request to {}", self.destination),
-            1 => format!("1 secret masked in a request to {}", self.destination),
-            n => format!("{n} secrets masked in a request to {}", self.destination),
-        };
-        if !self.kept_masked_in.is_empty() {
-            let mut tools = self.kept_masked_in.clone();
-            tools.dedup();
-            line.push_str(&format!("; kept masked in a call to {}", tools.join(", ")));
-        }
-        line
-    }
-}
-
 /// The kinds of [`Event`], as spelled in the `kind` tag, the store's and the server's `kind`
 /// column, and the `kind` query filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -287,20 +318,22 @@ pub enum EventKind {
     ServiceStop,
     Incident,
     ExceptionEnded,
-    Connect,
+    ControlDrift,
     Masking,
+    Connect,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Launch,
         EventKind::ServiceStart,
         EventKind::ServiceStop,
         EventKind::Incident,
         EventKind::ExceptionEnded,
-        EventKind::Connect,
+        EventKind::ControlDrift,
         EventKind::Masking,
+        EventKind::Connect,
     ];
 
     /// The tag text (`service-start`).
@@ -311,8 +344,9 @@ impl EventKind {
             EventKind::ServiceStop => "service-stop",
             EventKind::Incident => "incident",
             EventKind::ExceptionEnded => "exception-ended",
-            EventKind::Connect => "connect",
+            EventKind::ControlDrift => "control-drift",
             EventKind::Masking => "masking",
+            EventKind::Connect => "connect",
         }
     }
 
@@ -378,8 +412,9 @@ pub enum Event {
     ServiceStop(ServiceStopEvent),
     Incident(IncidentEvent),
     ExceptionEnded(ExceptionEndedEvent),
-    Connect(ConnectEvent),
+    ControlDrift(ControlDriftEvent),
     Masking(MaskingEvent),
+    Connect(ConnectEvent),
 }
 
 impl Event {
@@ -390,8 +425,9 @@ impl Event {
             Event::ServiceStop(_) => EventKind::ServiceStop,
             Event::Incident(_) => EventKind::Incident,
             Event::ExceptionEnded(_) => EventKind::ExceptionEnded,
-            Event::Connect(_) => EventKind::Connect,
+            Event::ControlDrift(_) => EventKind::ControlDrift,
             Event::Masking(_) => EventKind::Masking,
+            Event::Connect(_) => EventKind::Connect,
         }
     }
 
@@ -403,8 +439,9 @@ impl Event {
             Event::ServiceStop(e) => &e.id,
             Event::Incident(e) => &e.id,
             Event::ExceptionEnded(e) => &e.id,
-            Event::Connect(e) => &e.id,
+            Event::ControlDrift(e) => &e.id,
             Event::Masking(e) => &e.id,
+            Event::Connect(e) => &e.id,
         }
     }
 
@@ -416,19 +453,20 @@ impl Event {
             Event::ServiceStop(e) => e.at_ms,
             Event::Incident(e) => e.at_ms,
             Event::ExceptionEnded(e) => e.at_ms,
-            Event::Connect(e) => e.at_ms,
+            Event::ControlDrift(e) => e.at_ms,
             Event::Masking(e) => e.at_ms,
+            Event::Connect(e) => e.at_ms,
         }
     }
 
-    /// The person it concerns, for kinds that concern one (launch, exception-ended, connect, masking).
+    /// The person it concerns, for kinds that concern one (launch, exception-ended, masking, connect).
     pub fn user(&self) -> Option<&str> {
         match self {
             Event::Launch(e) => e.user.as_deref(),
             Event::ExceptionEnded(e) => e.user.as_deref(),
-            Event::Connect(e) => e.user.as_deref(),
             Event::Masking(e) => e.user.as_deref(),
-            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) => None,
+            Event::Connect(e) => e.user.as_deref(),
+            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::ControlDrift(_) => None,
         }
     }
 
@@ -438,7 +476,11 @@ impl Event {
             Event::Launch(e) => e.tool.as_deref(),
             Event::ExceptionEnded(e) => Some(&e.tool),
             Event::Connect(e) => e.tool.as_deref(),
-            Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::Masking(_) => None,
+            Event::ServiceStart(_)
+            | Event::ServiceStop(_)
+            | Event::Incident(_)
+            | Event::ControlDrift(_)
+            | Event::Masking(_) => None,
         }
     }
 
@@ -458,8 +500,9 @@ impl Event {
             Event::ServiceStop(e) => serde_json::to_string(e),
             Event::Incident(e) => serde_json::to_string(e),
             Event::ExceptionEnded(e) => serde_json::to_string(e),
-            Event::Connect(e) => serde_json::to_string(e),
+            Event::ControlDrift(e) => serde_json::to_string(e),
             Event::Masking(e) => serde_json::to_string(e),
+            Event::Connect(e) => serde_json::to_string(e),
         };
         text.expect("event payloads are plain data and always serialize")
     }
@@ -473,8 +516,9 @@ impl Event {
             EventKind::ServiceStop => Event::ServiceStop(ServiceStopEvent::deserialize(payload)?),
             EventKind::Incident => Event::Incident(IncidentEvent::deserialize(payload)?),
             EventKind::ExceptionEnded => Event::ExceptionEnded(ExceptionEndedEvent::deserialize(payload)?),
-            EventKind::Connect => Event::Connect(ConnectEvent::deserialize(payload)?),
+            EventKind::ControlDrift => Event::ControlDrift(ControlDriftEvent::deserialize(payload)?),
             EventKind::Masking => Event::Masking(MaskingEvent::deserialize(payload)?),
+            EventKind::Connect => Event::Connect(ConnectEvent::deserialize(payload)?),
         })
     }
 

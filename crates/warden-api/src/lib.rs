@@ -21,8 +21,9 @@ pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, Heartbeat,
 pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 pub use error::{ApiError, ErrorLocation};
 pub use event::{
-    ConnectEvent, ConnectOutcome, Event, EventDecodeError, EventKind, ExceptionEndedEvent, IncidentEvent, KindError,
-    LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
+    ConnectEvent, ConnectOutcome, ControlDriftEvent, DriftChange, Event, EventDecodeError, EventKind,
+    ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent,
+    ServiceStopEvent, SessionOutcome, UncleanEnd,
 };
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
@@ -34,7 +35,7 @@ pub use signed_exceptions::{
     EXCEPTION_LIST_VALIDITY_SECONDS, EXCEPTIONS_DOMAIN, ExceptionsEnvelope, ListExpectation, ListRejected,
     SignedExceptions, exceptions_message, verify_exceptions,
 };
-pub use signing::{PolicySigningKey, SignatureError, policy_etag, signed_message, verify_envelope};
+pub use signing::{PolicySigningKey, SignatureError, policy_etag, sha256_hex, signed_message, verify_envelope};
 
 /// The path prefix of every API route.
 pub const API_PREFIX: &str = "/api/v1";

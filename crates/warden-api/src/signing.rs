@@ -40,6 +40,11 @@ pub fn policy_etag(version: i64, policy_json: &str) -> String {
     format!("\"{version}-{hex}\"")
 }
 
+/// The SHA-256 of `bytes` as lowercase hex (the MCP inventory's definition hash).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Checks an envelope against the key pinned at enrollment (base64). Only then parse `policy`.
 pub fn verify_envelope(envelope: &PolicyEnvelope, pinned_public_key: &str) -> Result<(), SignatureError> {
     let key = decode_key(pinned_public_key)?;

@@ -6,6 +6,7 @@ use crate::exception::Exception;
 use crate::facts::ProcessFacts;
 use crate::policy::{Action, Assistant, Mode, Policy};
 use crate::risky::tool_arguments_start;
+use crate::step_around::step_around;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
@@ -26,6 +27,8 @@ pub enum Rule {
     Exception { id: String },
     /// A risky launch flag raised the action.
     RiskyFlag { flag: String },
+    /// The admin's rule for the program file's SHA-256 (`[[binaries]]`).
+    Binary { sha256: String },
 }
 
 impl fmt::Display for Rule {
@@ -37,6 +40,7 @@ impl fmt::Display for Rule {
             Rule::Default => f.write_str("default"),
             Rule::Exception { id } => write!(f, "exception:{id}"),
             Rule::RiskyFlag { flag } => write!(f, "risky-flag:{flag}"),
+            Rule::Binary { sha256 } => write!(f, "binary:{sha256}"),
         }
     }
 }
@@ -120,6 +124,12 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 
 /// Decides what happens to a launch. This is the one place precedence is defined:
 ///
+/// 0. A program file whose SHA-256 (`ProcessFacts::content`, found by the edge) an admin rule
+///    names (`[[binaries]]`) is decided by that rule alone (`binary:SHA256`): `allow` lets it
+///    run (a false positive, an in-house program; no risky mode raises it), `block` or `warn`
+///    applies whatever the file is called or where it sits, and no exception, assistant status
+///    or risky mode changes it. The launch is reported as the rule's tool (else, for an allow
+///    rule without one, as no AI tool). Only monitor mode (6) still applies.
 /// 1. A launch the catalog does not recognise is **allowed** (`not-an-ai-tool`).
 /// 2. The sanctioned assistant's own client is **allowed** (`sanctioned-assistant`).
 /// 3. Otherwise the policy's entry for the tool decides (`tool:ID`), or, for a tool the
@@ -131,6 +141,11 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 ///    catalog) can only *raise* the action, and apply after exceptions and to the assistant
 ///    too: an exception for a tool is not an exception for running it without its safety
 ///    checks (`risky-flag:SPELLING`).
+///    A launch that steps around the vendor controls Warden writes (a redirected system
+///    settings file, an API base URL outside the policy's sanctioned destinations, the
+///    sanctioned client signed in to a public cloud, an `--mcp-config` naming a server the
+///    policy forbids; see `step_around.rs`) counts as a risky mode of its tool: the strongest
+///    `catalog_modes` rule covering the tool applies, and the reason names the control.
 /// 6. In monitor mode the verdict is the same but marked `monitor`: nothing is enforced.
 ///
 /// `now` is seconds since the epoch; the core never reads a clock.
@@ -142,6 +157,9 @@ pub fn evaluate(
     now: Timestamp,
 ) -> Verdict {
     let monitor = policy.mode == Mode::Monitor;
+    if let Some(binary) = facts.content.as_ref().and_then(|c| c.sha256.as_deref()).and_then(|h| policy.binary_rule(h)) {
+        return binary_verdict(policy, catalog, binary, facts, monitor);
+    }
     let Some(found) = catalog.identify(facts) else {
         return Verdict {
             tool: None,
@@ -179,7 +197,8 @@ pub fn evaluate(
             continue;
         }
         let Some(options) = catalog.tool_options(&tool.id) else { continue };
-        let reading = reading.get_or_insert_with(|| options.read(facts, tool_arguments_start(&facts.exe, &facts.argv)));
+        let reading = reading
+            .get_or_insert_with(|| options.read(facts, tool_arguments_start(facts.interpreter_name(), &facts.argv)));
         let literal = reading.seen.iter().find(|seen| seen.on && flag_rule.flags.contains(&seen.name));
         let (flag, mode) = match literal {
             Some(seen) => (seen.name.clone(), None),
@@ -205,6 +224,29 @@ pub fn evaluate(
         link = link.or_else(|| policy.default_link.clone());
     }
 
+    // Step-arounds of the vendor controls Warden writes count as risky modes of the tool: the
+    // strongest `catalog_modes` rule covering it applies, with a reason naming the control.
+    let rule_for_modes = policy
+        .risky_flags
+        .iter()
+        .filter(|r| r.catalog_modes && (r.tools.is_empty() || r.tools.contains(&tool.id)))
+        .max_by_key(|r| r.action);
+    if let Some(flag_rule) = rule_for_modes.filter(|r| r.action > action)
+        && let Some(options) = catalog.tool_options(&tool.id)
+    {
+        let reading = reading.get_or_insert_with(|| options.read(facts, tool_arguments_start(&facts.exe, &facts.argv)));
+        if let Some(found) = step_around(policy, tool, options, reading, facts) {
+            action = flag_rule.action;
+            exception_id = None;
+            reason = format!("{} steps around {} ({})", tool.name, found.control, found.spelling);
+            if !flag_rule.message.is_empty() {
+                reason = format!("{reason}. {}", flag_rule.message);
+            }
+            rule = Rule::RiskyFlag { flag: found.spelling };
+            link = link.or_else(|| policy.default_link.clone());
+        }
+    }
+
     let continues_launch = facts.ancestors.iter().any(|ancestor| {
         catalog
             .identify_program(&ancestor.exe, &ancestor.argv, ancestor.script.as_deref(), facts.cwd.as_deref())
@@ -222,6 +264,45 @@ pub fn evaluate(
         exception: exception_id,
         monitor,
         evidence: Some(found.evidence),
+        continues_launch,
+    }
+}
+
+/// Step 0 of [`evaluate`]: the admin's rule for this very file.
+fn binary_verdict(
+    policy: &Policy,
+    catalog: &Catalog,
+    binary: &crate::policy::BinaryRule,
+    facts: &ProcessFacts,
+    monitor: bool,
+) -> Verdict {
+    let tool = binary.tool.as_deref().and_then(|id| catalog.tool(id));
+    let short = &binary.sha256[..12];
+    let reason = match (binary.message.is_empty(), tool) {
+        (false, _) => binary.message.clone(),
+        (true, Some(tool)) => {
+            format!("this build of {} is set to {} by policy (SHA-256 {short}…)", tool.name, binary.action)
+        }
+        (true, None) => format!("this program file is set to {} by policy (SHA-256 {short}…)", binary.action),
+    };
+    let continues_launch = tool.is_some_and(|tool| {
+        facts.ancestors.iter().any(|ancestor| {
+            catalog
+                .identify_program(&ancestor.exe, &ancestor.argv, ancestor.script.as_deref(), facts.cwd.as_deref())
+                .is_some_and(|a| a.tool.id == tool.id)
+        })
+    });
+    Verdict {
+        tool: tool.map(|t| t.id.clone()),
+        tool_name: tool.map(|t| t.name.clone()),
+        action: binary.action,
+        rule: Rule::Binary { sha256: binary.sha256.clone() },
+        reason,
+        link: if binary.action > Action::Allow { policy.default_link.clone() } else { None },
+        assistant: if binary.action > Action::Allow { policy.assistant.clone() } else { None },
+        exception: None,
+        monitor,
+        evidence: Some(format!("program file SHA-256 {}", binary.sha256)),
         continues_launch,
     }
 }

@@ -6,7 +6,9 @@
 
 use crate::catalog::{Catalog, CompileProblem, ToolSpec};
 use crate::masking::Masking;
+use crate::mcp::McpPolicy;
 use crate::network::NetworkPolicy;
+use crate::origin::Origin;
 use crate::source::SourceError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -79,6 +81,14 @@ pub struct Assistant {
     /// `warden gateway` forwards masked requests to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// The model the assistant's client is pinned to (Qwen Code's `model.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The local masking gateway in front of `api_url` (`warden gateway`, e.g.
+    /// `http://127.0.0.1:8788/v1`). When set, the sanctioned client is pinned to it instead of
+    /// `api_url`; both are sanctioned destinations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
 }
 
 /// What happens to one tool.
@@ -115,6 +125,25 @@ pub struct FlagRule {
     /// Tools the rule covers; empty means every recognised tool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// An admin's rule for one program file, known by the SHA-256 of its content (Santa's binary
+/// rules): `allow` for a false positive or an in-house program, `block` (or `warn`) for a file
+/// wherever it sits and whatever it is called. Admins write them as `[[binaries]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryRule {
+    /// SHA-256 of the whole file: 64 lowercase hex digits (what `sha256sum` prints).
+    pub sha256: String,
+    pub action: Action,
+    /// The catalog tool the file is (an in-house tool the policy's `[[catalog]]` adds, or a
+    /// build of a known tool without a fingerprint): what events and messages name. Required
+    /// for `warn` and `block`; an `allow` rule without one makes the file no AI tool at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// One sentence shown to the developer: why.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
@@ -172,6 +201,27 @@ pub struct Enforcement {
     pub fail_closed: bool,
 }
 
+/// `[controls]`: what the vendor files Warden writes carry besides what the rest of the policy
+/// implies (see `controls.rs` for every file and key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controls {
+    /// Paths AI agents must not read or edit (Claude Code `permissions.deny` rules, written as
+    /// `Read(PATH)` and `Edit(PATH)`; gitignore-style, `~/` for the home folder).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_paths: Vec<String>,
+    /// Environment for every Claude Code session (its managed `env`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claude_env: BTreeMap<String, String>,
+    /// Browser extensions (Chrome Web Store ids) that belong to a catalog tool, by tool id: when
+    /// the tool is blocked, its extensions go into the browsers' `ExtensionInstallBlocklist`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub browser_extensions: BTreeMap<String, Vec<String>>,
+    /// Write no vendor files at all (the policy still decides launches).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off: bool,
+}
+
 /// A whole policy, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +248,9 @@ pub struct Policy {
     pub tray: TrayPolicy,
     #[serde(default)]
     pub enforcement: Enforcement,
+    /// Admin rules for single program files by their SHA-256 (see [`BinaryRule`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binaries: Vec<BinaryRule>,
     /// Tools the organisation adds to (or replaces in) the embedded catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalog: Vec<ToolSpec>,
@@ -209,6 +262,12 @@ pub struct Policy {
     /// are signed exactly as before.
     #[serde(default, skip_serializing_if = "NetworkPolicy::is_empty")]
     pub network: NetworkPolicy,
+    /// Which MCP servers clients may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpPolicy>,
+    /// Extras for the vendors' own managed files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<Controls>,
 }
 
 impl Policy {
@@ -287,6 +346,36 @@ impl Policy {
             }
         }
         self.exceptions.never.iter().try_for_each(|id| known(id))?;
+        for (i, rule) in self.binaries.iter().enumerate() {
+            if rule.sha256.len() != 64 || !rule.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(CompileProblem {
+                    needle: rule.sha256.clone(),
+                    message: format!(
+                        "binaries: {:?} is not a SHA-256 (64 lowercase hex digits, as sha256sum prints it)",
+                        rule.sha256
+                    ),
+                });
+            }
+            if self.binaries[..i].iter().any(|earlier| earlier.sha256 == rule.sha256) {
+                return Err(CompileProblem {
+                    needle: rule.sha256.clone(),
+                    message: format!("binaries: {} is listed twice (one rule per file)", rule.sha256),
+                });
+            }
+            match &rule.tool {
+                Some(id) => known(id)?,
+                None if rule.action > Action::Allow => {
+                    return Err(CompileProblem {
+                        needle: rule.sha256.clone(),
+                        message: format!(
+                            "binaries: the {} rule for {} must name the tool the file is (tool = \"…\", see `warden catalog`)",
+                            rule.action, rule.sha256
+                        ),
+                    });
+                }
+                None => {}
+            }
+        }
         if let Some(assistant) = &self.assistant {
             if let Some(id) = &assistant.tool {
                 known(id)?;
@@ -297,19 +386,39 @@ impl Policy {
                     message: format!("assistant url {:?} must start with https:// or http://", assistant.url),
                 });
             }
-            if let Some(api) =
-                assistant.api_url.as_ref().filter(|u| !(u.starts_with("https://") || u.starts_with("http://")))
-            {
-                return Err(CompileProblem {
-                    needle: api.clone(),
-                    message: format!("assistant api_url {api:?} must start with https:// or http://"),
-                });
+            for (key, url) in [("api_url", &assistant.api_url), ("gateway_url", &assistant.gateway_url)] {
+                if let Some(url) = url
+                    .as_ref()
+                    .filter(|u| !(u.starts_with("https://") || u.starts_with("http://")) || Origin::of(u).is_none())
+                {
+                    return Err(CompileProblem {
+                        needle: url.clone(),
+                        message: format!("assistant {key} {url:?} must be an http:// or https:// URL with a host"),
+                    });
+                }
             }
         }
         if let Some(masking) = &self.masking {
             masking.check()?;
         }
         crate::network::check(&self.network, &catalog)?;
+        if let Some(mcp) = &self.mcp {
+            mcp.check()?;
+        }
+        if let Some(controls) = &self.controls {
+            for (id, extensions) in &controls.browser_extensions {
+                known(id)?;
+                // Chrome Web Store ids: 32 letters a–p.
+                if let Some(bad) =
+                    extensions.iter().find(|e| e.len() != 32 || !e.bytes().all(|b| (b'a'..=b'p').contains(&b)))
+                {
+                    return Err(CompileProblem {
+                        needle: bad.clone(),
+                        message: format!("browser extension id {bad:?} must be 32 letters a-p (a Chrome Web Store id)"),
+                    });
+                }
+            }
+        }
         if self.exceptions.max_duration == 0 {
             return Err(CompileProblem {
                 needle: "max_duration".into(),
@@ -322,6 +431,24 @@ impl Policy {
     /// The rule for a tool, if the policy lists it.
     pub fn tool_rule(&self, id: &str) -> Option<&ToolRule> {
         self.tools.get(id)
+    }
+
+    /// The admin's rule for a file with this SHA-256, if there is one.
+    pub fn binary_rule(&self, sha256: &str) -> Option<&BinaryRule> {
+        self.binaries.iter().find(|rule| rule.sha256 == sha256)
+    }
+
+    /// The sanctioned destinations, defined once: the assistant's model API and the local
+    /// masking gateway in front of it. The sanctioned client must talk only to these.
+    pub fn sanctioned_destinations(&self) -> Vec<&str> {
+        let Some(assistant) = &self.assistant else { return Vec::new() };
+        assistant.api_url.iter().chain(&assistant.gateway_url).map(String::as_str).collect()
+    }
+
+    /// Whether `url` is one of [`Policy::sanctioned_destinations`] (same scheme, host and port).
+    pub fn is_sanctioned_url(&self, url: &str) -> bool {
+        let Some(origin) = Origin::of(url) else { return false };
+        self.sanctioned_destinations().into_iter().any(|d| Origin::of(d).as_ref() == Some(&origin))
     }
 
     /// Whether `id` is the sanctioned assistant's own client.

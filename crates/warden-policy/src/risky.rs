@@ -70,6 +70,10 @@ pub struct OptionGrammar {
     /// Options whose value is a `key=value` configuration override (`codex -c k=v`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_override: Vec<String>,
+    /// Options whose value is an MCP configuration (`{"mcpServers": …}`), inline or a file path
+    /// the edge reads (`claude --mcp-config FILE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_config: Vec<String>,
     /// Subcommands that manage the tool rather than run its agent: as the first positional
     /// word, the rest of the command line is not read (`gemini mcp add gh npx -y …`: that
     /// `-y` is npx's).
@@ -102,6 +106,9 @@ pub struct SettingSpec {
     /// Environment variables and the value a true-ish setting (`1`, `true`, `yes`, `on`) gives.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Environment variables whose value is the setting's value (`OPENAI_BASE_URL=…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_values: Vec<String>,
     /// Subcommands (any positional word) and the value they imply (`exec` never asks).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subcommands: BTreeMap<String, String>,
@@ -159,11 +166,28 @@ pub(crate) struct SeenOption {
     pub on: bool,
 }
 
+/// An MCP configuration a launch names (`--mcp-config`), as read.
+#[derive(Debug, Clone)]
+pub(crate) struct McpConfig {
+    /// As written: `--mcp-config ./servers.json`.
+    pub spelling: String,
+    /// The document, or `None` when the edge could not read it or it is not JSON.
+    pub document: Option<serde_json::Value>,
+}
+
 /// Everything read from one launch's command line and environment.
 #[derive(Debug, Default)]
 pub(crate) struct Reading {
     assignments: Vec<Assignment>,
     pub seen: Vec<SeenOption>,
+    pub mcp_configs: Vec<McpConfig>,
+}
+
+/// The value that decides a setting and how it was written (`None`: unknown, an unreadable file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SettingValue {
+    pub value: Option<String>,
+    pub spelling: String,
 }
 
 const TRUE_WORDS: &[&str] = &["1", "true", "yes", "on"];
@@ -175,7 +199,12 @@ impl ToolOptions {
         modes: &[RiskySpec],
     ) -> Result<ToolOptions, String> {
         let grammar = grammar.cloned().unwrap_or_default();
-        let options = grammar.takes_value.iter().chain(&grammar.settings_json).chain(&grammar.config_override);
+        let options = grammar
+            .takes_value
+            .iter()
+            .chain(&grammar.settings_json)
+            .chain(&grammar.config_override)
+            .chain(&grammar.mcp_config);
         let setting_options = settings.iter().flat_map(|s| s.options.iter().chain(s.flags.keys()));
         for option in options.chain(setting_options) {
             if !option.starts_with('-') || option.len() < 2 {
@@ -183,7 +212,9 @@ impl ToolOptions {
             }
         }
         for setting in settings {
-            if let Some(name) = setting.env.keys().find(|name| !ENV_MARKERS.contains(&name.as_str())) {
+            if let Some(name) =
+                setting.env.keys().chain(&setting.env_values).find(|name| !ENV_MARKERS.contains(&name.as_str()))
+            {
                 return Err(format!("environment variable {name:?} is not collected from processes (see ENV_MARKERS)"));
             }
         }
@@ -213,7 +244,7 @@ impl ToolOptions {
         let mut paths = Vec::new();
         self.walk(argv, start, |event| {
             if let Event::Valued { option, value, .. } = event
-                && self.grammar.settings_json.contains(&option)
+                && (self.grammar.settings_json.contains(&option) || self.grammar.mcp_config.contains(&option))
                 && !looks_like_json(value)
             {
                 paths.push(value);
@@ -227,7 +258,7 @@ impl ToolOptions {
         if self.grammar.entry_points.is_empty() {
             return true;
         }
-        let program = match interpreter_script(&facts.exe, &facts.argv) {
+        let program = match interpreter_script(facts.interpreter_name(), &facts.argv) {
             Some(ScriptArgument::Script { path, .. }) => path,
             _ => facts.exe.as_str(),
         };
@@ -253,6 +284,11 @@ impl ToolOptions {
                     });
                 }
             }
+            for name in &setting.env_values {
+                if let Some(value) = facts.env.get(name).filter(|v| !v.trim().is_empty()) {
+                    reading.push(index, Some(value.trim().to_owned()), Tier::Environment, format!("{name}={value}"));
+                }
+            }
         }
         self.walk(&facts.argv, start, |event| match event {
             Event::Switch { option, on, spelling } => {
@@ -271,6 +307,15 @@ impl ToolOptions {
                 }
                 if self.grammar.config_override.contains(&option) {
                     self.read_override(&mut reading, value, &spelling);
+                }
+                if self.grammar.mcp_config.contains(&option) {
+                    let document = if looks_like_json(value) {
+                        serde_json::from_str(value).ok()
+                    } else {
+                        let file = facts.settings_files.iter().find(|f| f.path == value);
+                        file.and_then(SettingsFile::text).and_then(|text| serde_json::from_str(text).ok())
+                    };
+                    reading.mcp_configs.push(McpConfig { spelling: spelling.clone(), document });
                 }
                 for (index, setting) in self.settings.iter().enumerate() {
                     if setting.options.contains(&option) {
@@ -308,6 +353,21 @@ impl ToolOptions {
             spellings.dedup();
             Some(RiskyFinding { mode: &mode.mode, spelling: spellings.join(" + ") })
         })
+    }
+
+    /// The values that decide setting `name` in this reading (one under "last wins", every
+    /// occurrence under "any"); empty when the launch does not set it.
+    pub(crate) fn setting_values(&self, reading: &Reading, name: &str) -> Vec<SettingValue> {
+        let Some(setting) = self.settings.iter().position(|s| s.name == name) else { return Vec::new() };
+        self.effective(reading, setting)
+            .into_iter()
+            .map(|a| SettingValue { value: a.value.clone(), spelling: a.spelling.clone() })
+            .collect()
+    }
+
+    /// Whether the tool has a setting called `name`.
+    pub(crate) fn has_setting(&self, name: &str) -> bool {
+        self.settings.iter().any(|s| s.name == name)
     }
 
     /// The assignments that decide a setting: the last of the highest tier, or every one.
@@ -386,7 +446,12 @@ impl ToolOptions {
 
     fn takes_value(&self, option: &str) -> bool {
         let g = &self.grammar;
-        g.takes_value.iter().chain(&g.settings_json).chain(&g.config_override).any(|o| *o == option)
+        g.takes_value
+            .iter()
+            .chain(&g.settings_json)
+            .chain(&g.config_override)
+            .chain(&g.mcp_config)
+            .any(|o| *o == option)
             || self.settings.iter().any(|s| s.options.iter().any(|o| *o == option))
     }
 

@@ -192,9 +192,9 @@ function describe(event) {
       return [event.code, event.detail];
     case "exception-ended":
       return [`exception ${event.ended}: ${event.outcome}`, `${event.exception}, grace ${duration(event.grace_seconds)}`];
-    case "connect":
-      return [`connect ${event.host}:${event.port}/${event.protocol} ${event.action} → ${event.outcome}` +
-        (event.count > 1 ? ` (×${event.count})` : ""), `${event.exe || "pid " + event.pid} (${event.tool || "no catalog tool"})`];
+    case "control-drift":
+      return [`${event.vendor} control ${event.change}${event.restored ? ", restored" : ", NOT restored"}`,
+        `${event.path}${event.detail ? `: ${event.detail}` : ""}`];
     case "masking": {
       // Counts per rule only: the device never sends a masked value.
       const counts = Object.entries(event.masked || {});
@@ -204,6 +204,9 @@ function describe(event) {
         `${event.path} → ${event.status}${counts.length ? `: ${counts.map(([rule, n]) => `${rule} ${n}`).join(", ")}` : ""}` +
         (kept ? `; ${kept} kept masked in ${[...new Set(event.kept_masked_in)].join(", ")}` : "")];
     }
+    case "connect":
+      return [`connect ${event.host}:${event.port}/${event.protocol} ${event.action} → ${event.outcome}` +
+        (event.count > 1 ? ` (×${event.count})` : ""), `${event.exe || "pid " + event.pid} (${event.tool || "no catalog tool"})`];
     default:
       return [event.kind, JSON.stringify(event)];
   }

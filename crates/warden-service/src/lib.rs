@@ -4,14 +4,16 @@
 //!   (`wardend`, root) and for the personal mode (`warden watch`, the tray without a service).
 //! - `local_api`: the local API on a Unix socket (`warden_api::local`), callers known by
 //!   `SO_PEERCRED`.
+//! - `gateway`: the masking gateway the service hosts for every local user (tokens per uid).
 //! - `network`: the network layer (eBPF hooks from `warden-net`, kept in step with the rules;
 //!   `connect` events attributed to their process).
-//! - `gateway`: the masking gateway the service hosts for every local user (tokens per uid).
 //! - `config`: `/etc/warden/warden.toml`.
+//! - `controls`: the vendors' managed files, written from the policy and kept (root only).
 //!
 //! The binary `wardend` (src/bin/wardend.rs) is the service: root, foreground, made for systemd.
 
 pub mod config;
+pub mod controls;
 pub mod gateway;
 pub mod local_api;
 pub mod network;

@@ -23,6 +23,8 @@ use warden_client::{Device, Enforcement, EnrollOptions, LocalUser, StateDir, Syn
 use warden_monitor::facts::UserNames;
 use warden_policy::{Exception, Mode, Policy};
 
+use crate::controls::Keeper;
+
 /// How a runtime starts.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -36,6 +38,9 @@ pub struct RuntimeConfig {
     pub policy_overridden: bool,
     /// Monitor mode forced over whatever policy arrives.
     pub monitor_forced: bool,
+    /// Write and keep the vendors' managed files (the system service only: they are system
+    /// files); `None` writes none.
+    pub controls: Option<crate::controls::ControlsOptions>,
     /// Host the masking gateway for every local user (`wardend`); `None`: no gateway (the personal
     /// mode, where a developer runs `warden gateway` themselves).
     pub gateway: Option<GatewaySettings>,
@@ -61,9 +66,11 @@ pub struct Runtime {
     policy_overridden: bool,
     users: Mutex<UserNames>,
     enroll_lock: tokio::sync::Mutex<()>,
+    keeper: Option<Arc<Keeper>>,
+    hosted_gateway: Option<String>,
+    gateway: Option<HostedGateway>,
     /// The network layer, once `start_network` ran (else the status says launch only).
     network: std::sync::OnceLock<crate::network::NetworkHandle>,
-    gateway: Option<HostedGateway>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -88,16 +95,33 @@ pub enum RuntimeError {
 }
 
 /// The agent seen as the sync loop's enforcement side; keeps a forced monitor mode over
-/// policies that arrive.
+/// policies that arrive, and rewrites the vendors' managed files for each new policy.
 struct AgentEnforcement {
     agent: Arc<AgentHandle>,
     monitor_forced: bool,
+    keeper: Option<Arc<Keeper>>,
+    hosted_gateway: Option<String>,
+}
+
+/// The gateway this runtime hosts is a sanctioned destination (the policy's `gateway_url`) when
+/// the policy names none: the sanctioned client is pinned to it and may be pointed at it.
+fn with_hosted_gateway(policy: &mut Policy, hosted: Option<&String>) {
+    if let (Some(assistant), Some(url)) = (policy.assistant.as_mut(), hosted)
+        && assistant.gateway_url.is_none()
+        && assistant.api_url.is_some()
+    {
+        assistant.gateway_url = Some(url.clone());
+    }
 }
 
 impl Enforcement for AgentEnforcement {
     fn set_policy(&self, mut policy: Policy, version: Option<String>) {
         if self.monitor_forced {
             policy.mode = Mode::Monitor;
+        }
+        with_hosted_gateway(&mut policy, self.hosted_gateway.as_ref());
+        if let Some(keeper) = &self.keeper {
+            keeper.apply(&policy);
         }
         self.agent.set_policy(policy, version);
     }
@@ -131,6 +155,8 @@ impl Runtime {
                 config.agent.exceptions = exceptions;
             }
         }
+        let hosted_gateway = config.gateway.as_ref().map(|settings| format!("http://{}/v1", settings.listen));
+        with_hosted_gateway(&mut config.agent.policy, hosted_gateway.as_ref());
         // Read before the agent starts: its first launches must not pass for the last run's.
         let (unclean_end, recovery) = previous_unclean_end(&state);
         let state_root = config.agent.state_dir.clone();
@@ -164,6 +190,31 @@ impl Runtime {
         if let Err(error) = agent.store().append(&Event::ServiceStart(start)) {
             eprintln!("warden: warning: recording the start: {error}");
         }
+        let keeper = match config.controls.clone() {
+            Some(options) => {
+                let recorder = agent.clone();
+                let report: crate::controls::DriftReport = Box::new(move |drift| {
+                    eprintln!(
+                        "wardend: {} was {} and is {}: {}",
+                        drift.path,
+                        if drift.change == warden_api::DriftChange::Removed { "removed" } else { "changed" },
+                        if drift.restored { "restored" } else { "NOT restored" },
+                        drift.detail
+                    );
+                    if let Err(error) = recorder.store().append(&Event::ControlDrift(drift)) {
+                        eprintln!("warden: warning: recording a control drift: {error}");
+                    }
+                });
+                match Keeper::start(options, &agent.rules().policy, report) {
+                    Ok(keeper) => Some(Arc::new(keeper)),
+                    Err(error) => {
+                        eprintln!("warden: warning: not keeping the vendors' managed files: {error}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let (live, _) = broadcast::channel(512);
         let runtime = Arc::new(Runtime {
             mode: config.mode,
@@ -178,8 +229,10 @@ impl Runtime {
             policy_overridden: config.policy_overridden,
             users: Mutex::new(UserNames::default()),
             enroll_lock: tokio::sync::Mutex::new(()),
-            network: std::sync::OnceLock::new(),
+            keeper,
+            hosted_gateway,
             gateway: config.gateway.map(|settings| HostedGateway::new(settings, &state_root)),
+            network: std::sync::OnceLock::new(),
         });
         runtime.refresh_gateway().await;
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
@@ -197,8 +250,12 @@ impl Runtime {
     fn link_server(self: &Arc<Runtime>) -> Result<(), warden_client::ClientError> {
         let store = Arc::new(warden_store::Store::open(self.state.events_db())?);
         let device = Arc::new(Device::open_from(self.state.clone(), store, &self.token_storage)?);
-        let enforcement: Arc<dyn Enforcement> =
-            Arc::new(AgentEnforcement { agent: self.agent.clone(), monitor_forced: self.monitor_forced });
+        let enforcement: Arc<dyn Enforcement> = Arc::new(AgentEnforcement {
+            agent: self.agent.clone(),
+            monitor_forced: self.monitor_forced,
+            keeper: self.keeper.clone(),
+            hosted_gateway: self.hosted_gateway.clone(),
+        });
         let sync = warden_client::sync::spawn(device.clone(), enforcement, self.sync_options.clone());
         tokio::spawn(forward_sync(self.clone(), sync.status.clone()));
         if let Some(old) = lock(&self.link).replace(ServerLink { device, sync }) {
@@ -245,6 +302,11 @@ impl Runtime {
 
     pub fn state(&self) -> &StateDir {
         &self.state
+    }
+
+    /// The keeper of the vendors' managed files, when this runtime writes them.
+    pub fn controls(&self) -> Option<&Arc<Keeper>> {
+        self.keeper.as_ref()
     }
 
     /// Live events for every subscriber (the local API filters them per caller).
@@ -338,8 +400,9 @@ impl Runtime {
             unrecorded_events: agent.unrecorded_events,
             rescans: agent.rescans,
             last_rescan: agent.last_rescan,
-            network: Some(self.network_status()),
+            managed_files: self.keeper.as_ref().map(|k| k.status()).unwrap_or_default(),
             gateway: self.gateway_state(caller),
+            network: Some(self.network_status()),
         }
     }
 

@@ -131,6 +131,9 @@ impl Service {
             // The network hooks would attach to the machine's cgroup v2 root: tests/network.rs
             // tests them on a cgroup of its own.
             .arg("--no-network")
+            // The vendor files go into the scratch tree, never the machine's /etc.
+            .arg("--root")
+            .arg(scratch.path("root"))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -831,6 +834,50 @@ fn a_tool_run_from_a_users_own_mount_namespace_meets_the_services_gate() {
     });
     assert_eq!(denied["user"], dev.name.as_str(), "{denied}");
     assert!(service.alive());
+}
+
+#[test]
+fn the_service_writes_and_keeps_the_vendors_files_and_reports_drift() {
+    let scratch = Scratch::new();
+    let dev = TestUser::create("ctl", scratch.0.path());
+    std::fs::write(scratch.path("warden.toml"), "").unwrap();
+    let service = Service::start(&scratch, &["--no-gate"]);
+    let root = scratch.path("root");
+
+    // Every file the embedded policy needs is there, under the scratch root, and the status
+    // a developer reads says each matches.
+    let (code, status) = service.curl(Some(&dev), "GET", "/status", None);
+    assert_eq!(code, 200, "{status}");
+    let files = status["managed_files"].as_array().cloned().unwrap_or_default();
+    assert!(files.len() >= 7, "{status}");
+    assert!(files.iter().all(|f| f["matches"] == true), "{files:?}");
+    assert!(files.iter().all(|f| f["location"].as_str().unwrap().starts_with(root.to_str().unwrap())));
+    // The developer's tools can read them (the service's umask is 077) and cannot change them.
+    let claude = root.join("etc/claude-code/managed-settings.d/90-warden.json");
+    let read = dev.sh(&format!("cat {}", claude.display()));
+    assert!(text(&read).contains("disableBypassPermissionsMode"), "{}", text(&read));
+    let write = dev.sh(&format!("echo '{{}}' > {}", claude.display()));
+    assert!(!write.status.success(), "a developer rewrote the managed settings");
+
+    // Root removes the whole folder: back within a second, and recorded as drift.
+    let want = std::fs::read_to_string(&claude).unwrap();
+    std::fs::remove_dir_all(root.join("etc/claude-code")).unwrap();
+    eventually(Duration::from_secs(1), "the managed settings restored", || {
+        (std::fs::read_to_string(&claude).ok().as_deref() == Some(want.as_str())).then_some(())
+    });
+    let store = warden_store::Store::open(service.state.join("events.db")).unwrap();
+    let drift = eventually(Duration::from_secs(2), "the drift recorded", || {
+        let filter = warden_store::EventFilter {
+            limit: 10,
+            kind: Some(warden_api::EventKind::ControlDrift),
+            ..Default::default()
+        };
+        store.recent(&filter).ok().and_then(|events| events.into_iter().next())
+    });
+    let warden_api::Event::ControlDrift(drift) = drift else { panic!("{drift:?}") };
+    assert_eq!(drift.path, "/etc/claude-code/managed-settings.d/90-warden.json");
+    assert!(drift.restored && drift.change == warden_api::DriftChange::Removed, "{drift:?}");
+    assert!(service.log().contains("was removed and is restored"), "{}", service.log());
 }
 
 /// A model API on loopback that records each request (headers and body) and answers in the OpenAI

@@ -11,7 +11,10 @@
 mod appimage;
 mod editors;
 mod homebrew;
+mod mcp;
 mod node;
+
+pub use mcp::{McpFound, mcp_servers};
 
 use serde::Serialize;
 use std::io::Read;

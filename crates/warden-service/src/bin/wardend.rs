@@ -37,6 +37,13 @@ struct Args {
     /// No network layer: launches only.
     #[arg(long, conflicts_with = "network_cgroup")]
     no_network: bool,
+    /// Put every vendor file the service writes under DIR (`DIR/etc/claude-code/…` instead of
+    /// `/etc/claude-code/…`): tests and trials write into a scratch tree, never the machine's /etc.
+    #[arg(long, value_name = "DIR", env = "WARDEN_ROOT", default_value = "/")]
+    root: PathBuf,
+    /// Write no vendor files at all (the policy's `[controls] off` does the same from the server).
+    #[arg(long)]
+    no_controls: bool,
 }
 
 fn main() -> Result<()> {
@@ -81,6 +88,11 @@ fn main() -> Result<()> {
         // A local policy from root's configuration stands only until the device is enrolled.
         policy_overridden: policy_overridden && !state_dir.join("enrollment.json").exists(),
         monitor_forced: false,
+        controls: (!args.no_controls).then(|| warden_service::controls::ControlsOptions {
+            root: args.root.clone(),
+            state_dir: state_dir.clone(),
+            watch: true,
+        }),
         gateway,
     };
     tokio::runtime::Builder::new_multi_thread()
@@ -114,6 +126,11 @@ async fn run(config: RuntimeConfig, socket: PathBuf, service: ServiceConfig, arg
     let status = runtime.agent().status();
     for refusal in &status.gate_refusals {
         eprintln!("wardend: note: not gated: {refusal}");
+    }
+    if let Some(keeper) = runtime.controls() {
+        let files = keeper.status();
+        let kept: Vec<&str> = files.iter().map(|f| f.location.as_str()).collect();
+        eprintln!("wardend: keeping {} vendor files: {}", kept.len(), kept.join(", "));
     }
     eprintln!(
         "wardend: enforcing with {}{}; gate: {}; local API on {}",
