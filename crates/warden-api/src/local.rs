@@ -181,43 +181,6 @@ pub struct ManagedFileState {
     pub controls: Vec<String>,
 }
 
-/// Which network layer governs connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetworkLayer {
-    /// The eBPF connect/sendmsg hooks are attached: governed destinations are refused per
-    /// process, before a byte leaves.
-    Ebpf,
-    /// The hooks could not load; a fallback refuses governed destinations for every process.
-    Fallback,
-    /// No network enforcement: only launches are governed (the reason says why).
-    LaunchOnly,
-}
-
-/// `RuntimeStatus::network`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkStatus {
-    pub layer: NetworkLayer,
-    /// For people: what is attached where, or why not.
-    pub detail: String,
-    /// The cgroup v2 folder the hooks are attached to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    /// Governed and sanctioned names resolved (of all names), and address ranges in the kernel.
-    pub names_resolved: u64,
-    pub names: u64,
-    pub ranges: u64,
-    /// Names whose last lookup failed (their last good addresses stay in force).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unresolved: Vec<String>,
-    /// Processes open now through approved exceptions (launch trees).
-    pub open_processes: u64,
-    /// HTTP(S) proxies in use (the policy's `[network] proxies` and the service's environment):
-    /// through a proxy, `connect()` sees only the proxy, so destinations behind it are not seen.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub proxies: Vec<String>,
-}
-
 /// The masking gateway a runtime hosts (in `GET /v1/status`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayState {

@@ -87,7 +87,6 @@ async fn every_kind_in_one_table(db: Db) {
         ("kind=exception-ended", vec!["exception-ended"]),
         ("kind=masking", vec!["masking"]),
         ("kind=connect", vec!["connect"]),
-        ("kind=masking", vec!["masking"]),
         ("tool=claude-code", vec!["connect", "exception-ended", "launch"]),
         ("user=dev", vec!["masking", "connect", "exception-ended", "launch"]),
         ("action=block", vec!["launch"]),

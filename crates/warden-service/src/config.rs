@@ -53,18 +53,6 @@ pub struct ServiceConfig {
     pub network: Option<NetworkSection>,
 }
 
-/// `[network]`: the network layer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkSection {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// The cgroup v2 folder the hooks attach to (default: the cgroup v2 mount).
-    pub cgroup: Option<PathBuf>,
-    /// How often governed names are resolved again, in seconds (default 30).
-    pub resolve_seconds: Option<u64>,
-}
-
 /// `[gateway]`: the masking gateway the service hosts. Without the section it is hosted on
 /// [`crate::gateway::DEFAULT_GATEWAY_LISTEN`] whenever the policy names an upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
