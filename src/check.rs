@@ -51,18 +51,33 @@ pub fn run(policy: &Policy, args: CheckArgs) -> Result<ExitCode> {
         Some(path) => read_exceptions(path)?,
         None => Vec::new(),
     };
-    let mut identity = warden_monitor::identity::ContentIdentity::default();
+    // A file the policy has no rule by hash for needs no hash once a fingerprint decides.
+    let mut identity =
+        warden_monitor::identity::ContentIdentity::default().hash_after_fingerprint(!policy.binaries.is_empty());
     let mut judge = |facts: &mut ProcessFacts| {
         resolve_script(facts);
-        // What the program file is (a renamed copy, the loader's program) and which npm
-        // package the script belongs to, read from the files when they exist here; facts
-        // given in a batch line keep what they say.
+        // What the program file is (a renamed copy, the loader's program; its SHA-256 for
+        // admin rules by hash) and which npm package or Python distribution the script
+        // belongs to, read from the files when they exist here; facts given in a batch line
+        // keep what they say.
         if facts.content.is_none() {
             let program = warden_monitor::identity::program_path(facts);
-            facts.content = identity.identify(&program, catalog.content(), 0).filter(|c| c.tool.is_some());
+            facts.content =
+                identity.identify(&program, catalog.content(), 0).filter(|c| c.tool.is_some() || c.sha256.is_some());
+            // A renamed copy of the loader, known by its content, runs its first argument.
+            if facts.content.as_ref().is_some_and(|c| c.loader) {
+                facts.exe_is_loader = true;
+                let program = warden_monitor::identity::program_path(facts);
+                facts.content = identity
+                    .identify(&program, catalog.content(), 0)
+                    .filter(|c| c.tool.is_some() || c.sha256.is_some());
+            }
         }
         if facts.packages.is_empty() {
             facts.packages = warden_monitor::identity::packages(facts);
+        }
+        if facts.distributions.is_empty() {
+            facts.distributions = identity.distributions(facts);
         }
         warden_monitor::facts::read_settings_files(&catalog, facts);
         evaluate(policy, &catalog, &exceptions, facts, crate::now())

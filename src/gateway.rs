@@ -5,7 +5,6 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,13 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use warden_api::local::GatewayAccess;
 use warden_api::{Event, MaskingEvent};
+use warden_client::personal_gateway::{self, GatewayNote};
 use warden_gateway::{ClientTokens, DEFAULT_MAX_BODY_BYTES, Detector, GatewayConfig, RequestReport};
 use warden_policy::Policy;
-
-/// Written to the state directory while the gateway runs (read by `warden status`).
-pub const GATEWAY_STATUS_FILE: &str = "gateway.json";
-/// The client token (mode 0600).
-pub const GATEWAY_TOKEN_FILE: &str = "gateway-token";
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
@@ -50,14 +45,6 @@ pub struct GatewayArgs {
     print_env: bool,
 }
 
-/// What `warden status` reads.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct GatewayNote {
-    pub pid: u32,
-    pub listen: SocketAddr,
-    pub upstream: String,
-}
-
 pub fn run(policy: &Policy, socket: Option<&Path>, args: GatewayArgs) -> Result<()> {
     if args.print_env {
         let access = access(socket, args.state_dir.as_deref())?;
@@ -75,8 +62,9 @@ pub fn run(policy: &Policy, socket: Option<&Path>, args: GatewayArgs) -> Result<
         Some(url) => bail!("--upstream {url:?} must start with http:// or https://"),
         None => bail!("no upstream: pass --upstream URL or set assistant.api_url in the policy"),
     };
-    let state_dir = crate::connected::state_dir(args.state_dir.as_deref()).root().to_path_buf();
-    let token_path = state_dir.join(GATEWAY_TOKEN_FILE);
+    let state = crate::connected::state_dir(args.state_dir.as_deref());
+    let state_dir = state.root().to_path_buf();
+    let token_path = personal_gateway::token_path(&state);
     let client_token = warden_gateway::token::load_or_create(&token_path)
         .with_context(|| format!("reading or creating the gateway token {}", token_path.display()))?;
     let detector = Detector::new(policy.masking.as_ref()).context("compiling the masking rules")?;
@@ -129,7 +117,7 @@ pub fn run(policy: &Policy, socket: Option<&Path>, args: GatewayArgs) -> Result<
             .with_context(|| format!("listening on {}", args.listen))?;
         let listen = listener.local_addr()?;
         let note = GatewayNote { pid: std::process::id(), listen, upstream: upstream.clone() };
-        let status_path = state_dir.join(GATEWAY_STATUS_FILE);
+        let status_path = personal_gateway::note_path(&state);
         std::fs::write(&status_path, serde_json::to_string(&note)?)
             .with_context(|| format!("writing {}", status_path.display()))?;
         println!("warden gateway: http://{listen}/v1 → {upstream}");
@@ -175,30 +163,12 @@ fn access(socket: Option<&Path>, state_dir: Option<&Path>) -> Result<GatewayAcce
         return service.call(service.client.gateway()).context("asking the Warden service for its gateway");
     }
     let state = crate::connected::state_dir(state_dir);
-    let Some(note) = running(state.root()) else {
-        bail!("no masking gateway serves you: the Warden service hosts none here, and `warden gateway` is not running");
-    };
-    let token_path = state.root().join(GATEWAY_TOKEN_FILE);
-    let token = std::fs::read_to_string(&token_path).with_context(|| format!("reading {}", token_path.display()))?;
-    Ok(GatewayAccess {
-        openai_base_url: format!("http://{}/v1", note.listen),
-        anthropic_base_url: format!("http://{}", note.listen),
-        token: token.trim().to_owned(),
-    })
+    personal_gateway::access(&state).with_context(
+        || "no masking gateway serves you: the Warden service hosts none here, and `warden gateway` is not running",
+    )
 }
 
 /// `value` quoted for a POSIX shell.
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
-}
-
-/// Whether a gateway runs for this state directory: its note, if its process lives and it answers.
-pub fn running(state_root: &Path) -> Option<GatewayNote> {
-    let text = std::fs::read_to_string(state_root.join(GATEWAY_STATUS_FILE)).ok()?;
-    let note: GatewayNote = serde_json::from_str(&text).ok()?;
-    if !Path::new(&format!("/proc/{}", note.pid)).exists() {
-        return None;
-    }
-    std::net::TcpStream::connect_timeout(&note.listen, Duration::from_secs(1)).ok()?;
-    Some(note)
 }

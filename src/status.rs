@@ -70,7 +70,7 @@ pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
         .ok()
         .flatten()
         .and_then(|connected| connected.call(connected.client.status()).ok());
-    let gateway = crate::gateway::running(state.root());
+    let gateway = warden_client::personal_gateway::running(&state);
     let masking = store.masking_since((now - 24 * 3600) * 1000, None)?;
     let mode = match &policy {
         Some((policy, _)) => policy.mode,
@@ -194,6 +194,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
                 "last_24h": {"requests": g.requests_24h, "masked": g.masked_24h, "kept_masked": g.kept_masked_24h},
                 "last": g.last.as_ref().map(|m| json!({"at_ms": m.at_ms, "summary": m.summary()})),
             })),
+            "network": status.network,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -225,6 +226,34 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
     }
     let gate = if status.gate_mounts.is_empty() { "off".to_owned() } else { status.gate_mounts.join(", ") };
     println!("Monitor:       {} + gate {gate}", status.source);
+    if let Some(network) = &status.network {
+        let layer = match network.layer {
+            warden_api::local::NetworkLayer::Ebpf => "eBPF",
+            warden_api::local::NetworkLayer::Fallback => "fallback",
+            warden_api::local::NetworkLayer::LaunchOnly => "launch only",
+        };
+        println!("Network:       {layer}: {}", network.detail);
+        if network.layer == warden_api::local::NetworkLayer::Ebpf {
+            println!(
+                "               {} of {} names resolved, {} address ranges governed, {} process(es) open by exception{}",
+                network.names_resolved,
+                network.names,
+                network.ranges,
+                network.open_processes,
+                if network.unresolved.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not resolving now (last good kept): {}", network.unresolved.join(", "))
+                }
+            );
+        }
+        for proxy in &network.proxies {
+            println!(
+                "Proxy:         {proxy}: connections through it show only the proxy to the kernel; what goes through \
+                 it is not seen here"
+            );
+        }
+    }
     println!(
         "Today:         {} launches of yours, {} blocked, {} warned",
         status.events_today, status.blocked_today, status.warned_today

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use warden_agent::{AgentConfig, AgentStatus, SourceChoice};
 use warden_api::local::{LiveEvent, RuntimeMode, SyncState};
-use warden_api::{LaunchEvent, Outcome};
+use warden_api::{ConnectEvent, ConnectOutcome, LaunchEvent, Outcome};
 use warden_policy::{Mode, Policy};
 use warden_service::{Runtime, RuntimeConfig};
 
@@ -67,7 +67,13 @@ pub fn run(mut policy: Policy, policy_overridden: bool, socket: Option<&Path>, a
         && !policy_overridden
         && let Some(service) = crate::service::system_service(socket)?
     {
-        return follow(service, print);
+        let print_connect = move |event: &ConnectEvent| {
+            let mut out = std::io::stdout().lock();
+            let line = if json { connect_json_line(event) } else { connect_text_line(event) };
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        return follow(service, print, print_connect);
     }
     if args.monitor {
         policy.mode = Mode::Monitor;
@@ -173,7 +179,11 @@ fn report_sync(last: Option<&SyncState>, now: &SyncState) {
 }
 
 /// Follows the system service's live stream: the caller's own launches.
-fn follow(service: crate::service::Connected, print: impl Fn(&LaunchEvent)) -> Result<()> {
+fn follow(
+    service: crate::service::Connected,
+    print: impl Fn(&LaunchEvent),
+    print_connect: impl Fn(&ConnectEvent),
+) -> Result<()> {
     let status = service.call(service.client.status())?;
     eprintln!(
         "warden: protected by {}; watching with {} (policy {:?}, mode {})",
@@ -182,6 +192,9 @@ fn follow(service: crate::service::Connected, print: impl Fn(&LaunchEvent)) -> R
         status.policy_name,
         status.enforcement
     );
+    if let Some(network) = &status.network {
+        eprintln!("warden: network: {}", network.detail);
+    }
     let mut live = service.call(service.client.live())?;
     service.runtime.block_on(async {
         let terminated = warden_service::terminated();
@@ -190,6 +203,7 @@ fn follow(service: crate::service::Connected, print: impl Fn(&LaunchEvent)) -> R
             tokio::select! {
                 event = live.recv() => match event {
                     Some(LiveEvent::Launch { event }) => print(&event),
+                    Some(LiveEvent::Connect { event }) => print_connect(&event),
                     Some(_) => {}
                     None => {
                         eprintln!("warden: the service closed the stream");
@@ -252,6 +266,46 @@ fn json_line(event: &LaunchEvent) -> String {
         object.insert("time".into(), rfc3339_ms(event.at_ms).into());
     }
     value.to_string()
+}
+
+/// A connection as a JSON line: `kind` (`connect`), `time`, then the event's fields (pid, exe,
+/// user, tool, host, address, port, protocol, action, outcome, rule, reason).
+fn connect_json_line(event: &ConnectEvent) -> String {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("kind".into(), "connect".into());
+        object.insert("time".into(), rfc3339_ms(event.at_ms).into());
+    }
+    value.to_string()
+}
+
+/// A connection as text, with the developer's sentence when it was refused or warned about.
+fn connect_text_line(event: &ConnectEvent) -> String {
+    let who = event.tool.as_deref().unwrap_or("no catalog tool");
+    let outcome = match event.outcome {
+        ConnectOutcome::Blocked => "blocked",
+        ConnectOutcome::Warned => "warned",
+        ConnectOutcome::WouldBlock => "would-block",
+        ConnectOutcome::Allowed => "allowed",
+    };
+    let mut line = format!(
+        "{} pid {} {} ({who}): connect {}:{}/{} {} ({outcome}) [{}]",
+        rfc3339_ms(event.at_ms),
+        event.pid,
+        event.exe.as_deref().unwrap_or("?"),
+        event.host,
+        event.port,
+        event.protocol,
+        event.action,
+        event.rule
+    );
+    if matches!(event.outcome, ConnectOutcome::Blocked | ConnectOutcome::WouldBlock | ConnectOutcome::Warned)
+        && !event.reason.is_empty()
+    {
+        line.push_str("\n  ");
+        line.push_str(&event.reason);
+    }
+    line
 }
 
 /// The text line, and for a warning or block the sentence for the developer.

@@ -388,3 +388,73 @@ fn real_tool_binaries_are_known_by_content_under_any_name_and_through_the_loader
     let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(verdict["tool"], Value::Null, "warden itself: {verdict:#}");
 }
+
+/// Admin rules by hash: `check` reads the program file's SHA-256 (as `sha256sum` prints it) and
+/// its build-id in one pass; a block rule catches the file at any name, an allow rule lets a
+/// file at a tool's install path through (a false positive), and a Python script is the
+/// distribution whose RECORD lists it.
+#[test]
+fn check_applies_admin_rules_by_hash_and_reads_python_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("bin/notes");
+    let at_install_path = dir.path().join(".local/share/claude/versions/9.9.9");
+    for (from, to) in [("/bin/true", &notes), ("/bin/false", &at_install_path)] {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    }
+    let sha = |path: &Path| {
+        let out = Command::new("sha256sum").arg(path).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+    };
+    let policy = dir.path().join("by-hash.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "name = \"by hash\"\ndefault_action = \"warn\"\n[tools.claude-code]\naction = \"block\"\n\
+             [[binaries]]\nsha256 = \"{}\"\naction = \"block\"\ntool = \"claude-code\"\n\
+             [[binaries]]\nsha256 = \"{}\"\naction = \"allow\"\n",
+            sha(&notes),
+            sha(&at_install_path)
+        ),
+    )
+    .unwrap();
+    let check = |exe: &Path| -> Value {
+        let output = warden()
+            .arg("--policy")
+            .arg(&policy)
+            .args(["check", "--json", "--exe"])
+            .arg(exe)
+            .args(["--", "notes"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {output:?}"))
+    };
+    let blocked = check(&notes);
+    assert_eq!(blocked["action"], "block", "{blocked:#}");
+    assert_eq!(blocked["rule"]["kind"], "binary", "{blocked:#}");
+    assert_eq!(blocked["rule"]["sha256"], sha(&notes));
+    assert_eq!(blocked["tool"], "claude-code");
+    let allowed = check(&at_install_path);
+    assert_eq!(allowed["action"], "allow", "{allowed:#}");
+    assert_eq!(allowed["tool"], Value::Null, "the false positive is no AI tool: {allowed:#}");
+    // Without the rules the install path is Claude Code.
+    let output =
+        warden().args(["check", "--json", "--exe"]).arg(&at_install_path).args(["--", "claude"]).output().unwrap();
+    let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["tool"], "claude-code");
+
+    // A renamed aider entry point in a copied virtualenv: its distribution's RECORD names it.
+    let site = dir.path().join("env/lib/python3.11/site-packages");
+    std::fs::create_dir_all(site.join("aider_chat-0.86.1.dist-info")).unwrap();
+    std::fs::write(site.join("aider_chat-0.86.1.dist-info/RECORD"), "../../../bin/helper,sha256=x,1\n").unwrap();
+    let helper = dir.path().join("env/bin/helper");
+    std::fs::create_dir_all(helper.parent().unwrap()).unwrap();
+    std::fs::write(&helper, "#!/usr/bin/python3\n").unwrap();
+    let output = warden()
+        .args(["check", "--json", "--exe", "/usr/bin/python3.11", "--", "python3"])
+        .arg(&helper)
+        .output()
+        .unwrap();
+    let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["tool"], "aider", "{verdict:#}");
+}

@@ -102,6 +102,16 @@ fn runs_for_its_user_only_and_shows_in_status() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["gateway"]["running"], true, "{status}");
     assert_eq!(status["gateway"]["listen"], address.as_str());
+    // `--print-env` points a client at it, with this user's token (no service answers here).
+    let out = warden()
+        .args(["--socket", "/nonexistent/warden.sock", "gateway", "--print-env", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(env.contains(&format!("export OPENAI_BASE_URL='http://{address}/v1'")), "{env}");
+    assert!(env.contains(&format!("export OPENAI_API_KEY='{}'", token.trim())), "{env}");
     // The request was counted in the event log (by another thread: allow it a moment).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

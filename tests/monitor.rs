@@ -374,6 +374,21 @@ fn a_tool_binary_is_known_by_its_content_wherever_it_is_copied_linked_or_loaded(
             c.arg(&copy).arg("--version");
             c
         }),
+        ("a renamed copy of the dynamic loader (known by its content)", {
+            let mut c = home.command(home.install(Path::new("/lib64/ld-linux-x86-64.so.2"), "bin/runner"));
+            c.arg(&copy).arg("--version");
+            c
+        }),
+        ("a copy in memory (memfd_create + execve of /proc/self/fd/N)", {
+            let mut c = home.command("/usr/bin/python3");
+            c.arg("-c")
+                .arg(
+                    "import os,sys; fd = os.memfd_create('x', 0); os.write(fd, open(sys.argv[1], 'rb').read()); \
+                     os.execv('/proc/self/fd/%d' % fd, ['x'])",
+                )
+                .arg(&copy);
+            c
+        }),
     ] {
         let mut tool = start(&mut command);
         let event = watch.expect(how, |e| is(e, "claude-code", tool.pid()));
@@ -404,6 +419,21 @@ fn npm_claude_script_is_killed_before_its_first_statement() {
     let event = watch.expect("node cli.js", |e| is(e, "claude-code", with_node.pid()));
     assert_eq!(event["outcome"], "killed");
     assert_eq!(with_node.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+
+    // A renamed node (`node-22`, as alternatives install it) running a copied package folder
+    // (known by its package.json, wherever it was copied).
+    let node_22 = home.install(Path::new("/usr/bin/node"), "bin/node-22");
+    let copied = home.path("x/cli.js");
+    std::fs::create_dir_all(copied.parent().unwrap()).unwrap();
+    std::fs::copy(&cli, &copied).unwrap();
+    std::fs::write(home.path("x/package.json"), r#"{"name":"@anthropic-ai/claude-code","version":"2.1.0"}"#).unwrap();
+    for (how, script) in [("node-22 running the installed cli.js", &cli), ("node-22 running a copied package", &copied)]
+    {
+        let mut renamed = start(home.command(&node_22).arg(script));
+        let event = watch.expect(how, |e| is(e, "claude-code", renamed.pid()));
+        assert_eq!(event["outcome"], "killed", "{how}: {event:#}");
+        assert_eq!(renamed.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9), "{how}");
+    }
 
     let all = watch.settle(Duration::from_millis(500));
     assert_eq!(

@@ -70,6 +70,8 @@ mod tests {
             command: vec!["sh".into(), "-c".into(), "env".into()],
             tool: Some("qwen-code".into()),
             api_url: Some("https://assistant.internal.example/v1".into()),
+            gateway_url: None,
+            model: None,
         };
         let gateway = GatewayAccess {
             openai_base_url: "http://127.0.0.1:8788/v1".into(),

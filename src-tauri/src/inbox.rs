@@ -78,6 +78,7 @@ async fn run(app: AppHandle) {
                                 refresh(&app, false).await;
                                 let _ = app.emit(crate::commands::ACTIVITY_EVENT, ());
                             }
+                            Some(LiveEvent::Connect { event }) => crate::show_connect_popup(&app, &event),
                             Some(LiveEvent::KeepAlive) => {}
                             None => break,
                         },
@@ -105,12 +106,17 @@ async fn refresh(app: &AppHandle, everything: bool) {
             let enrolled = status.enrolled.is_some();
             // The assistant opens through the masking gateway when one serves: ask for this
             // developer's way in when it comes up, forget it when it goes down.
-            let gateway_up = status.gateway.as_ref().is_some_and(|g| g.error.is_none());
+            let hosted = status.gateway.as_ref().map(|g| g.error.is_none());
             shell.set_status(status);
-            if !gateway_up {
-                shell.set_gateway(None);
-            } else if everything || shell.gateway().is_none() {
-                shell.set_gateway(client.gateway().await.ok());
+            match hosted {
+                Some(false) => shell.set_gateway(None),
+                Some(true) if everything || shell.gateway().is_none() => shell.set_gateway(client.gateway().await.ok()),
+                Some(true) => {}
+                // The runtime hosts none (personal mode): a `warden gateway` the developer runs.
+                None => {
+                    let personal = shell.link.personal_state.as_ref().and_then(warden_client::personal_gateway::access);
+                    shell.set_gateway(personal);
+                }
             }
             if everything {
                 match client.policy().await {

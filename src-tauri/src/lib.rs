@@ -193,6 +193,41 @@ pub(crate) fn show_popup(app: &AppHandle, event: &LaunchEvent) {
     }
 }
 
+/// The pop-up for a connection the service refused or warned about: one per process and
+/// destination (`popup::connect_gate_key`); its actions are those of a launch's pop-up.
+pub(crate) fn show_connect_popup(app: &AppHandle, event: &warden_api::ConnectEvent) {
+    let shell = app.state::<Shell>();
+    let policy = shell.policy();
+    let name = event.tool.as_deref().map(|id| views::tool_name(&policy.catalog, Some(id)));
+    let Some(shown) = popup::connect_popup_for(event, name.as_deref(), &policy.policy) else { return };
+    if !lock(&shell.gate).admit(&popup::connect_gate_key(event), shown.kind, now_ms()) {
+        return;
+    }
+    // The actions act on a launch-shaped record of this connection (its tool and id).
+    let record = LaunchEvent {
+        id: event.id.clone(),
+        at_ms: event.at_ms,
+        pid: event.pid,
+        user: event.user.clone(),
+        exe: event.exe.clone().unwrap_or_default(),
+        argv: Vec::new(),
+        cwd: None,
+        tool: event.tool.clone(),
+        action: event.action,
+        outcome: warden_api::Outcome::Denied,
+        rule: event.rule.clone(),
+        reason: event.reason.clone(),
+        exception: None,
+        policy_version: None,
+        source: "network".into(),
+    };
+    let handle = app.clone();
+    match desktop_notification::show(&shown, move |choice| on_choice(&handle, &record, choice)) {
+        Ok(id) => eprintln!("warden-tray: pop-up {id} shown for connection {} to {}", event.id, event.host),
+        Err(e) => eprintln!("warden-tray: cannot show a pop-up for {}: {e}", event.id),
+    }
+}
+
 /// What a pop-up's action does.
 fn on_choice(app: &AppHandle, event: &LaunchEvent, choice: PopupChoice) {
     eprintln!("warden-tray: pop-up action {choice:?} for event {}", event.id);

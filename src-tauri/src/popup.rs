@@ -6,7 +6,7 @@
 
 use crate::tray_status::{was_blocked, was_warned};
 use std::collections::HashMap;
-use warden_api::LaunchEvent;
+use warden_api::{ConnectEvent, ConnectOutcome, LaunchEvent};
 use warden_policy::Policy;
 
 /// Action keys sent to the notification service. `default` is what a click on the
@@ -84,6 +84,55 @@ pub fn popup_for(event: &LaunchEvent, tool_name: &str, policy: &Policy) -> Optio
         actions.push((action_key::SILENCE_FOR_A_DAY, "Silence for a day".to_owned()));
     }
     Some(Popup { kind, title, body, actions })
+}
+
+/// Who a connection is attributed to, in words: the catalog tool's name, else the program's file
+/// name (a renamed tool, a script using a vendor SDK), else its pid.
+pub fn connector_name(event: &ConnectEvent, tool_name: Option<&str>) -> String {
+    match (tool_name, event.exe.as_deref()) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(exe)) => exe.rsplit('/').next().unwrap_or(exe).to_owned(),
+        (None, None) => format!("Process {}", event.pid),
+    }
+}
+
+/// The pop-up for a connection the network layer refused or warned about ("Claude Code's
+/// connection to api.anthropic.com was blocked"), with the sanctioned assistant as the main
+/// action; `None` for connections that need none (allowed, or monitor mode's would-block).
+pub fn connect_popup_for(event: &ConnectEvent, tool_name: Option<&str>, policy: &Policy) -> Option<Popup> {
+    let kind = match event.outcome {
+        ConnectOutcome::Blocked => PopupKind::Block,
+        ConnectOutcome::Warned => PopupKind::Warn,
+        ConnectOutcome::Allowed | ConnectOutcome::WouldBlock => return None,
+    };
+    let who = connector_name(event, tool_name);
+    let title = match kind {
+        PopupKind::Block => format!("{who}'s connection to {} was blocked", event.host),
+        PopupKind::Warn => format!("{who} is connecting to {}, which is not approved", event.host),
+    };
+    let assistant = policy.assistant.as_ref().map(|a| a.name.as_str());
+    let mut body = if event.reason.is_empty() { String::new() } else { one_sentence(&event.reason) };
+    if let Some(name) = assistant {
+        if !body.is_empty() {
+            body.push(' ');
+        }
+        body.push_str(&format!("Use {name} instead."));
+    }
+    let mut actions = Vec::new();
+    if let Some(name) = assistant {
+        actions.push((action_key::OPEN_ASSISTANT, format!("Open {name}")));
+    }
+    if event.tool.is_some() {
+        actions.push((action_key::REQUEST_EXCEPTION, "Request exception".to_owned()));
+    }
+    actions.push((action_key::DETAILS, "Details".to_owned()));
+    Some(Popup { kind, title, body, actions })
+}
+
+/// The gate key of a connection's pop-up: one per process and destination, so a client retrying
+/// its connection raises one pop-up, not one per attempt.
+pub fn connect_gate_key(event: &ConnectEvent) -> String {
+    format!("connect:{}:{}", event.pid, event.host)
 }
 
 /// The first sentence of a reason, ending in a full stop.
@@ -200,6 +249,60 @@ mod tests {
             ]
         );
         assert_eq!(PopupChoice::from_key("__closed"), None);
+    }
+
+    fn connect(outcome: ConnectOutcome, tool: Option<&str>, exe: &str, pid: u32) -> ConnectEvent {
+        ConnectEvent {
+            id: format!("c{pid}"),
+            at_ms: 0,
+            pid,
+            uid: 1000,
+            user: Some("dev".into()),
+            exe: Some(exe.into()),
+            tool: tool.map(str::to_owned),
+            host: "api.anthropic.com".into(),
+            address: "127.0.0.21".into(),
+            port: 443,
+            protocol: "tcp".into(),
+            action: warden_policy::Action::Block,
+            outcome,
+            rule: "destination".into(),
+            reason: "Claude Code sends source code outside the company network. More at the wiki.".into(),
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn a_blocked_connection_names_the_process_and_destination_and_offers_the_assistant_first() {
+        let policy = Policy::embedded();
+        let event = connect(ConnectOutcome::Blocked, Some("claude-code"), "/usr/bin/node", 10);
+        let popup = connect_popup_for(&event, Some("Claude Code"), &policy).unwrap();
+        assert_eq!(popup.title, "Claude Code's connection to api.anthropic.com was blocked");
+        assert_eq!(
+            popup.body,
+            "Claude Code sends source code outside the company network. Use Internal Assistant instead."
+        );
+        let keys: Vec<&str> = popup.actions.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [action_key::OPEN_ASSISTANT, action_key::REQUEST_EXCEPTION, action_key::DETAILS]);
+        // A program the catalog does not know is named by its file; there is no tool to request.
+        let renamed = connect(ConnectOutcome::Blocked, None, "/home/dev/bin/helper", 11);
+        let popup = connect_popup_for(&renamed, None, &policy).unwrap();
+        assert_eq!(popup.title, "helper's connection to api.anthropic.com was blocked");
+        assert!(!popup.actions.iter().any(|(k, _)| *k == action_key::REQUEST_EXCEPTION));
+        for quiet in [ConnectOutcome::Allowed, ConnectOutcome::WouldBlock] {
+            assert!(connect_popup_for(&connect(quiet, None, "/x", 12), None, &policy).is_none());
+        }
+    }
+
+    #[test]
+    fn repeated_connections_of_one_process_raise_one_popup() {
+        let mut gate = PopupGate::new(60_000);
+        let first = connect(ConnectOutcome::Blocked, None, "/usr/bin/python3", 20);
+        let again = connect(ConnectOutcome::Blocked, None, "/usr/bin/python3", 20);
+        let other = connect(ConnectOutcome::Blocked, None, "/usr/bin/python3", 21);
+        assert!(gate.admit(&connect_gate_key(&first), PopupKind::Block, 0));
+        assert!(!gate.admit(&connect_gate_key(&again), PopupKind::Block, 500));
+        assert!(gate.admit(&connect_gate_key(&other), PopupKind::Block, 600), "another process gets its own");
     }
 
     #[test]

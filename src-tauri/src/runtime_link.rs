@@ -33,6 +33,9 @@ pub struct LinkOptions {
 pub struct Link {
     pub client: LocalClient,
     pub hello: Hello,
+    /// The personal state directory, in personal mode (where a `warden gateway` the developer runs
+    /// leaves its note and token).
+    pub personal_state: Option<StateDir>,
     personal: Option<Personal>,
 }
 
@@ -66,7 +69,7 @@ pub async fn connect(options: &LinkOptions) -> Result<Link> {
     if let Some((socket, named)) = warden_client::service_socket(options.socket.as_deref()) {
         let patience = if named { NAMED_SOCKET_PATIENCE } else { Duration::ZERO };
         match hello(&socket, patience).await? {
-            Some((client, hello)) => return Ok(Link { client, hello, personal: None }),
+            Some((client, hello)) => return Ok(Link { client, hello, personal_state: None, personal: None }),
             None if named => bail!("no Warden runtime answers on {} (is wardend running?)", socket.display()),
             None => {}
         }
@@ -99,7 +102,7 @@ async fn personal(options: &LinkOptions) -> Result<Link> {
     let socket = warden_client::personal_socket(&state);
     if let Some((client, hello)) = hello(&socket, Duration::ZERO).await? {
         eprintln!("warden-tray: using the personal runtime already answering on {}", socket.display());
-        return Ok(Link { client, hello, personal: None });
+        return Ok(Link { client, hello, personal_state: Some(state), personal: None });
     }
     let (policy, version, problem) = match &options.policy_file {
         Some(file) => match load_policy_file(file) {
@@ -147,7 +150,7 @@ async fn personal(options: &LinkOptions) -> Result<Link> {
     let Some((client, hello)) = hello(&socket, Duration::from_secs(5)).await? else {
         bail!("the personal runtime does not answer on {}", socket.display());
     };
-    Ok(Link { client, hello, personal: Some(personal) })
+    Ok(Link { client, hello, personal_state: Some(state), personal: Some(personal) })
 }
 
 /// A policy file: the policy and a version naming its modification time, or the problem as

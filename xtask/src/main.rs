@@ -53,6 +53,14 @@ const APT_PACKAGES: &[&str] = &[
     "systemd",
     "desktop-file-utils",
     "zstd",
+    // The network layer (warden-net): clang compiles its eBPF program in C (`-target bpf`),
+    // libbpf-dev gives it <bpf/bpf_helpers.h>; bpftool lists and detaches programs by hand
+    // (`bpftool cgroup tree`) when a test died; nftables is the fallback's tool. Deliberately not
+    // `opensnitch`: on a machine with systemd its postinst starts the daemon machine-wide.
+    "clang",
+    "libbpf-dev",
+    "bpftool",
+    "nftables",
 ];
 
 fn main() -> ExitCode {

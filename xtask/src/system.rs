@@ -125,8 +125,9 @@ fn run_all(display: bool, children: &mut Children) -> Result<()> {
         children.add("wardend", wardend);
         service.wait_until_answering(&warden, children)?;
         println!(
-            "xtask: wardend enforces as root on every process; its pre-exec gate covers {} only. \
-             Try `{} status` as any user.",
+            "xtask: wardend enforces as root on every process; its pre-exec gate covers {} only, its network \
+             hooks the cgroup warden-xtask-run only (move a shell in: `echo $$ | sudo tee \
+             <cgroup2 mount>/warden-xtask-run/cgroup.procs`). Try `{} status` as any user.",
             service.gated.display(),
             warden.display()
         );
@@ -238,12 +239,26 @@ impl SystemService {
         // The developer who ran `sudo cargo xtask run` is the device's owner.
         let login = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "root".into());
         let socket = PathBuf::from("/run/warden/warden.sock");
+        // The network hooks on a cgroup of their own, as the gate on a tmpfs: a shell moved into it
+        // (`echo $$ | sudo tee …/cgroup.procs`) is governed, the rest of the machine is not.
+        let cgroup = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.split(' ').nth(2) == Some("cgroup2"))
+            .and_then(|l| l.split(' ').nth(1))
+            .map(|root| Path::new(root).join("warden-xtask-run"));
+        let network = match &cgroup {
+            Some(cgroup) if std::fs::create_dir_all(cgroup).is_ok() => {
+                format!("\n[network]\ncgroup = {:?}\n", cgroup.display().to_string())
+            }
+            _ => "\n[network]\nenabled = false\n".to_owned(),
+        };
         let config = dir.join("wardend.toml");
         let text = format!(
             "# Written by `cargo xtask run`.\n\
              state_dir = {state:?}\nsocket = {socket:?}\ngate = [{gated:?}]\n\n\
              [server]\nurl = {url:?}\nenroll_secret_file = {secret_file:?}\nowner = \"{login}@localhost\"\n\
-             local_users = [{login:?}]\n",
+             local_users = [{login:?}]\n{network}",
             state = dir.join("wardend-state").display().to_string(),
             socket = socket.display().to_string(),
             gated = gated.display().to_string(),

@@ -754,6 +754,9 @@ fn check_wardend(tree: &Path, scratch: &Scratch) -> Result<()> {
             .arg(&socket)
             .arg("--gate-mount")
             .arg(&gated.0)
+            // Never the machine's cgroup v2 root in a test (crates/warden-service/tests/network.rs
+            // tests the network layer on a cgroup of its own).
+            .arg("--no-network")
             // The vendor files go into the scratch tree, never the machine's /etc.
             .arg("--root")
             .arg(dir.join("root"))

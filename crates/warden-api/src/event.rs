@@ -1,7 +1,8 @@
 //! Events: one record for everything that happens on a device ([`Event`], tagged by `kind`),
 //! with a typed payload per kind. A launch ([`LaunchEvent`]) is one AI-tool start and what Warden
-//! did about it; the service's start and stop, incidents, ended exceptions and the masking gateway's
-//! requests are the others.
+//! did about it; the service's start and stop, incidents, ended exceptions, drift of a managed
+//! vendor file ([`ControlDriftEvent`]), the masking gateway's requests and connections to governed
+//! destinations ([`ConnectEvent`]) are the others.
 
 use crate::local::RuntimeMode;
 use serde::de::Error as _;
@@ -247,6 +248,66 @@ impl MaskingEvent {
     }
 }
 
+/// What the network layer did with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectOutcome {
+    /// Refused by the kernel (`connect()`/`sendmsg()` failed with EPERM) before a byte left.
+    Blocked,
+    /// Let through and reported (a `warn` destination).
+    Warned,
+    /// Monitor mode: enforce would have refused it; it went through.
+    WouldBlock,
+    /// A governed destination let through by an approved exception of the process's launch.
+    Allowed,
+}
+
+/// A connection (TCP `connect()`, or a UDP datagram: QUIC, DNS) to a governed destination, as
+/// the kernel hook saw it, attributed to its process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectEvent {
+    /// Globally unique id (UUID v4 text).
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// The process (thread group id) that connected.
+    pub pid: u32,
+    pub uid: u32,
+    /// The process's person (bound account, else login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The process's executable (`/proc/PID/exe`), when it could still be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// Catalog id of the process's tool (itself or the launch it belongs to), else none: a
+    /// renamed tool or a script using a vendor SDK connects as "no tool".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The governed name the address belongs to (`api.anthropic.com`), else the range
+    /// (`203.0.113.0/24`) or the address itself.
+    pub host: String,
+    pub address: String,
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The policy's decision for the destination.
+    pub action: Action,
+    pub outcome: ConnectOutcome,
+    /// Why: `destination`, `exception:<id>`, `sanctioned`.
+    pub rule: String,
+    /// One sentence for the developer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// How many connections of this process to this destination this event stands for (repeats
+    /// within a few seconds are folded into one event).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
 /// The kinds of [`Event`], as spelled in the `kind` tag, the store's and the server's `kind`
 /// column, and the `kind` query filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -259,11 +320,12 @@ pub enum EventKind {
     ExceptionEnded,
     ControlDrift,
     Masking,
+    Connect,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Launch,
         EventKind::ServiceStart,
         EventKind::ServiceStop,
@@ -271,6 +333,7 @@ impl EventKind {
         EventKind::ExceptionEnded,
         EventKind::ControlDrift,
         EventKind::Masking,
+        EventKind::Connect,
     ];
 
     /// The tag text (`service-start`).
@@ -283,6 +346,7 @@ impl EventKind {
             EventKind::ExceptionEnded => "exception-ended",
             EventKind::ControlDrift => "control-drift",
             EventKind::Masking => "masking",
+            EventKind::Connect => "connect",
         }
     }
 
@@ -350,6 +414,7 @@ pub enum Event {
     ExceptionEnded(ExceptionEndedEvent),
     ControlDrift(ControlDriftEvent),
     Masking(MaskingEvent),
+    Connect(ConnectEvent),
 }
 
 impl Event {
@@ -362,6 +427,7 @@ impl Event {
             Event::ExceptionEnded(_) => EventKind::ExceptionEnded,
             Event::ControlDrift(_) => EventKind::ControlDrift,
             Event::Masking(_) => EventKind::Masking,
+            Event::Connect(_) => EventKind::Connect,
         }
     }
 
@@ -375,6 +441,7 @@ impl Event {
             Event::ExceptionEnded(e) => &e.id,
             Event::ControlDrift(e) => &e.id,
             Event::Masking(e) => &e.id,
+            Event::Connect(e) => &e.id,
         }
     }
 
@@ -388,15 +455,17 @@ impl Event {
             Event::ExceptionEnded(e) => e.at_ms,
             Event::ControlDrift(e) => e.at_ms,
             Event::Masking(e) => e.at_ms,
+            Event::Connect(e) => e.at_ms,
         }
     }
 
-    /// The person it concerns, for kinds that concern one (launch, exception-ended, masking).
+    /// The person it concerns, for kinds that concern one (launch, exception-ended, masking, connect).
     pub fn user(&self) -> Option<&str> {
         match self {
             Event::Launch(e) => e.user.as_deref(),
             Event::ExceptionEnded(e) => e.user.as_deref(),
             Event::Masking(e) => e.user.as_deref(),
+            Event::Connect(e) => e.user.as_deref(),
             Event::ServiceStart(_) | Event::ServiceStop(_) | Event::Incident(_) | Event::ControlDrift(_) => None,
         }
     }
@@ -406,6 +475,7 @@ impl Event {
         match self {
             Event::Launch(e) => e.tool.as_deref(),
             Event::ExceptionEnded(e) => Some(&e.tool),
+            Event::Connect(e) => e.tool.as_deref(),
             Event::ServiceStart(_)
             | Event::ServiceStop(_)
             | Event::Incident(_)
@@ -432,6 +502,7 @@ impl Event {
             Event::ExceptionEnded(e) => serde_json::to_string(e),
             Event::ControlDrift(e) => serde_json::to_string(e),
             Event::Masking(e) => serde_json::to_string(e),
+            Event::Connect(e) => serde_json::to_string(e),
         };
         text.expect("event payloads are plain data and always serialize")
     }
@@ -447,6 +518,7 @@ impl Event {
             EventKind::ExceptionEnded => Event::ExceptionEnded(ExceptionEndedEvent::deserialize(payload)?),
             EventKind::ControlDrift => Event::ControlDrift(ControlDriftEvent::deserialize(payload)?),
             EventKind::Masking => Event::Masking(MaskingEvent::deserialize(payload)?),
+            EventKind::Connect => Event::Connect(ConnectEvent::deserialize(payload)?),
         })
     }
 

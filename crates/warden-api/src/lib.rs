@@ -21,8 +21,9 @@ pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, Heartbeat,
 pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 pub use error::{ApiError, ErrorLocation};
 pub use event::{
-    ControlDriftEvent, DriftChange, Event, EventDecodeError, EventKind, ExceptionEndedEvent, IncidentEvent, KindError,
-    LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent, ServiceStopEvent, SessionOutcome, UncleanEnd,
+    ConnectEvent, ConnectOutcome, ControlDriftEvent, DriftChange, Event, EventDecodeError, EventKind,
+    ExceptionEndedEvent, IncidentEvent, KindError, LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent,
+    ServiceStopEvent, SessionOutcome, UncleanEnd,
 };
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,

@@ -156,6 +156,10 @@ pub struct RuntimeStatus {
     /// The masking gateway the runtime hosts, when it hosts one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayState>,
+    /// The network layer: which one is active and what it governs (absent from runtimes that
+    /// predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkStatus>,
 }
 
 /// One vendor file the service keeps (`warden status`).
@@ -226,6 +230,43 @@ impl GatewayAccess {
     }
 }
 
+/// Which network layer governs connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkLayer {
+    /// The eBPF connect/sendmsg hooks are attached: governed destinations are refused per
+    /// process, before a byte leaves.
+    Ebpf,
+    /// The hooks could not load; a fallback refuses governed destinations for every process.
+    Fallback,
+    /// No network enforcement: only launches are governed (the reason says why).
+    LaunchOnly,
+}
+
+/// `RuntimeStatus::network`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    pub layer: NetworkLayer,
+    /// For people: what is attached where, or why not.
+    pub detail: String,
+    /// The cgroup v2 folder the hooks are attached to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Governed and sanctioned names resolved (of all names), and address ranges in the kernel.
+    pub names_resolved: u64,
+    pub names: u64,
+    pub ranges: u64,
+    /// Names whose last lookup failed (their last good addresses stay in force).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved: Vec<String>,
+    /// Processes open now through approved exceptions (launch trees).
+    pub open_processes: u64,
+    /// HTTP(S) proxies in use (the policy's `[network] proxies` and the service's environment):
+    /// through a proxy, `connect()` sees only the proxy, so destinations behind it are not seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxies: Vec<String>,
+}
+
 /// `GET /v1/policy`: the policy the runtime enforces now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyInForce {
@@ -258,6 +299,9 @@ pub enum LiveEvent {
     /// A request went through the masking gateway (counts, never values). To root and to the
     /// request's person.
     Masking { masking: MaskingEvent },
+    /// A connection to a governed destination (refused, warned, or let through by an exception).
+    /// To root and to the process's person.
+    Connect { event: crate::ConnectEvent },
 }
 
 /// `GET /v1/exception-requests`.

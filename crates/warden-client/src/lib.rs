@@ -19,6 +19,7 @@ pub mod error;
 pub mod http;
 mod incident;
 pub mod local;
+pub mod personal_gateway;
 pub mod state;
 pub mod sync;
 pub mod token;

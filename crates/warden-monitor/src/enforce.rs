@@ -19,7 +19,7 @@ pub enum KillReport {
 }
 
 #[cfg(target_os = "linux")]
-pub use linux::kill_tree;
+pub use linux::{kill_tree, process_tree};
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -53,6 +53,26 @@ mod linux {
             map
         });
         map.get(&pid).cloned().unwrap_or_default()
+    }
+
+    /// `root` and every process below it now, parents before children (a snapshot of
+    /// `/proc`: the network layer opens an exception's launch tree with it, and the kernel's fork
+    /// hook follows the processes started afterwards).
+    pub fn process_tree(root: u32) -> Vec<u32> {
+        let mut tree = vec![root];
+        let mut known: HashSet<u32> = HashSet::from([root]);
+        let mut scan_cache = None;
+        let mut next = 0;
+        while next < tree.len() {
+            let pid = tree[next];
+            next += 1;
+            for child in children(pid).unwrap_or_else(|| children_by_scan(&mut scan_cache, pid)) {
+                if known.insert(child) {
+                    tree.push(child);
+                }
+            }
+        }
+        tree
     }
 
     /// Freezes and kills `root` and all its descendants. `root_start` (start time in

@@ -3,11 +3,13 @@
 //! memory is still the tool) and the npm package an interpreter's script belongs to (so a
 //! copied package folder is still the tool).
 //!
-//! Each program file is read once: results are cached by (device, inode, size, mtime,
-//! ctime), which changes whenever the file's content can have changed. Only native
-//! executables (ELF, Mach-O, PE magic) are scanned; scripts and data cost one `stat` and a
-//! four-byte read.
+//! Each program file is read once, in one pass that scans for fingerprints, hashes the whole
+//! file (SHA-256, what admin rules by hash match) and reads the ELF build-id note; results are
+//! cached by (device, inode, size, mtime, ctime), which changes whenever the file's content
+//! can have changed. Only native executables (ELF, Mach-O, PE magic) are read; scripts and
+//! data cost one `stat` and a four-byte read.
 
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -55,6 +57,34 @@ pub struct ContentIdentity {
     size_limit: Option<u64>,
     /// Files read in full so far (not cache hits), for tests and benchmarks.
     pub files_read: u64,
+    /// Python `site-packages` folders read so far, each with its folder version.
+    site_packages: HashMap<PathBuf, SitePackages>,
+    /// Stop reading at the first complete fingerprint, leaving the hash out (see
+    /// [`ContentIdentity::hash_after_fingerprint`]).
+    stop_at_fingerprint: bool,
+}
+
+/// What the `RECORD` files of one `site-packages` folder list: every installed file (module
+/// files, and entry points in the environment's `bin/`), lexically normalized, → its
+/// distribution's name. Read again when the folder changes (an install adds a `.dist-info`).
+#[derive(Debug)]
+struct SitePackages {
+    version: FileKey,
+    files: HashMap<PathBuf, String>,
+}
+
+/// A reader that hashes every byte it hands out.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(&buf[..read]);
+        Ok(read)
+    }
 }
 
 /// How many files are remembered before the cache starts over.
@@ -67,6 +97,14 @@ impl ContentIdentity {
     /// browser) must not hold up the execs queued behind it.
     pub fn with_size_limit(bytes: u64) -> ContentIdentity {
         ContentIdentity { size_limit: Some(bytes), ..ContentIdentity::default() }
+    }
+
+    /// Whether a file that carries a fingerprint is still read to its end for its SHA-256
+    /// (default yes). `warden check` turns it off when the policy has no rule by hash: a real
+    /// tool's file is 260–400 MB, and the fingerprint already decides.
+    pub fn hash_after_fingerprint(mut self, yes: bool) -> ContentIdentity {
+        self.stop_at_fingerprint = !yes;
+        self
     }
 
     /// What `path`'s content says, from the cache when the file is unchanged. `generation`
@@ -110,16 +148,40 @@ impl ContentIdentity {
         let read = file.read(&mut head).unwrap_or(0);
         let result = if is_native_executable(&head[..read]) {
             self.files_read += 1;
-            let reader =
-                std::io::Cursor::new(head[..read].to_vec()).chain(std::io::BufReader::with_capacity(1 << 20, file));
-            match matcher.scan(reader) {
-                Ok(found) => Some(ContentFacts {
-                    sha256: None,
-                    tool: found.as_ref().map(|m| m.tool.clone()),
-                    evidence: found.map(|m| m.evidence),
-                }),
+            #[cfg(unix)]
+            let build_id = crate::elf::build_id(&file);
+            #[cfg(not(unix))]
+            let build_id = None;
+            #[cfg(unix)]
+            let is_loader = crate::elf::is_loader(&file);
+            #[cfg(not(unix))]
+            let is_loader = false;
+            // One pass over the bytes: the fingerprint scan reads through the hasher, which
+            // then takes the rest of the file (a scan stops at the first complete fingerprint).
+            let mut reader = Hashing {
+                inner: std::io::Cursor::new(head[..read].to_vec())
+                    .chain(std::io::BufReader::with_capacity(1 << 20, file)),
+                hasher: Sha256::new(),
+            };
+            let found = match matcher.scan(&mut reader) {
+                Ok(found) => found,
                 Err(_) => return None, // a read error is no verdict; the next look retries
-            }
+            };
+            let sha256 = if found.is_some() && self.stop_at_fingerprint {
+                None
+            } else {
+                if std::io::copy(&mut reader, &mut std::io::sink()).is_err() {
+                    return None;
+                }
+                Some(reader.hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+            };
+            Some(ContentFacts {
+                sha256,
+                loader: found.is_none() && is_loader,
+                build_id,
+                tool: found.as_ref().map(|m| m.tool.clone()),
+                evidence: found.map(|m| m.evidence),
+            })
         } else {
             Some(ContentFacts::default())
         };
@@ -135,16 +197,131 @@ impl ContentIdentity {
     /// program for `ld.so PROGRAM`) and `facts.packages`.
     pub fn complete(&mut self, facts: &mut ProcessFacts, program: &Path, matcher: &ContentMatcher, generation: u64) {
         facts.content = self.identify(program, matcher, generation).filter(|c| c.tool.is_some() || c.sha256.is_some());
+        // The executable is the loader by its content (a renamed copy): what it runs is
+        // its first non-option argument, whose file is read instead.
+        if !facts.exe_is_loader && facts.content.as_ref().is_some_and(|c| c.loader) {
+            facts.exe_is_loader = true;
+            let program = program_path(facts);
+            facts.content =
+                self.identify(&program, matcher, generation).filter(|c| c.tool.is_some() || c.sha256.is_some());
+        }
         facts.packages = packages(facts);
+        facts.distributions = self.distributions(facts);
     }
+
+    /// The Python distributions a Python launch's script belongs to (see
+    /// [`ProcessFacts::distributions`]): the `*.dist-info/RECORD` of the `site-packages` folder
+    /// above the script, or, for an entry point in an environment's `bin/` (`Scripts\`), of
+    /// that environment's `lib/python*/site-packages`, lists it.
+    pub fn distributions(&mut self, facts: &ProcessFacts) -> Vec<String> {
+        if !warden_policy::is_python_interpreter(&facts.exe) {
+            return Vec::new();
+        }
+        let Some(script) = facts.script.as_deref() else { return Vec::new() };
+        let script = lexical(Path::new(script));
+        let mut found = Vec::new();
+        for site in site_packages_for(&script) {
+            let Some(version) = std::fs::metadata(&site).ok().map(|m| file_key(&m)) else { continue };
+            if self.site_packages.get(&site).is_none_or(|known| known.version != version) {
+                if self.site_packages.len() >= 256 {
+                    self.site_packages.clear();
+                }
+                self.site_packages.insert(site.clone(), SitePackages { version, files: read_records(&site) });
+            }
+            if let Some(name) = self.site_packages[&site].files.get(&script)
+                && !found.contains(name)
+            {
+                found.push(name.clone());
+            }
+        }
+        found
+    }
+}
+
+/// How many `.dist-info` folders of one `site-packages` are read, and how large a `RECORD`
+/// may be (real ones: a few KiB to a few MiB).
+const DIST_INFO_LIMIT: usize = 4096;
+const RECORD_LIMIT: u64 = 8 << 20;
+
+/// The `site-packages` folders whose `RECORD` files could list `script`.
+fn site_packages_for(script: &Path) -> Vec<PathBuf> {
+    let mut sites: Vec<PathBuf> = script
+        .ancestors()
+        .skip(1)
+        .take(PACKAGE_DEPTH)
+        .filter(|dir| dir.file_name().is_some_and(|n| n == "site-packages" || n == "dist-packages"))
+        .map(Path::to_path_buf)
+        .collect();
+    let parent = script.parent();
+    if let Some(prefix) =
+        parent.filter(|p| p.file_name().is_some_and(|n| n == "bin" || n == "Scripts")).and_then(Path::parent)
+    {
+        if let Ok(entries) = std::fs::read_dir(prefix.join("lib")) {
+            for entry in entries.flatten().take(64) {
+                if entry.file_name().to_string_lossy().starts_with("python") {
+                    sites.push(entry.path().join("site-packages"));
+                }
+            }
+        }
+        sites.push(prefix.join("Lib").join("site-packages"));
+    }
+    sites.retain(|site| site.is_dir());
+    sites
+}
+
+/// Every file the `RECORD`s of `site` list → its distribution (the `.dist-info` folder's name
+/// before its version: `aider_chat-0.86.1.dist-info` → `aider_chat`).
+fn read_records(site: &Path) -> HashMap<PathBuf, String> {
+    let mut files = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(site) else { return files };
+    for entry in entries.flatten().take(DIST_INFO_LIMIT * 4) {
+        let folder = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = folder.strip_suffix(".dist-info") else { continue };
+        let name = stem.split('-').next().unwrap_or(stem).to_owned();
+        let record = entry.path().join("RECORD");
+        let Ok(metadata) = std::fs::metadata(&record) else { continue };
+        if !metadata.is_file() || metadata.len() > RECORD_LIMIT {
+            continue;
+        }
+        let Ok(text) = std::fs::read(&record) else { continue };
+        for line in String::from_utf8_lossy(&text).lines() {
+            // CSV: path,hash,size; a path holding a comma is quoted.
+            let path = match line.strip_prefix('"') {
+                Some(quoted) => quoted.split('"').next().unwrap_or(""),
+                None => line.split(',').next().unwrap_or(""),
+            };
+            if !path.is_empty() {
+                files.insert(lexical(&site.join(path)), name.clone());
+            }
+        }
+    }
+    files
+}
+
+/// `path` with `.` and `..` resolved by spelling alone (`RECORD` names entry points as
+/// `../../../bin/aider`); the file system is not asked.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The file whose content a live launch runs: `/proc/PID/exe` when the executable is the
 /// program (it stays readable for deleted and memory-only files), else the loader's program
 /// resolved against the working directory.
 pub fn program_path(facts: &ProcessFacts) -> PathBuf {
-    let program = warden_policy::program_file(&facts.exe, &facts.argv);
-    if program == facts.exe {
+    let exe = facts.interpreter_name();
+    let program = warden_policy::program_file(exe, &facts.argv);
+    if program == exe {
         return match facts.pid {
             Some(pid) if cfg!(target_os = "linux") => PathBuf::from(format!("/proc/{pid}/exe")),
             _ => PathBuf::from(&facts.exe),
@@ -239,6 +416,57 @@ mod tests {
     }
 
     #[test]
+    fn a_python_script_belongs_to_the_distribution_whose_record_lists_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venvs/tools");
+        let site = venv.join("lib/python3.11/site-packages");
+        let write = |path: &Path, text: &str| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(&site.join("aider/main.py"), "");
+        write(&venv.join("bin/aider"), "#!/usr/bin/python3\n");
+        write(&venv.join("bin/notes"), "#!/usr/bin/python3\n"); // renamed entry point, listed
+        write(&venv.join("bin/mine"), "#!/usr/bin/python3\n"); // the user's own script
+        write(
+            &site.join("aider_chat-0.86.1.dist-info/RECORD"),
+            "aider/__init__.py,sha256=x,1\naider/main.py,sha256=y,2\n../../../bin/aider,sha256=z,3\n\"../../../bin/notes\",,\n",
+        );
+        write(&site.join("anthropic-0.40.0.dist-info/RECORD"), "anthropic/__init__.py,,\n");
+        write(&site.join("anthropic/__init__.py"), "");
+        let mut identity = ContentIdentity::default();
+        let launch = |exe: &str, script: &Path| ProcessFacts {
+            exe: exe.into(),
+            argv: vec![exe.into(), script.to_string_lossy().into_owned()],
+            script: Some(script.to_string_lossy().into_owned()),
+            ..ProcessFacts::default()
+        };
+        let cases: Vec<(&str, PathBuf, Vec<&str>)> = vec![
+            ("/usr/bin/python3.11", venv.join("bin/aider"), vec!["aider_chat"]),
+            ("/usr/bin/python3.11", venv.join("bin/notes"), vec!["aider_chat"]),
+            ("/usr/bin/python3", site.join("aider/main.py"), vec!["aider_chat"]),
+            ("/usr/bin/python3", venv.join("bin/mine"), vec![]),
+            // A project using the Anthropic SDK is the SDK's distribution, which is no tool.
+            ("/usr/bin/python3", site.join("anthropic/__init__.py"), vec!["anthropic"]),
+            // Only Python launches are looked up.
+            ("/usr/bin/node", venv.join("bin/aider"), vec![]),
+        ];
+        for (exe, script, expected) in &cases {
+            assert_eq!(identity.distributions(&launch(exe, script)), *expected, "{exe} {}", script.display());
+        }
+        // A copied environment keeps its records.
+        let copy = dir.path().join("elsewhere");
+        let status = std::process::Command::new("cp").arg("-r").arg(&venv).arg(&copy).status().unwrap();
+        assert!(status.success());
+        assert_eq!(identity.distributions(&launch("/usr/bin/python3", &copy.join("bin/aider"))), vec!["aider_chat"]);
+        // The catalog knows the distribution by its normalized name.
+        let catalog = warden_policy::Catalog::embedded();
+        let mut facts = launch("/usr/bin/python3", &copy.join("bin/notes"));
+        facts.distributions = identity.distributions(&facts);
+        assert_eq!(catalog.identify(&facts).map(|found| found.tool.id.clone()).as_deref(), Some("aider"));
+    }
+
+    #[test]
     fn content_is_read_once_per_file_version() {
         let catalog = warden_policy::Catalog::embedded();
         let dir = tempfile::tempdir().unwrap();
@@ -253,11 +481,26 @@ mod tests {
         let mut identity = ContentIdentity::default();
         let first = identity.identify(&path, catalog.content(), 1).unwrap();
         assert_eq!(first.tool.as_deref(), Some("claude-code"));
-        assert_eq!(identity.identify(&path, catalog.content(), 1), Some(first));
+        assert_eq!(identity.identify(&path, catalog.content(), 1), Some(first.clone()));
         assert_eq!(identity.files_read, 1);
+        // The same read hashed the whole file, past the fingerprint (what `sha256sum` says).
+        let sum = std::process::Command::new("sha256sum").arg(&path).output().unwrap();
+        let sum = String::from_utf8(sum.stdout).unwrap();
+        assert_eq!(first.sha256.as_deref(), sum.split_whitespace().next(), "{sum}");
+        assert_eq!(first.build_id, None, "no program headers, no build-id");
+        // Told to stop at the fingerprint (no rule by hash to match), the file is not hashed.
+        let mut quick = ContentIdentity::default().hash_after_fingerprint(false);
+        let stopped = quick.identify(&path, catalog.content(), 1).unwrap();
+        assert_eq!((stopped.tool.as_deref(), stopped.sha256), (Some("claude-code"), None));
+        // A real program: hashed and its build-id read (readelf -n shows the same).
+        let system = identity.identify(Path::new("/bin/true"), catalog.content(), 1).unwrap();
+        assert_eq!(system.tool, None);
+        assert_eq!(system.sha256.as_ref().map(String::len), Some(64));
+        assert!(system.build_id.is_some(), "/bin/true carries a build-id note");
+        assert_eq!(identity.files_read, 2);
         // A script is never scanned, and carries no tool.
         std::fs::write(&path, format!("#!/bin/sh\n# {markers}\n")).unwrap();
-        assert_eq!(identity.identify(&path, catalog.content(), 1).and_then(|c| c.tool), None);
-        assert_eq!(identity.files_read, 1);
+        assert_eq!(identity.identify(&path, catalog.content(), 1), Some(ContentFacts::default()));
+        assert_eq!(identity.files_read, 2);
     }
 }

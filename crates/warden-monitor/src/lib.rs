@@ -16,6 +16,7 @@
 //! `sysinfo`), and the only one with `unsafe` (each block says why it is sound). It has no
 //! async: the agent crate runs it on threads of its own.
 
+mod elf;
 pub mod enforce;
 pub mod facts;
 pub mod gate;

@@ -252,7 +252,10 @@ fn first_look(pid: u32, rules: &Rules, identity: &mut ContentIdentity) -> FirstL
     if rules.catalog.identify(&partial).is_none() {
         let program = program_path(&partial);
         identity.complete(&mut partial, &program, rules.catalog.content(), rules.generation);
-        if rules.catalog.identify(&partial).is_none() {
+        // An admin's rule for this very file (by SHA-256) can make it a tool too.
+        let by_hash =
+            partial.content.as_ref().and_then(|c| c.sha256.as_deref()).and_then(|h| rules.policy.binary_rule(h));
+        if rules.catalog.identify(&partial).is_none() && by_hash.is_none_or(|rule| rule.tool.is_none()) {
             return FirstLook::NotATool;
         }
     }

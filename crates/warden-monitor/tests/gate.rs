@@ -59,12 +59,14 @@ fn marker_text() -> &'static str {
 
 const TOOL: &str = "gate-test-tool";
 
-/// A policy with a tool of the tests' own, known by its content and blocked; all else allowed.
+/// A policy with a tool of the tests' own, known by its content (and by its install path,
+/// `…/gate-test-tool/versions/*`) and blocked; all else allowed.
 fn policy() -> Policy {
     let text = format!(
         "name = \"gate tests\"\ndefault_action = \"allow\"\n\
          [tools.{TOOL}]\naction = \"block\"\nmessage = \"blocked by the gate tests\"\n\
          [[catalog]]\nid = \"{TOOL}\"\nname = \"Gate test tool\"\nvendor = \"Warden tests\"\nkind = \"cli\"\n\
+         executables = [\"**/gate-test-tool/versions/*\"]\n\
          fingerprints = [[\"{}\"]]\n",
         marker_text()
     );
@@ -349,6 +351,93 @@ fn own_fanotify_masks() -> Vec<u64> {
 
 const FAN_OPEN_PERM: u64 = 0x0001_0000;
 
+/// SHA-256 of a file, as `sha256sum` prints it (the spelling admin rules use).
+fn sha256sum(path: &Path) -> String {
+    let output = run(Command::new("sha256sum").arg(path));
+    String::from_utf8(output.stdout).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+/// Admin rules by hash: a file the catalog knows nothing of is denied by its SHA-256 at any
+/// name, and a file whose fingerprint says "blocked tool" runs when an allow rule names it (a
+/// false positive); the gate reads the hash in the same pass as the fingerprint.
+#[test]
+fn admin_rules_by_hash_deny_and_allow_files_at_any_name() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut root = TestRoot::new();
+    root.mount_tmpfs("gated");
+    let in_house = root.install(innocent(), "gated/opt/acme/agent");
+    let copy = root.install(innocent(), "gated/tmp/x");
+    let vetted = root.install(fingerprinted(), "gated/bin/vetted");
+    let marker = root.marker("gated/marker.txt");
+    let text = format!(
+        "{}\n[[binaries]]\nsha256 = \"{}\"\naction = \"block\"\ntool = \"{TOOL}\"\n\
+         [[binaries]]\nsha256 = \"{}\"\naction = \"allow\"\n",
+        policy().to_toml(),
+        sha256sum(&in_house),
+        sha256sum(&vetted),
+    );
+    let policy = Policy::from_toml("by-hash.toml", &text).expect("the policy with hash rules");
+    let decider = Arc::new(Decider::new(policy, None, Vec::new()));
+    let (sender, launches) = channel();
+    let gate = ExecGate::start(&root.scope(), decider, sender, DEFAULT_DEADLINE).expect("starting the gate");
+
+    for program in [&in_house, &copy] {
+        assert_eq!(exec(program, &marker), Err(1), "{} is denied by its hash", program.display());
+        let launch = expect_denied(&launches, "the file named by hash");
+        assert_eq!(launch.verdict.rule.to_string(), format!("binary:{}", sha256sum(&in_house)));
+        assert_eq!(launch.verdict.tool.as_deref(), Some(TOOL));
+        let content = launch.facts.content.expect("the gate read the file");
+        assert_eq!(content.sha256.as_deref(), Some(sha256sum(&in_house).as_str()));
+        assert!(content.build_id.is_some(), "cc writes a build-id note");
+    }
+    assert_eq!(exec(&vetted, &marker), Ok(()), "the allow rule beats the fingerprint");
+    assert_eq!(runs(&marker), 1);
+    drop(gate);
+}
+
+/// Issue 10 row 10: a hard link of a blocked file run first from another path never lets the
+/// file through at its own path (the cache is keyed by the path too), and a file known by its
+/// content is denied at every name.
+#[test]
+fn a_hard_link_run_first_never_lets_the_blocked_file_through() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut root = TestRoot::new();
+    root.mount_tmpfs("gated");
+    // Known only by its install path: at an innocent name it is an ordinary program.
+    let installed = root.install(innocent(), "gated/home/.local/share/gate-test-tool/versions/1.0");
+    let link = root.path("gated/bin/notes");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::fs::hard_link(&installed, &link).unwrap();
+    // Known by its content: blocked at every name.
+    let tool = root.install(fingerprinted(), "gated/bin/scratch");
+    let tool_link = root.path("gated/bin/scratch-link");
+    std::fs::hard_link(&tool, &tool_link).unwrap();
+    let marker = root.marker("gated/marker.txt");
+    let (gate, launches) = start_gate(&root.scope());
+
+    for _ in 0..3 {
+        assert_eq!(exec(&link, &marker), Ok(()), "the hard link at an innocent name runs");
+    }
+    assert_eq!(exec(&installed, &marker), Err(1), "the install path is denied after the link ran");
+    let launch = expect_denied(&launches, "the install path");
+    assert_eq!(launch.facts.exe, installed.to_str().unwrap());
+    assert_eq!(exec(&link, &marker), Ok(()), "the link still runs: the denial is for the path");
+    assert_eq!(exec(&installed, &marker), Err(1), "and the install path is still denied (cached)");
+    expect_denied(&launches, "the install path again");
+
+    assert_eq!(exec(&tool_link, &marker), Err(1), "content: the link is denied");
+    expect_denied(&launches, "the fingerprinted link");
+    assert_eq!(exec(&tool, &marker), Err(1), "content: the original is denied");
+    expect_denied(&launches, "the fingerprinted original");
+    assert_eq!(runs(&marker), 4, "only the innocent link's four runs reached main()");
+    assert!(gate.stats().cache_hits.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    drop(gate);
+}
+
 #[test]
 fn a_blocked_program_run_through_the_loader_is_denied_its_open() {
     if !root_or_skip() {
@@ -384,10 +473,22 @@ fn a_blocked_program_run_through_the_loader_is_denied_its_open() {
     assert_eq!(output.status.code(), Some(127), "{output:?}");
     expect_denied(&launches, "the tool through the loader with options");
 
+    // A renamed copy of the loader is still the loader (known by its content): the tool's
+    // open is denied, an ordinary program runs.
+    let renamed = root.install(Path::new(LOADER), "gated/lib/runner");
+    let output = run(Command::new(&renamed).arg(&tool).arg("--version").env("FAKE_MARKER", &marker));
+    assert_eq!(output.status.code(), Some(127), "the renamed loader gives up: {output:?}");
+    let launch = expect_denied(&launches, "the tool through a renamed loader");
+    assert_eq!(launch.facts.exe, renamed.to_str().unwrap());
+    assert!(launch.facts.exe_is_loader, "{:?}", launch.facts);
+    let output = run(Command::new(&renamed).arg(&plain).env("FAKE_MARKER", &marker));
+    assert!(output.status.success(), "an ordinary program through the renamed loader: {output:?}");
+    assert_eq!(runs(&marker), 1);
+
     // An ordinary program runs through the loader, and `--list` inspects without running.
     let output = run(Command::new(&loader).arg(&plain).env("FAKE_MARKER", &marker));
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(runs(&marker), 1);
+    assert_eq!(runs(&marker), 2);
     let output = run(Command::new(&loader).arg("--list").arg(&plain));
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("libc.so"), "{output:?}");
@@ -406,7 +507,7 @@ fn a_blocked_program_run_through_the_loader_is_denied_its_open() {
     assert_eq!(judged(), 0, "no open is judged for a program the kernel loads");
     assert_eq!(exec(&off_gated, &marker), Ok(()));
     assert_eq!(judged(), 1, "off the gated filesystem: its first open shows it is no loader run");
-    assert_eq!(runs(&marker), 4);
+    assert_eq!(runs(&marker), 5);
 
     // Once the loaders have opened their programs, opens are not gated any more.
     let deadline = Instant::now() + Duration::from_secs(4);

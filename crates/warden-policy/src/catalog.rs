@@ -172,6 +172,8 @@ pub struct Catalog {
     never: Vec<Option<GlobSet>>,
     modules: HashMap<String, usize>,
     packages: HashMap<String, usize>,
+    /// Python distributions (`pip_packages`, by their normalized name) → tool.
+    distributions: HashMap<String, usize>,
     commands: Vec<(GlobMatcher, Vec<String>, usize)>,
     content: ContentMatcher,
     options: Vec<ToolOptions>,
@@ -226,6 +228,7 @@ impl Catalog {
         let mut never = Vec::new();
         let mut modules = HashMap::new();
         let mut packages = HashMap::new();
+        let mut distributions = HashMap::new();
         let mut commands = Vec::new();
         let mut fingerprints = Vec::new();
         let mut options = Vec::new();
@@ -278,6 +281,9 @@ impl Catalog {
             for package in &tool.npm_packages {
                 packages.insert(package.clone(), index);
             }
+            for distribution in &tool.pip_packages {
+                distributions.insert(normalize_distribution(distribution), index);
+            }
             for markers in &tool.fingerprints {
                 // A short marker would match unrelated files: every marker is a distinctive string.
                 if let Some(short) = markers.iter().find(|m| m.len() < 8) {
@@ -314,6 +320,7 @@ impl Catalog {
             never,
             modules,
             packages,
+            distributions,
             commands,
             content: ContentMatcher::new(&fingerprints).map_err(|e| CompileProblem::new("", e))?,
             options,
@@ -339,7 +346,8 @@ impl Catalog {
     /// what the program file *is* (its content fingerprint, [`ProcessFacts::content`]),
     /// then the resolved executable (or the loader's program), then the script an
     /// interpreter runs (or the Python module), the npm package that script belongs to
-    /// ([`ProcessFacts::packages`]), and an executable with exact subcommand arguments
+    /// ([`ProcessFacts::packages`]), the Python distribution whose `RECORD` lists it
+    /// ([`ProcessFacts::distributions`]), and an executable with exact subcommand arguments
     /// (`gh copilot`). When several patterns match, the most specific (most literal
     /// characters) wins.
     pub fn identify(&self, facts: &ProcessFacts) -> Option<Identification<'_>> {
@@ -350,15 +358,24 @@ impl Catalog {
             return Some(Identification { tool, evidence });
         }
         if let Some(found) =
-            self.identify_program(&facts.exe, &facts.argv, facts.script.as_deref(), facts.cwd.as_deref())
+            self.identify_program(facts.interpreter_name(), &facts.argv, facts.script.as_deref(), facts.cwd.as_deref())
         {
             return Some(found);
         }
-        facts.packages.iter().find_map(|package| {
+        let npm = facts.packages.iter().find_map(|package| {
             let &tool = self.packages.get(package)?;
             Some(Identification {
                 tool: &self.tools[tool],
                 evidence: format!("interpreter runs code of the npm package {package}"),
+            })
+        });
+        npm.or_else(|| {
+            facts.distributions.iter().find_map(|distribution| {
+                let &tool = self.distributions.get(&normalize_distribution(distribution))?;
+                Some(Identification {
+                    tool: &self.tools[tool],
+                    evidence: format!("interpreter runs a file of the Python distribution {distribution}"),
+                })
             })
         })
     }
@@ -416,7 +433,7 @@ impl Catalog {
     pub fn settings_files<'f>(&self, facts: &'f ProcessFacts) -> Vec<&'f str> {
         let Some(found) = self.identify(facts) else { return Vec::new() };
         let Some(options) = self.tool_options(&found.tool.id) else { return Vec::new() };
-        options.settings_files(&facts.argv, tool_arguments_start(&facts.exe, &facts.argv))
+        options.settings_files(&facts.argv, tool_arguments_start(facts.interpreter_name(), &facts.argv))
     }
 
     fn excluded(&self, tool: usize, path: &str) -> bool {
@@ -515,6 +532,22 @@ impl CompileProblem {
         };
         SourceError::at(file, text, offset, self.message)
     }
+}
+
+/// A Python distribution's name as PyPI compares them (PEP 503): lowercase, every run of
+/// `-`, `_` and `.` one `-` (`Aider_Chat` and `aider.chat` are `aider-chat`).
+pub(crate) fn normalize_distribution(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -33,9 +33,19 @@ pub fn is_native_executable(head: &[u8]) -> bool {
 /// What the content of a program file says, as the OS edge found it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentFacts {
-    /// SHA-256 of the whole file, lowercase hex, when the file was read to its end.
+    /// SHA-256 of the whole file, lowercase hex, when the file was read to its end (what admin
+    /// rules by hash, `[[binaries]]`, match).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The ELF build-id (the `NT_GNU_BUILD_ID` note the linker writes), lowercase hex, when the
+    /// file has one: names a build across strip and repackaging, for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// The file is a dynamic loader (`ld.so`) by its content — an ELF shared object whose
+    /// `DT_SONAME` is a loader's — whatever it is called: a renamed copy of the loader is
+    /// still an interpreter whose program is its first non-option argument.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loader: bool,
     /// The catalog tool whose fingerprint the file carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,

@@ -27,6 +27,8 @@ pub enum Rule {
     Exception { id: String },
     /// A risky launch flag raised the action.
     RiskyFlag { flag: String },
+    /// The admin's rule for the program file's SHA-256 (`[[binaries]]`).
+    Binary { sha256: String },
 }
 
 impl fmt::Display for Rule {
@@ -38,6 +40,7 @@ impl fmt::Display for Rule {
             Rule::Default => f.write_str("default"),
             Rule::Exception { id } => write!(f, "exception:{id}"),
             Rule::RiskyFlag { flag } => write!(f, "risky-flag:{flag}"),
+            Rule::Binary { sha256 } => write!(f, "binary:{sha256}"),
         }
     }
 }
@@ -121,6 +124,12 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 
 /// Decides what happens to a launch. This is the one place precedence is defined:
 ///
+/// 0. A program file whose SHA-256 (`ProcessFacts::content`, found by the edge) an admin rule
+///    names (`[[binaries]]`) is decided by that rule alone (`binary:SHA256`): `allow` lets it
+///    run (a false positive, an in-house program; no risky mode raises it), `block` or `warn`
+///    applies whatever the file is called or where it sits, and no exception, assistant status
+///    or risky mode changes it. The launch is reported as the rule's tool (else, for an allow
+///    rule without one, as no AI tool). Only monitor mode (6) still applies.
 /// 1. A launch the catalog does not recognise is **allowed** (`not-an-ai-tool`).
 /// 2. The sanctioned assistant's own client is **allowed** (`sanctioned-assistant`).
 /// 3. Otherwise the policy's entry for the tool decides (`tool:ID`), or, for a tool the
@@ -148,6 +157,9 @@ pub fn evaluate(
     now: Timestamp,
 ) -> Verdict {
     let monitor = policy.mode == Mode::Monitor;
+    if let Some(binary) = facts.content.as_ref().and_then(|c| c.sha256.as_deref()).and_then(|h| policy.binary_rule(h)) {
+        return binary_verdict(policy, catalog, binary, facts, monitor);
+    }
     let Some(found) = catalog.identify(facts) else {
         return Verdict {
             tool: None,
@@ -185,7 +197,8 @@ pub fn evaluate(
             continue;
         }
         let Some(options) = catalog.tool_options(&tool.id) else { continue };
-        let reading = reading.get_or_insert_with(|| options.read(facts, tool_arguments_start(&facts.exe, &facts.argv)));
+        let reading = reading
+            .get_or_insert_with(|| options.read(facts, tool_arguments_start(facts.interpreter_name(), &facts.argv)));
         let literal = reading.seen.iter().find(|seen| seen.on && flag_rule.flags.contains(&seen.name));
         let (flag, mode) = match literal {
             Some(seen) => (seen.name.clone(), None),
@@ -251,6 +264,45 @@ pub fn evaluate(
         exception: exception_id,
         monitor,
         evidence: Some(found.evidence),
+        continues_launch,
+    }
+}
+
+/// Step 0 of [`evaluate`]: the admin's rule for this very file.
+fn binary_verdict(
+    policy: &Policy,
+    catalog: &Catalog,
+    binary: &crate::policy::BinaryRule,
+    facts: &ProcessFacts,
+    monitor: bool,
+) -> Verdict {
+    let tool = binary.tool.as_deref().and_then(|id| catalog.tool(id));
+    let short = &binary.sha256[..12];
+    let reason = match (binary.message.is_empty(), tool) {
+        (false, _) => binary.message.clone(),
+        (true, Some(tool)) => {
+            format!("this build of {} is set to {} by policy (SHA-256 {short}…)", tool.name, binary.action)
+        }
+        (true, None) => format!("this program file is set to {} by policy (SHA-256 {short}…)", binary.action),
+    };
+    let continues_launch = tool.is_some_and(|tool| {
+        facts.ancestors.iter().any(|ancestor| {
+            catalog
+                .identify_program(&ancestor.exe, &ancestor.argv, ancestor.script.as_deref(), facts.cwd.as_deref())
+                .is_some_and(|a| a.tool.id == tool.id)
+        })
+    });
+    Verdict {
+        tool: tool.map(|t| t.id.clone()),
+        tool_name: tool.map(|t| t.name.clone()),
+        action: binary.action,
+        rule: Rule::Binary { sha256: binary.sha256.clone() },
+        reason,
+        link: if binary.action > Action::Allow { policy.default_link.clone() } else { None },
+        assistant: if binary.action > Action::Allow { policy.assistant.clone() } else { None },
+        exception: None,
+        monitor,
+        evidence: Some(format!("program file SHA-256 {}", binary.sha256)),
         continues_launch,
     }
 }

@@ -65,9 +65,18 @@ pub struct ProcessFacts {
     /// `--import`), read by the OS edge. A copied package folder keeps its name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    /// Python distributions the interpreter's script belongs to: the distribution whose
+    /// `*.dist-info/RECORD` lists the (resolved) script, an installed entry point or a module
+    /// file, read by the OS edge. A copied virtualenv or a renamed entry point keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distributions: Vec<String>,
     /// What the program file's content says (fingerprint, SHA-256), when the OS edge read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentFacts>,
+    /// The executable is the dynamic loader by its content ([`ContentFacts::loader`]), found by
+    /// the OS edge: a renamed copy runs its first non-option argument like `ld.so` does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exe_is_loader: bool,
     /// Ancestors, nearest (the parent) first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<AncestorFacts>,
@@ -141,6 +150,12 @@ impl ProcessFacts {
     /// Facts for an executable and its argv, with nothing else known.
     pub fn new(exe: impl Into<String>, argv: Vec<String>) -> Self {
         ProcessFacts { exe: exe.into(), argv, ..ProcessFacts::default() }
+    }
+
+    /// The name the launch is read by: `ld.so` for a loader known by its content (so a
+    /// renamed copy runs its program as the loader does), else the executable.
+    pub fn interpreter_name(&self) -> &str {
+        if self.exe_is_loader { "ld.so" } else { &self.exe }
     }
 
     /// Who launched the process, as exceptions and events name people: the bound account

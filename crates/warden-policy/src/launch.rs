@@ -48,6 +48,11 @@ fn interpreter_named(program: &str) -> Option<Interpreter> {
     }
 }
 
+/// Whether the program is a Python interpreter by its name (`python3`, `python3.13`, `pypy3`).
+pub fn is_python_interpreter(program: &str) -> bool {
+    interpreter_named(program) == Some(Interpreter::Python)
+}
+
 /// `node-22` → `node`, `nodejs20` → `nodejs`, `node-v22.11.0` → `node`; names without a
 /// version suffix are returned unchanged (`node-gyp` stays `node-gyp`).
 fn version_stem(name: &str) -> &str {

@@ -16,6 +16,7 @@ mod facts;
 mod launch;
 mod masking;
 mod mcp;
+mod network;
 mod origin;
 mod path;
 mod policy;
@@ -32,16 +33,22 @@ pub use controls::{Applied, MANAGED_PATHS, ManagedFile, Ownership, Vendor, contr
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
 pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
 pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
-pub use launch::{ScriptArgument, interpreter_script, is_dynamic_loader, preloaded_files, program_file};
+pub use launch::{
+    ScriptArgument, interpreter_script, is_dynamic_loader, is_python_interpreter, preloaded_files, program_file,
+};
 pub use masking::{Masking, MaskingRule};
 pub use mcp::{
     FoundMcpServer, McpConfigFormat, McpPolicy, McpServer, McpServerDefinition, McpServerMatch, parse_mcp_config,
 };
+pub use network::{
+    Cidr, ConnectDecision, ConnectFacts, ConnectRule, Destination, DestinationRule, DestinationSource, Destinations,
+    HostPattern, NetworkPolicy, decide_connect, url_host,
+};
 pub use origin::Origin;
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
-    Action, Assistant, Controls, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits, FlagRule,
-    Mode, Policy, PolicyError, ToolRule, TrayPolicy,
+    Action, Assistant, BinaryRule, Controls, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits,
+    FlagRule, Mode, Policy, PolicyError, ToolRule, TrayPolicy,
 };
 pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};

@@ -7,6 +7,7 @@
 use crate::catalog::{Catalog, CompileProblem, ToolSpec};
 use crate::masking::Masking;
 use crate::mcp::McpPolicy;
+use crate::network::NetworkPolicy;
 use crate::origin::Origin;
 use crate::source::SourceError;
 use serde::{Deserialize, Serialize};
@@ -128,6 +129,25 @@ pub struct FlagRule {
     pub message: String,
 }
 
+/// An admin's rule for one program file, known by the SHA-256 of its content (Santa's binary
+/// rules): `allow` for a false positive or an in-house program, `block` (or `warn`) for a file
+/// wherever it sits and whatever it is called. Admins write them as `[[binaries]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryRule {
+    /// SHA-256 of the whole file: 64 lowercase hex digits (what `sha256sum` prints).
+    pub sha256: String,
+    pub action: Action,
+    /// The catalog tool the file is (an in-house tool the policy's `[[catalog]]` adds, or a
+    /// build of a known tool without a fingerprint): what events and messages name. Required
+    /// for `warn` and `block`; an `allow` rule without one makes the file no AI tool at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// One sentence shown to the developer: why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
 /// Limits on the exceptions developers may request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,12 +248,20 @@ pub struct Policy {
     pub tray: TrayPolicy,
     #[serde(default)]
     pub enforcement: Enforcement,
+    /// Admin rules for single program files by their SHA-256 (see [`BinaryRule`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binaries: Vec<BinaryRule>,
     /// Tools the organisation adds to (or replaces in) the embedded catalog.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalog: Vec<ToolSpec>,
     /// Company identifiers and extra rules for the masking gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masking: Option<Masking>,
+    /// Network destinations beyond the catalog's hosts, and the proxies in use (see
+    /// [`crate::Destinations`]). Left out of the wire form when empty, so policies without it
+    /// are signed exactly as before.
+    #[serde(default, skip_serializing_if = "NetworkPolicy::is_empty")]
+    pub network: NetworkPolicy,
     /// Which MCP servers clients may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpPolicy>,
@@ -318,6 +346,36 @@ impl Policy {
             }
         }
         self.exceptions.never.iter().try_for_each(|id| known(id))?;
+        for (i, rule) in self.binaries.iter().enumerate() {
+            if rule.sha256.len() != 64 || !rule.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(CompileProblem {
+                    needle: rule.sha256.clone(),
+                    message: format!(
+                        "binaries: {:?} is not a SHA-256 (64 lowercase hex digits, as sha256sum prints it)",
+                        rule.sha256
+                    ),
+                });
+            }
+            if self.binaries[..i].iter().any(|earlier| earlier.sha256 == rule.sha256) {
+                return Err(CompileProblem {
+                    needle: rule.sha256.clone(),
+                    message: format!("binaries: {} is listed twice (one rule per file)", rule.sha256),
+                });
+            }
+            match &rule.tool {
+                Some(id) => known(id)?,
+                None if rule.action > Action::Allow => {
+                    return Err(CompileProblem {
+                        needle: rule.sha256.clone(),
+                        message: format!(
+                            "binaries: the {} rule for {} must name the tool the file is (tool = \"…\", see `warden catalog`)",
+                            rule.action, rule.sha256
+                        ),
+                    });
+                }
+                None => {}
+            }
+        }
         if let Some(assistant) = &self.assistant {
             if let Some(id) = &assistant.tool {
                 known(id)?;
@@ -343,6 +401,7 @@ impl Policy {
         if let Some(masking) = &self.masking {
             masking.check()?;
         }
+        crate::network::check(&self.network, &catalog)?;
         if let Some(mcp) = &self.mcp {
             mcp.check()?;
         }
@@ -372,6 +431,11 @@ impl Policy {
     /// The rule for a tool, if the policy lists it.
     pub fn tool_rule(&self, id: &str) -> Option<&ToolRule> {
         self.tools.get(id)
+    }
+
+    /// The admin's rule for a file with this SHA-256, if there is one.
+    pub fn binary_rule(&self, sha256: &str) -> Option<&BinaryRule> {
+        self.binaries.iter().find(|rule| rule.sha256 == sha256)
     }
 
     /// The sanctioned destinations, defined once: the assistant's model API and the local

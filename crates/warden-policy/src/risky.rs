@@ -258,7 +258,7 @@ impl ToolOptions {
         if self.grammar.entry_points.is_empty() {
             return true;
         }
-        let program = match interpreter_script(&facts.exe, &facts.argv) {
+        let program = match interpreter_script(facts.interpreter_name(), &facts.argv) {
             Some(ScriptArgument::Script { path, .. }) => path,
             _ => facts.exe.as_str(),
         };

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use warden_policy::{Action, AncestorFacts, Exception, Policy, ProcessFacts, evaluate};
+use warden_policy::{Action, AncestorFacts, ContentFacts, Exception, Policy, ProcessFacts, evaluate};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
@@ -28,6 +28,8 @@ struct Case {
     account: Option<String>,
     #[serde(default)]
     ancestors: Vec<AncestorFacts>,
+    /// What the edge found in the program file (fingerprint, SHA-256).
+    content: Option<ContentFacts>,
     now: i64,
     expect: Expected,
 }
@@ -58,6 +60,7 @@ fn precedence_cases() {
             user: Some(case.user.clone().unwrap_or_else(|| "dev".into())),
             account: case.account.clone(),
             ancestors: case.ancestors.clone(),
+            content: case.content.clone(),
             ..ProcessFacts::default()
         };
         let verdict = evaluate(&policy, &policy.catalog(), &case.exceptions, &facts, case.now);

@@ -204,6 +204,9 @@ function describe(event) {
         `${event.path} → ${event.status}${counts.length ? `: ${counts.map(([rule, n]) => `${rule} ${n}`).join(", ")}` : ""}` +
         (kept ? `; ${kept} kept masked in ${[...new Set(event.kept_masked_in)].join(", ")}` : "")];
     }
+    case "connect":
+      return [`connect ${event.host}:${event.port}/${event.protocol} ${event.action} → ${event.outcome}` +
+        (event.count > 1 ? ` (×${event.count})` : ""), `${event.exe || "pid " + event.pid} (${event.tool || "no catalog tool"})`];
     default:
       return [event.kind, JSON.stringify(event)];
   }

@@ -25,9 +25,13 @@ fn one_of_each_kind(db: Db, start: i64) -> Vec<Value> {
                "detail": "ENOBUFS: 212 processes rescanned"}),
         json!({"kind": "exception-ended", "id": id(3), "at_ms": start + 30, "exception": "exr_1", "tool": "claude-code",
                "user": "dev", "pid": 5150, "ended": "revoked", "grace_seconds": 300, "outcome": "grace-period"}),
-        json!({"kind": "masking", "id": id(5), "at_ms": start + 35, "user": "dev", "path": "/v1/chat/completions",
+        json!({"kind": "masking", "id": id(6), "at_ms": start + 36, "user": "dev", "path": "/v1/chat/completions",
                "status": 200, "destination": "Internal Assistant", "masked": {"aws-access-key-id": 1, "private-key": 2},
                "restored": 3, "kept_masked_in": ["run_shell_command"]}),
+        json!({"kind": "connect", "id": id(5), "at_ms": start + 35, "pid": 5151, "uid": 1000, "user": "dev",
+               "exe": "/usr/bin/node", "tool": "claude-code", "host": "api.anthropic.com", "address": "160.79.104.10",
+               "port": 443, "protocol": "tcp", "action": "block", "outcome": "blocked", "rule": "destination",
+               "count": 1}),
         json!({"kind": "service-stop", "id": id(4), "at_ms": start + 40, "mode": "service", "version": "0.2.0",
                "pid": 812, "reason": "signal SIGTERM"}),
     ]
@@ -64,7 +68,7 @@ async fn every_kind_in_one_table(db: Db) {
         )
         .await;
     assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.text);
-    assert_eq!(receipt.body, json!({"stored": 6, "duplicates": 0, "sync_interval_seconds": 60}));
+    assert_eq!(receipt.body, json!({"stored": 7, "duplicates": 0, "sync_interval_seconds": 60}));
 
     // Every kind comes back exactly as it was sent (the payload kept whole beside its kind).
     let stored = events_of(api, &format!("device={device_id}")).await;
@@ -82,8 +86,9 @@ async fn every_kind_in_one_table(db: Db) {
         ("kind=incident", vec!["incident"]),
         ("kind=exception-ended", vec!["exception-ended"]),
         ("kind=masking", vec!["masking"]),
-        ("tool=claude-code", vec!["exception-ended", "launch"]),
-        ("user=dev", vec!["masking", "exception-ended", "launch"]),
+        ("kind=connect", vec!["connect"]),
+        ("tool=claude-code", vec!["connect", "exception-ended", "launch"]),
+        ("user=dev", vec!["masking", "connect", "exception-ended", "launch"]),
         ("action=block", vec!["launch"]),
     ] {
         let kinds: Vec<Value> =

@@ -21,6 +21,10 @@
 //! listen = "127.0.0.1:8788"            # loopback only
 //! upstream = "https://assistant.internal.example/v1"   # default: the policy's assistant.api_url
 //! upstream_key_file = "/etc/warden/gateway-upstream-key"  # root-only: the model API's key
+//! [network]                            # the eBPF connect/sendmsg hooks
+//! enabled = true                       # false: launches only
+//! cgroup = "/sys/fs/cgroup/unified"    # default: the cgroup v2 mount (every process of the machine)
+//! resolve_seconds = 30                 # how often governed names are resolved again
 //! ```
 
 use serde::Deserialize;
@@ -45,6 +49,8 @@ pub struct ServiceConfig {
     pub policy: Option<PolicySection>,
     #[serde(default)]
     pub gateway: Option<GatewaySection>,
+    #[serde(default)]
+    pub network: Option<NetworkSection>,
 }
 
 /// `[gateway]`: the masking gateway the service hosts. Without the section it is hosted on
@@ -61,6 +67,18 @@ pub struct GatewaySection {
     pub upstream: Option<String>,
     /// A root-only file holding the model API's key (never the key itself in this world-readable file).
     pub upstream_key_file: Option<PathBuf>,
+}
+
+/// `[network]`: the network layer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The cgroup v2 folder the hooks attach to (default: the cgroup v2 mount).
+    pub cgroup: Option<PathBuf>,
+    /// How often governed names are resolved again, in seconds (default 30).
+    pub resolve_seconds: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -185,6 +203,9 @@ mod tests {
         assert_eq!(config.server.unwrap().local_users, vec!["dev".to_owned()]);
         assert_eq!(config.gate.as_ref().unwrap().len(), 2);
         assert_eq!(config.gateway.as_ref().unwrap().upstream.as_deref(), Some("https://assistant.internal.example/v1"));
+        let network = config.network.as_ref().unwrap();
+        assert!(network.enabled);
+        assert_eq!(network.resolve_seconds, Some(30));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - `local_api`: the local API on a Unix socket (`warden_api::local`), callers known by
 //!   `SO_PEERCRED`.
 //! - `gateway`: the masking gateway the service hosts for every local user (tokens per uid).
+//! - `network`: the network layer (eBPF hooks from `warden-net`, kept in step with the rules;
+//!   `connect` events attributed to their process).
 //! - `config`: `/etc/warden/warden.toml`.
 //! - `controls`: the vendors' managed files, written from the policy and kept (root only).
 //!
@@ -14,6 +16,7 @@ pub mod config;
 pub mod controls;
 pub mod gateway;
 pub mod local_api;
+pub mod network;
 pub mod runtime;
 
 pub use config::{ConfigError, ServiceConfig};

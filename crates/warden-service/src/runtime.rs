@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use warden_agent::{AgentConfig, AgentHandle, AgentNotice};
 use warden_api::local::{
     Caller, EnrolledDevice, FiledRequest, GatewayAccess, GatewayState, LiveEvent, LocalEnroll, LocalError,
-    LocalErrorCode, MyRequests, PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
+    LocalErrorCode, MyRequests, NetworkStatus, PolicyInForce, QueuedRequest, RuntimeMode, RuntimeStatus, SyncState,
 };
 use warden_api::{
     Event, EventKind, ExceptionRequestCreate, LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent, ServiceStopEvent,
@@ -69,6 +69,8 @@ pub struct Runtime {
     keeper: Option<Arc<Keeper>>,
     hosted_gateway: Option<String>,
     gateway: Option<HostedGateway>,
+    /// The network layer, once `start_network` ran (else the status says launch only).
+    network: std::sync::OnceLock<crate::network::NetworkHandle>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -230,6 +232,7 @@ impl Runtime {
             keeper,
             hosted_gateway,
             gateway: config.gateway.map(|settings| HostedGateway::new(settings, &state_root)),
+            network: std::sync::OnceLock::new(),
         });
         runtime.refresh_gateway().await;
         tokio::spawn(forward_launches(runtime.clone(), runtime.agent.subscribe()));
@@ -263,6 +266,34 @@ impl Runtime {
 
     pub fn mode(&self) -> RuntimeMode {
         self.mode
+    }
+
+    /// Starts the network layer (the system service, as root): the eBPF hooks on
+    /// `config.cgroup` (default: the cgroup v2 root, the whole machine). A failure to load them
+    /// never stops the runtime: the status says which layer is active and why. Once per runtime.
+    pub fn start_network(self: &Arc<Runtime>, config: &crate::network::NetworkConfig) -> NetworkStatus {
+        let handle = crate::network::start(self, config);
+        let status = handle.status();
+        let _ = self.network.set(handle);
+        status
+    }
+
+    /// Sends a live event to every subscriber (stored first by whoever made it).
+    pub(crate) fn broadcast(&self, live: LiveEvent) {
+        let _ = self.live.send(live);
+    }
+
+    fn network_status(&self) -> NetworkStatus {
+        match self.network.get() {
+            Some(handle) => handle.status(),
+            None => crate::network::NetworkHandle::launch_only(match self.mode {
+                RuntimeMode::Personal => {
+                    "the personal mode runs as you and loads no kernel hooks; connections are governed by the system service (wardend)"
+                }
+                RuntimeMode::Service => "the network layer is switched off in the configuration",
+            })
+            .status(),
+        }
     }
 
     pub fn agent(&self) -> &Arc<AgentHandle> {
@@ -310,6 +341,7 @@ impl Runtime {
             LiveEvent::SessionStopped { stopped } => Runtime::is_theirs(caller, stopped.user.as_deref()),
             LiveEvent::Masking { masking } => Runtime::is_theirs(caller, masking.user.as_deref()),
             LiveEvent::Rescan { .. } => caller.uid == 0,
+            LiveEvent::Connect { event } => Runtime::is_theirs(caller, event.user.as_deref()),
             LiveEvent::Sync { .. } | LiveEvent::KeepAlive => true,
         }
     }
@@ -370,6 +402,7 @@ impl Runtime {
             last_rescan: agent.last_rescan,
             managed_files: self.keeper.as_ref().map(|k| k.status()).unwrap_or_default(),
             gateway: self.gateway_state(caller),
+            network: Some(self.network_status()),
         }
     }
 

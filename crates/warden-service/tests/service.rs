@@ -128,6 +128,9 @@ impl Service {
             .arg(&state)
             .arg("--socket")
             .arg(&socket)
+            // The network hooks would attach to the machine's cgroup v2 root: tests/network.rs
+            // tests them on a cgroup of its own.
+            .arg("--no-network")
             // The vendor files go into the scratch tree, never the machine's /etc.
             .arg("--root")
             .arg(scratch.path("root"))

@@ -32,20 +32,24 @@ use std::time::{Duration, Instant};
 const FAKE_TOOL_C: &str = include_str!("../../../../tests/data/monitor/fake_tool.c");
 const EXEC_CHAIN_C: &str = include_str!("../../tests/data/exec_chain.c");
 
+/// Rescan-after-a-gap benchmark (docs/benchmarks.md, "Rescan after a gap"); needs `agent-run`
+/// built beside it.
+#[derive(Debug, clap::Parser)]
+#[command(name = "rescan-bench")]
 struct Options {
+    /// Extra `sleep` processes running during every scenario.
+    #[arg(long, default_value_t = 2000)]
     processes: usize,
+    /// Fake tools started per gap.
+    #[arg(long, default_value_t = 5)]
     tools: usize,
+    /// Rounds per scenario.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().skip(1).collect(); // argv[0] is the program itself
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)?.parse().ok());
-    Options {
-        processes: value("--processes").unwrap_or(2000),
-        tools: value("--tools").unwrap_or(5),
-        rounds: value("--rounds").unwrap_or(5),
-    }
+    <Options as clap::Parser>::parse()
 }
 
 /// A scratch folder under the system's temporary folder, removed on drop.

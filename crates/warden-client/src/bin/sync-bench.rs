@@ -24,27 +24,26 @@ use warden_store::Store;
 const ADMIN: &str = "bench-admin-token-0123456789abcdef";
 const SECRET: &str = "bench-enroll-secret-0123456789abcdef";
 
+/// Device-sync figures against a real `warden-server` on loopback (built beside this binary).
+#[derive(Debug, clap::Parser)]
+#[command(name = "sync-bench")]
 struct Args {
+    /// Approvals timed from the approve call to enforcement.
+    #[arg(long, default_value_t = 50)]
     approvals: usize,
+    /// Simulated devices.
+    #[arg(long, default_value_t = 1000)]
     devices: usize,
+    /// Sync cycles per simulated device.
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Events appended to the outbox and uploaded.
+    #[arg(long, default_value_t = 20_000)]
     outbox_events: usize,
 }
 
 fn args() -> Args {
-    let mut args = Args { approvals: 50, devices: 1000, rounds: 3, outbox_events: 20_000 };
-    let list: Vec<String> = std::env::args().skip(1).collect();
-    for pair in list.chunks(2) {
-        let value = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{} needs a number", pair[0]));
-        match pair[0].as_str() {
-            "--approvals" => args.approvals = value,
-            "--devices" => args.devices = value,
-            "--rounds" => args.rounds = value,
-            "--outbox-events" => args.outbox_events = value,
-            other => panic!("unknown option {other}"),
-        }
-    }
-    args
+    <Args as clap::Parser>::parse()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

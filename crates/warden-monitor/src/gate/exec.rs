@@ -66,6 +66,8 @@ struct FileKey {
 #[derive(Debug, Clone, Copy)]
 struct Cached {
     deny: bool,
+    /// The file is the dynamic loader (by name or by content).
+    loader: bool,
     generation: u64,
     at: Instant,
 }
@@ -475,70 +477,20 @@ impl DecideState {
 }
 
 /// The `PT_INTERP` path of a 64- or 32-bit little-endian ELF file (the loader the kernel will
-/// open for it), read through the descriptor; `None` for anything else. Format: the System V
-/// ABI's ELF header and program header table.
+/// open for it), read through the descriptor; `None` for anything else.
 fn elf_interpreter(fd: BorrowedFd<'_>) -> Option<PathBuf> {
-    let mut header = [0u8; 64];
-    let read = nix::sys::uio::pread(fd, &mut header, 0).ok()?;
-    let (phoff, phentsize, phnum, wide) = program_headers(&header[..read])?;
-    let size = usize::from(phentsize) * usize::from(phnum);
-    if size == 0 || size > 64 * 1024 {
-        return None;
-    }
-    let mut table = vec![0u8; size];
-    if nix::sys::uio::pread(fd, &mut table, i64::try_from(phoff).ok()?).ok()? != size {
-        return None;
-    }
-    let (offset, length) = interp_segment(&table, usize::from(phentsize), wide)?;
+    use crate::elf::ReadAt;
+    let (table, entry, wide) = crate::elf::program_header_table(&fd)?;
+    let (offset, length) = *crate::elf::segments(&table, entry, wide, crate::elf::PT_INTERP).first()?;
     if length == 0 || length > 4096 {
         return None;
     }
     let mut path = vec![0u8; length as usize];
-    let read = nix::sys::uio::pread(fd, &mut path, i64::try_from(offset).ok()?).ok()?;
+    let read = fd.read_at(&mut path, offset)?;
     let path = &path[..read];
     let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
     use std::os::unix::ffi::OsStrExt;
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(&path[..end])))
-}
-
-/// From an ELF header: the program header table's offset, entry size, count, and whether the
-/// file is 64-bit. Little-endian only (x86, arm64, riscv).
-fn program_headers(header: &[u8]) -> Option<(u64, u16, u16, bool)> {
-    if header.len() < 52 || &header[..4] != b"\x7fELF" || header[5] != 1 {
-        return None;
-    }
-    let u16_at = |at: usize| Some(u16::from_le_bytes(header.get(at..at + 2)?.try_into().ok()?));
-    match header[4] {
-        2 if header.len() >= 64 => {
-            let phoff = u64::from_le_bytes(header[32..40].try_into().ok()?);
-            Some((phoff, u16_at(54)?, u16_at(56)?, true))
-        }
-        1 => {
-            let phoff = u32::from_le_bytes(header[28..32].try_into().ok()?);
-            Some((u64::from(phoff), u16_at(42)?, u16_at(44)?, false))
-        }
-        _ => None,
-    }
-}
-
-/// The file offset and size of the `PT_INTERP` (type 3) segment in a program header table.
-fn interp_segment(table: &[u8], entry: usize, wide: bool) -> Option<(u64, u64)> {
-    const PT_INTERP: u32 = 3;
-    for header in table.chunks_exact(entry) {
-        if u32::from_le_bytes(header.get(..4)?.try_into().ok()?) != PT_INTERP {
-            continue;
-        }
-        return if wide {
-            let offset = u64::from_le_bytes(header.get(8..16)?.try_into().ok()?);
-            let size = u64::from_le_bytes(header.get(32..40)?.try_into().ok()?);
-            Some((offset, size))
-        } else {
-            let offset = u32::from_le_bytes(header.get(4..8)?.try_into().ok()?);
-            let size = u32::from_le_bytes(header.get(16..20)?.try_into().ok()?);
-            Some((u64::from(offset), u64::from(size)))
-        };
-    }
-    None
 }
 
 /// The file behind an event's descriptor as a `File` of its own (a duplicate descriptor: the
@@ -573,7 +525,7 @@ fn decide(
     let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return (false, None) };
     let Ok(metadata) = nix::sys::stat::fstat(fd) else { return (false, None) };
     let exe = path.to_string_lossy().into_owned();
-    let loader = warden_policy::is_dynamic_loader(&exe).then(|| exe.clone());
+    let named_loader = warden_policy::is_dynamic_loader(&exe);
     let uid = facts::uid(pid).unwrap_or(u32::MAX);
     let key = FileKey {
         dev: metadata.st_dev,
@@ -593,7 +545,7 @@ fn decide(
     {
         shared.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
         if !hit.deny {
-            return (false, loader);
+            return (false, hit.loader.then(|| exe.clone()));
         }
     }
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned());
@@ -636,13 +588,17 @@ fn decide(
             .filter(|c| c.tool.is_some() || c.sha256.is_some());
         facts.packages = crate::identity::packages(&facts);
     }
+    // The loader is known by its content too: a renamed copy is watched like `ld.so`.
+    let is_loader = named_loader || facts.content.as_ref().is_some_and(|c| c.loader);
+    facts.exe_is_loader = is_loader && !named_loader;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let verdict = rules.decide(&facts, now);
     let deny = verdict.must_block();
     if state.cache.len() > 10_000 {
         state.cache.clear();
     }
-    state.cache.insert(key, Cached { deny, generation: rules.generation, at: Instant::now() });
+    state.cache.insert(key, Cached { deny, loader: is_loader, generation: rules.generation, at: Instant::now() });
+    let loader = is_loader.then(|| facts.exe.clone());
     if deny {
         report_denied(&rules, facts, verdict, launches, kernel_ns);
     }
@@ -670,8 +626,11 @@ fn decide_loader_open(
     }
     let Ok(opened) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else { return false };
     let Ok(argv) = facts::argv(pid) else { return false };
+    // Only loaders are watched: one not named like a loader was known by its content.
+    let by_content = !warden_policy::is_dynamic_loader(&start.exe);
+    let read_as = if by_content { "ld.so" } else { start.exe.as_str() };
     let Some(warden_policy::ScriptArgument::Program { index, path: program }) =
-        warden_policy::interpreter_script(&start.exe, &argv)
+        warden_policy::interpreter_script(read_as, &argv)
     else {
         // `--list`, `--verify`, `--help`: the loader runs no program.
         shared.forget_loaders(Some(pid));
@@ -697,6 +656,7 @@ fn decide_loader_open(
     let mut facts = ProcessFacts {
         pid: Some(pid),
         exe: start.exe.clone(),
+        exe_is_loader: by_content,
         argv,
         cwd: std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.to_string_lossy().into_owned()),
         user: state.users.name(uid),

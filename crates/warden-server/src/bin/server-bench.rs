@@ -24,32 +24,30 @@ use warden_server::client::JsonClient;
 const ADMIN: &str = "wadm_bench-admin-token-0123456789abcdef";
 const SECRET: &str = "bench-enroll-secret";
 
-#[derive(Debug, Clone)]
+/// Load client for the governance server (docs/benchmarks.md, "Governance server"); starts the
+/// `warden-server` built beside it.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "server-bench")]
 struct Options {
+    /// Also measure on PostgreSQL (a server URL; the bench creates and drops its own database).
+    #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Enrolled devices.
+    #[arg(long, default_value_t = 500)]
     devices: usize,
+    /// Seconds per closed-loop phase.
+    #[arg(long, default_value_t = 15)]
     seconds: u64,
+    /// Requests per second of the open-loop mixed phase.
+    #[arg(long, default_value_t = 850, value_name = "REQ_PER_S")]
     rate: u64,
+    /// Connections of the closed-loop phases.
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
 }
 
 fn options() -> Result<Options> {
-    let mut options = Options { postgres: None, devices: 500, seconds: 15, rate: 850, concurrency: 32 };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--postgres" => options.postgres = Some(value()?),
-            "--devices" => options.devices = value()?.parse()?,
-            "--seconds" => options.seconds = value()?.parse()?,
-            "--rate" => options.rate = value()?.parse()?,
-            "--concurrency" => options.concurrency = value()?.parse()?,
-            _ => bail!(
-                "usage: server-bench [--postgres URL] [--devices N] [--seconds S] [--rate REQ_PER_S] [--concurrency C]"
-            ),
-        }
-    }
-    Ok(options)
+    Ok(<Options as clap::Parser>::parse())
 }
 
 /// A `warden-server` child process, killed (by its PID) when dropped.

@@ -7,7 +7,7 @@
 //! Root only (the service refuses anything else). Usage (release build, see docs/benchmarks.md):
 //! `service-bench [--idle-seconds 60] [--execs 2000] [--launches 40]`.
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,30 +17,24 @@ use std::time::{Duration, Instant};
 use warden_api::local::LiveEvent;
 use warden_monitor::source::EventSource;
 
+/// The system service's figures for issue 9 (docs/benchmarks.md); root only, starts the `wardend`
+/// built beside it.
+#[derive(Debug, clap::Parser)]
+#[command(name = "service-bench")]
 struct Options {
+    /// Seconds `wardend` is left idle for its RSS and CPU.
+    #[arg(long, default_value_t = 60)]
     idle_seconds: u64,
+    /// Execs timed for the CPU per exec.
+    #[arg(long, default_value_t = 2000)]
     execs: u32,
+    /// Blocked launches timed to their live event.
+    #[arg(long, default_value_t = 40)]
     launches: u32,
 }
 
 fn options() -> Result<Options> {
-    let mut options = Options { idle_seconds: 60, execs: 2000, launches: 40 };
-    let mut args = std::env::args().skip(1); // argv[0] is the program itself
-    while let Some(flag) = args.next() {
-        let mut value = || -> Result<u64> {
-            let text = args.next().with_context(|| format!("{flag} needs a value"))?;
-            text.parse().with_context(|| format!("{flag} {text}: not a number"))
-        };
-        match flag.as_str() {
-            "--idle-seconds" => options.idle_seconds = value()?,
-            "--execs" => options.execs = u32::try_from(value()?)?,
-            "--launches" => options.launches = u32::try_from(value()?)?,
-            other => {
-                bail!("unknown argument {other} (usage: service-bench [--idle-seconds N] [--execs N] [--launches N])")
-            }
-        }
-    }
-    Ok(options)
+    Ok(<Options as clap::Parser>::parse())
 }
 
 /// CPU time of a process (every thread: `/proc/PID/task/*/schedstat`) or of one thread
@@ -194,6 +188,7 @@ fn main() -> Result<()> {
         .arg("--socket")
         .arg(&socket)
         .arg("--no-gate")
+        .arg("--no-network")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -30,6 +30,13 @@ struct Args {
     /// No pre-exec gate: the process connector alone (launches are killed right after exec).
     #[arg(long, conflicts_with = "gate_mount")]
     no_gate: bool,
+    /// The cgroup v2 folder the network hooks attach to (overrides `[network] cgroup`; default:
+    /// the cgroup v2 mount, i.e. the whole machine).
+    #[arg(long, value_name = "DIR")]
+    network_cgroup: Option<PathBuf>,
+    /// No network layer: launches only.
+    #[arg(long, conflicts_with = "network_cgroup")]
+    no_network: bool,
     /// Put every vendor file the service writes under DIR (`DIR/etc/claude-code/…` instead of
     /// `/etc/claude-code/…`): tests and trials write into a scratch tree, never the machine's /etc.
     #[arg(long, value_name = "DIR", env = "WARDEN_ROOT", default_value = "/")]
@@ -93,11 +100,29 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(runtime_config, socket, config))
+        .block_on(run(runtime_config, socket, config, args))
 }
 
-async fn run(config: RuntimeConfig, socket: PathBuf, service: ServiceConfig) -> Result<()> {
+async fn run(config: RuntimeConfig, socket: PathBuf, service: ServiceConfig, args: Args) -> Result<()> {
     let runtime = Runtime::start(config).await.context("starting the runtime")?;
+    let network = service.network.clone();
+    if !args.no_network && network.as_ref().is_none_or(|n| n.enabled) {
+        let config = warden_service::network::NetworkConfig {
+            cgroup: args.network_cgroup.clone().or_else(|| network.as_ref().and_then(|n| n.cgroup.clone())),
+            resolve_interval: std::time::Duration::from_secs(
+                network.as_ref().and_then(|n| n.resolve_seconds).unwrap_or(30).max(1),
+            ),
+        };
+        let status = runtime.start_network(&config);
+        let layer = match status.layer {
+            warden_api::local::NetworkLayer::Ebpf => "eBPF",
+            warden_api::local::NetworkLayer::Fallback => "fallback",
+            warden_api::local::NetworkLayer::LaunchOnly => "launch only",
+        };
+        eprintln!("wardend: network: {layer}: {}", status.detail);
+    } else {
+        eprintln!("wardend: network: launch only (switched off)");
+    }
     let status = runtime.agent().status();
     for refusal in &status.gate_refusals {
         eprintln!("wardend: note: not gated: {refusal}");

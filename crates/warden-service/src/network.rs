@@ -1,0 +1,408 @@
+//! The network layer of the runtime: keeps the kernel hooks (`warden_net::kernel::Firewall`)
+//! in step with the policy, the exceptions and the resolver, and turns what the hooks report into
+//! `connect` events attributed to their process.
+//!
+//! One task owns the firewall. Every [`TICK`] it reads the rules in force (policy, catalog,
+//! exceptions), recompiles the destinations when the policy changed, resolves the names again
+//! when the resolver's interval passed (or the names changed), and writes the differences to the
+//! kernel: governed ranges (`block`, or `observe` for `warn` and for everything in monitor mode;
+//! sanctioned addresses never), and the open launch trees. A launch the agent allowed because of an
+//! exception opens its pid under that exception's grant (the fork hook adds its children); when
+//! the exception is no longer active (expired, revoked) the grant is closed on the next tick.
+//! Kernel events are attributed (exe, user, the catalog tool of the process or its launch) and
+//! decided by `warden_policy::decide_connect`, stored, then broadcast; repeats of one process to
+//! one destination within [`FOLD`] are one event.
+
+use crate::runtime::Runtime;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use warden_api::local::{LiveEvent, NetworkLayer, NetworkStatus};
+use warden_api::{ConnectEvent, ConnectOutcome, Event};
+use warden_policy::{Action, Cidr, ConnectFacts, ConnectRule, Destinations, Mode, Policy, decide_connect};
+
+/// How often the task reconciles the kernel with the rules (bounds approval → open, and expiry →
+/// closed, to this plus the sync's own delay).
+pub const TICK: Duration = Duration::from_millis(200);
+/// Repeats of one process to one destination within this window are folded into one event.
+pub const FOLD: Duration = Duration::from_secs(10);
+
+/// `[network]` of the service's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// The cgroup v2 folder to attach to; `None`: the cgroup2 mount (the whole machine).
+    pub cgroup: Option<PathBuf>,
+    /// How often governed names are resolved again.
+    pub resolve_interval: Duration,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig { cgroup: None, resolve_interval: Duration::from_secs(30) }
+    }
+}
+
+/// The cgroup v2 mount point (`/sys/fs/cgroup` on a unified system, `/sys/fs/cgroup/unified` on a
+/// hybrid one), from `/proc/self/mounts`.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .find(|line| line.split(' ').nth(2) == Some("cgroup2"))
+        .and_then(|line| line.split(' ').nth(1))
+        .map(PathBuf::from)
+}
+
+/// The network layer's state as the runtime reports it.
+#[derive(Debug)]
+pub struct NetworkHandle {
+    status: Arc<Mutex<NetworkStatus>>,
+}
+
+impl NetworkHandle {
+    /// A runtime without network enforcement, and why.
+    pub fn launch_only(reason: impl Into<String>) -> NetworkHandle {
+        NetworkHandle { status: Arc::new(Mutex::new(launch_only_status(reason.into()))) }
+    }
+
+    pub fn status(&self) -> NetworkStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn launch_only_status(detail: String) -> NetworkStatus {
+    NetworkStatus {
+        layer: NetworkLayer::LaunchOnly,
+        detail,
+        cgroup: None,
+        names_resolved: 0,
+        names: 0,
+        ranges: 0,
+        unresolved: Vec::new(),
+        open_processes: 0,
+        proxies: proxies(None),
+    }
+}
+
+/// The proxies in use: the policy's, and the service's own proxy variables.
+fn proxies(policy: Option<&Policy>) -> Vec<String> {
+    let mut list: Vec<String> = policy.map(|p| p.network.proxies.clone()).unwrap_or_default();
+    for name in ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
+        if let Ok(value) = std::env::var(name)
+            && !value.is_empty()
+            && !list.contains(&value)
+        {
+            list.push(value);
+        }
+    }
+    list
+}
+
+/// Attaches the hooks and starts the task; on any failure returns a launch-only handle whose
+/// detail says why (the runtime never fails to start because of the network layer).
+#[cfg(target_os = "linux")]
+pub fn start(runtime: &Arc<Runtime>, config: &NetworkConfig) -> NetworkHandle {
+    let Some(cgroup) = config.cgroup.clone().or_else(cgroup2_root) else {
+        return NetworkHandle::launch_only("no cgroup v2 hierarchy is mounted");
+    };
+    match warden_net::kernel::Firewall::attach(&cgroup) {
+        Ok((firewall, events)) => {
+            let mut detail = format!(
+                "eBPF connect4/connect6/sendmsg4/sendmsg6 on {} (every process in it and below)",
+                cgroup.display()
+            );
+            if let Err(why) = firewall.fork_hook() {
+                detail.push_str(&format!(
+                    "; exception launch trees: the launch's own process only (fork hook not loaded: {why})"
+                ));
+            }
+            let status = Arc::new(Mutex::new(NetworkStatus {
+                layer: NetworkLayer::Ebpf,
+                detail,
+                cgroup: Some(cgroup.display().to_string()),
+                ..launch_only_status(String::new())
+            }));
+            let (names, names_seen) = tokio::sync::watch::channel(Vec::new());
+            let (answers, resolved) = tokio::sync::watch::channel(Answers::default());
+            tokio::spawn(resolve(warden_net::Resolver::new(config.resolve_interval), names_seen, answers));
+            let task = Task {
+                runtime: Arc::downgrade(runtime),
+                firewall,
+                status: status.clone(),
+                names_to_resolve: names,
+                resolved,
+                generation: None,
+                destinations: None,
+                names: Vec::new(),
+                grants: HashMap::new(),
+                next_grant: 1,
+                folded: HashMap::new(),
+            };
+            tokio::spawn(task.run(events));
+            NetworkHandle { status }
+        }
+        Err(error) => NetworkHandle::launch_only(format!(
+            "the eBPF hooks could not be attached to {} ({error}); no fallback is built yet, so \
+             connections are not governed — launches still are",
+            cgroup.display()
+        )),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn start(_runtime: &Arc<Runtime>, _config: &NetworkConfig) -> NetworkHandle {
+    NetworkHandle::launch_only("the network layer runs on Linux only")
+}
+
+#[cfg(target_os = "linux")]
+struct Task {
+    runtime: std::sync::Weak<Runtime>,
+    firewall: warden_net::kernel::Firewall,
+    status: Arc<Mutex<NetworkStatus>>,
+    /// The names the resolver task resolves, and its latest answers.
+    names_to_resolve: tokio::sync::watch::Sender<Vec<String>>,
+    resolved: tokio::sync::watch::Receiver<Answers>,
+    generation: Option<u64>,
+    destinations: Option<Arc<Destinations>>,
+    names: Vec<String>,
+    /// Exception id → grant number in the kernel's open map.
+    grants: HashMap<String, u32>,
+    next_grant: u32,
+    /// (tgid, destination, outcome) → when its event was recorded.
+    folded: HashMap<(u32, String, ConnectOutcome), Instant>,
+}
+
+#[cfg(target_os = "linux")]
+impl Task {
+    async fn run(mut self, mut events: warden_net::kernel::Events) {
+        let Some(runtime) = self.runtime.upgrade() else { return };
+        let mut launches = runtime.agent().subscribe();
+        drop(runtime);
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let Some(runtime) = self.runtime.upgrade() else { return };
+                    self.reconcile(&runtime);
+                }
+                launch = launches.recv() => match launch {
+                    Ok(launch) => self.on_launch(&launch),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                event = events.next() => match event {
+                    Some(event) => {
+                        let Some(runtime) = self.runtime.upgrade() else { return };
+                        self.on_kernel_event(&runtime, event);
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// A launch allowed by an exception opens its process tree as it is now (helpers it started
+    /// before this event arrived included) and, through the fork hook, what it starts later.
+    fn on_launch(&mut self, launch: &warden_api::LaunchEvent) {
+        let Some(exception) = &launch.exception else { return };
+        if launch.action != Action::Allow {
+            return;
+        }
+        let grant = *self.grants.entry(exception.clone()).or_insert_with(|| {
+            self.next_grant += 1;
+            self.next_grant
+        });
+        for pid in warden_monitor::enforce::process_tree(launch.pid) {
+            if let Err(error) = self.firewall.open(pid, grant) {
+                eprintln!("warden: warning: opening pid {pid} for exception {exception}: {error}");
+            }
+        }
+    }
+
+    fn reconcile(&mut self, runtime: &Arc<Runtime>) {
+        let rules = runtime.agent().rules();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        // Close the grants of exceptions no longer active (expired, revoked, replaced).
+        let ended: Vec<(String, u32)> = self
+            .grants
+            .iter()
+            .filter(|(id, _)| {
+                !rules.exceptions.iter().any(|e| &e.id == *id && e.starts_at <= now && now < e.expires_at)
+            })
+            .map(|(id, grant)| (id.clone(), *grant))
+            .collect();
+        for (id, grant) in ended {
+            if let Err(error) = self.firewall.close_grant(grant) {
+                eprintln!("warden: warning: closing exception {id}'s processes: {error}");
+            }
+            self.grants.remove(&id);
+        }
+        if self.generation != Some(rules.generation) || self.destinations.is_none() {
+            self.generation = Some(rules.generation);
+            let destinations = Destinations::new(&rules.policy, &rules.catalog);
+            let names = destinations.names();
+            if names != self.names {
+                self.names = names.clone();
+                let _ = self.names_to_resolve.send(names);
+            }
+            self.destinations = Some(Arc::new(destinations));
+        }
+        let answers = self.resolved.borrow().clone();
+        let Some(destinations) = self.destinations.clone() else { return };
+        let monitor = rules.policy.mode == Mode::Monitor;
+        let ranges: BTreeMap<Cidr, warden_net::kernel::KernelAction> = destinations
+            .ranges(&answers.resolved)
+            .into_iter()
+            .map(|(cidr, action, _)| {
+                let kernel = if action == Action::Block && !monitor {
+                    warden_net::kernel::KernelAction::Block
+                } else {
+                    warden_net::kernel::KernelAction::Observe
+                };
+                (cidr, kernel)
+            })
+            .collect();
+        if let Err(error) = self.firewall.set_ranges(&ranges) {
+            eprintln!("warden: warning: updating the governed addresses: {error}");
+        }
+        self.folded.retain(|_, at| at.elapsed() < FOLD);
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.names = self.names.len() as u64;
+        status.names_resolved = answers.resolved.len() as u64;
+        status.ranges = self.firewall.ranges().len() as u64;
+        status.unresolved = answers.failures.clone();
+        status.open_processes = self.firewall.open_tgids().len() as u64;
+        status.proxies = proxies(Some(&rules.policy));
+    }
+
+    fn on_kernel_event(&mut self, runtime: &Arc<Runtime>, event: warden_net::kernel::KernelEvent) {
+        let rules = runtime.agent().rules();
+        let Some(destinations) = self.destinations.clone() else { return };
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let process = attribute(event.tgid, &rules);
+        let caller = runtime.caller(event.uid);
+        let person = caller.account.clone().or(caller.login.clone());
+        // The governed name the address belongs to (a sanctioned name sharing it is never in the
+        // kernel's map, so the first governed one is the connection's name).
+        let address = event.address.to_canonical();
+        let host = self
+            .resolved
+            .borrow()
+            .resolved
+            .iter()
+            .filter(|(_, list)| list.contains(&address))
+            .map(|(name, _)| name)
+            .find(|n| destinations.by_host(n).is_some_and(|d| d.action != Action::Allow))
+            .cloned();
+        let facts = ConnectFacts {
+            host: host.clone(),
+            address: Some(event.address),
+            tool: process.tool.clone(),
+            person: person.clone(),
+            cwd: process.cwd.clone(),
+        };
+        let decision = decide_connect(&rules.policy, &destinations, &rules.exceptions, &facts, now_ms / 1000);
+        let outcome = match event.verdict {
+            warden_net::kernel::KernelVerdict::Denied => ConnectOutcome::Blocked,
+            warden_net::kernel::KernelVerdict::Open => ConnectOutcome::Allowed,
+            warden_net::kernel::KernelVerdict::Observed => match (decision.action, decision.monitor) {
+                (Action::Block, true) => ConnectOutcome::WouldBlock,
+                (Action::Allow, _) => ConnectOutcome::Allowed,
+                _ => ConnectOutcome::Warned,
+            },
+        };
+        let destination = decision.destination.clone().or(host).unwrap_or_else(|| event.address.to_string());
+        let key = (event.tgid, destination.clone(), outcome);
+        if self.folded.get(&key).is_some_and(|at| at.elapsed() < FOLD) {
+            return;
+        }
+        self.folded.insert(key, Instant::now());
+        let rule = match &decision.rule {
+            ConnectRule::Exception { id } => format!("exception:{id}"),
+            ConnectRule::Sanctioned => "sanctioned".into(),
+            ConnectRule::Ungoverned => "ungoverned".into(),
+            ConnectRule::Destination => "destination".into(),
+        };
+        let connect = ConnectEvent {
+            id: warden_agent::new_event_id(),
+            at_ms: now_ms,
+            pid: event.tgid,
+            uid: event.uid,
+            user: person,
+            exe: process.exe,
+            tool: process.tool,
+            host: destination,
+            address: event.address.to_string(),
+            port: event.port,
+            protocol: event.protocol,
+            action: decision.action,
+            outcome,
+            rule,
+            reason: decision.message,
+            count: 1,
+        };
+        // Stored before anyone hears of it, as every event.
+        if let Err(error) = runtime.agent().store().append(&Event::Connect(connect.clone())) {
+            eprintln!("warden: warning: recording a connection: {error}");
+        }
+        runtime.broadcast(LiveEvent::Connect { event: connect });
+    }
+}
+
+/// The resolver task's latest answers: last good addresses per name, and the names failing now.
+#[derive(Debug, Clone, Default)]
+struct Answers {
+    resolved: warden_net::Resolved,
+    failures: Vec<String>,
+}
+
+/// Resolves the names it is given, again every interval and at once when they change; never
+/// holds up the firewall task (a lookup may take seconds when DNS does not answer).
+async fn resolve(
+    mut resolver: warden_net::Resolver,
+    mut names: tokio::sync::watch::Receiver<Vec<String>>,
+    answers: tokio::sync::watch::Sender<Answers>,
+) {
+    loop {
+        let list = names.borrow_and_update().clone();
+        resolver.refresh(&list).await;
+        let _ = answers.send(Answers {
+            resolved: resolver.resolved().clone(),
+            failures: resolver.failures().keys().cloned().collect(),
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(resolver.interval) => {}
+            changed = names.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// What is known about the process that connected.
+#[derive(Debug, Default)]
+struct Process {
+    exe: Option<String>,
+    tool: Option<String>,
+    cwd: Option<String>,
+}
+
+/// The process's executable and its catalog tool: its own (content, path, script, package), else
+/// that of the nearest ancestor that is a tool (a helper a tool started belongs to its launch).
+#[cfg(target_os = "linux")]
+fn attribute(tgid: u32, rules: &warden_monitor::Rules) -> Process {
+    let mut users = warden_monitor::facts::UserNames::default();
+    let Ok((facts, _, _)) = warden_monitor::facts::read(tgid, &mut users) else {
+        return Process { exe: warden_monitor::facts::exe(tgid).ok(), ..Process::default() };
+    };
+    let own = rules.catalog.identify(&facts).map(|found| found.tool.id.clone());
+    let tool = own.or_else(|| {
+        facts.ancestors.iter().find_map(|a| {
+            rules
+                .catalog
+                .identify_program(&a.exe, &a.argv, a.script.as_deref(), None)
+                .map(|found| found.tool.id.clone())
+        })
+    });
+    Process { exe: Some(facts.exe.clone()), tool, cwd: facts.cwd.clone() }
+}
