@@ -19,9 +19,25 @@ use std::time::{Duration, Instant};
 use warden_net::kernel::{Firewall, KernelAction};
 use warden_policy::Cidr;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+/// What the eBPF hooks cost per `connect()` and how exactly they attribute (root only).
+#[derive(Debug, clap::Parser)]
+#[command(name = "net-bench")]
+struct Options {
+    /// Alternating rounds without and with the hooks.
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
+    /// `connect()` calls per round.
+    #[arg(long, default_value_t = 20_000)]
+    ops: usize,
+    /// Governed prefixes the hooks hold.
+    #[arg(long, default_value_t = 500)]
+    ranges: usize,
+    /// Child processes connecting for the attribution part.
+    #[arg(long, default_value_t = 20)]
+    procs: usize,
+    /// Connections per child.
+    #[arg(long, default_value_t = 50)]
+    per_proc: usize,
 }
 
 fn cgroup2_mount() -> PathBuf {
@@ -105,11 +121,11 @@ fn child(target: &str, count: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // The bench re-runs itself as the attribution's children (`--child TARGET COUNT`, internal).
     if args.get(1).map(String::as_str) == Some("--child") {
         return child(&args[2], args[3].parse().unwrap());
     }
-    let (rounds, ops, ranges) = (arg("--rounds", 6), arg("--ops", 20_000), arg("--ranges", 500));
-    let (procs, per_proc) = (arg("--procs", 20), arg("--per-proc", 50));
+    let Options { rounds, ops, ranges, procs, per_proc } = clap::Parser::parse();
     let cell = Cell::new();
     let listener = TcpListener::bind("127.0.0.61:0").unwrap();
     let tcp = listener.local_addr().unwrap();

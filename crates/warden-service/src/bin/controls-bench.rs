@@ -13,27 +13,26 @@ use std::time::{Duration, Instant};
 use warden_policy::{ManagedFile, Policy, render_controls};
 use warden_service::controls::{ControlsOptions, Keeper, located};
 
+/// How fast the service's keeper rewrites and restores the vendors' managed files (scratch root).
+#[derive(Debug, clap::Parser)]
+#[command(name = "controls-bench")]
 struct Options {
+    /// Policy changes to time (each until every managed file is rewritten).
+    #[arg(long, default_value_t = 200)]
     changes: usize,
+    /// Drifts to time with the inotify keeper.
+    #[arg(long, default_value_t = 200)]
     drifts: usize,
+    /// Drifts to time with the polling peer (each takes up to 2 s).
+    #[arg(long, default_value_t = 20)]
     peer_drifts: usize,
+    /// Where the scratch root is made (default /tmp).
+    #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
 
 fn options() -> Result<Options> {
-    let mut options = Options { changes: 200, drifts: 200, peer_drifts: 20, dir: None };
-    let mut args = std::env::args().skip(1); // argv[0] is the program itself
-    while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--changes" => options.changes = value.parse()?,
-            "--drifts" => options.drifts = value.parse()?,
-            "--peer-drifts" => options.peer_drifts = value.parse()?,
-            "--dir" => options.dir = Some(value.into()),
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    Ok(options)
+    Ok(<Options as clap::Parser>::parse())
 }
 
 /// The two policies a change alternates between: every file's content differs between them.
