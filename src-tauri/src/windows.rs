@@ -43,7 +43,13 @@ mod tests {
             (View::Catalog, &["allow-catalog-view", "allow-open-assistant", "allow-open-view"]),
             (
                 View::Activity,
-                &["allow-recent-activity", "allow-window-context", "allow-open-view", "allow-open-assistant"],
+                &[
+                    "allow-recent-activity",
+                    "allow-masking-line",
+                    "allow-window-context",
+                    "allow-open-view",
+                    "allow-open-assistant",
+                ],
             ),
             (
                 View::Exceptions,

@@ -941,11 +941,19 @@ fn the_service_hosts_the_masking_gateway_for_each_user_with_their_own_token() {
     let default =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden-policy/src/default-policy.toml"))
             .unwrap();
-    let policy = default.replacen(
-        "command = [\"qwen\"]",
-        &format!("command = [\"qwen\"]\napi_url = \"http://{}/v1\"", upstream.address),
-        1,
-    ) + "\n[masking]\ninternal_domains = [\"corp.example.com\"]\n";
+    // The embedded policy names an api_url: this test's upstream replaces it.
+    let policy = default
+        .lines()
+        .map(|line| {
+            if line.starts_with("api_url = ") {
+                format!("api_url = \"http://{}/v1\"", upstream.address)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n[masking]\ninternal_domains = [\"corp.example.com\"]\n";
     std::fs::write(scratch.path("policy.toml"), policy).unwrap();
     let key = scratch.path("upstream-key");
     std::fs::write(&key, "sk-upstream-only-root-knows\n").unwrap();
