@@ -47,7 +47,18 @@ fn refuses_a_non_loopback_address_and_a_missing_upstream() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"), "{out:?}");
-    let out = warden().args(["gateway", "--listen", "127.0.0.1:0", "--state-dir"]).arg(state.path()).output().unwrap();
+    // A policy whose assistant names no model API (the embedded one names one).
+    let embedded = include_str!("../crates/warden-policy/src/default-policy.toml");
+    let without: String = embedded.lines().filter(|l| !l.starts_with("api_url = ")).map(|l| format!("{l}\n")).collect();
+    let policy = state.path().join("no-api-url.toml");
+    std::fs::write(&policy, without).unwrap();
+    let out = warden()
+        .arg("--policy")
+        .arg(&policy)
+        .args(["gateway", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("assistant.api_url"), "{out:?}");
 }
