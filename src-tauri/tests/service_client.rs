@@ -301,6 +301,9 @@ fn the_tray_is_a_client_of_the_service_and_quitting_it_stops_nothing() {
         .arg("--no-gate")
         // Never the machine's cgroup v2 root in a test (the network layer has its own tests).
         .arg("--no-network")
+        // The vendor files go into the scratch tree, never the machine's /etc.
+        .arg("--root")
+        .arg(scratch.path("root"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

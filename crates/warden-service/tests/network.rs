@@ -80,7 +80,7 @@ impl Drop for Cell {
 fn start_wardend(cell: &mut Cell, extra: &[&str]) -> (usize, std::sync::Arc<std::sync::Mutex<String>>) {
     let script = format!(
         "mount --bind {hosts} /etc/hosts && exec {wardend} --config {config} --state-dir {state} --socket {socket} \
-         --no-gate {extra}",
+         --no-gate --no-controls {extra}",
         hosts = cell.path("hosts").display(),
         wardend = sibling("wardend").display(),
         config = cell.path("warden.toml").display(),
