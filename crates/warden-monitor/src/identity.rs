@@ -247,7 +247,7 @@ const RECORD_LIMIT: u64 = 8 << 20;
 fn site_packages_for(script: &Path) -> Vec<PathBuf> {
     let mut sites: Vec<PathBuf> = script
         .ancestors()
-        .skip(1)
+        .skip(1) // the script itself: only the folders above it can be a site-packages
         .take(PACKAGE_DEPTH)
         .filter(|dir| dir.file_name().is_some_and(|n| n == "site-packages" || n == "dist-packages"))
         .map(Path::to_path_buf)
