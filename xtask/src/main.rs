@@ -8,6 +8,7 @@ mod gateway_tools;
 mod postgres;
 mod real_tools;
 mod system;
+mod system_files;
 mod tray;
 
 use anyhow::{Context, Result, bail};
@@ -158,6 +159,7 @@ fn test(_args: &[String]) -> Result<()> {
     tray::ensure_tauri_driver()?;
     // Every step runs even when an earlier one failed, so one run shows every failure.
     let mut steps = Steps::default();
+    let system_files = system_files::Snapshot::take();
     steps.run("format", || check(cargo().args(["fmt", "--all", "--check"])));
     steps.run("lints", || {
         check(cargo().args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]))
@@ -178,6 +180,7 @@ fn test(_args: &[String]) -> Result<()> {
     steps.run("admin page in a real browser", browser::admin_page_test);
     steps.run("tray windows (Vitest, Playwright)", tray::ui_tests);
     steps.run("tray app end to end", tray::end_to_end);
+    steps.run("no test wrote the machine's vendor controls", || system_files.verify_and_restore());
     steps.finish()
 }
 
