@@ -272,8 +272,8 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
         for file in &status.managed_files {
             let state = if file.matches { "matches" } else { "DIFFERS" };
             println!("  {state:<8} {} ({}, {})", file.path, file.vendor, file.ownership);
-            for control in &file.controls {
-                println!("           {control}");
+            for applied in &file.controls {
+                println!("           {}: {}", applied.tool, applied.control);
             }
         }
     }

@@ -91,7 +91,8 @@ pub fn catalog_view(shell: State<'_, Shell>) -> CatalogView {
 }
 
 fn catalog_view_for(shell: &Shell, policy: &crate::shell::PolicyInForce) -> CatalogView {
-    views::catalog_view(&policy.policy, &policy.catalog, shell.installed().as_ref())
+    let managed = shell.status().map(|s| s.managed_files).unwrap_or_default();
+    views::catalog_view(&policy.policy, &policy.catalog, shell.installed().as_ref(), &managed)
 }
 
 #[tauri::command]

@@ -18,6 +18,10 @@ pub enum RequestStatus {
     #[serde(rename_all = "camelCase")]
     Approved {
         until_ms: i64,
+        /// The conditions the approver attached, in words (`only through the company gateway;
+        /// no risky modes`); empty for none.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        conditions: String,
     },
     #[serde(rename_all = "camelCase")]
     Denied {
@@ -62,7 +66,9 @@ pub fn from_server(record: &ExceptionRecord, tool_name: String, now_ms: i64) -> 
         ExceptionState::Pending => RequestStatus::Pending,
         ExceptionState::Approved => match record.expires_at {
             Some(expires) if expires * 1000 <= now_ms => RequestStatus::Expired,
-            Some(expires) => RequestStatus::Approved { until_ms: expires * 1000 },
+            Some(expires) => {
+                RequestStatus::Approved { until_ms: expires * 1000, conditions: record.guardrails.describe() }
+            }
             None => RequestStatus::Pending,
         },
         ExceptionState::Denied => RequestStatus::Denied { comment: comment(), by: record.decided_by.clone() },
@@ -134,6 +140,8 @@ mod tests {
             granted_seconds: None,
             starts_at: None,
             expires_at: None,
+            guardrails: Default::default(),
+            conditions: String::new(),
         }
     }
 
@@ -150,7 +158,17 @@ mod tests {
         let by = Some("lead@example.com".to_owned());
         let cases = [
             (record("r", 1, ExceptionState::Pending), RequestStatus::Pending),
-            (decided(ExceptionState::Approved, Some(20_000), None), RequestStatus::Approved { until_ms: 20_000_000 }),
+            (
+                decided(ExceptionState::Approved, Some(20_000), None),
+                RequestStatus::Approved { until_ms: 20_000_000, conditions: String::new() },
+            ),
+            (
+                ExceptionRecord {
+                    guardrails: warden_policy::Guardrails { through_gateway: true, ..Default::default() },
+                    ..decided(ExceptionState::Approved, Some(20_000), None)
+                },
+                RequestStatus::Approved { until_ms: 20_000_000, conditions: "only through the company gateway".into() },
+            ),
             (decided(ExceptionState::Approved, Some(10_000), None), RequestStatus::Expired),
             (
                 decided(ExceptionState::Denied, None, Some("use the assistant")),

@@ -79,7 +79,16 @@ fn fixtures() -> Vec<(&'static str, serde_json::Value)> {
     let requests = [
         request("req-5", "claude-code", "Claude Code", 0, RequestStatus::WaitingToBeSent),
         request("req-4", "cursor", "Cursor", 1, RequestStatus::Pending),
-        request("req-3", "claude-code", "Claude Code", 2, RequestStatus::Approved { until_ms: AT + 5 * DAY_MS }),
+        request(
+            "req-3",
+            "claude-code",
+            "Claude Code",
+            2,
+            RequestStatus::Approved {
+                until_ms: AT + 5 * DAY_MS,
+                conditions: "only through the company gateway; no risky modes".into(),
+            },
+        ),
         request(
             "req-2",
             "claude-code",
@@ -136,9 +145,14 @@ fn fixtures() -> Vec<(&'static str, serde_json::Value)> {
             kept_masked_in: vec![],
         }),
     };
+    // What `wardend` would report writing for this policy (the tray shows it per tool).
+    let managed: Vec<_> = warden_policy::render_controls(&policy, &catalog, &[], 0)
+        .iter()
+        .map(|f| warden_service::controls::file_state(f, std::path::Path::new(f.path), true))
+        .collect();
     let json = |v: &dyn erased::Json| v.to_json();
     vec![
-        ("catalog_view", json(&catalog_view(&policy, &catalog, Some(&installed)))),
+        ("catalog_view", json(&catalog_view(&policy, &catalog, Some(&installed), &managed))),
         ("recent_activity", json(&activity_rows(&events, &catalog))),
         ("masking_line", json(&masking_line(Some(&gateway)))),
         ("exception_form", json(&form_rules(&policy, &catalog))),

@@ -7,6 +7,7 @@ use crate::request_form::{MIN_DURATION_SECONDS, MIN_JUSTIFICATION, requestable};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use warden_api::LaunchEvent;
+use warden_api::local::{ManagedFileState, controls_of_tool};
 use warden_policy::{Action, Catalog, Policy, tool_status};
 
 /// The windows Warden has. Each window's label is its view name, which is also what
@@ -95,6 +96,10 @@ pub struct ToolRow {
     pub installed: Option<bool>,
     pub requestable: bool,
     pub is_assistant: bool,
+    /// What the system service writes into the tool's own managed settings, in words ("bypass
+    /// mode disabled"); empty in personal mode (it writes none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
 }
 
 /// The catalog window's data.
@@ -120,8 +125,14 @@ fn kebab<T: Serialize>(value: &T) -> String {
 }
 
 /// Builds the catalog: the sanctioned assistant's client first, then every other tool
-/// in catalog order. `installed` maps tool ids to what the inventory found.
-pub fn catalog_view(policy: &Policy, catalog: &Catalog, installed: Option<&HashMap<String, bool>>) -> CatalogView {
+/// in catalog order. `installed` maps tool ids to what the inventory found; `managed` is the
+/// service's managed files (`RuntimeStatus::managed_files`), whose controls show per tool.
+pub fn catalog_view(
+    policy: &Policy,
+    catalog: &Catalog,
+    installed: Option<&HashMap<String, bool>>,
+    managed: &[ManagedFileState],
+) -> CatalogView {
     let alternative = policy.assistant.as_ref().map(|a| a.name.clone());
     let mut tools: Vec<ToolRow> = catalog
         .tools()
@@ -141,6 +152,7 @@ pub fn catalog_view(policy: &Policy, catalog: &Catalog, installed: Option<&HashM
                 installed: installed.map(|found| found.get(&tool.id).copied().unwrap_or(false)),
                 requestable: requestable(policy, catalog, &tool.id),
                 is_assistant: policy.is_assistant(&tool.id),
+                controls: controls_of_tool(managed, &tool.id),
             }
         })
         .collect();
@@ -276,7 +288,10 @@ mod tests {
         let policy = Policy::embedded();
         let catalog = policy.catalog();
         let installed = HashMap::from([("claude-code".to_owned(), true)]);
-        let view = catalog_view(&policy, &catalog, Some(&installed));
+        let files = warden_policy::render_controls(&policy, &catalog, &[], 0);
+        let managed: Vec<ManagedFileState> =
+            files.iter().map(|f| warden_service::controls::file_state(f, std::path::Path::new(f.path), true)).collect();
+        let view = catalog_view(&policy, &catalog, Some(&installed), &managed);
         assert_eq!(view.tools.len(), catalog.tools().len());
         let first = &view.tools[0];
         assert_eq!((first.id.as_str(), first.status, first.is_assistant), ("qwen-code", "approved", true));
@@ -289,7 +304,11 @@ mod tests {
         assert_eq!((cursor.status, cursor.installed, cursor.kind.as_str()), ("warn", Some(false), "desktop-app"));
         assert!(!first.requestable, "approved tools need no exception");
         assert_eq!(view.assistant.as_ref().map(|a| a.runs_command), Some(true));
-        assert_eq!(catalog_view(&policy, &catalog, None).tools[1].installed, None);
+        assert_eq!(catalog_view(&policy, &catalog, None, &[]).tools[1].installed, None);
+        // The service's controls show beside each tool; personal mode writes none.
+        assert!(claude.controls.iter().any(|c| c == "bypass mode disabled"), "{:?}", claude.controls);
+        assert!(first.controls.iter().any(|c| c.starts_with("pinned to Internal Assistant")), "{:?}", first.controls);
+        assert!(catalog_view(&policy, &catalog, None, &[]).tools.iter().all(|t| t.controls.is_empty()));
     }
 
     #[test]

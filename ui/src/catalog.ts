@@ -1,5 +1,6 @@
 // The catalog window: every known AI tool with the policy's status, the reason, the
-// alternative, whether it is installed here, and a way to ask for an exception.
+// alternative, whether it is installed here, the controls the Warden service writes into the
+// tool's own settings, and a way to ask for an exception.
 import { asCommandError, ipc } from "./ipc";
 import { errorBanner, h, mainRegion, replace } from "./dom";
 import { statusLabel } from "./format";
@@ -24,6 +25,9 @@ function toolCard(tool: ToolRow): HTMLElement {
     h("p", { class: "reason" }, tool.reason),
     tool.alternative ? h("p", { class: "alternative" }, `Use instead: ${tool.alternative}`) : null,
     h("p", { class: "meta" }, `${installedText(tool.installed)} · ${tool.kind.replace("-", " ")} · ${tool.hosting}`),
+    tool.controls?.length
+      ? h("p", { class: "controls" }, `Set in ${tool.name}'s own settings: ${tool.controls.join("; ")}`)
+      : null,
     tool.link ? h("p", { class: "meta" }, h("a", { href: tool.link, target: "_blank", rel: "noreferrer" }, "Policy details")) : null,
     tool.requestable
       ? h(

@@ -34,7 +34,9 @@ export function requestStatusText(status: RequestStatus): string {
     case "pending":
       return "Pending: waiting for an approver";
     case "approved":
-      return `Approved until ${when(status.untilMs)}`;
+      return status.conditions
+        ? `Approved until ${when(status.untilMs)}: ${status.conditions}`
+        : `Approved until ${when(status.untilMs)}`;
     case "denied":
     case "revoked": {
       const verb = status.state === "denied" ? "Denied" : "Revoked";

@@ -22,6 +22,8 @@ export interface ToolRow {
   installed: boolean | null;
   requestable: boolean;
   isAssistant: boolean;
+  /** What the Warden service writes into the tool's own managed settings ("bypass mode disabled"). */
+  controls?: string[];
 }
 
 export interface CatalogView {
@@ -83,7 +85,8 @@ export interface ExceptionDraft {
 export type RequestStatus =
   | { state: "waiting-to-be-sent" }
   | { state: "pending" }
-  | { state: "approved"; untilMs: number }
+  /** `conditions`: what the approver attached, in words ("only through the company gateway"). */
+  | { state: "approved"; untilMs: number; conditions?: string }
   | { state: "denied"; comment: string; by?: string }
   | { state: "expired" }
   | { state: "withdrawn" }

@@ -96,6 +96,7 @@ async fn policy_and_exceptions_swap_while_the_agent_runs() {
         scope: None,
         starts_at: 0,
         expires_at: now_secs() + 3600,
+        guardrails: Default::default(),
     }]);
     let mut third = spawn(&claude);
     let event = event_for(&mut events, third.id()).await;
@@ -145,6 +146,7 @@ async fn an_accounts_exception_covers_only_the_uid_bound_to_it() {
         scope: None,
         starts_at: 0,
         expires_at: now_secs() + 3600,
+        guardrails: Default::default(),
     }];
     // Another local user of this machine is the one bound to the account.
     let mut someone_else = Accounts::default();
@@ -207,7 +209,15 @@ async fn notice_for(notices: &mut Receiver<AgentNotice>, kind: &str, pid: u32, w
 }
 
 fn exception(id: &str, expires_at: i64) -> Exception {
-    Exception { id: id.into(), user: current_user(), tool: "claude-code".into(), scope: None, starts_at: 0, expires_at }
+    Exception {
+        id: id.into(),
+        user: current_user(),
+        tool: "claude-code".into(),
+        scope: None,
+        starts_at: 0,
+        expires_at,
+        guardrails: Default::default(),
+    }
 }
 
 async fn agent_with_grace(state: &Path, grace: u64, exceptions: Vec<Exception>) -> warden_agent::AgentHandle {
@@ -407,5 +417,49 @@ async fn a_blocked_launch_in_a_terminal_is_told_there() {
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.contains(&format!("warden: Claude Code was stopped: {}", event.reason)), "{shown:?}");
     assert!(shown.contains("warden: use Internal Assistant instead: qwen"), "{shown:?}");
+    agent.shutdown().await;
+}
+
+/// An exception whose approver allowed Claude Code only through the company's endpoint: the
+/// launch pointed there runs, the same launch pointed at the vendor is killed with the guardrail
+/// named (real exec events, real environment read from /proc, real kill).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exceptions_guardrails_hold_at_every_launch() {
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let claude = fake_claude(home.path());
+    let mut config = AgentConfig::new(state.path().to_path_buf(), Policy::embedded());
+    config.source = SourceChoice::ProcConnector;
+    config.sweep_running = false;
+    config.exceptions = vec![Exception {
+        guardrails: warden_policy::Guardrails { through_gateway: true, ..Default::default() },
+        ..exception("exc-gw", now_secs() + 3600)
+    }];
+    let agent = warden_agent::start(config).await.unwrap();
+    let mut events = agent.subscribe();
+    let launch = |base_url: &str| {
+        Command::new(&claude)
+            .env("ANTHROPIC_BASE_URL", base_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+
+    // The embedded policy's endpoint is sanctioned: covered, and the reason says on what terms.
+    let mut through = launch("https://assistant.internal.example");
+    let event = event_for(&mut events, through.id()).await;
+    assert_eq!((event.outcome, event.rule.as_str()), (Outcome::Allowed, "exception:exc-gw"), "{event:?}");
+    assert!(event.reason.contains("only through the company gateway"), "{}", event.reason);
+    assert!(ended(&mut through, Duration::from_millis(300)).is_none());
+    through.kill().unwrap();
+    through.wait().unwrap();
+
+    // The vendor's own API: the exception does not cover it.
+    let mut direct = launch("https://api.anthropic.com");
+    let event = event_for(&mut events, direct.id()).await;
+    assert_eq!((event.outcome, event.rule.as_str()), (Outcome::Killed, "guardrail:exc-gw:through-gateway"), "{event:?}");
+    assert!(event.reason.contains("ANTHROPIC_BASE_URL=https://api.anthropic.com"), "{}", event.reason);
+    assert_eq!(ended(&mut direct, Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
     agent.shutdown().await;
 }

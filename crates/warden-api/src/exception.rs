@@ -8,7 +8,7 @@ use crate::ExceptionsEnvelope;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
-use warden_policy::Exception;
+use warden_policy::{Exception, Guardrails};
 
 /// The shortest justification accepted, in characters (after trimming).
 pub const MIN_JUSTIFICATION_CHARS: usize = 20;
@@ -114,6 +114,10 @@ pub struct Decision {
     /// Approve only: grant a shorter time than requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<u64>,
+    /// Approve only: conditions the exception carries (through the company gateway, no risky
+    /// modes, only these MCP servers); checked with [`warden_policy::check_guardrails`].
+    #[serde(default, skip_serializing_if = "Guardrails::is_empty")]
+    pub guardrails: Guardrails,
 }
 
 /// An exception request and, once approved, the exception it grants.
@@ -143,6 +147,12 @@ pub struct ExceptionRecord {
     pub starts_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// The conditions the approver attached (empty: none).
+    #[serde(default, skip_serializing_if = "Guardrails::is_empty")]
+    pub guardrails: Guardrails,
+    /// The same in words ([`Guardrails::describe`]), for pages that show them; empty for none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub conditions: String,
 }
 
 impl ExceptionRecord {
@@ -156,6 +166,7 @@ impl ExceptionRecord {
                 scope: self.scope.clone(),
                 starts_at,
                 expires_at,
+                guardrails: self.guardrails.clone(),
             }),
             _ => None,
         }

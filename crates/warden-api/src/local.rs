@@ -176,9 +176,30 @@ pub struct ManagedFileState {
     pub ownership: String,
     /// Whether the file on disk is exactly what the policy says.
     pub matches: bool,
-    /// What it applies, per tool: `claude-code: bypass mode disabled`.
+    /// What it applies, per tool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub controls: Vec<String>,
+    pub controls: Vec<AppliedControl>,
+}
+
+/// One control a managed file applies to one tool (`claude-code`, `bypass mode disabled`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedControl {
+    /// Catalog id of the tool.
+    pub tool: String,
+    /// The control, for people.
+    pub control: String,
+}
+
+/// Every control the `files` apply to tool `id`, once each, in file order: what the tray's
+/// catalog shows beside the tool.
+pub fn controls_of_tool(files: &[ManagedFileState], id: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for applied in files.iter().flat_map(|f| &f.controls).filter(|a| a.tool == id) {
+        if !found.contains(&applied.control) {
+            found.push(applied.control.clone());
+        }
+    }
+    found
 }
 
 /// The masking gateway a runtime hosts (in `GET /v1/status`).

@@ -53,6 +53,7 @@ fn exception(id: &str, tool: &str) -> Exception {
         scope: None,
         starts_at: 0,
         expires_at: NOW * 2,
+        guardrails: Default::default(),
     }
 }
 

@@ -21,8 +21,10 @@
 //! file; Copilot's content exclusion is not honoured by its CLI; Cursor's MDM keys are macOS and
 //! Windows only.
 
+use crate::Timestamp;
 use crate::catalog::Catalog;
 use crate::evaluate::tool_status;
+use crate::exception::Exception;
 use crate::mcp::{McpPolicy, McpServerMatch};
 use crate::policy::{Action, Policy};
 use serde::Serialize;
@@ -137,27 +139,87 @@ const DOC_CHROMIUM: &str = "https://chromeenterprise.google/policies/ (URLBlockl
 
 /// Every managed file the policy needs, in [`MANAGED_PATHS`] order. A file the policy gives
 /// nothing to say is left out (and so removed or restored by the writer).
-pub fn render(policy: &Policy, catalog: &Catalog) -> Vec<ManagedFile> {
+///
+/// `exceptions` are the device's approved exceptions; those in force at `now` (seconds since
+/// the epoch) that carry guardrails add them to the tool's machine-wide files while they last
+/// (no risky modes: the vendor's safety switch; only these MCP servers: the vendor's allow
+/// list names them; through the gateway: Claude Code's `env` pins `ANTHROPIC_BASE_URL`). The
+/// files are machine-wide, so they carry what every such exception asks (MCP: the union of
+/// their servers); the launch check ([`crate::evaluate`]) holds each exception to its own.
+pub fn render(policy: &Policy, catalog: &Catalog, exceptions: &[Exception], now: Timestamp) -> Vec<ManagedFile> {
     if policy.controls.as_ref().is_some_and(|c| c.off) {
         return Vec::new();
     }
+    let during = |tool: &str| ExceptionControls::of(exceptions, tool, now);
     let mut files = Vec::new();
-    files.extend(claude_settings(policy, catalog));
+    files.extend(claude_settings(policy, catalog, &during("claude-code")));
     files.extend(claude_mcp(policy));
-    files.extend(codex_requirements(policy, catalog));
-    files.extend(gemini_like(policy, catalog, Vendor::GeminiCli, "gemini-cli", GEMINI_SETTINGS, DOC_GEMINI));
-    files.extend(gemini_like(policy, catalog, Vendor::QwenCode, "qwen-code", QWEN_SETTINGS, DOC_QWEN));
+    files.extend(codex_requirements(policy, catalog, &during("codex")));
+    let gemini = during("gemini-cli");
+    files.extend(gemini_like(policy, catalog, &gemini, Vendor::GeminiCli, "gemini-cli", GEMINI_SETTINGS, DOC_GEMINI));
+    let qwen = during("qwen-code");
+    files.extend(gemini_like(policy, catalog, &qwen, Vendor::QwenCode, "qwen-code", QWEN_SETTINGS, DOC_QWEN));
     files.extend(vscode_policy(policy, catalog));
     files.extend(browser_policies(policy, catalog));
     files
 }
 
-/// What Warden applies to tool `id` across `files`, one sentence per control.
-pub fn controls_for<'f>(files: &'f [ManagedFile], id: &str) -> Vec<&'f str> {
-    let mut found: Vec<&str> =
-        files.iter().flat_map(|f| &f.applies).filter(|a| a.tool == id).map(|a| a.control.as_str()).collect();
-    found.dedup();
-    found
+/// The base URL Warden's managed file pins tool `id` to while an exception with the
+/// `through_gateway` guardrail is in force (`None`: the vendor's file cannot pin it, so the
+/// launch itself must name a sanctioned destination). Claude Code: `ANTHROPIC_BASE_URL` in the
+/// managed `env`, the gateway's (else the endpoint's) origin, as the Anthropic SDK appends
+/// `/v1/messages` itself.
+pub(crate) fn pinned_endpoint(policy: &Policy, id: &str) -> Option<String> {
+    if id != "claude-code" || policy.controls.as_ref().is_some_and(|c| c.off) {
+        return None;
+    }
+    let assistant = policy.assistant.as_ref()?;
+    let base = assistant.gateway_url.as_ref().or(assistant.api_url.as_ref())?;
+    let base = base.trim_end_matches('/');
+    Some(base.strip_suffix("/v1").unwrap_or(base).to_owned())
+}
+
+/// What the exceptions in force for one tool ask of its machine-wide files: per guardrail, the
+/// exceptions asking for it.
+#[derive(Debug, Default)]
+struct ExceptionControls<'e> {
+    no_risky_modes: Vec<&'e str>,
+    through_gateway: Vec<&'e str>,
+    mcp: Vec<&'e str>,
+    /// The union of the MCP servers the `mcp` exceptions name.
+    mcp_servers: Vec<&'e str>,
+}
+
+impl<'e> ExceptionControls<'e> {
+    fn of(exceptions: &'e [Exception], tool: &str, now: Timestamp) -> ExceptionControls<'e> {
+        let mut during = ExceptionControls::default();
+        for e in exceptions.iter().filter(|e| e.tool == tool && e.starts_at <= now && now < e.expires_at) {
+            let g = &e.guardrails;
+            if g.no_risky_modes {
+                during.no_risky_modes.push(&e.id);
+            }
+            if g.through_gateway {
+                during.through_gateway.push(&e.id);
+            }
+            if let Some(names) = &g.mcp_servers {
+                during.mcp.push(&e.id);
+                for name in names {
+                    if !during.mcp_servers.contains(&name.as_str()) {
+                        during.mcp_servers.push(name);
+                    }
+                }
+            }
+        }
+        during
+    }
+}
+
+/// `bypass mode disabled while exception exr_1 is in force`.
+fn while_in_force(control: &str, ids: &[&str]) -> String {
+    match ids {
+        [one] => format!("{control} while exception {one} is in force"),
+        _ => format!("{control} while exceptions {} are in force", ids.join(", ")),
+    }
 }
 
 /// Whether the policy blocks every risky mode of `tool` (a `catalog_modes` rule with `block`):
@@ -182,6 +244,11 @@ fn pretty(value: &Value) -> String {
     text
 }
 
+/// `MCP limited to 3 MCP servers`, `no MCP servers allowed`.
+fn mcp_limit(count: usize) -> String {
+    if count == 0 { "no MCP servers allowed".to_owned() } else { format!("MCP limited to {}", mcp_count(count)) }
+}
+
 /// `1 MCP server`, `3 MCP servers`.
 fn mcp_count(count: usize) -> String {
     format!("{count} MCP server{}", if count == 1 { "" } else { "s" })
@@ -202,7 +269,7 @@ fn claude_entry(entry: &McpServerMatch) -> Value {
     }
 }
 
-fn claude_settings(policy: &Policy, catalog: &Catalog) -> Option<ManagedFile> {
+fn claude_settings(policy: &Policy, catalog: &Catalog, during: &ExceptionControls<'_>) -> Option<ManagedFile> {
     const ID: &str = "claude-code";
     catalog.tool(ID)?;
     let mut settings = Map::new();
@@ -211,6 +278,9 @@ fn claude_settings(policy: &Policy, catalog: &Catalog) -> Option<ManagedFile> {
     if safety_enforced(policy, ID) {
         permissions.insert("disableBypassPermissionsMode".into(), json!("disable"));
         applies.push(applied(ID, "bypass mode disabled"));
+    } else if !during.no_risky_modes.is_empty() {
+        permissions.insert("disableBypassPermissionsMode".into(), json!("disable"));
+        applies.push(applied(ID, while_in_force("bypass mode disabled", &during.no_risky_modes)));
     }
     let secret_paths = policy.controls.as_ref().map(|c| c.secret_paths.as_slice()).unwrap_or_default();
     if !secret_paths.is_empty() {
@@ -222,23 +292,37 @@ fn claude_settings(policy: &Policy, catalog: &Catalog) -> Option<ManagedFile> {
     if !permissions.is_empty() {
         settings.insert("permissions".into(), Value::Object(permissions));
     }
-    if let Some(mcp) = mcp(policy) {
-        let mut allowed: Vec<Value> = mcp.allow.iter().map(claude_entry).collect();
-        if !allowed.is_empty() {
-            // The fixed set is filtered by the allow list too: keep it allowed.
-            allowed.extend(mcp.servers.keys().map(|name| json!({ "serverName": name })));
-            applies.push(applied(ID, format!("MCP limited to {}", mcp_count(allowed.len()))));
-            settings.insert("allowedMcpServers".into(), json!(allowed));
+    let policy_mcp = mcp(policy);
+    let mut allowed: Vec<Value> = policy_mcp.map(|m| m.allow.iter().map(claude_entry).collect()).unwrap_or_default();
+    let limited_by_policy = !allowed.is_empty();
+    allowed.extend(during.mcp_servers.iter().map(|name| json!({ "serverName": name })));
+    if limited_by_policy || !during.mcp.is_empty() {
+        // The fixed set is filtered by the allow list too: keep it allowed.
+        if let Some(m) = policy_mcp {
+            allowed.extend(m.servers.keys().map(|name| json!({ "serverName": name })));
         }
-        if !mcp.deny.is_empty() {
-            settings.insert("deniedMcpServers".into(), json!(mcp.deny.iter().map(claude_entry).collect::<Vec<_>>()));
-            applies.push(applied(ID, format!("{} denied", mcp_count(mcp.deny.len()))));
-        }
+        let control = mcp_limit(allowed.len());
+        applies.push(applied(ID, if limited_by_policy { control } else { while_in_force(&control, &during.mcp) }));
+        settings.insert("allowedMcpServers".into(), json!(allowed));
     }
-    let env = policy.controls.as_ref().map(|c| &c.claude_env).filter(|e| !e.is_empty());
-    if let Some(env) = env {
-        settings.insert("env".into(), json!(env));
+    if let Some(m) = policy_mcp.filter(|m| !m.deny.is_empty()) {
+        settings.insert("deniedMcpServers".into(), json!(m.deny.iter().map(claude_entry).collect::<Vec<_>>()));
+        applies.push(applied(ID, format!("{} denied", mcp_count(m.deny.len()))));
+    }
+    let mut env = policy.controls.as_ref().map(|c| c.claude_env.clone()).unwrap_or_default();
+    if !env.is_empty() {
         applies.push(applied(ID, format!("environment set ({})", env.keys().cloned().collect::<Vec<_>>().join(", "))));
+    }
+    // The admin's own `claude_env` value wins: it names a sanctioned proxy already.
+    if !during.through_gateway.is_empty()
+        && !env.contains_key("ANTHROPIC_BASE_URL")
+        && let Some(pin) = pinned_endpoint(policy, ID)
+    {
+        applies.push(applied(ID, while_in_force(&format!("API base URL pinned to {pin}"), &during.through_gateway)));
+        env.insert("ANTHROPIC_BASE_URL".into(), pin);
+    }
+    if !env.is_empty() {
+        settings.insert("env".into(), json!(env));
     }
     (!settings.is_empty()).then(|| ManagedFile {
         vendor: Vendor::ClaudeCode,
@@ -275,16 +359,21 @@ fn claude_mcp(policy: &Policy) -> Option<ManagedFile> {
     })
 }
 
-fn codex_requirements(policy: &Policy, catalog: &Catalog) -> Option<ManagedFile> {
+fn codex_requirements(policy: &Policy, catalog: &Catalog, during: &ExceptionControls<'_>) -> Option<ManagedFile> {
     const ID: &str = "codex";
     catalog.tool(ID)?;
     let mut table = toml::Table::new();
     let mut applies = Vec::new();
-    if safety_enforced(policy, ID) {
+    let by_policy = safety_enforced(policy, ID);
+    if by_policy || !during.no_risky_modes.is_empty() {
         // Warden's risky mode is no sandbox *and* no approvals; without danger-full-access the
         // mode cannot be reached whatever the approval policy.
         table.insert("allowed_sandbox_modes".into(), toml::Value::from(vec!["read-only", "workspace-write"]));
-        applies.push(applied(ID, "sandbox cannot be switched off"));
+        let control = "sandbox cannot be switched off";
+        applies.push(applied(
+            ID,
+            if by_policy { control.to_owned() } else { while_in_force(control, &during.no_risky_modes) },
+        ));
     }
     if let Some(mcp) = mcp(policy) {
         // Codex allows a server only when its name *and* identity match: entries with both.
@@ -338,6 +427,7 @@ fn codex_requirements(policy: &Policy, catalog: &Catalog) -> Option<ManagedFile>
 fn gemini_like(
     policy: &Policy,
     catalog: &Catalog,
+    during: &ExceptionControls<'_>,
     vendor: Vendor,
     id: &str,
     path: &'static str,
@@ -348,17 +438,28 @@ fn gemini_like(
     let mut applies = Vec::new();
     // Qwen Code 0.24.4 ignores `security.disableYoloMode` (observed: `--yolo` still runs), so it
     // is written for Gemini CLI only; Warden's launch check catches Qwen Code's YOLO mode.
-    if vendor == Vendor::GeminiCli && safety_enforced(policy, id) {
+    let by_policy = safety_enforced(policy, id);
+    if vendor == Vendor::GeminiCli && (by_policy || !during.no_risky_modes.is_empty()) {
         settings["security"]["disableYoloMode"] = json!(true);
-        applies.push(applied(id, "YOLO mode disabled"));
+        let control = "YOLO mode disabled";
+        applies.push(applied(
+            id,
+            if by_policy { control.to_owned() } else { while_in_force(control, &during.no_risky_modes) },
+        ));
     }
-    if let Some(mcp) = mcp(policy) {
-        let mut allowed: Vec<&str> = mcp.allow.iter().filter_map(|e| e.name.as_deref()).collect();
-        if !allowed.is_empty() {
-            allowed.extend(mcp.servers.keys().map(String::as_str));
-            applies.push(applied(id, format!("MCP limited to {}", mcp_count(allowed.len()))));
-            settings["mcp"]["allowed"] = json!(allowed);
-        }
+    let policy_mcp = mcp(policy);
+    let mut allowed: Vec<&str> =
+        policy_mcp.map(|m| m.allow.iter().filter_map(|e| e.name.as_deref()).collect()).unwrap_or_default();
+    let limited_by_policy = !allowed.is_empty();
+    allowed.extend(&during.mcp_servers);
+    if limited_by_policy || !during.mcp.is_empty() {
+        // An empty list allows none (Qwen Code 0.24.4 filters by `mcp.allowed` whenever it is set).
+        allowed.extend(policy_mcp.iter().flat_map(|m| m.servers.keys().map(String::as_str)));
+        let control = mcp_limit(allowed.len());
+        applies.push(applied(id, if limited_by_policy { control } else { while_in_force(&control, &during.mcp) }));
+        settings["mcp"]["allowed"] = json!(allowed);
+    }
+    if let Some(mcp) = policy_mcp {
         let excluded: Vec<&str> = mcp.deny.iter().filter_map(|e| e.name.as_deref()).collect();
         if !excluded.is_empty() {
             applies.push(applied(id, format!("{} denied", mcp_count(excluded.len()))));

@@ -2,10 +2,12 @@
 
 use crate::Timestamp;
 use crate::catalog::{Catalog, Tool};
-use crate::exception::Exception;
+use crate::controls::pinned_endpoint;
+use crate::exception::{Exception, Guardrails};
 use crate::facts::ProcessFacts;
+use crate::mcp::McpServer;
 use crate::policy::{Action, Assistant, Mode, Policy};
-use crate::risky::tool_arguments_start;
+use crate::risky::{Reading, ToolOptions, tool_arguments_start};
 use crate::step_around::step_around;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -29,6 +31,10 @@ pub enum Rule {
     RiskyFlag { flag: String },
     /// The admin's rule for the program file's SHA-256 (`[[binaries]]`).
     Binary { sha256: String },
+    /// An exception covers the launch but a condition its approver attached
+    /// ([`crate::Guardrails`]) is broken: decided as if there were no exception.
+    /// `condition` is `through-gateway`, `no-risky-modes` or `mcp-servers`.
+    Guardrail { id: String, condition: String },
 }
 
 impl fmt::Display for Rule {
@@ -41,6 +47,7 @@ impl fmt::Display for Rule {
             Rule::Exception { id } => write!(f, "exception:{id}"),
             Rule::RiskyFlag { flag } => write!(f, "risky-flag:{flag}"),
             Rule::Binary { sha256 } => write!(f, "binary:{sha256}"),
+            Rule::Guardrail { id, condition } => write!(f, "guardrail:{id}:{condition}"),
         }
     }
 }
@@ -135,7 +142,10 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 /// 3. Otherwise the policy's entry for the tool decides (`tool:ID`), or, for a tool the
 ///    policy does not list, its default action (`default`).
 /// 4. An exception that covers the person ([`ProcessFacts::person`]), the tool, the working directory and `now`
-///    turns a warn or block into **allow** (`exception:ID`).
+///    turns a warn or block into **allow** (`exception:ID`) — if the launch meets the guardrails
+///    its approver attached (through the company gateway, no risky modes, only these MCP
+///    servers). A launch that breaks them keeps its action, with the rule
+///    `guardrail:ID:CONDITION` and a reason naming the condition and what broke it.
 /// 5. Risky modes (`--dangerously-skip-permissions`, `-y`, `--approval-mode=yolo`,
 ///    `-s danger-full-access -a never`, …, read with the tool's own option grammar from the
 ///    catalog) can only *raise* the action, and apply after exceptions and to the assistant
@@ -178,27 +188,48 @@ pub fn evaluate(
     let tool = found.tool;
     let ToolStatus { mut action, mut rule, mut reason, mut link } = tool_status(policy, tool);
 
+    let mut launch = LazyReading { options: catalog.tool_options(&tool.id), facts, reading: None };
+
     let mut exception_id = None;
     // Only a warn or block needs an exception; an allowed launch skips the search.
+    let mut broken = None;
     let covering = (action > Action::Allow)
-        .then(|| exceptions.iter().find(|e| e.covers(&tool.id, facts.person(), facts.cwd.as_deref(), now)))
+        .then(|| {
+            exceptions.iter().filter(|e| e.covers(&tool.id, facts.person(), facts.cwd.as_deref(), now)).find(|e| {
+                match broken_guardrail(policy, tool, &mut launch, &e.guardrails) {
+                    None => true,
+                    Some(found) => {
+                        broken.get_or_insert((*e, found));
+                        false
+                    }
+                }
+            })
+        })
         .flatten();
     if let Some(exception) = covering {
         action = Action::Allow;
         rule = Rule::Exception { id: exception.id.clone() };
         reason = format!("allowed by exception {} until {}", exception.id, rfc3339(exception.expires_at));
+        if !exception.guardrails.is_empty() {
+            reason = format!("{reason} ({})", exception.guardrails.describe());
+        }
         exception_id = Some(exception.id.clone());
+    } else if let Some((exception, found)) = broken {
+        rule = Rule::Guardrail { id: exception.id.clone(), condition: found.condition.to_owned() };
+        reason = format!(
+            "exception {} allows {} {}; this launch {}",
+            exception.id,
+            tool.name,
+            exception.guardrails.describe(),
+            found.detail
+        );
     }
 
-    // The launch is read with the tool's grammar once, and only if a rule could raise it.
-    let mut reading = None;
     for flag_rule in &policy.risky_flags {
         if flag_rule.action <= action || !(flag_rule.tools.is_empty() || flag_rule.tools.contains(&tool.id)) {
             continue;
         }
-        let Some(options) = catalog.tool_options(&tool.id) else { continue };
-        let reading = reading
-            .get_or_insert_with(|| options.read(facts, tool_arguments_start(facts.interpreter_name(), &facts.argv)));
+        let Some((options, reading)) = launch.get() else { continue };
         let literal = reading.seen.iter().find(|seen| seen.on && flag_rule.flags.contains(&seen.name));
         let (flag, mode) = match literal {
             Some(seen) => (seen.name.clone(), None),
@@ -232,19 +263,17 @@ pub fn evaluate(
         .filter(|r| r.catalog_modes && (r.tools.is_empty() || r.tools.contains(&tool.id)))
         .max_by_key(|r| r.action);
     if let Some(flag_rule) = rule_for_modes.filter(|r| r.action > action)
-        && let Some(options) = catalog.tool_options(&tool.id)
+        && let Some((options, reading)) = launch.get()
+        && let Some(found) = step_around(policy, tool, options, reading, facts)
     {
-        let reading = reading.get_or_insert_with(|| options.read(facts, tool_arguments_start(&facts.exe, &facts.argv)));
-        if let Some(found) = step_around(policy, tool, options, reading, facts) {
-            action = flag_rule.action;
-            exception_id = None;
-            reason = format!("{} steps around {} ({})", tool.name, found.control, found.spelling);
-            if !flag_rule.message.is_empty() {
-                reason = format!("{reason}. {}", flag_rule.message);
-            }
-            rule = Rule::RiskyFlag { flag: found.spelling };
-            link = link.or_else(|| policy.default_link.clone());
+        action = flag_rule.action;
+        exception_id = None;
+        reason = format!("{} steps around {} ({})", tool.name, found.control, found.spelling);
+        if !flag_rule.message.is_empty() {
+            reason = format!("{reason}. {}", flag_rule.message);
         }
+        rule = Rule::RiskyFlag { flag: found.spelling };
+        link = link.or_else(|| policy.default_link.clone());
     }
 
     let continues_launch = facts.ancestors.iter().any(|ancestor| {
@@ -266,6 +295,78 @@ pub fn evaluate(
         evidence: Some(found.evidence),
         continues_launch,
     }
+}
+
+/// A launch read with its tool's option grammar at most once, and only when a rule needs it.
+struct LazyReading<'a> {
+    options: Option<&'a ToolOptions>,
+    facts: &'a ProcessFacts,
+    reading: Option<Reading>,
+}
+
+impl<'a> LazyReading<'a> {
+    /// The grammar and the reading; `None` for a tool the catalog gives no grammar.
+    fn get(&mut self) -> Option<(&'a ToolOptions, &Reading)> {
+        let options = self.options?;
+        let facts = self.facts;
+        let reading = self
+            .reading
+            .get_or_insert_with(|| options.read(facts, tool_arguments_start(facts.interpreter_name(), &facts.argv)));
+        Some((options, reading))
+    }
+}
+
+/// A guardrail a launch breaks: which, and how (`its API base URL is …`).
+struct BrokenGuardrail {
+    condition: &'static str,
+    detail: String,
+}
+
+/// The first of `guardrails` this launch of `tool` breaks, if any.
+fn broken_guardrail(
+    policy: &Policy,
+    tool: &Tool,
+    launch: &mut LazyReading<'_>,
+    guardrails: &Guardrails,
+) -> Option<BrokenGuardrail> {
+    if guardrails.is_empty() {
+        return None;
+    }
+    let broken = |condition, detail: String| Some(BrokenGuardrail { condition, detail });
+    let Some((options, reading)) = launch.get() else {
+        // Without a grammar nothing about the launch can be shown to meet the conditions.
+        return broken("through-gateway", "cannot be checked: the catalog has no option grammar for it".into());
+    };
+    if guardrails.through_gateway {
+        let endpoints = tool.controls.as_ref().map(|c| c.endpoint.as_slice()).unwrap_or_default();
+        let values: Vec<_> = endpoints.iter().flat_map(|name| options.setting_values(reading, name)).collect();
+        if let Some(off) = values.iter().find(|v| v.value.as_deref().is_none_or(|url| !policy.is_sanctioned_url(url))) {
+            return broken("through-gateway", format!("points elsewhere ({})", off.spelling));
+        }
+        if values.is_empty() && pinned_endpoint(policy, &tool.id).is_none() {
+            let how = if endpoints.is_empty() { "cannot be pointed at it".to_owned() } else { endpoints.join(" or ") };
+            return broken("through-gateway", format!("does not set its API base URL to it ({how})"));
+        }
+    }
+    if guardrails.no_risky_modes
+        && let Some(found) = options.risky_mode(reading, |_| true)
+    {
+        return broken("no-risky-modes", format!("runs in {} mode ({})", found.mode, found.spelling));
+    }
+    if let Some(allowed) = &guardrails.mcp_servers {
+        for config in &reading.mcp_configs {
+            let Some(document) = &config.document else {
+                return broken(
+                    "mcp-servers",
+                    format!("names an MCP configuration that could not be read ({})", config.spelling),
+                );
+            };
+            if let Some(server) = McpServer::all_in(document).into_iter().find(|s| !allowed.contains(&s.name)) {
+                return broken("mcp-servers", format!("adds MCP server {:?} ({})", server.name, config.spelling));
+            }
+        }
+    }
+    None
 }
 
 /// Step 0 of [`evaluate`]: the admin's rule for this very file.

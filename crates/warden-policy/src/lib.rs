@@ -29,9 +29,12 @@ pub use catalog::{
     Tool, ToolKind, ToolSpec,
 };
 pub use content::{ContentFacts, ContentMatch, ContentMatcher, is_native_executable};
-pub use controls::{Applied, MANAGED_PATHS, ManagedFile, Ownership, Vendor, controls_for, render as render_controls};
+pub use controls::{Applied, MANAGED_PATHS, ManagedFile, Ownership, Vendor, render as render_controls};
 pub use evaluate::{Rule, ToolStatus, Verdict, evaluate, tool_status};
-pub use exception::{Exception, MAX_SCOPE_BYTES, ScopeError, check_scope};
+pub use exception::{
+    Exception, GuardrailError, Guardrails, MAX_GUARDRAIL_MCP_SERVERS, MAX_SCOPE_BYTES, ScopeError, check_guardrails,
+    check_scope,
+};
 pub use facts::{Accounts, AncestorFacts, ENV_MARKERS, ProcessFacts, SettingsFile};
 pub use launch::{
     ScriptArgument, interpreter_script, is_dynamic_loader, is_python_interpreter, preloaded_files, program_file,

@@ -431,7 +431,8 @@ impl ConnectDecision {
 /// 3. An exception that covers the process's own tool for its person (and cwd, when scoped) at
 ///    `now`, where that tool is one the destination belongs to → `allow`,
 ///    [`ConnectRule::Exception`]. An exception never opens a destination for another program of
-///    the same person: the process must be (part of a launch of) that tool.
+///    the same person: the process must be (part of a launch of) that tool. An exception with
+///    the `through_gateway` guardrail opens nothing: its tool talks to the gateway only.
 /// 4. Otherwise the destination's action (`warn`: connect and report; `block`: refuse), with
 ///    `monitor` set in monitor mode (report what enforce would do, refuse nothing).
 pub fn decide_connect(
@@ -474,7 +475,11 @@ pub fn decide_connect(
     }
     if let Some(tool) = facts.tool.as_deref().filter(|t| destination.tools.iter().any(|d| d == t))
         && let Some(exception) =
-            exceptions.iter().find(|e| e.covers(tool, facts.person.as_deref(), facts.cwd.as_deref(), now))
+            // An exception that allows the tool only through the company gateway does not open
+            // the vendor's own hosts: its traffic goes to the gateway (a sanctioned destination).
+            exceptions.iter().find(|e| {
+                !e.guardrails.through_gateway && e.covers(tool, facts.person.as_deref(), facts.cwd.as_deref(), now)
+            })
     {
         return decided(Action::Allow, ConnectRule::Exception { id: exception.id.clone() });
     }

@@ -6,7 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use warden_policy::{MANAGED_PATHS, ManagedFile, Ownership, Policy, Vendor, controls_for, render_controls};
+use warden_policy::{Exception, MANAGED_PATHS, ManagedFile, Ownership, Policy, Vendor, render_controls};
+
+/// The time the golden files are rendered at (the exceptions fixture is in force then).
+const NOW: i64 = 1_800_000_000;
+
+/// `tests/data/guardrail-exceptions.json`: exceptions with guardrails, one expired.
+fn guardrail_exceptions() -> Vec<Exception> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/guardrail-exceptions.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
 
 fn policy(name: &str) -> Policy {
     if name == "embedded" {
@@ -54,9 +63,18 @@ fn rendered(files: &[ManagedFile]) -> BTreeMap<String, String> {
 fn rendered_files_match_the_golden_files() {
     let bless = std::env::var_os("WARDEN_BLESS").is_some();
     let mut failures = Vec::new();
-    for name in ["embedded", "controls", "catalog-modes", "strict"] {
-        let policy = policy(name);
-        let files = render_controls(&policy, &policy.catalog());
+    let cases = [
+        ("embedded", "embedded", Vec::new()),
+        ("controls", "controls", Vec::new()),
+        ("catalog-modes", "catalog-modes", Vec::new()),
+        ("strict", "strict", Vec::new()),
+        // Guardrails of the exceptions in force go into the machine-wide files, and only theirs.
+        ("guardrails", "guardrails", guardrail_exceptions()),
+        ("guardrails-over-controls", "controls", guardrail_exceptions()),
+    ];
+    for (name, policy_name, exceptions) in cases {
+        let policy = policy(policy_name);
+        let files = render_controls(&policy, &policy.catalog(), &exceptions, NOW);
         let want = rendered(&files);
         let dir = golden_dir(name);
         if bless {
@@ -84,9 +102,11 @@ fn rendered_files_match_the_golden_files() {
 
 #[test]
 fn every_file_has_its_vendors_documented_shape() {
-    for name in ["embedded", "controls"] {
+    for (name, exceptions) in
+        [("embedded", Vec::new()), ("controls", Vec::new()), ("guardrails", guardrail_exceptions())]
+    {
         let policy = policy(name);
-        for file in render_controls(&policy, &policy.catalog()) {
+        for file in render_controls(&policy, &policy.catalog(), &exceptions, NOW) {
             assert!(MANAGED_PATHS.iter().any(|(v, p, o)| *v == file.vendor && *p == file.path && *o == file.ownership));
             assert!(file.documentation.starts_with("https://"), "{}", file.path);
             if file.path.ends_with(".toml") {
@@ -150,6 +170,12 @@ fn every_file_has_its_vendors_documented_shape() {
                             assert!(["serverName", "serverCommand", "serverUrl"].contains(&key.as_str()));
                         }
                     }
+                    for (key, value) in object.get("env").and_then(|e| e.as_object()).into_iter().flatten() {
+                        let value = value.as_str().expect("env values are strings");
+                        if key == "ANTHROPIC_BASE_URL" {
+                            assert!(policy.is_sanctioned_url(value), "pinned to a sanctioned destination: {value}");
+                        }
+                    }
                     for rule in json.pointer("/permissions/deny").and_then(|d| d.as_array()).into_iter().flatten() {
                         let rule = rule.as_str().unwrap();
                         assert!(rule.starts_with("Read(") || rule.starts_with("Edit("), "{rule}");
@@ -175,17 +201,21 @@ fn every_file_has_its_vendors_documented_shape() {
 #[test]
 fn the_sanctioned_client_goes_through_the_gateway_when_there_is_one_and_controls_show_per_tool() {
     let policy = policy("controls");
-    let files = render_controls(&policy, &policy.catalog());
+    let files = render_controls(&policy, &policy.catalog(), &[], NOW);
     let qwen = files.iter().find(|f| f.vendor == Vendor::QwenCode).unwrap();
     assert!(qwen.content.contains("http://127.0.0.1:8788/v1"), "{}", qwen.content);
     let embedded = Policy::embedded();
-    let direct = render_controls(&embedded, &embedded.catalog());
+    let direct = render_controls(&embedded, &embedded.catalog(), &[], NOW);
     let qwen = direct.iter().find(|f| f.vendor == Vendor::QwenCode).unwrap();
     assert!(qwen.content.contains("https://assistant.internal.example/v1"), "{}", qwen.content);
-    let claude = controls_for(&files, "claude-code");
+    let claude: Vec<&str> =
+        files.iter().flat_map(|f| &f.applies).filter(|a| a.tool == "claude-code").map(|a| a.control.as_str()).collect();
     assert!(claude.contains(&"bypass mode disabled"), "{claude:?}");
     assert!(claude.iter().any(|c| c.starts_with("MCP limited to 4 MCP servers")), "{claude:?}");
     let mut off = policy.clone();
     off.controls.get_or_insert_with(Default::default).off = true;
-    assert!(render_controls(&off, &off.catalog()).is_empty(), "controls off: nothing written");
+    assert!(
+        render_controls(&off, &off.catalog(), &guardrail_exceptions(), NOW).is_empty(),
+        "controls off: nothing written"
+    );
 }

@@ -2,8 +2,8 @@
 //! vendor controls Warden writes (a redirected system settings file, an API base URL outside
 //! the sanctioned destinations, the sanctioned client signed in to a public cloud, an
 //! `--mcp-config` naming a forbidden server) get the risky-flag action with a reason naming
-//! the control; their look-alikes do not. `policy` names a file in `tests/data/policies/`, or
-//! `embedded`.
+//! the control; their look-alikes do not. Exceptions with guardrails cover only the launches
+//! that meet them. `policy` names a file in `tests/data/policies/`, or `embedded`.
 
 use serde::Deserialize;
 use std::path::Path;
@@ -27,6 +27,9 @@ struct Expect {
     /// Words the reason must contain (what was stepped around, how it was written).
     #[serde(default)]
     says: Option<String>,
+    /// The guardrail of a covering exception the launch breaks (`through-gateway`, …).
+    #[serde(default)]
+    guardrail: Option<String>,
 }
 
 fn policy(name: &str) -> Policy {
@@ -50,9 +53,14 @@ fn every_step_around_is_caught_and_named_and_look_alikes_are_not() {
         let verdict = evaluate(&policy, &policy.catalog(), &case.exceptions, &case.facts, 1_800_000_000);
         let is_step = matches!(verdict.rule, Rule::RiskyFlag { .. }) && verdict.reason.contains(" steps around ");
         let says = case.expect.says.as_deref().is_none_or(|words| verdict.reason.contains(words));
+        let guardrail = match &verdict.rule {
+            Rule::Guardrail { condition, .. } => Some(condition.as_str()),
+            _ => None,
+        };
         if verdict.tool.as_deref() != Some(case.expect.tool.as_str())
             || verdict.action != case.expect.action
             || is_step != case.expect.stepped
+            || guardrail != case.expect.guardrail.as_deref()
             || !says
         {
             failures.push(format!(

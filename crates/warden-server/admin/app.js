@@ -93,10 +93,43 @@ function renderPending(requests) {
     hours.value = String(+(r.requested_seconds / 3600).toFixed(2));
     const hoursBox = el("div");
     hoursBox.append(hoursLabel, hours);
+    // Conditions the approval carries: enforced at every launch on the device, and written into
+    // the tool's own managed settings while the exception is in force.
+    const guard = el("fieldset", undefined, "guardrails");
+    guard.append(el("legend", "Conditions (approve only)"));
+    const check = (name, text) => {
+      const label = el("label");
+      const input = el("input");
+      input.type = "checkbox";
+      input.name = name;
+      label.append(input, " " + text);
+      guard.append(label);
+      return input;
+    };
+    const viaGateway = check("through_gateway", "Only through the company gateway (secrets masked)");
+    const noRisky = check("no_risky_modes", "No risky modes (bypass permissions, YOLO, no sandbox)");
+    const mcpId = `mcp-${r.id}`;
+    const mcpLabel = el("label", "Only these MCP servers (comma-separated names; empty: as the policy says)");
+    mcpLabel.htmlFor = mcpId;
+    const mcp = el("input");
+    mcp.id = mcpId;
+    mcp.name = "mcp_servers";
+    guard.append(mcpLabel, mcp);
+    const guardrails = () => {
+      const g = {};
+      if (viaGateway.checked) g.through_gateway = true;
+      if (noRisky.checked) g.no_risky_modes = true;
+      const names = mcp.value.split(",").map((n) => n.trim()).filter(Boolean);
+      if (names.length) g.mcp_servers = names;
+      return g;
+    };
     const decide = async (verb) => {
       try {
         const body = { approver: session.approver, comment: comment.value };
-        if (verb === "approve") body.duration_seconds = Math.max(1, Math.round(parseFloat(hours.value) * 3600));
+        if (verb === "approve") {
+          body.duration_seconds = Math.max(1, Math.round(parseFloat(hours.value) * 3600));
+          body.guardrails = guardrails();
+        }
         const result = await api("POST", `/api/v1/admin/exceptions/${encodeURIComponent(r.id)}/${verb}`, body);
         status(`${result.state === "approved" ? "Approved" : "Denied"}: ${r.user}'s request for ${r.tool}` +
           (result.expires_at ? ` until ${when(result.expires_at)}` : ""));
@@ -105,7 +138,7 @@ function renderPending(requests) {
         status(`Could not ${verb}: ${error.message}`, false);
       }
     };
-    form.append(commentBox, hoursBox, button("Approve", "primary", () => decide("approve")), button("Deny", "danger", () => decide("deny")));
+    form.append(commentBox, hoursBox, guard, button("Approve", "primary", () => decide("approve")), button("Deny", "danger", () => decide("deny")));
     box.append(form);
     list.append(box);
   }
@@ -123,6 +156,7 @@ function renderHistory(requests) {
     cell(row, r.decided_by);
     cell(row, r.comment);
     cell(row, r.state === "approved" ? when(r.expires_at) : "");
+    cell(row, r.conditions || "");
     const action = cell(row, "");
     if (r.state === "approved") {
       action.append(button("Revoke", "danger", async () => {
@@ -136,7 +170,7 @@ function renderHistory(requests) {
       }));
     }
   }
-  if (requests.length === 0) cell(body.insertRow(), "Nothing decided yet.", "meta").colSpan = 8;
+  if (requests.length === 0) cell(body.insertRow(), "Nothing decided yet.", "meta").colSpan = 9;
 }
 
 function serviceText(service) {

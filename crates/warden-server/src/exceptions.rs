@@ -19,13 +19,14 @@ use warden_api::{
     AuditEntry, ChangeKind, Decision, EXCEPTION_LIST_VALIDITY_SECONDS, ExceptionList, ExceptionRecord,
     ExceptionRequestCreate, ExceptionState, PendingView, SignedExceptions, check_justification,
 };
+use warden_policy::{Guardrails, check_guardrails};
 
 /// Who the expiry sweep acts as in the audit log.
 pub const SYSTEM_ACTOR: &str = "system";
 const BLOCK_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
 const COLUMNS: &str = "id, device_id, username, tool, scope, justification, requested_seconds, state, created_at, \
-                       decided_at, decided_by, comment, granted_seconds, starts_at, expires_at";
+                       decided_at, decided_by, comment, granted_seconds, starts_at, expires_at, guardrails";
 
 struct Row {
     id: String,
@@ -43,6 +44,8 @@ struct Row {
     granted_seconds: Option<i64>,
     starts_at: Option<i64>,
     expires_at: Option<i64>,
+    /// `warden_policy::Guardrails` as JSON; empty for none.
+    guardrails: String,
 }
 
 impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Row {
@@ -64,6 +67,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Row {
             granted_seconds: row.try_get("granted_seconds")?,
             starts_at: row.try_get("starts_at")?,
             expires_at: row.try_get("expires_at")?,
+            guardrails: row.try_get("guardrails")?,
         })
     }
 }
@@ -81,6 +85,7 @@ impl Row {
         if state == ExceptionState::Approved && self.expires_at.is_some_and(|at| at <= now) {
             state = ExceptionState::Expired;
         }
+        let guardrails = read_guardrails(&self.id, &self.guardrails);
         ExceptionRecord {
             id: self.id,
             device_id: self.device_id,
@@ -97,8 +102,24 @@ impl Row {
             granted_seconds: self.granted_seconds.map(|s| s.max(0) as u64),
             starts_at: self.starts_at,
             expires_at: self.expires_at,
+            conditions: guardrails.describe(),
+            guardrails,
         }
     }
+}
+
+/// The stored guardrails. Only this server writes them; should a row ever not parse, the
+/// strictest conditions stand in (an exception must never grow by losing its conditions).
+fn read_guardrails(id: &str, text: &str) -> Guardrails {
+    if text.is_empty() {
+        return Guardrails::default();
+    }
+    serde_json::from_str(text).unwrap_or_else(|error| {
+        eprintln!(
+            "warden-server: error: exception {id}: stored guardrails do not parse ({error}); applying the strictest"
+        );
+        Guardrails { no_risky_modes: true, through_gateway: true, mcp_servers: Some(Vec::new()) }
+    })
 }
 
 async fn load(state: &AppState, id: &str) -> Answer<Option<Row>> {
@@ -394,6 +415,12 @@ fn same_person(approver: &str, user: &str) -> bool {
 }
 
 fn check_decision(decision: &Decision, comment_required: bool) -> Answer<(String, String)> {
+    if comment_required && !decision.guardrails.is_empty() {
+        return Err(Failure::invalid(
+            "guardrails",
+            "guardrails are attached to an approval, not to a denial or revocation",
+        ));
+    }
     let approver = decision.approver.trim();
     if approver.is_empty() || approver.chars().count() > 200 {
         return Err(Failure::invalid("approver", "approver (your name or e-mail) is required, at most 200 characters"));
@@ -435,6 +462,18 @@ pub async fn approve(
             format!("an approver may shorten the request, not lengthen it: 1 to {} seconds", record.requested_seconds),
         ));
     }
+    check_guardrails(&decision.guardrails).map_err(|reason| Failure::invalid("guardrails", reason.to_string()))?;
+    if decision.guardrails.through_gateway && active_policy(&state).await?.sanctioned_destinations().is_empty() {
+        return Err(Failure::invalid(
+            "guardrails",
+            "\"only through the company gateway\" needs a policy that names the assistant's api_url or gateway_url",
+        ));
+    }
+    let guardrails = if decision.guardrails.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&decision.guardrails).map_err(Failure::internal)?
+    };
     let now = now();
     let expires_at = now.saturating_add(granted as i64);
     let transition = Transition {
@@ -445,7 +484,8 @@ pub async fn approve(
         comment: &comment,
         extra_condition: "",
     };
-    let set = ", decided_at = $3, decided_by = $4, comment = $5, granted_seconds = $6, starts_at = $7, expires_at = $8";
+    let set = ", decided_at = $3, decided_by = $4, comment = $5, granted_seconds = $6, starts_at = $7, expires_at = $8, \
+               guardrails = $9";
     let params = vec![
         Param::Int(now),
         Param::Text(approver.clone()),
@@ -453,6 +493,7 @@ pub async fn approve(
         Param::Int(granted as i64),
         Param::Int(now),
         Param::Int(expires_at),
+        Param::Text(guardrails),
     ];
     if !apply(&state, transition, set, params, &record.device_id, now).await? {
         return Err(refused(&admin_request(&state, &id).await?, ExceptionState::Approved));

@@ -102,3 +102,72 @@ async fn lists_are_signed_per_device_with_a_rising_sequence_on_sqlite() {
 async fn lists_are_signed_per_device_with_a_rising_sequence_on_postgres() {
     lists_are_signed_per_device_with_a_rising_sequence(Db::Postgres).await;
 }
+
+/// An approver attaches guardrails: they are stored, shown in words, and signed into the
+/// device's list; malformed ones, and guardrails on a denial, are refused with the field named.
+async fn guardrails_travel_signed_with_the_approval(db: Db) {
+    let Some(server) = TestServer::start(db).await else { return };
+    let api = &server.api;
+    let (device, token, key) = enroll(api, "dev", "laptop-a").await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let filed = api
+            .post(
+                "/api/v1/device/exceptions",
+                &token,
+                json!({"tool": "claude-code", "justification": JUSTIFICATION, "duration_seconds": 600}),
+            )
+            .await;
+        assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.text);
+        ids.push(filed.body["id"].as_str().unwrap().to_owned());
+    }
+    let approve = |id: &str, body| {
+        let path = format!("/api/v1/admin/exceptions/{id}/approve");
+        async move { api.post(&path, ADMIN_TOKEN, body).await }
+    };
+    for (bad, status, says) in [
+        (json!({"mcp_servers": ["docs", "docs"]}), StatusCode::UNPROCESSABLE_ENTITY, "named twice"),
+        (json!({"mcp_servers": [""]}), StatusCode::UNPROCESSABLE_ENTITY, "MCP server names"),
+        (json!({"through_gateway": "yes"}), StatusCode::BAD_REQUEST, "guardrails"),
+        (json!({"via_vpn": true}), StatusCode::BAD_REQUEST, "guardrails"),
+    ] {
+        let refused = approve(&ids[0], json!({"approver": "alice", "guardrails": bad})).await;
+        assert_eq!(refused.status, status, "{bad}: {}", refused.text);
+        assert!(refused.text.contains(says), "{bad}: {}", refused.text);
+    }
+    let denied = api
+        .post(
+            &format!("/api/v1/admin/exceptions/{}/deny", ids[1]),
+            ADMIN_TOKEN,
+            json!({"approver": "alice", "comment": "no", "guardrails": {"no_risky_modes": true}}),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", denied.text);
+    assert_eq!(denied.body["field"], "guardrails", "{}", denied.text);
+
+    let guardrails = json!({"through_gateway": true, "no_risky_modes": true, "mcp_servers": ["docs"]});
+    let approved = approve(&ids[0], json!({"approver": "alice", "guardrails": guardrails})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    assert_eq!(approved.body["guardrails"], guardrails);
+    assert_eq!(approved.body["conditions"], "only through the company gateway; no risky modes; MCP servers: docs");
+    let (_, list) = signed_exceptions(api, &token, &device, &key).await;
+    let signed = &list.exceptions[0];
+    assert_eq!(signed.id, ids[0]);
+    assert!(signed.guardrails.through_gateway && signed.guardrails.no_risky_modes);
+    assert_eq!(signed.guardrails.mcp_servers.as_deref(), Some(&["docs".to_owned()][..]));
+    // A plain approval carries none.
+    let plain = approve(&ids[1], json!({"approver": "alice"})).await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
+    assert!(plain.body.get("guardrails").is_none() && plain.body.get("conditions").is_none(), "{}", plain.text);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guardrails_travel_signed_with_the_approval_on_sqlite() {
+    guardrails_travel_signed_with_the_approval(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guardrails_travel_signed_with_the_approval_on_postgres() {
+    guardrails_travel_signed_with_the_approval(Db::Postgres).await;
+}

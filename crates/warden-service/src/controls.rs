@@ -17,6 +17,10 @@
 //!   every [`SAFETY_CHECK`] covers events the kernel dropped.
 //! - A policy change ([`Keeper::apply`]) rewrites every file at once and removes or restores
 //!   what the new policy no longer says.
+//! - **Exceptions with guardrails** ([`Keeper::set_exceptions`]) add their conditions to the
+//!   tool's machine-wide files while they are in force: the files are rendered again on every
+//!   wake-up with the clock, so a guardrail goes within [`SAFETY_CHECK`] of its exception's end.
+//!   A file changed by that (or by the policy) is not reported as drift.
 //!
 //! Every system path is put under `root` (`wardend --root DIR`, `WARDEN_ROOT`), so tests write
 //! into a scratch tree and never into the machine's `/etc`.
@@ -29,9 +33,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use warden_api::local::ManagedFileState;
+use warden_api::local::{AppliedControl, ManagedFileState};
 use warden_api::{ControlDriftEvent, DriftChange};
-use warden_policy::{MANAGED_PATHS, ManagedFile, Ownership, Policy, Vendor, render_controls};
+use warden_policy::{Catalog, Exception, MANAGED_PATHS, ManagedFile, Ownership, Policy, Vendor, render_controls};
 
 /// How often every file is checked even without a filesystem event (events the kernel
 /// dropped, a watch that could not be placed).
@@ -67,6 +71,7 @@ pub type DriftReport = Box<dyn Fn(ControlDriftEvent) + Send + 'static>;
 enum Message {
     Changed,
     Apply(Box<Policy>, Option<mpsc::Sender<()>>),
+    Exceptions(Vec<Exception>),
     Stop,
 }
 
@@ -95,6 +100,11 @@ struct Desired {
 type Held = BTreeMap<String, bool>;
 
 struct Worker {
+    policy: Policy,
+    /// The policy's catalog, compiled once per policy.
+    catalog: Catalog,
+    /// The device's approved exceptions (their guardrails go into the files while in force).
+    exceptions: Vec<Exception>,
     root: PathBuf,
     held_file: PathBuf,
     backups: PathBuf,
@@ -124,10 +134,35 @@ pub fn located(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
+/// How `status` reports one managed file at `location`.
+pub fn file_state(file: &ManagedFile, location: &Path, matches: bool) -> ManagedFileState {
+    ManagedFileState {
+        vendor: vendor_id(file.vendor),
+        path: file.path.to_owned(),
+        location: location.display().to_string(),
+        ownership: match file.ownership {
+            Ownership::DropIn => "drop-in".into(),
+            Ownership::Owned => "owned".into(),
+        },
+        matches,
+        controls: file
+            .applies
+            .iter()
+            .map(|a| AppliedControl { tool: a.tool.clone(), control: a.control.clone() })
+            .collect(),
+    }
+}
+
 impl Keeper {
-    /// Writes the files `policy` needs (undoing what an earlier run held that it no longer
-    /// needs) and starts keeping them; `report` hears of every drift.
-    pub fn start(options: ControlsOptions, policy: &Policy, report: DriftReport) -> Result<Keeper, ControlsError> {
+    /// Writes the files `policy` and the guardrails of `exceptions` need (undoing what an
+    /// earlier run held that it no longer needs) and starts keeping them; `report` hears of
+    /// every drift.
+    pub fn start(
+        options: ControlsOptions,
+        policy: &Policy,
+        exceptions: &[Exception],
+        report: DriftReport,
+    ) -> Result<Keeper, ControlsError> {
         let folder = options.state_dir.join("controls");
         let backups = folder.join("backup");
         std::fs::create_dir_all(&backups).map_err(|source| ControlsError::Io { path: backups.clone(), source })?;
@@ -141,6 +176,9 @@ impl Keeper {
         })?;
         let shared = Arc::new(Mutex::new(Desired::default()));
         let mut worker = Worker {
+            policy: policy.clone(),
+            catalog: policy.catalog(),
+            exceptions: exceptions.to_vec(),
             root: options.root.clone(),
             held_file,
             backups,
@@ -151,8 +189,8 @@ impl Keeper {
             watched: BTreeMap::new(),
             watching: options.watch,
         };
-        worker.set_policy(policy);
-        worker.check(false);
+        worker.render();
+        worker.check(false, &BTreeSet::new());
         let thread = std::thread::Builder::new()
             .name("warden-controls".into())
             .spawn(move || worker.run(receiver))
@@ -163,6 +201,12 @@ impl Keeper {
     /// Rewrites every file for `policy` (a policy change), without waiting.
     pub fn apply(&self, policy: &Policy) {
         let _ = self.sender.send(Message::Apply(Box::new(policy.clone()), None));
+    }
+
+    /// The device's approved exceptions changed: their guardrails are written (or removed)
+    /// without waiting.
+    pub fn set_exceptions(&self, exceptions: Vec<Exception>) {
+        let _ = self.sender.send(Message::Exceptions(exceptions));
     }
 
     /// [`Keeper::apply`], returning once every file is written.
@@ -182,17 +226,7 @@ impl Keeper {
             .map(|file| {
                 let location = located(&self.root, file.path);
                 let matches = std::fs::read(&location).is_ok_and(|bytes| bytes == file.content.as_bytes());
-                ManagedFileState {
-                    vendor: vendor_id(file.vendor),
-                    path: file.path.to_owned(),
-                    location: location.display().to_string(),
-                    ownership: match file.ownership {
-                        Ownership::DropIn => "drop-in".into(),
-                        Ownership::Owned => "owned".into(),
-                    },
-                    matches,
-                    controls: file.applies.iter().map(|a| format!("{}: {}", a.tool, a.control)).collect(),
-                }
+                file_state(file, &location, matches)
             })
             .collect()
     }
@@ -232,28 +266,46 @@ impl Worker {
                 match message {
                     Message::Stop => return,
                     Message::Apply(policy, done) => {
-                        self.set_policy(&policy);
+                        self.catalog = policy.catalog();
+                        self.policy = *policy;
                         applied = true;
                         waiting.extend(done);
                     }
+                    Message::Exceptions(exceptions) => self.exceptions = exceptions,
                     Message::Changed => {}
                 }
             }
-            // After a policy change, what differs is the change, not drift.
-            self.check(!applied);
+            // Rendered again on every wake-up: an exception's guardrails go when it ends. What
+            // the policy or an exception changed is that change, not drift.
+            let renewed = self.render();
+            self.check(!applied, &renewed);
             for done in waiting {
                 let _ = done.send(());
             }
         }
     }
 
-    fn set_policy(&mut self, policy: &Policy) {
-        let files = render_controls(policy, &policy.catalog());
-        lock(&self.shared).files = files.into_iter().map(|f| (f.path, f)).collect();
+    /// Renders the files for now; returns the paths whose content changed since the last time.
+    fn render(&mut self) -> BTreeSet<&'static str> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let files: BTreeMap<&'static str, ManagedFile> =
+            render_controls(&self.policy, &self.catalog, &self.exceptions, now)
+                .into_iter()
+                .map(|f| (f.path, f))
+                .collect();
+        let mut shared = lock(&self.shared);
+        let renewed = MANAGED_PATHS
+            .iter()
+            .map(|(_, path, _)| *path)
+            .filter(|path| shared.files.get(path).map(|f| &f.content) != files.get(path).map(|f| &f.content))
+            .collect();
+        shared.files = files;
+        renewed
     }
 
-    /// Makes every managed path what the policy says; reports drift when `report_drift`.
-    fn check(&mut self, report_drift: bool) {
+    /// Makes every managed path what the policy says; reports drift when `report_drift`, except
+    /// for the `renewed` paths (their desired content just changed).
+    fn check(&mut self, report_drift: bool, renewed: &BTreeSet<&'static str>) {
         let desired: BTreeMap<&'static str, ManagedFile> = lock(&self.shared).files.clone();
         let held_before = self.held.clone();
         for (vendor, path, ownership) in MANAGED_PATHS {
@@ -276,7 +328,7 @@ impl Worker {
                         self.held.insert((*path).to_owned(), backup);
                     }
                     let result = write_atomic(&location, file.content.as_bytes());
-                    if holding && report_drift {
+                    if holding && report_drift && !renewed.contains(path) {
                         let change = if current.is_some() { DriftChange::Changed } else { DriftChange::Removed };
                         let detail = match (&result, change) {
                             (Err(error), _) => format!("restoring failed: {error}"),

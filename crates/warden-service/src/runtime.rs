@@ -127,6 +127,9 @@ impl Enforcement for AgentEnforcement {
     }
 
     fn set_exceptions(&self, exceptions: Vec<Exception>) {
+        if let Some(keeper) = &self.keeper {
+            keeper.set_exceptions(exceptions.clone());
+        }
         self.agent.set_exceptions(exceptions);
     }
 }
@@ -205,7 +208,8 @@ impl Runtime {
                         eprintln!("warden: warning: recording a control drift: {error}");
                     }
                 });
-                match Keeper::start(options, &agent.rules().policy, report) {
+                let rules = agent.rules();
+                match Keeper::start(options, &rules.policy, &rules.exceptions, report) {
                     Ok(keeper) => Some(Arc::new(keeper)),
                     Err(error) => {
                         eprintln!("warden: warning: not keeping the vendors' managed files: {error}");

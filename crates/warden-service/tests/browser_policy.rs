@@ -64,7 +64,7 @@ fn chromium_refuses_the_blocked_web_app_and_loads_the_rest() {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root");
     let options = ControlsOptions { root: root.clone(), state_dir: scratch.path().join("state"), watch: true };
-    let _keeper = Keeper::start(options, &policy, Box::new(|_| {})).unwrap();
+    let _keeper = Keeper::start(options, &policy, &[], Box::new(|_| {})).unwrap();
     let written = std::fs::read_to_string(located(&root, "/etc/chromium/policies/managed/warden.json")).unwrap();
     assert!(written.contains(&format!("127.0.0.1:{blocked_port}")), "{written}");
     let machine_before = std::fs::read_dir("/etc/chromium").map(|d| d.count()).unwrap_or(0);

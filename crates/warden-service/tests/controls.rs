@@ -3,14 +3,14 @@
 //! covered by the service test); the admin's own files kept and put back; drop-ins beside the admin's left alone; every
 //! drift — an edit, a delete, a rename over the file, `rm -r` of its folder or of `etc` — undone
 //! within a second and reported; a policy change rewritten at once; a restart still knows what
-//! to undo.
+//! to undo; an exception's guardrails written while it is in force and gone when it ends.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_api::{ControlDriftEvent, DriftChange};
-use warden_policy::{Policy, render_controls};
+use warden_policy::{Exception, Guardrails, Policy, render_controls};
 use warden_service::controls::{ControlsOptions, Keeper, located};
 
 fn policy(name: &str) -> Policy {
@@ -36,7 +36,7 @@ impl Scratch {
     fn keeper(&self, policy: &Policy) -> Keeper {
         let drifts = self.drifts.clone();
         let options = ControlsOptions { root: self.root(), state_dir: self.dir.path().join("state"), watch: true };
-        Keeper::start(options, policy, Box::new(move |d| drifts.lock().unwrap().push(d))).unwrap()
+        Keeper::start(options, policy, &[], Box::new(move |d| drifts.lock().unwrap().push(d))).unwrap()
     }
     fn drifts(&self) -> Vec<ControlDriftEvent> {
         self.drifts.lock().unwrap().clone()
@@ -72,7 +72,7 @@ fn every_file_is_written_with_the_policys_content_and_readable_by_everyone() {
     let scratch = Scratch::new();
     let policy = policy("controls.toml");
     let keeper = scratch.keeper(&policy);
-    let files = render_controls(&policy, &policy.catalog());
+    let files = render_controls(&policy, &policy.catalog(), &[], 0);
     assert!(files.len() >= 8, "{} files", files.len());
     for file in &files {
         let at = scratch.at(file.path);
@@ -85,7 +85,11 @@ fn every_file_is_written_with_the_policys_content_and_readable_by_everyone() {
     assert_eq!(status.len(), files.len());
     assert!(status.iter().all(|s| s.matches), "{status:?}");
     let claude = status.iter().find(|s| s.path.ends_with("90-warden.json")).unwrap();
-    assert!(claude.controls.iter().any(|c| c == "claude-code: bypass mode disabled"), "{:?}", claude.controls);
+    assert!(
+        claude.controls.iter().any(|c| c.tool == "claude-code" && c.control == "bypass mode disabled"),
+        "{:?}",
+        claude.controls
+    );
     assert!(scratch.drifts().is_empty(), "writing is not drift");
 }
 
@@ -136,7 +140,7 @@ fn every_drift_is_undone_within_a_second_and_reported() {
     let scratch = Scratch::new();
     let policy = policy("controls.toml");
     let _keeper = scratch.keeper(&policy);
-    let files = render_controls(&policy, &policy.catalog());
+    let files = render_controls(&policy, &policy.catalog(), &[], 0);
     let want = |path: &str| files.iter().find(|f| f.path == path).unwrap().content.clone();
     let claude = "/etc/claude-code/managed-settings.d/90-warden.json";
     let qwen = "/etc/qwen-code/settings.json";
@@ -201,4 +205,53 @@ fn a_policy_change_rewrites_at_once_and_no_drift_is_reported_for_it() {
     assert!(qwen.contains("https://assistant.internal.example/v1") && !qwen.contains("8788"), "{qwen}");
     std::thread::sleep(Duration::from_millis(100));
     assert!(scratch.drifts().is_empty(), "{:?}", scratch.drifts());
+}
+
+#[test]
+fn guardrails_are_written_while_their_exception_is_in_force_and_go_when_it_ends() {
+    let scratch = Scratch::new();
+    let policy = policy("guardrails.toml");
+    let keeper = scratch.keeper(&policy);
+    let claude = scratch.at("/etc/claude-code/managed-settings.d/90-warden.json");
+    let codex = scratch.at("/etc/codex/requirements.toml");
+    assert!(!claude.exists(), "no exception, and the policy asks nothing of Claude Code's file");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let exception = |id: &str, tool: &str, expires_at: i64, guardrails: Guardrails| Exception {
+        id: id.into(),
+        user: "dev".into(),
+        tool: tool.into(),
+        scope: None,
+        starts_at: now - 10,
+        expires_at,
+        guardrails,
+    };
+    let gateway = Guardrails { through_gateway: true, mcp_servers: Some(vec!["docs".into()]), ..Guardrails::default() };
+    let safe = Guardrails { no_risky_modes: true, ..Guardrails::default() };
+    keeper.set_exceptions(vec![
+        // Ends in about two seconds: its conditions go by themselves.
+        exception("exr_claude", "claude-code", now + 2, gateway),
+        exception("exr_codex", "codex", now + 3600, safe),
+    ]);
+    let written = within(Duration::from_secs(1), || {
+        content(&claude)
+            .is_some_and(|c| c.contains("\"ANTHROPIC_BASE_URL\": \"http://127.0.0.1:8788\"") && c.contains("docs"))
+    });
+    assert!(written.is_some(), "pinned while in force: {:?}", content(&claude));
+    assert!(content(&codex).is_some_and(|c| c.contains("allowed_sandbox_modes")), "{:?}", content(&codex));
+    let status = keeper.status();
+    let shown = warden_api::local::controls_of_tool(&status, "claude-code");
+    for control in [
+        "MCP limited to 1 MCP server while exception exr_claude is in force",
+        "API base URL pinned to http://127.0.0.1:8788 while exception exr_claude is in force",
+    ] {
+        assert!(shown.iter().any(|c| c == control), "{control:?} not in {shown:?}");
+    }
+    // The clock ends the first (the keeper wakes at least every SAFETY_CHECK).
+    let gone = within(Duration::from_secs(6), || !claude.exists());
+    assert!(gone.is_some(), "still there after its exception ended: {:?}", content(&claude));
+    assert!(codex.exists(), "the other exception is still in force");
+    // A revocation (the list without it) takes the rest at once.
+    keeper.set_exceptions(Vec::new());
+    assert!(within(Duration::from_secs(1), || !codex.exists()).is_some(), "{:?}", content(&codex));
+    assert!(scratch.drifts().is_empty(), "an exception's start and end are not drift: {:?}", scratch.drifts());
 }

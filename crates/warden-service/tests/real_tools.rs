@@ -34,7 +34,7 @@ fn written(policy: &Policy) -> (tempfile::TempDir, PathBuf, Keeper) {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root");
     let options = ControlsOptions { root: root.clone(), state_dir: scratch.path().join("state"), watch: true };
-    let keeper = Keeper::start(options, policy, Box::new(|_| {})).unwrap();
+    let keeper = Keeper::start(options, policy, &[], Box::new(|_| {})).unwrap();
     (scratch, root, keeper)
 }
 

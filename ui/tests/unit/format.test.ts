@@ -17,6 +17,13 @@ describe("requestStatusText", () => {
     expect(requestStatusText({ state: "waiting-to-be-sent" })).toMatch(/^Waiting to be sent/);
     expect(requestStatusText({ state: "pending" })).toMatch(/approver/);
     expect(requestStatusText({ state: "approved", untilMs: Date.UTC(2026, 10, 30, 12) })).toMatch(/^Approved until .*2026/);
+    expect(
+      requestStatusText({
+        state: "approved",
+        untilMs: Date.UTC(2026, 10, 30, 12),
+        conditions: "only through the company gateway; no risky modes",
+      }),
+    ).toMatch(/^Approved until .*2026.*: only through the company gateway; no risky modes$/);
     expect(requestStatusText({ state: "denied", comment: "Use the assistant" })).toBe("Denied: “Use the assistant”");
     expect(requestStatusText({ state: "denied", comment: "" })).toBe("Denied");
     expect(requestStatusText({ state: "denied", comment: "Use the assistant", by: "lead@example.com" })).toBe(

@@ -30,6 +30,10 @@ describe("catalog", () => {
     expect(claude.querySelector(".alternative")?.textContent).toBe("Use instead: Internal Assistant");
     expect(claude.querySelector('[data-action="request"]')?.textContent).toBe("Request an exception for Claude Code");
     expect(cards[0].querySelector('[data-action="request"]')).toBeNull();
+    // The controls the service writes into each tool's own settings.
+    expect(claude.querySelector(".controls")?.textContent).toMatch(/^Set in Claude Code's own settings: .*bypass mode disabled/);
+    expect(cards[0].querySelector(".controls")?.textContent).toContain("pinned to Internal Assistant");
+    expect(document.querySelector('[data-tool="cursor"] .controls')).toBeNull();
   });
 
   it("has an empty-state text", () => {

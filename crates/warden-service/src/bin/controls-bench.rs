@@ -126,13 +126,14 @@ fn main() -> Result<()> {
         .prefix("controls-bench-")
         .tempdir_in(options.dir.as_deref().unwrap_or(Path::new("/tmp")))?;
     let (a, b) = policies()?;
-    let (files_a, files_b) = (render_controls(&a, &a.catalog()), render_controls(&b, &b.catalog()));
+    let (files_a, files_b) = (render_controls(&a, &a.catalog(), &[], 0), render_controls(&b, &b.catalog(), &[], 0));
     println!("controls-bench: {} managed files, scratch root {}", files_a.len(), scratch.path().display());
 
     let root = scratch.path().join("root");
     let keeper = Keeper::start(
         ControlsOptions { root: root.clone(), state_dir: scratch.path().join("state"), watch: true },
         &a,
+        &[],
         Box::new(|_| {}),
     )?;
     let mut changes = Vec::new();
@@ -160,6 +161,7 @@ fn main() -> Result<()> {
     let peer = Keeper::start(
         ControlsOptions { root: peer_root.clone(), state_dir: scratch.path().join("peer-state"), watch: false },
         &a,
+        &[],
         Box::new(|_| {}),
     )?;
     let mut polled = Vec::new();
