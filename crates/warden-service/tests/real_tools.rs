@@ -12,6 +12,12 @@
 //!   or `--openai-base-url` points elsewhere (this version's pinned `modelProviders` win; Warden's
 //!   launch check still flags both, for versions where they do not) — and `--auth-type
 //!   qwen-oauth` is refused ("The configured auth type is openai …": `enforcedType`).
+//! - Claude Code 2.1.332 (native build): with the drop-in Warden writes while an exception with
+//!   guardrails is in force, `--dangerously-skip-permissions` starts in `default` permission mode
+//!   (`disableBypassPermissionsMode`), an `--mcp-config` server the exception does not name is
+//!   left out (`allowedMcpServers`), and the requests go to the company gateway although the
+//!   process's own `ANTHROPIC_BASE_URL` points elsewhere (the managed `env` wins); the stream-json
+//!   `init` message reports the first two.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -19,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use warden_policy::Policy;
+use warden_policy::{Exception, Guardrails, Policy};
 use warden_service::controls::{ControlsOptions, Keeper};
 
 fn cached(relative: &str) -> PathBuf {
@@ -31,10 +37,15 @@ fn cached(relative: &str) -> PathBuf {
 
 /// Writes `policy`'s vendor files under a scratch root; returns (scratch, root).
 fn written(policy: &Policy) -> (tempfile::TempDir, PathBuf, Keeper) {
+    written_with(policy, &[])
+}
+
+/// [`written`], with `exceptions` in force (their guardrails go into the files).
+fn written_with(policy: &Policy, exceptions: &[Exception]) -> (tempfile::TempDir, PathBuf, Keeper) {
     let scratch = tempfile::tempdir().unwrap();
     let root = scratch.path().join("root");
     let options = ControlsOptions { root: root.clone(), state_dir: scratch.path().join("state"), watch: true };
-    let keeper = Keeper::start(options, policy, &[], Box::new(|_| {})).unwrap();
+    let keeper = Keeper::start(options, policy, exceptions, Box::new(|_| {})).unwrap();
     (scratch, root, keeper)
 }
 
@@ -162,4 +173,62 @@ fn qwen_code_talks_to_the_pinned_endpoint_and_model() {
     // The public cloud sign-in is refused by the enforced auth type.
     let output = in_namespace(Some(&root), 60, &run("").replace(" -p ", " --auth-type qwen-oauth -p "));
     assert!(output.contains("configured auth type is openai"), "qwen-oauth was not refused:\n{output}");
+}
+
+#[test]
+fn claude_code_applies_the_guardrails_of_an_exception_in_force() {
+    let claude = cached("real/claude-2.1.332/node_modules/@anthropic-ai/claude-code-linux-x64/claude");
+    let (gateway, at_gateway) = model_api();
+    let (elsewhere, at_elsewhere) = model_api();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/policies/guardrails.toml");
+    let mut policy = Policy::parse("guardrails.toml", &std::fs::read_to_string(path).unwrap()).unwrap();
+    policy.assistant.as_mut().unwrap().gateway_url = Some(format!("http://127.0.0.1:{gateway}/v1"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let exception = Exception {
+        id: "exr_claude".into(),
+        user: "dev".into(),
+        tool: "claude-code".into(),
+        scope: None,
+        starts_at: now - 60,
+        expires_at: now + 3600,
+        guardrails: Guardrails { through_gateway: true, no_risky_modes: true, mcp_servers: Some(vec!["docs".into()]) },
+    };
+    let (scratch, root, _keeper) = written_with(&policy, &[exception]);
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // IS_SANDBOX: this test runs as root, where Claude Code refuses bypass mode on its own.
+    let run = format!(
+        "cd {home} && env -i PATH=/usr/bin:/bin HOME={home} ANTHROPIC_API_KEY=sk-test IS_SANDBOX=1 \
+         ANTHROPIC_BASE_URL=http://127.0.0.1:{elsewhere} {claude} --dangerously-skip-permissions \
+         --mcp-config '{{\"mcpServers\":{{\"docs\":{{\"command\":\"/bin/true\"}},\"shell\":{{\"command\":\"/bin/true\"}}}}}}' \
+         --output-format stream-json --verbose -p hi </dev/null",
+        home = home.display(),
+        claude = claude.display()
+    );
+    let init = |output: &str| -> serde_json::Value {
+        output
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["type"] == "system" && v["subtype"] == "init")
+            .unwrap_or_else(|| panic!("no init message:\n{output}"))
+    };
+    let servers = |init: &serde_json::Value| -> Vec<String> {
+        init["mcp_servers"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let with = in_namespace(Some(&root), 60, &run);
+    let started = init(&with);
+    assert_eq!(started["permissionMode"], "default", "bypass mode was not refused:\n{with}");
+    assert_eq!(servers(&started), ["docs"], "{with}");
+    let sent = at_gateway.lock().unwrap().clone();
+    assert!(sent.iter().any(|(path, _)| path.starts_with("/v1/messages")), "not pinned to the gateway: {sent:?}\n{with}");
+    assert!(at_elsewhere.lock().unwrap().is_empty(), "the process's own base URL won:\n{with}");
+
+    // The control: the same launch without the file runs in bypass mode, with both servers, at
+    // the address its environment names.
+    let without = in_namespace(None, 60, &run);
+    let started = init(&without);
+    assert_eq!(started["permissionMode"], "bypassPermissions", "{without}");
+    assert_eq!(servers(&started), ["docs", "shell"], "{without}");
+    assert!(!at_elsewhere.lock().unwrap().is_empty(), "{without}");
 }
