@@ -1,7 +1,8 @@
-//! Real AI tools' native binaries for the content-identity tests, cached under
+//! Real AI tools for the content-identity and vendor-controls tests, cached under
 //! `~/.cache/warden-tools/real/<package>-<version>`: two published versions each of Claude
-//! Code's Bun-compiled binary and of Codex's Rust binary, from the npm registry (during setup,
-//! never inside a test). Idempotent: a pinned version already there is not fetched again.
+//! Code's Bun-compiled binary and of Codex's Rust binary, and Gemini CLI's bundle (run with the
+//! cached Node 22), from the npm registry (during setup, never inside a test). Idempotent: a
+//! pinned version already there is not fetched again.
 
 use crate::gateway_tools::npm_install;
 use anyhow::{Context, Result};
@@ -13,6 +14,7 @@ pub const REAL_TOOLS: &[(&str, &str, &str)] = &[
     ("claude", "@anthropic-ai/claude-code-linux-x64", "2.1.332"),
     ("codex", "@openai/codex", "0.169.0-linux-x64"),
     ("codex", "@openai/codex", "0.171.0-linux-x64"),
+    ("gemini", "@google/gemini-cli", "0.61.0"),
 ];
 
 pub fn setup() -> Result<()> {

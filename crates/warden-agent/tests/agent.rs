@@ -458,8 +458,78 @@ async fn an_exceptions_guardrails_hold_at_every_launch() {
     // The vendor's own API: the exception does not cover it.
     let mut direct = launch("https://api.anthropic.com");
     let event = event_for(&mut events, direct.id()).await;
-    assert_eq!((event.outcome, event.rule.as_str()), (Outcome::Killed, "guardrail:exc-gw:through-gateway"), "{event:?}");
+    assert_eq!(
+        (event.outcome, event.rule.as_str()),
+        (Outcome::Killed, "guardrail:exc-gw:through-gateway"),
+        "{event:?}"
+    );
     assert!(event.reason.contains("ANTHROPIC_BASE_URL=https://api.anthropic.com"), "{}", event.reason);
     assert_eq!(ended(&mut direct, Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
     agent.shutdown().await;
+}
+
+/// A local MCP server the policy denies, started by an AI tool as its child (the fake tool's
+/// `FAKE_CHILD`, a script named like the denied command): the server is killed as a launch of
+/// that tool, the tool itself keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_mcp_server_an_ai_tool_starts_is_killed_and_the_tool_keeps_running() {
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let claude = fake_claude(home.path());
+    let server = home.path().join("bin/mcp-evil");
+    std::fs::create_dir_all(server.parent().unwrap()).unwrap();
+    std::fs::write(&server, "#!/bin/sh\nsleep 30\n").unwrap();
+    std::fs::set_permissions(&server, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let policy = Policy::parse(
+        "mcp.toml",
+        r#"
+            name = "Claude Code allowed, one MCP server denied"
+            default_action = "warn"
+            [tools.claude-code]
+            action = "allow"
+            [mcp]
+            deny = [{ command = ["mcp-evil", "exec", "child"] }]
+        "#,
+    )
+    .unwrap();
+    let mut config = AgentConfig::new(state.path().to_path_buf(), policy);
+    config.source = SourceChoice::ProcConnector;
+    config.sweep_running = false;
+    let agent = warden_agent::start(config).await.unwrap();
+    let mut events = agent.subscribe();
+
+    let mut client =
+        Command::new(&claude).env("FAKE_CHILD", &server).stdin(Stdio::null()).stdout(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let killed = loop {
+        let left = deadline.checked_duration_since(Instant::now()).expect("an event for the MCP server");
+        let event = tokio::time::timeout(left, events.recv()).await.expect("an event in time").unwrap();
+        if event.rule.starts_with("mcp-server:") {
+            break event;
+        }
+    };
+    assert_ne!(killed.pid, client.id(), "the server, not the client");
+    assert_eq!((killed.outcome, killed.tool.as_deref()), (Outcome::Killed, Some("claude-code")), "{killed:?}");
+    assert_eq!(killed.rule, "mcp-server:mcp-evil exec child");
+    assert!(killed.reason.contains("started MCP server `mcp-evil exec child`"), "{}", killed.reason);
+    let alive = std::path::Path::new(&format!("/proc/{}", killed.pid)).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", killed.pid)).unwrap_or_default().contains(") Z ");
+    assert!(!alive || ended_pid(killed.pid, Duration::from_secs(3)), "the server still runs");
+    assert!(ended(&mut client, Duration::from_millis(300)).is_none(), "the client was left running");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    agent.shutdown().await;
+}
+
+/// Whether `pid` is gone (or a zombie) within `within`.
+fn ended_pid(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.contains(") Z ") => return true,
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    false
 }

@@ -255,7 +255,10 @@ fn first_look(pid: u32, rules: &Rules, identity: &mut ContentIdentity) -> FirstL
         // An admin's rule for this very file (by SHA-256) can make it a tool too.
         let by_hash =
             partial.content.as_ref().and_then(|c| c.sha256.as_deref()).and_then(|h| rules.policy.binary_rule(h));
-        if rules.catalog.identify(&partial).is_none() && by_hash.is_none_or(|rule| rule.tool.is_none()) {
+        // A local MCP server the policy denies is decided with its ancestors (which AI tool
+        // started it), so it needs the full facts too.
+        let denied_mcp = rules.policy.mcp.as_ref().is_some_and(|m| m.denied_process(&partial.argv).is_some());
+        if rules.catalog.identify(&partial).is_none() && by_hash.is_none_or(|rule| rule.tool.is_none()) && !denied_mcp {
             return FirstLook::NotATool;
         }
     }

@@ -31,6 +31,9 @@ pub enum Rule {
     RiskyFlag { flag: String },
     /// The admin's rule for the program file's SHA-256 (`[[binaries]]`).
     Binary { sha256: String },
+    /// A local MCP server the policy denies (`[mcp] deny`, by command), started by the AI tool
+    /// the verdict names; `server` is the entry as written (`npx -y @evil/mcp`).
+    McpServer { server: String },
     /// An exception covers the launch but a condition its approver attached
     /// ([`crate::Guardrails`]) is broken: decided as if there were no exception.
     /// `condition` is `through-gateway`, `no-risky-modes` or `mcp-servers`.
@@ -48,6 +51,7 @@ impl fmt::Display for Rule {
             Rule::RiskyFlag { flag } => write!(f, "risky-flag:{flag}"),
             Rule::Binary { sha256 } => write!(f, "binary:{sha256}"),
             Rule::Guardrail { id, condition } => write!(f, "guardrail:{id}:{condition}"),
+            Rule::McpServer { server } => write!(f, "mcp-server:{server}"),
         }
     }
 }
@@ -137,7 +141,10 @@ pub fn tool_status(policy: &Policy, tool: &Tool) -> ToolStatus {
 ///    applies whatever the file is called or where it sits, and no exception, assistant status
 ///    or risky mode changes it. The launch is reported as the rule's tool (else, for an allow
 ///    rule without one, as no AI tool). Only monitor mode (6) still applies.
-/// 1. A launch the catalog does not recognise is **allowed** (`not-an-ai-tool`).
+/// 1. A launch the catalog does not recognise is **allowed** (`not-an-ai-tool`) — unless it is
+///    a local MCP server the policy denies (`[mcp] deny` by command), started by an AI tool (an
+///    ancestor the catalog knows): then it gets `[mcp] action` (default block) as a launch of
+///    that tool (`mcp-server:COMMAND`). No exception covers it.
 /// 2. The sanctioned assistant's own client is **allowed** (`sanctioned-assistant`).
 /// 3. Otherwise the policy's entry for the tool decides (`tool:ID`), or, for a tool the
 ///    policy does not list, its default action (`default`).
@@ -171,6 +178,9 @@ pub fn evaluate(
         return binary_verdict(policy, catalog, binary, facts, monitor);
     }
     let Some(found) = catalog.identify(facts) else {
+        if let Some(verdict) = mcp_server_verdict(policy, catalog, facts, monitor) {
+            return verdict;
+        }
         return Verdict {
             tool: None,
             tool_name: None,
@@ -367,6 +377,31 @@ fn broken_guardrail(
         }
     }
     None
+}
+
+/// Step 1's exception: a denied MCP server an AI tool started.
+fn mcp_server_verdict(policy: &Policy, catalog: &Catalog, facts: &ProcessFacts, monitor: bool) -> Option<Verdict> {
+    let mcp = policy.mcp.as_ref()?;
+    let entry = mcp.denied_process(&facts.argv)?;
+    let client = facts.ancestors.iter().find_map(|ancestor| {
+        catalog.identify_program(&ancestor.exe, &ancestor.argv, ancestor.script.as_deref(), facts.cwd.as_deref())
+    })?;
+    let client = client.tool;
+    let server = entry.describe();
+    let action = mcp.process_action();
+    Some(Verdict {
+        tool: Some(client.id.clone()),
+        tool_name: Some(client.name.clone()),
+        action,
+        rule: Rule::McpServer { server: server.clone() },
+        reason: format!("{} started MCP server `{server}`, which the policy denies", client.name),
+        link: policy.default_link.clone(),
+        assistant: policy.assistant.clone(),
+        exception: None,
+        monitor,
+        evidence: Some(format!("command line {:?} started by {}", facts.argv.join(" "), client.name)),
+        continues_launch: false,
+    })
 }
 
 /// Step 0 of [`evaluate`]: the admin's rule for this very file.

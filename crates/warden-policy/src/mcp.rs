@@ -4,6 +4,7 @@
 //! `--mcp-config` in `step_around`, the inventory).
 
 use crate::catalog::CompileProblem;
+use crate::policy::Action;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,6 +22,10 @@ pub struct McpPolicy {
     /// (Claude Code's `managed-mcp.json`, after which users can add no other server there).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<String, McpServerDefinition>,
+    /// What happens when an AI tool starts a denied local server as a process (a `deny` entry
+    /// with a `command`): `block` (the default) or `warn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
 }
 
 /// One allow or deny entry: a server name, the exact command line of a local (stdio) server,
@@ -128,6 +133,28 @@ impl McpPolicy {
         Ok(())
     }
 
+    /// The `deny` entry a process's command line is, when it is one: the entry's program matches
+    /// `argv[k]` by file name (`npx`, `/usr/bin/npx`) for k = 0, or 1 or 2 behind an interpreter
+    /// or `env` (a `#!/usr/bin/env node` script runs as `node /usr/bin/npx -y pkg`), and the
+    /// entry's arguments are exactly the rest. Only `command` entries can name a process (names
+    /// and URLs are not on a command line); an allow list says nothing about processes, since a
+    /// client's other children (shells, `git`) are not MCP servers.
+    pub fn denied_process(&self, argv: &[String]) -> Option<&McpServerMatch> {
+        let file_name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
+        self.deny.iter().find(|entry| {
+            let Some((program, arguments)) = entry.command.as_deref().and_then(<[String]>::split_first) else {
+                return false;
+            };
+            let program = file_name(program);
+            (0..argv.len().min(3)).any(|k| file_name(&argv[k]) == program && argv[k + 1..] == *arguments)
+        })
+    }
+
+    /// What a denied server started as a process gets ([`McpPolicy::action`], default block).
+    pub fn process_action(&self) -> Action {
+        self.action.unwrap_or(Action::Block)
+    }
+
     /// Whether the policy says anything about MCP servers.
     pub fn is_empty(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty() && self.servers.is_empty()
@@ -147,6 +174,12 @@ impl McpPolicy {
                     message: "an MCP command must not be empty".into(),
                 });
             }
+        }
+        if self.action == Some(Action::Allow) {
+            return Err(CompileProblem {
+                needle: "action".into(),
+                message: "[mcp] action is what a denied server started as a process gets: `warn` or `block`".into(),
+            });
         }
         for (name, definition) in &self.servers {
             if definition.command.is_some() == definition.url.is_some() {
@@ -234,6 +267,32 @@ mod tests {
         assert!(policy.permits(&server("docs", &[], Some("https://mcp.corp.example/docs"))).is_ok());
         assert!(policy.permits(&server("docs", &[], Some("https://elsewhere.example/"))).is_err());
         assert!(policy.permits(&server("other", &["x"], None)).unwrap_err().contains("not on the policy's allow list"));
+    }
+
+    #[test]
+    fn a_denied_command_is_known_as_a_process_however_it_was_started() {
+        let policy: McpPolicy = toml::from_str(
+            r#"deny = [{ command = ["npx", "-y", "@evil/mcp"] }, { name = "shell" }, { url = "https://x.example/*" }]"#,
+        )
+        .unwrap();
+        let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        for (spawned, denied) in [
+            (argv(&["npx", "-y", "@evil/mcp"]), true),
+            (argv(&["/usr/bin/npx", "-y", "@evil/mcp"]), true),
+            (argv(&["node", "/usr/bin/npx", "-y", "@evil/mcp"]), true),
+            (argv(&["/usr/bin/env", "node", "/usr/bin/npx", "-y", "@evil/mcp"]), true),
+            (argv(&["npx", "-y", "@evil/mcp", "--extra"]), false),
+            (argv(&["npx", "@evil/mcp"]), false),
+            (argv(&["npx", "-y", "@good/mcp"]), false),
+            (argv(&["sh", "-c", "npx -y @evil/mcp"]), false),
+            (argv(&["shell"]), false),
+            (argv(&[]), false),
+        ] {
+            assert_eq!(policy.denied_process(&spawned).is_some(), denied, "{spawned:?}");
+        }
+        assert_eq!(policy.process_action(), Action::Block);
+        let allow: McpPolicy = toml::from_str(r#"action = "allow""#).unwrap();
+        assert!(allow.check().is_err(), "a denied server cannot be allowed");
     }
 }
 

