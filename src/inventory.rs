@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
-use warden_monitor::inventory::{Installed, Locations, McpFound, inventory, mcp_servers};
+use warden_monitor::inventory::{Installed, Locations, McpFound, inventory, mcp_servers, npm_global_root};
 use warden_policy::{McpServer, Policy};
 
 #[derive(Debug, Args)]
@@ -26,13 +26,6 @@ pub struct InventoryArgs {
     /// A project folder whose MCP configuration is read too (repeatable; with `--mcp`).
     #[arg(long, value_name = "DIR", requires = "mcp")]
     project: Vec<PathBuf>,
-}
-
-/// `npm root -g`, when npm is installed (it knows custom prefixes).
-fn npm_global_root() -> Option<PathBuf> {
-    let output = std::process::Command::new("npm").args(["root", "-g"]).output().ok()?;
-    let text = String::from_utf8(output.stdout).ok()?;
-    output.status.success().then(|| PathBuf::from(text.trim())).filter(|p| p.is_dir())
 }
 
 /// `warden inventory --mcp`: the configured MCP servers and the policy's word on each.

@@ -414,12 +414,32 @@ fn story(kind: &str) {
         assert!(!String::from_utf8_lossy(&bytes).contains(&token), "the token leaked into {}", path.display());
     }
 
+    // An MCP server in the developer's Claude Code configuration: the device's inventory reports it.
+    std::fs::write(
+        desk.home.path().join(".claude.json"),
+        r#"{"mcpServers": {"docs": {"command": "npx", "args": ["-y", "@acme/docs-mcp"]}}}"#,
+    )
+    .unwrap();
     let watch = desk.watch();
     eventually(
         Duration::from_secs(5),
         || "the agent to start syncing".to_string(),
         || watch.stderr().contains("enrolled with").then_some(()),
     );
+    let inventory = eventually(
+        Duration::from_secs(15),
+        || format!("the device's inventory on the server: {}", server.admin("GET", "/admin/inventory", None)),
+        || {
+            let list = server.admin("GET", "/admin/inventory", None);
+            list["devices"].as_array()?.iter().find(|d| d["device_id"] == device.as_str()).cloned()
+        },
+    );
+    let docs = &inventory["report"]["mcp_servers"][0];
+    assert_eq!(
+        (&docs["client"], &docs["name"], &docs["user"]),
+        (&json!("claude-code"), &json!("docs"), &json!(desk.user))
+    );
+    assert_eq!(docs["command"], json!(["npx", "-y", "@acme/docs-mcp"]));
     assert!(desk.launch_is_blocked(Duration::from_secs(5)), "the fake Claude Code was not blocked");
     let blocked = eventually(
         Duration::from_secs(15),

@@ -96,6 +96,8 @@ test("an approver approves a pending request on the page and the device sees it"
   assert.match(await request.textContent(), /\/home\/dev\/src\/app/);
   await request.getByLabel("Comment to the developer").fill("OK for the migration");
   await request.getByLabel("Grant (hours)").fill("2");
+  await request.getByLabel("Only through the company gateway (secrets masked)").check();
+  await request.getByLabel("Only these MCP servers (comma-separated names; empty: as the policy says)").fill("docs, jira");
   await request.getByRole("button", { name: "Approve" }).click();
   await page.getByRole("status").filter({ hasText: "Approved" }).waitFor();
   // The list re-renders after the status line: wait for the request to leave it.
@@ -117,6 +119,39 @@ test("an approver approves a pending request on the page and the device sees it"
   const signed = JSON.parse(mine.body.signed.body);
   assert.equal(signed.exceptions.length, 1);
   assert.equal(signed.exceptions[0].tool, "claude-code");
+  // With the conditions the approver ticked, signed with it and shown in the history.
+  assert.deepEqual(signed.exceptions[0].guardrails, { through_gateway: true, mcp_servers: ["docs", "jira"] });
+  const decided = page.locator("#history-rows tr").filter({ hasText: "dev-laptop" });
+  await decided.filter({ hasText: "only through the company gateway; MCP servers: docs, jira" }).waitFor();
+  await page.close();
+});
+
+test("the page shows where each AI tool is installed and which MCP servers the policy denies", async () => {
+  const token = await enrollDevice("inv-laptop");
+  const report = {
+    scanned_at_ms: Date.now(),
+    tools: [{ tool: "claude-code", user: "dev", kind: "install-folder", path: "/home/dev/.local/share/claude",
+      version: "2.1.332" }],
+    mcp_servers: [{ client: "claude-code", user: "dev", scope: "user", name: "shell", transport: "stdio",
+      command: ["npx", "-y", "@evil/mcp-shell"], file: "/home/dev/.claude.json", sha256: "ab12",
+      denied: "MCP server \"shell\" is denied by policy (npx -y @evil/mcp-shell)" }],
+  };
+  const sent = await call("PUT", "/api/v1/device/inventory", token, report);
+  assert.equal(sent.status, 200);
+  assert.equal(sent.body.changed, true);
+
+  const page = await browser.newPage();
+  await page.goto(`${base}/admin`);
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByLabel("Your name or e-mail").fill("alice@example.com");
+  await page.getByRole("button", { name: "Log in" }).click();
+  const tool = page.locator("#inventory-rows tr").filter({ hasText: "inv-laptop" });
+  await tool.waitFor();
+  assert.match(await tool.textContent(), /claude-code.*2\.1\.332.*install-folder: \/home\/dev\/\.local\/share\/claude/);
+  const server = page.locator("#mcp-rows tr").filter({ hasText: "inv-laptop" });
+  assert.match(await server.textContent(), /shell.*npx -y @evil\/mcp-shell.*DENIED: MCP server "shell" is denied/);
+  mkdirSync(join(root, "artifacts"), { recursive: true });
+  await page.locator("#inventory").screenshot({ path: join(root, "artifacts", "admin-page-inventory.png") });
   await page.close();
 });
 

@@ -10,6 +10,7 @@ mod enroll;
 mod error;
 mod event;
 mod exception;
+mod inventory;
 pub mod local;
 pub mod notice;
 mod policy;
@@ -28,6 +29,10 @@ pub use event::{
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
     MIN_JUSTIFICATION_CHARS, PendingView, check_justification,
+};
+pub use inventory::{
+    ConfiguredMcpServer, DeviceInventory, InstalledTool, InventoryChange, InventoryHistory, InventoryList,
+    InventoryReceipt, InventoryReport, MAX_INVENTORY_ITEMS,
 };
 pub use policy::{PolicyEnvelope, PolicyUpload, PolicyVersion};
 pub use push::{Change, ChangeKind, WaitResponse};

@@ -284,6 +284,11 @@ impl Device {
         }
     }
 
+    /// Sends an inventory report (it replaces the server's copy of this device's last one).
+    pub async fn upload_inventory(&self, report: &warden_api::InventoryReport) -> Result<bool, ClientError> {
+        Ok(self.api.put_inventory(report).await?.changed)
+    }
+
     /// The cached policy, verified now against the pinned key (a failing file is moved aside
     /// and reported; the last verified copy stays in force).
     pub fn cached_policy(&self) -> Result<Option<CachedPolicy>, ClientError> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_api::{
     API_PREFIX, DeviceInfo, EnrollRequest, EnrollResponse, EventBatch, EventBatchReceipt, ExceptionList,
-    ExceptionRecord, ExceptionRequestCreate, PolicyEnvelope, WaitResponse,
+    ExceptionRecord, ExceptionRequestCreate, InventoryReceipt, InventoryReport, PolicyEnvelope, WaitResponse,
 };
 
 /// How long an ordinary call may take before it counts as a failure.
@@ -157,6 +157,11 @@ impl ServerApi {
     /// `POST /device/events`.
     pub async fn upload_events(&self, batch: &EventBatch) -> Result<EventBatchReceipt, ClientError> {
         self.post("/device/events", batch).await
+    }
+
+    /// `PUT /device/inventory`: replaces the device's last inventory report.
+    pub async fn put_inventory(&self, report: &InventoryReport) -> Result<InventoryReceipt, ClientError> {
+        self.send(self.request(reqwest::Method::PUT, "/device/inventory").json(report)).await
     }
 
     /// `POST /device/exceptions` (idempotent by `client_id`).

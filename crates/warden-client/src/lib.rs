@@ -34,5 +34,8 @@ pub use http::{PolicyFetch, ServerApi};
 pub use incident::{HeldIncidents, IncidentSink, report_incident};
 pub use local::{LocalClient, LocalClientError, PERSONAL_SOCKET_NAME, personal_socket, service_socket};
 pub use state::{Enrollment, LocalUser, StateDir};
-pub use sync::{Enforcement, SyncLoop, SyncOptions, SyncStatus, SyncTrigger};
+pub use sync::{
+    Enforcement, INVENTORY_REPORT_EVERY, INVENTORY_RESCAN, InventoryScanner, SyncLoop, SyncOptions, SyncStatus,
+    SyncTrigger,
+};
 pub use token::{DeviceToken, TOKEN_ENV, TokenError, TokenSource, TokenStorage};

@@ -1,13 +1,15 @@
 //! The sync loop: syncs on start, every `interval` (or the server's shorter one), on demand ("Sync now"), and at once when
 //! the server's long-poll says something changed; hands new policy and exceptions to the
-//! enforcement side so an approval takes effect immediately.
+//! enforcement side so an approval takes effect immediately. With an inventory scanner it also
+//! reports what is installed: on the first sync, then whenever a scan (at most every
+//! [`INVENTORY_RESCAN`]) finds something else, and at least once a day.
 
 use crate::device::{Device, PolicySync};
 use crate::error::ClientError;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use warden_api::ChangeKind;
+use warden_api::{ChangeKind, InventoryReport};
 use warden_policy::{Exception, Policy};
 
 /// Where synced rules go: the agent (its `Decider`) implements this.
@@ -16,8 +18,16 @@ pub trait Enforcement: Send + Sync {
     fn set_exceptions(&self, exceptions: Vec<Exception>);
 }
 
+/// Scans the device for installed AI tools and MCP servers (blocking; run off the async threads).
+pub type InventoryScanner = Arc<dyn Fn() -> InventoryReport + Send + Sync>;
+
+/// How often the inventory is scanned again to look for a change.
+pub const INVENTORY_RESCAN: Duration = Duration::from_secs(3600);
+/// An unchanged inventory is still reported this often (the server shows when it last heard).
+pub const INVENTORY_REPORT_EVERY: Duration = Duration::from_secs(24 * 3600);
+
 /// Loop settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SyncOptions {
     /// Full sync period (Santa's default is 600 s; ours is shorter because it is cheap: a 304).
     pub interval: Duration,
@@ -25,12 +35,72 @@ pub struct SyncOptions {
     pub wait_seconds: u64,
     /// Bound of pending events kept for upload.
     pub outbox_limit: u64,
+    /// What reports the inventory; `None`: none is reported.
+    pub inventory: Option<InventoryScanner>,
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("interval", &self.interval)
+            .field("wait_seconds", &self.wait_seconds)
+            .field("outbox_limit", &self.outbox_limit)
+            .field("inventory", &self.inventory.is_some())
+            .finish()
+    }
 }
 
 impl Default for SyncOptions {
     fn default() -> SyncOptions {
-        SyncOptions { interval: Duration::from_secs(60), wait_seconds: 30, outbox_limit: crate::DEFAULT_OUTBOX_LIMIT }
+        SyncOptions {
+            interval: Duration::from_secs(60),
+            wait_seconds: 30,
+            outbox_limit: crate::DEFAULT_OUTBOX_LIMIT,
+            inventory: None,
+        }
     }
+}
+
+/// When the inventory was last scanned and reported, and what was reported.
+#[derive(Debug, Default)]
+struct InventoryState {
+    scanned: Option<std::time::Instant>,
+    reported: Option<(String, std::time::Instant)>,
+}
+
+impl InventoryState {
+    fn scan_due(&self) -> bool {
+        self.scanned.is_none_or(|at| at.elapsed() >= INVENTORY_RESCAN)
+    }
+
+    /// Whether a report with `digest` should go to the server.
+    fn report_due(&self, digest: &str) -> bool {
+        self.reported.as_ref().is_none_or(|(sent, at)| sent != digest || at.elapsed() >= INVENTORY_REPORT_EVERY)
+    }
+}
+
+/// The inventory phase of one sync: scan when due, report when changed or a day old. A failed
+/// report is tried again at the next sync (the scan is kept).
+async fn sync_inventory(
+    device: &Device,
+    scanner: &InventoryScanner,
+    state: &mut InventoryState,
+    pending: &mut Option<InventoryReport>,
+) -> Result<(), String> {
+    if state.scan_due() {
+        let scan = scanner.clone();
+        let report = tokio::task::spawn_blocking(move || scan()).await.map_err(|e| format!("scanning: {e}"))?;
+        state.scanned = Some(std::time::Instant::now());
+        *pending = Some(report);
+    }
+    let Some(report) = pending.as_ref() else { return Ok(()) };
+    let digest = report.digest();
+    if !state.report_due(&digest) {
+        return Ok(());
+    }
+    device.upload_inventory(report).await.map_err(|e| format!("reporting the inventory: {e}"))?;
+    state.reported = Some((digest, std::time::Instant::now()));
+    Ok(())
 }
 
 /// What the loop last saw, for status displays (tray tooltip, `warden status`).
@@ -95,8 +165,15 @@ pub fn spawn(device: Arc<Device>, enforcement: Arc<dyn Enforcement>, options: Sy
     let task = tokio::spawn(async move {
         let mut backoff = Duration::from_secs(1);
         let mut applied_version: Option<i64> = None;
+        let mut inventory = InventoryState::default();
+        let mut scanned = None;
         loop {
-            let report = device.sync_once(options.outbox_limit).await;
+            let mut report = device.sync_once(options.outbox_limit).await;
+            if let Some(scanner) = &options.inventory
+                && let Err(error) = sync_inventory(&device, scanner, &mut inventory, &mut scanned).await
+            {
+                report.errors.push(error);
+            }
             if let Some(list) = &report.exceptions {
                 enforcement.set_exceptions(list.exceptions.clone());
             }

@@ -271,16 +271,46 @@ function renderPolicy(active) {
   $("policy-source").textContent = active.source || "";
 }
 
+function renderInventory(inventory) {
+  const tools = $("inventory-rows"), servers = $("mcp-rows");
+  tools.replaceChildren();
+  servers.replaceChildren();
+  for (const d of inventory.devices) {
+    for (const t of d.report.tools) {
+      const row = tools.insertRow();
+      cell(row, d.hostname);
+      cell(row, t.user || "(system)");
+      cell(row, t.tool);
+      cell(row, t.version || "");
+      cell(row, `${t.kind}${t.place ? ` (${t.place})` : ""}: ${t.path}`);
+      cell(row, when(d.reported_at));
+    }
+    for (const m of d.report.mcp_servers) {
+      const row = servers.insertRow();
+      cell(row, d.hostname);
+      cell(row, m.user);
+      cell(row, `${m.client} (${m.scope})`);
+      cell(row, m.name);
+      cell(row, m.command && m.command.length ? m.command.join(" ") : (m.url || ""));
+      cell(row, m.denied ? `DENIED: ${m.denied}` : "allowed", m.denied ? "state-denied" : "");
+    }
+  }
+  if (!tools.rows.length) cell(tools.insertRow(), "No device has reported an AI tool.", "meta").colSpan = 6;
+  if (!servers.rows.length) cell(servers.insertRow(), "No device has reported an MCP server.", "meta").colSpan = 6;
+}
+
 async function refresh() {
-  const [requests, devices, events, active] = await Promise.all([
+  const [requests, devices, events, active, inventory] = await Promise.all([
     api("GET", "/api/v1/admin/exceptions?limit=500"),
     api("GET", "/api/v1/admin/devices"),
     api("GET", `/api/v1/admin/events?limit=50${$("event-kind").value ? `&kind=${$("event-kind").value}` : ""}`),
     api("GET", "/api/v1/admin/policies/active"),
+    api("GET", "/api/v1/admin/inventory"),
   ]);
   renderPending(requests.filter((r) => r.state === "pending"));
   renderHistory(requests.filter((r) => r.state !== "pending"));
   renderDevices(devices);
+  renderInventory(inventory);
   renderEvents(events.events, new Map(devices.devices.map((d) => [d.id, d.hostname])));
   renderPolicy(active);
 }

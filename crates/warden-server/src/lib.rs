@@ -15,6 +15,7 @@ mod exceptions;
 mod extract;
 mod failure;
 mod feed;
+mod inventory;
 mod limits;
 mod openapi;
 mod policies;

@@ -2,11 +2,11 @@
 //! with `openapi.json`, so neither can gain a route the other lacks.
 
 use crate::failure::Failure;
-use crate::{AppState, admin_page, devices, events, exceptions, openapi, policies, wait};
+use crate::{AppState, admin_page, devices, events, exceptions, inventory, openapi, policies, wait};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use serde::Serialize;
 
 /// Who may call a route.
@@ -36,13 +36,16 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/device/exceptions/{id}", Access::Device),
     ("POST", "/api/v1/device/exceptions/{id}/withdraw", Access::Device),
     ("GET", "/api/v1/device/wait", Access::Device),
+    ("PUT", "/api/v1/device/inventory", Access::Device),
     ("GET", "/api/v1/admin/policies", Access::Admin),
     ("POST", "/api/v1/admin/policies", Access::Admin),
     ("GET", "/api/v1/admin/policies/active", Access::Admin),
     ("POST", "/api/v1/admin/policies/{version}/activate", Access::Admin),
     ("GET", "/api/v1/admin/devices", Access::Admin),
     ("POST", "/api/v1/admin/devices/{id}/revoke", Access::Admin),
+    ("GET", "/api/v1/admin/devices/{id}/inventory", Access::Admin),
     ("GET", "/api/v1/admin/events", Access::Admin),
+    ("GET", "/api/v1/admin/inventory", Access::Admin),
     ("GET", "/api/v1/admin/exceptions", Access::Admin),
     ("POST", "/api/v1/admin/exceptions/{id}/approve", Access::Admin),
     ("POST", "/api/v1/admin/exceptions/{id}/deny", Access::Admin),
@@ -68,13 +71,16 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/device/exceptions/{id}") => get(exceptions::get_own),
         ("POST", "/api/v1/device/exceptions/{id}/withdraw") => post(exceptions::withdraw),
         ("GET", "/api/v1/device/wait") => get(wait::wait),
+        ("PUT", "/api/v1/device/inventory") => put(inventory::put),
         ("GET", "/api/v1/admin/policies") => get(policies::list),
         ("POST", "/api/v1/admin/policies") => post(policies::upload),
         ("GET", "/api/v1/admin/policies/active") => get(policies::active),
         ("POST", "/api/v1/admin/policies/{version}/activate") => post(policies::activate),
         ("GET", "/api/v1/admin/devices") => get(devices::list),
         ("POST", "/api/v1/admin/devices/{id}/revoke") => post(devices::revoke),
+        ("GET", "/api/v1/admin/devices/{id}/inventory") => get(inventory::history),
         ("GET", "/api/v1/admin/events") => get(events::query),
+        ("GET", "/api/v1/admin/inventory") => get(inventory::list),
         ("GET", "/api/v1/admin/exceptions") => get(exceptions::list_all),
         ("POST", "/api/v1/admin/exceptions/{id}/approve") => post(exceptions::approve),
         ("POST", "/api/v1/admin/exceptions/{id}/deny") => post(exceptions::deny),

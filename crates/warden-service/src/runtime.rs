@@ -260,7 +260,9 @@ impl Runtime {
             keeper: self.keeper.clone(),
             hosted_gateway: self.hosted_gateway.clone(),
         });
-        let sync = warden_client::sync::spawn(device.clone(), enforcement, self.sync_options.clone());
+        let mut options = self.sync_options.clone();
+        options.inventory.get_or_insert_with(|| self.inventory_scanner());
+        let sync = warden_client::sync::spawn(device.clone(), enforcement, options);
         tokio::spawn(forward_sync(self.clone(), sync.status.clone()));
         if let Some(old) = lock(&self.link).replace(ServerLink { device, sync }) {
             old.sync.stop();
@@ -270,6 +272,26 @@ impl Runtime {
 
     pub fn mode(&self) -> RuntimeMode {
         self.mode
+    }
+
+    /// What the sync loop reports as installed: the system service scans every local person's
+    /// home and the system-wide folders; the personal mode, its own user's home and the same
+    /// system folders. Read with the policy in force at each scan (its catalog and `[mcp]`).
+    fn inventory_scanner(&self) -> warden_client::InventoryScanner {
+        let agent = self.agent.clone();
+        let mode = self.mode;
+        Arc::new(move || {
+            use warden_monitor::inventory::{LocalHome, device_report, local_homes, npm_global_root};
+            let homes = match mode {
+                RuntimeMode::Service => local_homes(),
+                RuntimeMode::Personal => {
+                    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+                    let user = std::env::var("USER").unwrap_or_default();
+                    home.map(|home| vec![LocalHome { user, home }]).unwrap_or_default()
+                }
+            };
+            device_report(&agent.rules().policy, &homes, npm_global_root(), true, now_ms())
+        })
     }
 
     /// Starts the network layer (the system service, as root): the eBPF hooks on

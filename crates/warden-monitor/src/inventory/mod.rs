@@ -13,8 +13,10 @@ mod editors;
 mod homebrew;
 mod mcp;
 mod node;
+mod report;
 
 pub use mcp::{McpFound, mcp_servers};
+pub use report::{LocalHome, device_report, homes_in_passwd, local_homes, npm_global_root};
 
 use serde::Serialize;
 use std::io::Read;

@@ -1,0 +1,116 @@
+//! Device inventories: what each device reports as installed (AI tools, MCP servers), the
+//! current report per device and a history row whenever it changes.
+
+use crate::auth::{AdminCaller, DeviceCaller};
+use crate::extract::{JsonBody, QueryParams};
+use crate::failure::{Answer, Failure};
+use crate::{AppState, now};
+use axum::Json;
+use axum::extract::Path;
+use axum::extract::State;
+use serde::Deserialize;
+use warden_api::{
+    DeviceInventory, InventoryChange, InventoryHistory, InventoryList, InventoryReceipt, InventoryReport,
+};
+
+/// `PUT /api/v1/device/inventory`: replaces the device's current report; writes a history row
+/// when it differs from the previous one (by [`InventoryReport::digest`]).
+pub async fn put(
+    State(state): State<AppState>,
+    device: DeviceCaller,
+    JsonBody(mut report): JsonBody<InventoryReport>,
+) -> Answer<Json<InventoryReceipt>> {
+    report.check().map_err(|(field, message)| Failure::invalid(field, message))?;
+    report.sort();
+    let digest = report.digest();
+    let text = serde_json::to_string(&report).map_err(Failure::internal)?;
+    let now = now();
+    let _writer = state.store.write_guard().await;
+    let mut transaction = state.store.pool.begin().await?;
+    let previous: Option<(String,)> = sqlx::query_as("SELECT digest FROM device_inventory WHERE device_id = $1")
+        .bind(&device.id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+    let changed = previous.is_none_or(|(before,)| before != digest);
+    if changed {
+        sqlx::query("INSERT INTO inventory_history (device_id, digest, report, reported_at) VALUES ($1, $2, $3, $4)")
+            .bind(&device.id)
+            .bind(&digest)
+            .bind(&text)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO device_inventory (device_id, digest, report, changed_at, reported_at) \
+             VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (device_id) DO UPDATE SET digest = $2, report = $3, changed_at = $4, reported_at = $4",
+        )
+        .bind(&device.id)
+        .bind(&digest)
+        .bind(&text)
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
+    } else {
+        sqlx::query("UPDATE device_inventory SET reported_at = $1 WHERE device_id = $2")
+            .bind(now)
+            .bind(&device.id)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(Json(InventoryReceipt { changed }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryQuery {
+    /// Only devices where this catalog tool is installed.
+    #[serde(default)]
+    tool: Option<String>,
+}
+
+/// `GET /api/v1/admin/inventory[?tool=ID]`: every device's current report, latest first.
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    QueryParams(query): QueryParams<InventoryQuery>,
+) -> Answer<Json<InventoryList>> {
+    let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT d.id, d.hostname, d.username, i.report, i.changed_at, i.reported_at \
+         FROM device_inventory i JOIN devices d ON d.id = i.device_id \
+         ORDER BY i.reported_at DESC, d.id LIMIT 1000",
+    )
+    .fetch_all(&state.store.pool)
+    .await?;
+    let mut devices = Vec::new();
+    for (device_id, hostname, user, text, changed_at, reported_at) in rows {
+        let report: InventoryReport = serde_json::from_str(&text).map_err(Failure::internal)?;
+        if query.tool.as_ref().is_some_and(|tool| !report.tools.iter().any(|t| &t.tool == tool)) {
+            continue;
+        }
+        devices.push(DeviceInventory { device_id, hostname, user, changed_at, reported_at, report });
+    }
+    Ok(Json(InventoryList { devices }))
+}
+
+/// `GET /api/v1/admin/devices/{id}/inventory`: the device's reports that changed something,
+/// newest first (at most 100).
+pub async fn history(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+) -> Answer<Json<InventoryHistory>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT report, reported_at FROM inventory_history WHERE device_id = $1 ORDER BY seq DESC LIMIT 100",
+    )
+    .bind(&id)
+    .fetch_all(&state.store.pool)
+    .await?;
+    let mut changes = Vec::new();
+    for (text, reported_at) in rows {
+        let report = serde_json::from_str(&text).map_err(Failure::internal)?;
+        changes.push(InventoryChange { reported_at, report });
+    }
+    Ok(Json(InventoryHistory { device_id: id, changes }))
+}
