@@ -24,6 +24,20 @@ pub struct GrantedUntil {
     pub request_id: String,
     pub tool_name: String,
     pub expires_at_ms: i64,
+    /// The conditions its approver attached, in words (`Guardrails::describe`); empty for none.
+    pub conditions: String,
+}
+
+/// The notice for a launch an exception with conditions allowed: the developer is told on what
+/// terms the tool runs ("Claude Code runs under your exception: only through the company
+/// gateway; no risky modes"). `None` for other launches and for exceptions without conditions.
+pub fn conditions_notice(event: &warden_api::LaunchEvent, granted: &[GrantedUntil]) -> Option<(String, String)> {
+    let id = event.exception.as_deref()?;
+    let grant = granted.iter().find(|g| g.request_id == id && !g.conditions.is_empty())?;
+    Some((
+        format!("{} runs under your exception", grant.tool_name),
+        format!("Approved on these terms: {}. A launch outside them is blocked.", grant.conditions),
+    ))
 }
 
 /// One notice to show.
@@ -89,7 +103,12 @@ mod tests {
     #[test]
     fn each_notice_once_at_its_time() {
         let end = 1_000 * MINUTE;
-        let grant = GrantedUntil { request_id: "r1".into(), tool_name: "Claude Code".into(), expires_at_ms: end };
+        let grant = GrantedUntil {
+            request_id: "r1".into(),
+            tool_name: "Claude Code".into(),
+            expires_at_ms: end,
+            conditions: String::new(),
+        };
         let soon = ("r1".to_owned(), NoticeKind::ExpiresSoon);
         let gone = ("r1".to_owned(), NoticeKind::Expired);
         let cases: Vec<Case> = vec![
@@ -124,5 +143,30 @@ mod tests {
         assert_eq!(notice.text(clock).1, "Your exception for Claude Code expires at 14:30");
         let expired = Notice { kind: NoticeKind::Expired, ..notice };
         assert_eq!(expired.text(clock).1, "Your exception for Claude Code has expired; Claude Code is blocked again");
+    }
+
+    #[test]
+    fn a_launch_under_an_exception_with_conditions_is_told_the_terms() {
+        let grant = |conditions: &str| GrantedUntil {
+            request_id: "exr_1".into(),
+            tool_name: "Claude Code".into(),
+            expires_at_ms: 1,
+            conditions: conditions.into(),
+        };
+        let mut event: warden_api::LaunchEvent = serde_json::from_value(serde_json::json!({
+            "id": "e1", "at_ms": 0, "pid": 7, "exe": "/x/claude", "argv": [], "tool": "claude-code",
+            "action": "allow", "outcome": "allowed", "rule": "exception:exr_1",
+            "reason": "allowed by exception exr_1", "exception": "exr_1", "source": "test"
+        }))
+        .unwrap();
+        let (title, body) = conditions_notice(&event, &[grant("only through the company gateway")]).unwrap();
+        assert_eq!(title, "Claude Code runs under your exception");
+        assert_eq!(
+            body,
+            "Approved on these terms: only through the company gateway. A launch outside them is blocked."
+        );
+        assert_eq!(conditions_notice(&event, &[grant("")]), None, "no conditions: nothing to say");
+        event.exception = None;
+        assert_eq!(conditions_notice(&event, &[grant("no risky modes")]), None);
     }
 }

@@ -148,6 +148,7 @@ async fn refresh_granted(shell: &Shell) {
                 request_id: r.id.clone(),
                 tool_name: crate::views::tool_name(&policy.catalog, Some(&r.tool)),
                 expires_at_ms: r.expires_at? * 1000,
+                conditions: r.guardrails.describe(),
             })
         })
         .collect();
@@ -155,7 +156,7 @@ async fn refresh_granted(shell: &Shell) {
 }
 
 /// A pop-up that only informs (no actions); a missing notification service is logged.
-fn inform(title: &str, body: &str) {
+pub(crate) fn inform(title: &str, body: &str) {
     if let Err(e) = crate::desktop_notification::inform(title, body) {
         eprintln!("warden-tray: {title}: {body} ({e})");
     }

@@ -28,7 +28,7 @@ mod views;
 mod windows;
 
 use anyhow::{Context, Result, bail};
-use popup::{PopupChoice, popup_for};
+use popup::{PopupChoice, PopupKind, popup_for};
 use runtime_link::{LinkOptions, Reloaded};
 use shell::{Shell, ShellConfig, lock, now_ms};
 use std::path::PathBuf;
@@ -175,6 +175,15 @@ pub(crate) fn show_popup(app: &AppHandle, event: &LaunchEvent) {
     let shell = app.state::<Shell>();
     let policy = shell.policy();
     let name = views::tool_name(&policy.catalog, event.tool.as_deref());
+    // An exception with conditions: the developer hears the terms once per launch tree (the
+    // gate's window, keyed by the exception).
+    if let Some((title, body)) = expiry_notice::conditions_notice(event, &shell.granted()) {
+        let key = format!("conditions:{}", event.exception.as_deref().unwrap_or_default());
+        if lock(&shell.gate).admit(&key, PopupKind::Warn, now_ms()) {
+            inbox::inform(&title, &body);
+        }
+        return;
+    }
     let Some(popup) = popup_for(event, &name, &policy.policy) else { return };
     let tool = event.tool.clone().unwrap_or_default();
     if !lock(&shell.gate).admit(&tool, popup.kind, now_ms()) {
