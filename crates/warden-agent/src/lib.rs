@@ -536,7 +536,16 @@ fn record(
     loop {
         match records.recv_timeout(Duration::from_millis(200)) {
             Ok(Record::Launch(launch)) => {
-                let event = event_of(&launch);
+                let mut event = event_of(&launch);
+                // What leaves the process (store, upload, live stream) keeps the program and the
+                // options the catalog knows, not prompts or file names (`[privacy]`).
+                let rules = shared.decider.rules();
+                event.argv = warden_policy::shareable_argv(
+                    &rules.policy,
+                    &rules.catalog,
+                    &launch.facts,
+                    launch.verdict.tool.as_deref(),
+                );
                 // Durable first: an event nobody stored must not be shown or uploaded.
                 if shared.store.append_launch(&event).is_err() {
                     shared.unrecorded.fetch_add(1, Ordering::Relaxed);

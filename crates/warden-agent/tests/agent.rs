@@ -439,6 +439,7 @@ async fn an_exceptions_guardrails_hold_at_every_launch() {
     let mut events = agent.subscribe();
     let launch = |base_url: &str| {
         Command::new(&claude)
+            .args(["-p", "fix the leak in billing.py"])
             .env("ANTHROPIC_BASE_URL", base_url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -451,6 +452,10 @@ async fn an_exceptions_guardrails_hold_at_every_launch() {
     let event = event_for(&mut events, through.id()).await;
     assert_eq!((event.outcome, event.rule.as_str()), (Outcome::Allowed, "exception:exc-gw"), "{event:?}");
     assert!(event.reason.contains("only through the company gateway"), "{}", event.reason);
+    // The prompt never leaves the process: the event keeps the program and the option, not its text.
+    assert_eq!(event.argv, [claude.to_str().unwrap(), "-p", warden_policy::REDACTED], "{event:?}");
+    let stored = agent.recent_events(1);
+    assert_eq!(stored[0].argv, event.argv, "the stored copy is the redacted one");
     assert!(ended(&mut through, Duration::from_millis(300)).is_none());
     through.kill().unwrap();
     through.wait().unwrap();

@@ -20,6 +20,7 @@ mod network;
 mod origin;
 mod path;
 mod policy;
+mod privacy;
 mod risky;
 mod source;
 mod step_around;
@@ -51,8 +52,9 @@ pub use origin::Origin;
 pub use path::{normalize_path, path_has_prefix};
 pub use policy::{
     Action, Assistant, BinaryRule, Controls, DEFAULT_EXCEPTION_GRACE, EMBEDDED_POLICY, Enforcement, ExceptionLimits,
-    FlagRule, Mode, Policy, PolicyError, ToolRule, TrayPolicy,
+    FlagRule, Mode, Policy, PolicyError, Privacy, ToolRule, TrayPolicy,
 };
+pub use privacy::{REDACTED, shareable_argv};
 pub use risky::{ArgParser, MAX_SETTINGS_FILE_BYTES, OptionGrammar, Repeat, RiskySpec, SettingSpec};
 pub use source::{SourceError, SourceLocation};
 pub use step_around::ToolControls;

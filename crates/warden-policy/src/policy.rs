@@ -268,6 +268,26 @@ pub struct Policy {
     /// Extras for the vendors' own managed files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controls: Option<Controls>,
+    /// `[privacy]`: what of a launch leaves the device (see `crate::shareable_argv`).
+    #[serde(default, skip_serializing_if = "Privacy::is_default")]
+    pub privacy: Privacy,
+}
+
+/// `[privacy]` in the policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    /// Keep whole command lines in events (prompts, file names, tokens included). Off by default:
+    /// a device keeps the program, the options the catalog knows and their setting values, and
+    /// replaces the rest with `‹redacted›`.
+    #[serde(default)]
+    pub full_command_lines: bool,
+}
+
+impl Privacy {
+    fn is_default(&self) -> bool {
+        *self == Privacy::default()
+    }
 }
 
 impl Policy {

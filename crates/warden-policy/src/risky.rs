@@ -242,7 +242,7 @@ impl ToolOptions {
     /// The settings-file paths a launch names (`--settings ./s.json`), for the edge to read.
     pub(crate) fn settings_files<'a>(&self, argv: &'a [String], start: usize) -> Vec<&'a str> {
         let mut paths = Vec::new();
-        self.walk(argv, start, |event| {
+        self.walk(argv, start, |_, event| {
             if let Event::Valued { option, value, .. } = event
                 && (self.grammar.settings_json.contains(&option) || self.grammar.mcp_config.contains(&option))
                 && !looks_like_json(value)
@@ -290,7 +290,7 @@ impl ToolOptions {
                 }
             }
         }
-        self.walk(&facts.argv, start, |event| match event {
+        self.walk(&facts.argv, start, |_, event| match event {
             Event::Switch { option, on, spelling } => {
                 reading.seen.push(SeenOption { name: option.to_owned(), on });
                 for (index, setting) in self.settings.iter().enumerate() {
@@ -474,7 +474,55 @@ impl ToolOptions {
     }
 
     /// Walks argv from `start` the way the tool's parser does, reporting options and positionals.
-    fn walk<'a>(&self, argv: &'a [String], start: usize, mut visit: impl FnMut(Event<'a>)) {
+    /// `argv` with every word after `start` that is not an option the grammar reads, or a setting's
+    /// value, or a known subcommand, replaced by [`crate::REDACTED`] (see `crate::shareable_argv`).
+    pub(crate) fn redact(&self, argv: &[String], start: usize) -> Vec<Option<String>> {
+        let mut shown: Vec<Option<String>> = argv.iter().take(start).cloned().map(Some).collect();
+        shown.resize(argv.len(), None);
+        let g = &self.grammar;
+        let keeps_value = |option: &str| {
+            self.settings.iter().any(|s| s.options.iter().any(|o| o == option))
+                && ![&g.settings_json, &g.mcp_config, &g.config_override]
+                    .iter()
+                    .any(|list| list.iter().any(|o| o == option))
+        };
+        let name_only = |word: &str| match word.split_once('=') {
+            Some((name, _)) => format!("{name}={}", crate::REDACTED),
+            None => word.to_owned(),
+        };
+        self.walk(argv, start, |at, event| match event {
+            Event::Switch { option, .. } => {
+                let word = &argv[at];
+                shown[at] = Some(if self.is_switch(&option) { word.clone() } else { name_only(word) });
+            }
+            Event::Valued { option, value, .. } => {
+                let word = &argv[at];
+                let separate = argv.get(at + 1).is_some_and(|next| next == value) && !word.ends_with(value);
+                if separate {
+                    shown[at] = Some(word.clone());
+                    if keeps_value(&option) {
+                        shown[at + 1] = Some(value.to_owned());
+                    }
+                } else if keeps_value(&option) {
+                    shown[at] = Some(word.clone());
+                } else if word.starts_with("--") {
+                    shown[at] = Some(name_only(word));
+                }
+            }
+            Event::Positional(word) => {
+                let known = g.management_commands.iter().any(|c| c == word)
+                    || self.settings.iter().any(|s| s.subcommands.contains_key(word));
+                if known {
+                    shown[at] = Some(word.to_owned());
+                }
+            }
+        });
+        shown
+    }
+
+    /// `visit` gets each event with the index in argv of the word it starts at (a value given as
+    /// the next word is at that index + 1).
+    fn walk<'a>(&self, argv: &'a [String], start: usize, mut visit: impl FnMut(usize, Event<'a>)) {
         let greedy = self.grammar.parser == ArgParser::Commander;
         let value_at = |i: usize| -> Option<&'a str> {
             let next = argv.get(i)?;
@@ -483,12 +531,13 @@ impl ToolOptions {
         let mut i = start;
         let mut first_positional = true;
         while let Some(arg) = argv.get(i) {
+            let at = i;
             i += 1;
             if arg == "--" {
                 return; // everything after is positional (a prompt, another program's argv)
             }
             if !arg.starts_with('-') || arg == "-" {
-                visit(Event::Positional(arg));
+                visit(at, Event::Positional(arg));
                 if std::mem::take(&mut first_positional) && self.grammar.management_commands.contains(arg) {
                     return;
                 }
@@ -502,12 +551,12 @@ impl ToolOptions {
                 let name = self.long_name(&written);
                 if self.is_switch(&name) {
                     let on = !(self.grammar.parser == ArgParser::Yargs && inline == Some("false"));
-                    visit(Event::Switch { option: name.clone(), on, spelling: arg.clone() });
+                    visit(at, Event::Switch { option: name.clone(), on, spelling: arg.clone() });
                 } else if self.grammar.parser == ArgParser::Yargs
                     && let Some(negated) = name.strip_prefix("--no-").map(|rest| format!("--{rest}"))
                     && self.is_switch(&negated)
                 {
-                    visit(Event::Switch { option: negated.clone(), on: false, spelling: arg.clone() });
+                    visit(at, Event::Switch { option: negated.clone(), on: false, spelling: arg.clone() });
                 } else if self.takes_value(&name) {
                     let value = match inline {
                         Some(value) => Some(value),
@@ -515,13 +564,13 @@ impl ToolOptions {
                     };
                     if let Some(value) = value {
                         let spelling = if inline.is_some() { arg.clone() } else { format!("{arg} {value}") };
-                        visit(Event::Valued { option: name.clone(), value, spelling });
+                        visit(at, Event::Valued { option: name.clone(), value, spelling });
                     }
                 } else {
                     // An option the catalog does not describe: kept for literal flag rules
                     // (`--flag=false` is the usual explicit off).
                     let on = inline != Some("false");
-                    visit(Event::Switch { option: written.clone(), on, spelling: arg.clone() });
+                    visit(at, Event::Switch { option: written.clone(), on, spelling: arg.clone() });
                 }
                 continue;
             }
@@ -534,43 +583,50 @@ impl ToolOptions {
                     // yargs: every letter is a switch; `-y=false` gives a value, the last
                     // letter may take the next argument.
                     if let Some(value) = rest.strip_prefix('=') {
-                        self.short(&option, Some(value), arg, &mut visit);
+                        self.short(at, &option, Some(value), arg, &mut visit);
                         break;
                     }
                     if rest.is_empty() && self.takes_value(&option) {
                         if let Some(value) = value_at(i) {
                             i += 1;
-                            self.short(&option, Some(value), &format!("{arg} {value}"), &mut visit);
+                            self.short(at, &option, Some(value), &format!("{arg} {value}"), &mut visit);
                         }
                         break;
                     }
-                    self.short(&option, None, arg, &mut visit);
+                    self.short(at, &option, None, arg, &mut visit);
                     continue;
                 }
                 if self.takes_value(&option) {
                     let attached = rest.strip_prefix('=').unwrap_or(rest);
                     if !attached.is_empty() {
-                        self.short(&option, Some(attached), arg, &mut visit);
+                        self.short(at, &option, Some(attached), arg, &mut visit);
                     } else if let Some(value) = value_at(i) {
                         i += 1;
-                        self.short(&option, Some(value), &format!("{arg} {value}"), &mut visit);
+                        self.short(at, &option, Some(value), &format!("{arg} {value}"), &mut visit);
                     }
                     break;
                 }
-                self.short(&option, None, arg, &mut visit);
+                self.short(at, &option, None, arg, &mut visit);
             }
         }
     }
 
-    fn short<'a>(&self, option: &str, value: Option<&'a str>, spelling: &str, visit: &mut impl FnMut(Event<'a>)) {
+    fn short<'a>(
+        &self,
+        at: usize,
+        option: &str,
+        value: Option<&'a str>,
+        spelling: &str,
+        visit: &mut impl FnMut(usize, Event<'a>),
+    ) {
         let name = option.to_owned();
         if self.is_switch(option) {
             let on = !(self.grammar.parser == ArgParser::Yargs && value == Some("false"));
-            visit(Event::Switch { option: name, on, spelling: spelling.to_owned() });
+            visit(at, Event::Switch { option: name, on, spelling: spelling.to_owned() });
         } else if let Some(value) = value.filter(|_| self.takes_value(option)) {
-            visit(Event::Valued { option: name, value, spelling: spelling.to_owned() });
+            visit(at, Event::Valued { option: name, value, spelling: spelling.to_owned() });
         } else {
-            visit(Event::Switch { option: name, on: true, spelling: spelling.to_owned() });
+            visit(at, Event::Switch { option: name, on: true, spelling: spelling.to_owned() });
         }
     }
 }
