@@ -62,9 +62,7 @@ async fn policy_and_exceptions_swap_while_the_agent_runs() {
 
     let mut monitor = Policy::embedded();
     monitor.mode = Mode::Monitor;
-    let mut config = AgentConfig::new(state.path().to_path_buf(), monitor);
-    config.source = SourceChoice::ProcConnector;
-    config.sweep_running = false;
+    let mut config = connector_config(state.path().to_path_buf(), monitor);
     config.policy_version = Some("v1".into());
     let agent = warden_agent::start(config).await.unwrap();
     let mut events = agent.subscribe();
@@ -136,9 +134,7 @@ async fn an_accounts_exception_covers_only_the_uid_bound_to_it() {
     let claude = fake_claude(home.path());
     let uid = current_uid();
 
-    let mut config = AgentConfig::new(state.path().to_path_buf(), Policy::embedded());
-    config.source = SourceChoice::ProcConnector;
-    config.sweep_running = false;
+    let mut config = connector_config(state.path().to_path_buf(), Policy::embedded());
     config.exceptions = vec![Exception {
         id: "exc-acct".into(),
         user: ACCOUNT.into(),
@@ -220,12 +216,19 @@ fn exception(id: &str, expires_at: i64) -> Exception {
     }
 }
 
+/// An agent on the process connector, with no sweep of what already runs: each test sees only
+/// the launches it makes.
+fn connector_config(state: std::path::PathBuf, policy: Policy) -> AgentConfig {
+    let mut config = AgentConfig::new(state, policy);
+    config.source = SourceChoice::ProcConnector;
+    config.sweep_running = false;
+    config
+}
+
 async fn agent_with_grace(state: &Path, grace: u64, exceptions: Vec<Exception>) -> warden_agent::AgentHandle {
     let mut policy = Policy::embedded();
     policy.exceptions.grace = grace;
-    let mut config = AgentConfig::new(state.to_path_buf(), policy);
-    config.source = SourceChoice::ProcConnector;
-    config.sweep_running = false;
+    let mut config = connector_config(state.to_path_buf(), policy);
     config.exceptions = exceptions;
     warden_agent::start(config).await.unwrap()
 }
@@ -371,9 +374,7 @@ async fn a_blocked_launch_in_a_terminal_is_told_there() {
     let home = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let claude = fake_claude(home.path());
-    let mut config = AgentConfig::new(state.path().to_path_buf(), Policy::embedded());
-    config.source = SourceChoice::ProcConnector;
-    config.sweep_running = false;
+    let config = connector_config(state.path().to_path_buf(), Policy::embedded());
     let agent = warden_agent::start(config).await.unwrap();
     let mut events = agent.subscribe();
 
@@ -428,9 +429,7 @@ async fn an_exceptions_guardrails_hold_at_every_launch() {
     let home = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let claude = fake_claude(home.path());
-    let mut config = AgentConfig::new(state.path().to_path_buf(), Policy::embedded());
-    config.source = SourceChoice::ProcConnector;
-    config.sweep_running = false;
+    let mut config = connector_config(state.path().to_path_buf(), Policy::embedded());
     config.exceptions = vec![Exception {
         guardrails: warden_policy::Guardrails { through_gateway: true, ..Default::default() },
         ..exception("exc-gw", now_secs() + 3600)
@@ -497,9 +496,7 @@ async fn a_denied_mcp_server_an_ai_tool_starts_is_killed_and_the_tool_keeps_runn
         "#,
     )
     .unwrap();
-    let mut config = AgentConfig::new(state.path().to_path_buf(), policy);
-    config.source = SourceChoice::ProcConnector;
-    config.sweep_running = false;
+    let config = connector_config(state.path().to_path_buf(), policy);
     let agent = warden_agent::start(config).await.unwrap();
     let mut events = agent.subscribe();
 

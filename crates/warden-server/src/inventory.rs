@@ -33,24 +33,15 @@ pub async fn put(
         .await?;
     let changed = previous.is_none_or(|(before,)| before != digest);
     if changed {
-        sqlx::query("INSERT INTO inventory_history (device_id, digest, report, reported_at) VALUES ($1, $2, $3, $4)")
-            .bind(&device.id)
-            .bind(&digest)
-            .bind(&text)
-            .bind(now)
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query(
+        // The same four values go into the history row and the current one.
+        for sql in [
+            "INSERT INTO inventory_history (device_id, digest, report, reported_at) VALUES ($1, $2, $3, $4)",
             "INSERT INTO device_inventory (device_id, digest, report, changed_at, reported_at) \
              VALUES ($1, $2, $3, $4, $4) \
              ON CONFLICT (device_id) DO UPDATE SET digest = $2, report = $3, changed_at = $4, reported_at = $4",
-        )
-        .bind(&device.id)
-        .bind(&digest)
-        .bind(&text)
-        .bind(now)
-        .execute(&mut *transaction)
-        .await?;
+        ] {
+            sqlx::query(sql).bind(&device.id).bind(&digest).bind(&text).bind(now).execute(&mut *transaction).await?;
+        }
     } else {
         sqlx::query("UPDATE device_inventory SET reported_at = $1 WHERE device_id = $2")
             .bind(now)
