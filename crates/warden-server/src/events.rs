@@ -4,6 +4,7 @@
 use crate::auth::{AdminCaller, DeviceCaller};
 use crate::extract::{JsonBody, QueryParams};
 use crate::failure::{Answer, Failure};
+use crate::stream;
 use crate::{AppState, now};
 use axum::Json;
 use axum::extract::State;
@@ -142,7 +143,9 @@ pub async fn upload(
                 let placeholders: Vec<String> = (1..=9).map(|n| format!("${}", base + n)).collect();
                 sql.push_str(&format!("({})", placeholders.join(", ")));
             }
-            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            // RETURNING names the rows this call stored (not those a retry already had): exactly
+            // the ones the webhook stream has not seen.
+            sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
             let mut query = sqlx::query(&sql);
             for (event, body) in events.iter().zip(bodies) {
                 query = query
@@ -156,7 +159,18 @@ pub async fn upload(
                     .bind(now)
                     .bind(body.as_str());
             }
-            stored += query.execute(&mut *transaction).await?.rows_affected();
+            let inserted = query.fetch_all(&mut *transaction).await?;
+            stored += inserted.len() as u64;
+            if state.stream.is_some() {
+                use sqlx::Row as _;
+                for row in &inserted {
+                    let id: String = row.try_get("id")?;
+                    if let Some(event) = events.iter().find(|e| e.id() == id) {
+                        let record = serde_json::json!({ "device_id": &device.id, "event": event });
+                        stream::enqueue(&mut transaction, &id, "event", record, now).await?;
+                    }
+                }
+            }
         }
         // The heartbeat: every upload, even an empty one, is the device being heard from.
         sqlx::query("UPDATE devices SET last_seen_at = $1, agent_version = COALESCE($2, agent_version) WHERE id = $3")
@@ -182,6 +196,9 @@ pub async fn upload(
             .await?;
         }
         transaction.commit().await?;
+    }
+    if stored > 0 && state.stream.is_some() {
+        state.stream_wake.notify_one();
     }
     let stored = stored as usize;
     Ok(Json(EventBatchReceipt {

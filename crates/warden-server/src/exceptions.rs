@@ -234,14 +234,19 @@ pub async fn create(
         .bind(now)
         .execute(&mut *transaction)
         .await?;
-        audit(&mut transaction, &id, None, ExceptionState::Pending, &device.user, now, "").await?;
+        audit(&state, &mut transaction, &id, None, ExceptionState::Pending, &device.user, now, "").await?;
         transaction.commit().await?;
+        state.stream_wake.notify_one();
     }
     let row = load(&state, &id).await?.ok_or_else(|| Failure::internal("request vanished after insert"))?;
     Ok((StatusCode::CREATED, Json(row.record(now))))
 }
 
+/// Writes one audit row (and, when the server streams, its outbox record: id
+/// `audit:REQUEST:STATE`, unique since a request reaches each state at most once).
+#[allow(clippy::too_many_arguments)]
 async fn audit(
+    state: &AppState,
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &str,
     from: Option<ExceptionState>,
@@ -250,6 +255,17 @@ async fn audit(
     now: i64,
     comment: &str,
 ) -> Result<(), sqlx::Error> {
+    if state.stream.is_some() {
+        let record = serde_json::json!({
+            "request_id": id,
+            "from_state": from.map(ExceptionState::as_str),
+            "to_state": to.as_str(),
+            "actor": actor,
+            "at": now,
+            "comment": comment,
+        });
+        crate::stream::enqueue(transaction, &format!("audit:{id}:{}", to.as_str()), "audit", record, now).await?;
+    }
     sqlx::query(
         "INSERT INTO exception_audit (request_id, from_state, to_state, actor, at, comment) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -302,6 +318,7 @@ async fn apply(
     let changed = query.execute(&mut *transaction).await?.rows_affected() == 1;
     if changed {
         audit(
+            state,
             &mut transaction,
             transition.id,
             Some(transition.from),
@@ -318,6 +335,7 @@ async fn apply(
     drop(_writer);
     if changed {
         state.feed.wake(Wake::Device(device_id.to_owned()));
+        state.stream_wake.notify_one();
     }
     Ok(changed)
 }

@@ -21,6 +21,7 @@ mod openapi;
 mod policies;
 mod routes;
 mod store;
+pub mod stream;
 mod wait;
 
 pub use auth::{ADMIN_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX};
@@ -68,6 +69,8 @@ pub struct Config {
     pub limits: LimitSettings,
     /// Serve HTTPS with this certificate and key ([`tls_config`]); `None`: plain HTTP.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Stream events and audit rows to a webhook ([`stream`]); `None`: no stream.
+    pub stream: Option<stream::StreamSettings>,
 }
 
 /// Reading the TLS certificate or key failed.
@@ -121,6 +124,7 @@ impl Config {
             max_connections: default_max_connections(),
             limits: LimitSettings::default(),
             tls: None,
+            stream: None,
         }
     }
 }
@@ -153,6 +157,10 @@ pub struct Shared {
     pub max_connections: usize,
     pub limits: limits::Limits,
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The webhook stream, when configured: records go to `stream_outbox` with what they record.
+    pub stream: Option<stream::StreamSettings>,
+    /// Wakes the stream's sender when a record was added.
+    pub stream_wake: tokio::sync::Notify,
     /// Becomes true when the server shuts down, so long-polls return at once.
     pub closing: watch::Receiver<bool>,
     closing_sender: watch::Sender<bool>,
@@ -185,6 +193,8 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         max_connections: config.max_connections.max(1),
         limits: limits::Limits::new(config.limits),
         tls: config.tls.clone(),
+        stream: config.stream.clone(),
+        stream_wake: tokio::sync::Notify::new(),
         closing,
         closing_sender,
     }));
@@ -212,10 +222,14 @@ pub async fn run(
             }
         }
     });
+    let streamer = state.stream.clone().map(|settings| tokio::spawn(stream::run(state.clone(), settings)));
     let closing = state.closing_sender.clone();
     serve_connections(listener, state, shutdown).await;
     let _ = closing.send(true);
     sweeper.abort();
+    if let Some(streamer) = streamer {
+        streamer.abort();
+    }
     if let Some(relay) = relay {
         relay.abort();
     }

@@ -71,6 +71,13 @@ struct Args {
     /// Events one device may send per minute (at least one full batch).
     #[arg(long, default_value_t = LimitSettings::default().events_per_minute)]
     events_per_minute: u32,
+    /// Stream every event and exception audit row to this webhook as signed JSON lines
+    /// (https://, or http:// to loopback), with --stream-secret-file.
+    #[arg(long, env = "WARDEN_STREAM_WEBHOOK", value_name = "URL", requires = "stream_secret_file")]
+    stream_webhook: Option<String>,
+    /// The HMAC key the stream is signed with (at least 16 bytes; readable by the server only).
+    #[arg(long, env = "WARDEN_STREAM_SECRET_FILE", value_name = "FILE", requires = "stream_webhook")]
+    stream_secret_file: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -118,6 +125,16 @@ async fn main() -> Result<()> {
     };
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(warden_server::tls_config(cert, key)?);
+    }
+    if let (Some(webhook), Some(file)) = (&args.stream_webhook, &args.stream_secret_file) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!("{}: the stream secret must be readable by the server only (chmod 600)", file.display());
+        }
+        let secret = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        config.stream = Some(warden_server::stream::StreamSettings::new(webhook, &secret)?);
+        println!("Streaming events and audit records to {webhook} (signed with HMAC-SHA256)");
     }
     // Checked before binding: a refused configuration never opens the port at all.
     let wanted: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&args.listen)

@@ -49,6 +49,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "exception_list_sequence", include_str!("../migrations/sqlite/0003_exception_list_sequence.sql")),
     (4, "exception_guardrails", include_str!("../migrations/sqlite/0004_exception_guardrails.sql")),
     (5, "device_inventory", include_str!("../migrations/sqlite/0005_device_inventory.sql")),
+    (6, "stream_outbox", include_str!("../migrations/sqlite/0006_stream_outbox.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
@@ -56,6 +57,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "exception_list_sequence", include_str!("../migrations/postgres/0003_exception_list_sequence.sql")),
     (4, "exception_guardrails", include_str!("../migrations/postgres/0004_exception_guardrails.sql")),
     (5, "device_inventory", include_str!("../migrations/postgres/0005_device_inventory.sql")),
+    (6, "stream_outbox", include_str!("../migrations/postgres/0006_stream_outbox.sql")),
 ];
 
 /// The migration files as sqlx wants them.

@@ -1,0 +1,143 @@
+//! The webhook stream, on SQLite and on PostgreSQL, to a receiver on loopback that is stopped and
+//! started again mid-stream: every event and audit record arrives (nothing lost), a record sent
+//! twice carries the same id and the same content, every body's signature is the HMAC of the
+//! shared secret, and a device's retried upload streams nothing twice.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use common::{ADMIN_TOKEN, Db, TestServer, database_url, enroll, launch_event, now_ms};
+use hyper::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use warden_server::stream::{StreamSettings, signature};
+
+const SECRET: &[u8] = b"stream-secret-for-the-test-0123";
+
+/// (signature header, body) of every delivery the receiver accepted.
+type Deliveries = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn accept(
+    State(got): State<Deliveries>,
+    headers: HeaderMap,
+    body: String,
+) -> ([(&'static str, &'static str); 1], &'static str) {
+    let signature = headers.get("x-warden-signature").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    got.lock().unwrap().push((signature, body));
+    // No keep-alive: once the receiver stops, the server's next try cannot reach it.
+    ([("connection", "close")], "ok")
+}
+
+/// The receiver on `127.0.0.1:port` (0: any); returns its task and port.
+async fn start_receiver(port: u16, got: Deliveries) -> (tokio::task::JoinHandle<()>, u16) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route("/in", axum::routing::post(accept)).with_state(got);
+    (tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }), port)
+}
+
+/// Every record received so far, by id (each id's lines must all be equal).
+fn records(got: &Deliveries) -> BTreeMap<String, Value> {
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    for (_, body) in got.lock().unwrap().iter() {
+        for line in body.lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let id = record["id"].as_str().unwrap().to_owned();
+            if let Some(earlier) = by_id.get(&id) {
+                assert_eq!(earlier, &record, "a record sent again must be the same record");
+            }
+            by_id.insert(id, record);
+        }
+    }
+    by_id
+}
+
+async fn wait_for(got: &Deliveries, ids: &[String]) {
+    let started = Instant::now();
+    loop {
+        let have = records(got);
+        if ids.iter().all(|id| have.contains_key(id)) {
+            return;
+        }
+        let missing: Vec<_> = ids.iter().filter(|id| !have.contains_key(*id)).collect();
+        assert!(started.elapsed() < Duration::from_secs(30), "still missing after 30 s: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn the_stream_survives_a_receiver_outage(db: Db) {
+    let Some(url) = database_url(db).await else { return };
+    let got: Deliveries = Arc::default();
+    let (receiver, port) = start_receiver(0, got.clone()).await;
+    let settings = StreamSettings::new(&format!("http://127.0.0.1:{port}/in"), SECRET).unwrap();
+    let server = TestServer::configured(&url, |config| config.stream = Some(settings)).await;
+    let api = &server.api;
+    let (device, token, _) = enroll(api, "dev", "laptop-a").await;
+    let batch = |first: usize| -> Vec<Value> {
+        (first..first + 20)
+            .map(|i| launch_event(&format!("00000000-0000-4000-8000-{i:012}"), "dev", "claude-code", "block", now_ms()))
+            .collect()
+    };
+    let ids = |events: &[Value]| events.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+
+    let first = batch(0);
+    assert_eq!(api.post("/api/v1/device/events", &token, json!({"events": first})).await.status, StatusCode::OK);
+    wait_for(&got, &ids(&first)).await;
+
+    // The receiver goes away; the server keeps storing, and keeps the records for it.
+    receiver.abort();
+    let _ = receiver.await;
+    let second = batch(20);
+    assert_eq!(api.post("/api/v1/device/events", &token, json!({"events": second})).await.status, StatusCode::OK);
+    // A retried upload of the same events stores (and streams) nothing new.
+    let retry = api.post("/api/v1/device/events", &token, json!({"events": second})).await;
+    assert_eq!(retry.body["stored"], 0, "{}", retry.text);
+    let filed = api
+        .post(
+            "/api/v1/device/exceptions",
+            &token,
+            json!({"tool": "claude-code", "justification": "Reviewing the vendor agent for the assessment", "duration_seconds": 600}),
+        )
+        .await;
+    assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.text);
+    let request = filed.body["id"].as_str().unwrap().to_owned();
+    let approved = api
+        .post(&format!("/api/v1/admin/exceptions/{request}/approve"), ADMIN_TOKEN, json!({"approver": "alice"}))
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before_restart = records(&got).len();
+    assert_eq!(before_restart, 20, "nothing reached a receiver that was down");
+
+    // Back on the same port: everything arrives, the audit rows too.
+    let (_receiver, _) = start_receiver(port, got.clone()).await;
+    let mut wanted = ids(&second);
+    wanted.extend([format!("audit:{request}:pending"), format!("audit:{request}:approved")]);
+    wait_for(&got, &wanted).await;
+
+    let all = records(&got);
+    assert_eq!(all.len(), 42, "40 events and 2 audit records, each once by id");
+    let event = &all[&wanted[0]];
+    assert_eq!((event["kind"].as_str(), event["record"]["device_id"].as_str()), (Some("event"), Some(device.as_str())));
+    assert_eq!(event["record"]["event"]["tool"], "claude-code");
+    let approval = &all[&format!("audit:{request}:approved")];
+    assert_eq!((approval["kind"].as_str(), approval["record"]["actor"].as_str()), (Some("audit"), Some("alice")));
+    for (sent, body) in got.lock().unwrap().iter() {
+        assert_eq!(sent, &signature(SECRET, body.as_bytes()), "every body is signed with the shared secret");
+        assert_ne!(sent, &signature(b"another-secret-0123456789", body.as_bytes()));
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_survives_a_receiver_outage_on_sqlite() {
+    the_stream_survives_a_receiver_outage(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_survives_a_receiver_outage_on_postgres() {
+    the_stream_survives_a_receiver_outage(Db::Postgres).await;
+}
