@@ -326,11 +326,13 @@ impl Desk {
         let sink = stderr.clone();
         std::thread::spawn(move || {
             for line in err.lines().map_while(Result::ok) {
+                // Kept before `ready` is signalled: a test that reads the output once `watch`
+                // returns must find the line that made it return.
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
                 if line.contains("watching with") {
                     let _ = ready_tx.send(());
                 }
-                sink.lock().unwrap().push_str(&line);
-                sink.lock().unwrap().push('\n');
             }
         });
         let (event_tx, events) = channel();
