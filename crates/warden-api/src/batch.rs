@@ -101,3 +101,23 @@ pub struct StoredEvent {
 pub struct EventPage {
     pub events: Vec<StoredEvent>,
 }
+
+/// `GET /api/v1/admin/event-counts`: events past the server's retention age, counted per day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounts {
+    pub counts: Vec<EventCount>,
+}
+
+/// How many events of one kind, tool and outcome one device filed on one day (rolled up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCount {
+    /// Days since the epoch (UTC) of the events' filed time.
+    pub day: i64,
+    pub device_id: String,
+    pub kind: String,
+    /// Catalog id; empty for events without one.
+    pub tool: String,
+    /// `killed`, `allowed`, `blocked`, …; empty for kinds without an outcome.
+    pub outcome: String,
+    pub count: i64,
+}

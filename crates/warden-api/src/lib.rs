@@ -18,7 +18,10 @@ mod push;
 mod signed_exceptions;
 mod signing;
 
-pub use batch::{EventBatch, EventBatchReceipt, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH, StoredEvent};
+pub use batch::{
+    EventBatch, EventBatchReceipt, EventCount, EventCounts, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH,
+    StoredEvent,
+};
 pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
 pub use error::{ApiError, ErrorLocation};
 pub use event::{

@@ -19,6 +19,7 @@ mod inventory;
 mod limits;
 mod openapi;
 mod policies;
+mod retention;
 mod routes;
 mod store;
 pub mod stream;
@@ -71,6 +72,8 @@ pub struct Config {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Stream events and audit rows to a webhook ([`stream`]); `None`: no stream.
     pub stream: Option<stream::StreamSettings>,
+    /// Events older than this are rolled up into daily counts and removed; `None`: kept forever.
+    pub retain_events: Option<Duration>,
 }
 
 /// Reading the TLS certificate or key failed.
@@ -125,6 +128,7 @@ impl Config {
             limits: LimitSettings::default(),
             tls: None,
             stream: None,
+            retain_events: None,
         }
     }
 }
@@ -161,6 +165,7 @@ pub struct Shared {
     pub stream: Option<stream::StreamSettings>,
     /// Wakes the stream's sender when a record was added.
     pub stream_wake: tokio::sync::Notify,
+    pub retain_events: Option<Duration>,
     /// Becomes true when the server shuts down, so long-polls return at once.
     pub closing: watch::Receiver<bool>,
     closing_sender: watch::Sender<bool>,
@@ -195,6 +200,7 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         tls: config.tls.clone(),
         stream: config.stream.clone(),
         stream_wake: tokio::sync::Notify::new(),
+        retain_events: config.retain_events,
         closing,
         closing_sender,
     }));
@@ -218,6 +224,11 @@ pub async fn run(
                 ticks.tick().await;
                 if let Err(failure) = exceptions::sweep_expired(&state).await {
                     eprintln!("warden-server: expiry sweep failed: {}", failure.body.message);
+                }
+                if let Some(retain) = state.retain_events
+                    && let Err(failure) = retention::roll_up(&state, retain).await
+                {
+                    eprintln!("warden-server: rolling up old events failed: {}", failure.body.message);
                 }
             }
         }

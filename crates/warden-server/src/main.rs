@@ -71,6 +71,10 @@ struct Args {
     /// Events one device may send per minute (at least one full batch).
     #[arg(long, default_value_t = LimitSettings::default().events_per_minute)]
     events_per_minute: u32,
+    /// Roll events older than this many days up into daily counts (per device, kind, tool and
+    /// outcome) and remove them; exception requests and their audit log are kept. Default: keep all.
+    #[arg(long, env = "WARDEN_RETAIN_EVENTS_DAYS", value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+    retain_events_days: Option<u64>,
     /// Stream every event and exception audit row to this webhook as signed JSON lines
     /// (https://, or http:// to loopback), with --stream-secret-file.
     #[arg(long, env = "WARDEN_STREAM_WEBHOOK", value_name = "URL", requires = "stream_secret_file")]
@@ -126,6 +130,7 @@ async fn main() -> Result<()> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(warden_server::tls_config(cert, key)?);
     }
+    config.retain_events = args.retain_events_days.map(|days| Duration::from_secs(days * 24 * 3600));
     if let (Some(webhook), Some(file)) = (&args.stream_webhook, &args.stream_secret_file) {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(file).with_context(|| format!("reading {}", file.display()))?.permissions().mode();

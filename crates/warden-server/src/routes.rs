@@ -2,7 +2,7 @@
 //! with `openapi.json`, so neither can gain a route the other lacks.
 
 use crate::failure::Failure;
-use crate::{AppState, admin_page, devices, events, exceptions, inventory, openapi, policies, wait};
+use crate::{AppState, admin_page, devices, events, exceptions, inventory, openapi, policies, retention, wait};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -46,6 +46,7 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/admin/devices/{id}/inventory", Access::Admin),
     ("GET", "/api/v1/admin/events", Access::Admin),
     ("GET", "/api/v1/admin/inventory", Access::Admin),
+    ("GET", "/api/v1/admin/event-counts", Access::Admin),
     ("GET", "/api/v1/admin/exceptions", Access::Admin),
     ("POST", "/api/v1/admin/exceptions/{id}/approve", Access::Admin),
     ("POST", "/api/v1/admin/exceptions/{id}/deny", Access::Admin),
@@ -81,6 +82,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/admin/devices/{id}/inventory") => get(inventory::history),
         ("GET", "/api/v1/admin/events") => get(events::query),
         ("GET", "/api/v1/admin/inventory") => get(inventory::list),
+        ("GET", "/api/v1/admin/event-counts") => get(retention::list),
         ("GET", "/api/v1/admin/exceptions") => get(exceptions::list_all),
         ("POST", "/api/v1/admin/exceptions/{id}/approve") => post(exceptions::approve),
         ("POST", "/api/v1/admin/exceptions/{id}/deny") => post(exceptions::deny),
