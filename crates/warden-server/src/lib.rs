@@ -166,6 +166,8 @@ pub struct Shared {
     /// Wakes the stream's sender when a record was added.
     pub stream_wake: tokio::sync::Notify,
     pub retain_events: Option<Duration>,
+    /// Long-polls each device holds now (`wait::MAX_WAITS_PER_DEVICE` at most).
+    pub waiting: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// Becomes true when the server shuts down, so long-polls return at once.
     pub closing: watch::Receiver<bool>,
     closing_sender: watch::Sender<bool>,
@@ -201,6 +203,7 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         stream: config.stream.clone(),
         stream_wake: tokio::sync::Notify::new(),
         retain_events: config.retain_events,
+        waiting: std::sync::Mutex::default(),
         closing,
         closing_sender,
     }));

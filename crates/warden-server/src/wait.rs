@@ -15,6 +15,44 @@ use warden_api::WaitResponse;
 
 /// The longest a wait may last, seconds (stays under common proxy idle timeouts).
 pub const MAX_WAIT_SECONDS: u64 = 60;
+/// Long-polls one device may hold at once (its sync loop holds one; a second covers a restart
+/// whose old connection has not closed yet). More is a device, or a stolen token, tying up the
+/// server's connections: answered 429 at once.
+pub const MAX_WAITS_PER_DEVICE: usize = 2;
+
+/// One of a device's long-poll slots, given back when the wait ends (however it ends).
+struct WaitSlot<'a> {
+    state: &'a AppState,
+    device: String,
+}
+
+impl<'a> WaitSlot<'a> {
+    fn take(state: &'a AppState, device: &str) -> Answer<WaitSlot<'a>> {
+        let mut waiting = state.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let held = waiting.entry(device.to_owned()).or_insert(0);
+        if *held >= MAX_WAITS_PER_DEVICE {
+            return Err(Failure::too_many(
+                "too_many_waits",
+                format!("this device already holds {MAX_WAITS_PER_DEVICE} long-polls"),
+                1,
+            ));
+        }
+        *held += 1;
+        Ok(WaitSlot { state, device: device.to_owned() })
+    }
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.state.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = waiting.get_mut(&self.device) {
+            *held -= 1;
+            if *held == 0 {
+                waiting.remove(&self.device);
+            }
+        }
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +81,7 @@ pub async fn wait(
         // First call: the device syncs in full, then waits from here.
         return Ok(Json(WaitResponse { cursor: latest_seq(&state.store).await?, changes: Vec::new() }));
     }
+    let _slot = WaitSlot::take(&state, &device.id)?;
     // Subscribe before looking, so a change committed in between still wakes us.
     let mut wakes = state.feed.subscribe();
     let mut closing = state.closing.clone();

@@ -478,3 +478,30 @@ fn the_server_speaks_tls_and_never_plain_http_off_loopback_unless_told() {
     assert!(!refused.status.success() && stderr.contains("refusing to serve plain HTTP on 0.0.0.0:0"), "{stderr}");
     assert!(stderr.contains("--tls-cert"), "{stderr}");
 }
+
+/// A device (or a stolen token) cannot tie up the server with long-polls: a third at once is
+/// answered 429 with `Retry-After`, and a slot is free again as soon as a wait ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_holds_at_most_two_long_polls() {
+    let Some(server) = TestServer::start(Db::Sqlite).await else { return };
+    let (_, token, _) = enroll(&server.api, "dev", "laptop-a").await;
+    let (_, other, _) = enroll(&server.api, "erin", "laptop-b").await;
+    let wait = |token: String, seconds: u64| {
+        let api = server.api.clone();
+        async move { api.get(&format!("/api/v1/device/wait?since=999999&timeout={seconds}"), &token).await }
+    };
+    let first = tokio::spawn(wait(token.clone(), 2));
+    let second = tokio::spawn(wait(token.clone(), 4));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = wait(token.clone(), 1).await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{}", third.text);
+    assert_eq!(third.body["code"], "too_many_waits");
+    assert!(third.headers.get("retry-after").is_some());
+    // Another device is not affected.
+    assert_eq!(wait(other, 1).await.status, StatusCode::OK);
+    // When the first wait ends, its slot is free again.
+    assert_eq!(first.await.unwrap().status, StatusCode::OK);
+    assert_eq!(wait(token.clone(), 1).await.status, StatusCode::OK);
+    assert_eq!(second.await.unwrap().status, StatusCode::OK);
+    server.stop().await;
+}
