@@ -140,7 +140,7 @@ impl McpPolicy {
     /// and URLs are not on a command line); an allow list says nothing about processes, since a
     /// client's other children (shells, `git`) are not MCP servers.
     pub fn denied_process(&self, argv: &[String]) -> Option<&McpServerMatch> {
-        let file_name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
+        // Called on the watcher's first look at every exec: compare borrowed names, allocate nothing.
         self.deny.iter().find(|entry| {
             let Some((program, arguments)) = entry.command.as_deref().and_then(<[String]>::split_first) else {
                 return false;
@@ -203,6 +203,11 @@ impl McpServerDefinition {
             (None, None) => false,
         }
     }
+}
+
+/// The last component of a path (`/usr/bin/npx` → `npx`), borrowed.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// `*` matches any run of characters (also `/`); everything else literally.

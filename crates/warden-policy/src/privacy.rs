@@ -31,10 +31,7 @@ pub fn shareable_argv(policy: &Policy, catalog: &Catalog, facts: &ProcessFacts, 
                 if i < start {
                     Some(word.clone())
                 } else if word.starts_with('-') && word != "-" && word != "--" {
-                    Some(match word.split_once('=') {
-                        Some((name, _)) => format!("{name}={REDACTED}"),
-                        None => word.clone(),
-                    })
+                    Some(option_name_only(word))
                 } else {
                     None
                 }
@@ -50,4 +47,12 @@ pub fn shareable_argv(policy: &Policy, catalog: &Catalog, facts: &ProcessFacts, 
         }
     }
     kept
+}
+
+/// An option as written, its inline value redacted: `--token=abc` → `--token=‹redacted›`.
+pub(crate) fn option_name_only(word: &str) -> String {
+    match word.split_once('=') {
+        Some((name, _)) => format!("{name}={REDACTED}"),
+        None => word.to_owned(),
+    }
 }

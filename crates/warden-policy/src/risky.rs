@@ -486,14 +486,11 @@ impl ToolOptions {
                     .iter()
                     .any(|list| list.iter().any(|o| o == option))
         };
-        let name_only = |word: &str| match word.split_once('=') {
-            Some((name, _)) => format!("{name}={}", crate::REDACTED),
-            None => word.to_owned(),
-        };
         self.walk(argv, start, |at, event| match event {
             Event::Switch { option, .. } => {
                 let word = &argv[at];
-                shown[at] = Some(if self.is_switch(&option) { word.clone() } else { name_only(word) });
+                shown[at] =
+                    Some(if self.is_switch(&option) { word.clone() } else { crate::privacy::option_name_only(word) });
             }
             Event::Valued { option, value, .. } => {
                 let word = &argv[at];
@@ -506,7 +503,7 @@ impl ToolOptions {
                 } else if keeps_value(&option) {
                     shown[at] = Some(word.clone());
                 } else if word.starts_with("--") {
-                    shown[at] = Some(name_only(word));
+                    shown[at] = Some(crate::privacy::option_name_only(word));
                 }
             }
             Event::Positional(word) => {
