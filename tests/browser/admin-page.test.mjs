@@ -85,7 +85,7 @@ test("an approver approves a pending request on the page and the device sees it"
   assert.equal(filed.status, 201);
 
   const page = await browser.newPage();
-  await page.goto(`${base}/admin`);
+  await page.goto(`${base}/admin#requests`);
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByLabel("Your name or e-mail").fill("alice@example.com");
   await page.getByRole("button", { name: "Log in" }).click();
@@ -141,7 +141,7 @@ test("the page shows where each AI tool is installed and which MCP servers the p
   assert.equal(sent.body.changed, true);
 
   const page = await browser.newPage();
-  await page.goto(`${base}/admin`);
+  await page.goto(`${base}/admin#devices`);
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByLabel("Your name or e-mail").fill("alice@example.com");
   await page.getByRole("button", { name: "Log in" }).click();
@@ -157,7 +157,7 @@ test("the page shows where each AI tool is installed and which MCP servers the p
 
 test("a broken policy upload shows its line and column and keeps the active policy", async () => {
   const page = await browser.newPage();
-  await page.goto(`${base}/admin`);
+  await page.goto(`${base}/admin#policy`);
   // Same tab session storage does not carry to a new page: log in again.
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByLabel("Your name or e-mail").fill("alice@example.com");
@@ -215,7 +215,7 @@ test("the page shows each device's service state, silent devices and events of e
   }
 
   const page = await browser.newPage();
-  await page.goto(`${base}/admin`);
+  await page.goto(`${base}/admin#devices`);
   await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
   await page.getByLabel("Your name or e-mail").fill("alice@example.com");
   await page.getByRole("button", { name: "Log in" }).click();
@@ -235,6 +235,7 @@ test("the page shows each device's service state, silent devices and events of e
   assert.match(await unclean.textContent(), /pid 512/);
   mkdirSync(join(root, "artifacts"), { recursive: true });
   await page.locator("#devices").screenshot({ path: join(root, "artifacts", "admin-page-devices.png") });
+  await page.getByRole("link", { name: "Events" }).click();
   await page.getByLabel("Kind").selectOption("service-stop");
   await page.waitForFunction(() =>
     [...document.querySelectorAll("#event-rows tr")].every((r) => r.dataset.kind === "service-stop"));

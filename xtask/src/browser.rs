@@ -1,5 +1,6 @@
-//! The admin page's browser test: Playwright (`playwright-core`, no browser download) driving
-//! Debian's Chromium against a real `warden-server` binary.
+//! The admin console's browser tests: Playwright (`playwright-core`, no browser download) driving
+//! Debian's Chromium against a real `warden-server` binary — the approver's pages, and the fleet
+//! views over a database `warden-seed` fills with 100,000 events.
 
 use crate::{cargo, check};
 use anyhow::{Context, Result};
@@ -12,9 +13,11 @@ fn target_dir() -> PathBuf {
 
 pub fn admin_page_test() -> Result<()> {
     println!("xtask: admin page in a real browser (tests/browser)");
-    check(cargo().args(["build", "--quiet", "-p", "warden-server", "--bin", "warden-server"]))?;
+    check(cargo().args(["build", "--quiet", "-p", "warden-server", "--bin", "warden-server", "--bin", "warden-seed"]))?;
     let server =
         std::fs::canonicalize(target_dir().join("debug/warden-server")).context("locating the built warden-server")?;
+    let seed =
+        std::fs::canonicalize(target_dir().join("debug/warden-seed")).context("locating the built warden-seed")?;
     check(
         Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir("tests/browser"),
     )?;
@@ -22,6 +25,7 @@ pub fn admin_page_test() -> Result<()> {
         Command::new("node")
             .args(["--test", "--test-reporter=spec"])
             .current_dir("tests/browser")
-            .env("WARDEN_SERVER_BIN", server),
+            .env("WARDEN_SERVER_BIN", server)
+            .env("WARDEN_SEED_BIN", seed),
     )
 }

@@ -70,9 +70,17 @@ pub struct EventQuery {
     /// Milliseconds since the epoch, exclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<i64>,
+    /// `sanctioned`, `allowed`, `warned`, `blocked` or `exception` (launches only; see
+    /// [`crate::Verdict`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// The page after the one whose `next` this is (opaque; keyset pagination, so a page costs the
+    /// same at the millionth event as at the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// One stored event with the device that sent it.
@@ -100,6 +108,9 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventPage {
     pub events: Vec<StoredEvent>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `GET /api/v1/admin/event-counts`: events past the server's retention age, counted per day.

@@ -10,6 +10,7 @@ mod enroll;
 mod error;
 mod event;
 mod exception;
+mod fleet;
 mod inventory;
 pub mod local;
 pub mod notice;
@@ -32,6 +33,10 @@ pub use event::{
 pub use exception::{
     AuditEntry, Decision, ExceptionList, ExceptionRecord, ExceptionRequestCreate, ExceptionState,
     MIN_JUSTIFICATION_CHARS, PendingView, check_justification,
+};
+pub use fleet::{
+    AdoptionPoint, Alert, AlertList, DailyLaunches, ExceptionReport, FleetDevices, Overview, Tally, ToolFootprint,
+    ToolOnDevice, ToolSummaries, ToolSummary, Verdict, VerdictTotal, VersionCount,
 };
 pub use inventory::{
     ConfiguredMcpServer, DeviceInventory, InstalledTool, InventoryChange, InventoryHistory, InventoryList,

@@ -188,7 +188,8 @@ function renderDevices(list) {
   for (const d of devices) {
     const row = body.insertRow();
     row.dataset.id = d.id;
-    cell(row, d.hostname);
+    row.insertCell().append(button(d.hostname, "link", () =>
+      openDevice(d.id, d.hostname).catch((error) => status(`Could not load ${d.hostname}: ${error.message}`, false))));
     cell(row, d.user);
     cell(row, `${d.platform} ${d.agent_version}`.trim());
     cell(row, when(d.last_seen_at));
@@ -205,6 +206,7 @@ function renderDevices(list) {
     }
   }
   if (devices.length === 0) cell(body.insertRow(), "No device has enrolled yet.", "meta").colSpan = 7;
+  filterDevices();
 }
 
 // What one event says, by kind: [what happened, details]. A kind this page does not know yet
@@ -299,21 +301,32 @@ function renderInventory(inventory) {
   if (!servers.rows.length) cell(servers.insertRow(), "No device has reported an MCP server.", "meta").colSpan = 6;
 }
 
+// Host names by device id, for the events table.
+let hosts = new Map();
+
+async function refreshEvents() {
+  const page = await api("GET", eventsPath(fleet.cursors[fleet.cursors.length - 1]));
+  renderEvents(page.events, hosts);
+  pageOfEvents(page);
+}
+
 async function refresh() {
-  const [requests, devices, events, active, inventory] = await Promise.all([
+  const [requests, devices, active, inventory] = await Promise.all([
     api("GET", "/api/v1/admin/exceptions?limit=500"),
     api("GET", "/api/v1/admin/devices"),
-    api("GET", `/api/v1/admin/events?limit=50${$("event-kind").value ? `&kind=${$("event-kind").value}` : ""}`),
     api("GET", "/api/v1/admin/policies/active"),
     api("GET", "/api/v1/admin/inventory"),
   ]);
+  hosts = new Map(devices.devices.map((d) => [d.id, d.hostname]));
   renderPending(requests.filter((r) => r.state === "pending"));
   renderHistory(requests.filter((r) => r.state !== "pending"));
   renderDevices(devices);
   renderInventory(inventory);
-  renderEvents(events.events, new Map(devices.devices.map((d) => [d.id, d.hostname])));
   renderPolicy(active);
+  await Promise.all([refreshEvents(), refreshFleet()]);
 }
+
+let wired = false;
 
 async function start() {
   const loggedIn = Boolean(session.token && session.approver);
@@ -321,6 +334,11 @@ async function start() {
   $("app").hidden = !loggedIn;
   $("nav").hidden = !loggedIn;
   if (!loggedIn) return;
+  if (!wired) {
+    wireFleet(refresh, refreshEvents);
+    wired = true;
+  }
+  showView();
   try {
     await refresh();
     status(`Logged in as ${session.approver}`);
@@ -346,7 +364,6 @@ $("logout").addEventListener("click", async () => {
   await start();
   status("Logged out");
 });
-$("event-kind").addEventListener("change", () => refresh().catch((error) => status(`Could not load: ${error.message}`, false)));
 $("policy-file").addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (file) $("policy-text").value = await file.text();

@@ -8,6 +8,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 const INDEX_HTML: &str = include_str!("../admin/index.html");
 const APP_JS: &str = include_str!("../admin/app.js");
 const APP_CSS: &str = include_str!("../admin/app.css");
+const FLEET_JS: &str = include_str!("../admin/fleet.js");
+/// uPlot 1.6.32 (MIT, github.com/leeoniya/uPlot), the console's chart library, as npm ships it in
+/// `dist/`; the browser test checks these bytes against the npm package.
+const UPLOT_JS: &str = include_str!("../admin/vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../admin/vendor/uPlot.min.css");
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
     (
@@ -23,6 +28,21 @@ fn page(content_type: &'static str, body: &'static str) -> Response {
 /// `GET /admin/app.css`
 pub async fn style() -> Response {
     page("text/css; charset=utf-8", APP_CSS)
+}
+
+/// `GET /admin/fleet.js`
+pub async fn fleet_script() -> Response {
+    page("text/javascript; charset=utf-8", FLEET_JS)
+}
+
+/// `GET /admin/vendor/uPlot.iife.min.js`
+pub async fn chart_script() -> Response {
+    page("text/javascript; charset=utf-8", UPLOT_JS)
+}
+
+/// `GET /admin/vendor/uPlot.min.css`
+pub async fn chart_style() -> Response {
+    page("text/css; charset=utf-8", UPLOT_CSS)
 }
 
 /// `GET /admin`

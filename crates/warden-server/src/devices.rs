@@ -136,18 +136,24 @@ pub async fn me(State(state): State<AppState>, device: DeviceCaller) -> Answer<J
     device_by_id(&state, &device.id).await.map(Json)
 }
 
-/// `GET /api/v1/admin/devices`: every device, most recently seen first, with the sync interval
-/// that decides which are silent.
-pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<DeviceList>> {
+/// `GET /api/v1/admin/devices[?format=csv]`: every device, most recently seen first, with the sync
+/// interval that decides which are silent.
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    format: crate::export::Format,
+    _filters: crate::extract::QueryParams<crate::extract::NoFilters>,
+) -> Answer<axum::response::Response> {
     let rows: Vec<DeviceRow> =
         sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY last_seen_at DESC, id LIMIT 1000"))
             .fetch_all(&state.store.pool)
             .await?;
     let now = now();
-    Ok(Json(DeviceList {
+    let list = DeviceList {
         sync_interval_seconds: state.sync_interval.as_secs(),
         devices: rows.into_iter().map(|row| device_info(row, now, state.sync_interval)).collect(),
-    }))
+    };
+    crate::export::answer(format, list, |list| crate::export::csv(&list.devices, "devices.csv"))
 }
 
 /// `POST /api/v1/admin/devices/{id}/revoke`: its token stops working at once.

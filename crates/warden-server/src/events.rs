@@ -2,21 +2,23 @@
 //! device's heartbeat), filtered queries for admins.
 
 use crate::auth::{AdminCaller, DeviceCaller};
+use crate::export::{self, Format};
 use crate::extract::{JsonBody, QueryParams};
 use crate::failure::{Answer, Failure};
-use crate::stream;
 use crate::{AppState, now};
+use crate::{alerts, stream};
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
 use warden_api::{
-    Event, EventBatchReceipt, EventKind, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH, StoredEvent,
+    Event, EventBatchReceipt, EventKind, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH, StoredEvent, Verdict,
 };
 use warden_policy::Action;
 
-/// Rows per INSERT statement (9 parameters each; well under both backends' limits).
+/// Rows per INSERT statement (10 parameters each; well under both backends' limits).
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// How far ahead of the server's clock a device's event time may be before it is filed under its
@@ -128,19 +130,22 @@ pub async fn upload(
     let now_ms = now * 1000;
     let bodies: Vec<String> = unique.iter().map(|event| event.payload_json()).collect();
     let mut stored = 0u64;
+    let mut new_events = Vec::new();
+    let raised;
     {
         let _writer = state.store.write_guard().await;
         let mut transaction = state.store.pool.begin().await?;
         for (events, bodies) in unique.chunks(ROWS_PER_STATEMENT).zip(bodies.chunks(ROWS_PER_STATEMENT)) {
             let mut sql = String::from(
-                "INSERT INTO events (id, device_id, kind, username, tool, action, at_ms, received_at, body) VALUES ",
+                "INSERT INTO events (id, device_id, kind, username, tool, action, at_ms, received_at, body, verdict) \
+                 VALUES ",
             );
             for row in 0..events.len() {
-                let base = row * 9;
+                let base = row * 10;
                 if row > 0 {
                     sql.push_str(", ");
                 }
-                let placeholders: Vec<String> = (1..=9).map(|n| format!("${}", base + n)).collect();
+                let placeholders: Vec<String> = (1..=10).map(|n| format!("${}", base + n)).collect();
                 sql.push_str(&format!("({})", placeholders.join(", ")));
             }
             // RETURNING names the rows this call stored (not those a retry already had): exactly
@@ -157,21 +162,25 @@ pub async fn upload(
                     .bind(event.as_launch().map(|launch| launch.action.as_str()))
                     .bind(filed_at(event.at_ms(), now_ms))
                     .bind(now)
-                    .bind(body.as_str());
+                    .bind(body.as_str())
+                    .bind(event.as_launch().map(|launch| launch.verdict().as_str()));
             }
             let inserted = query.fetch_all(&mut *transaction).await?;
             stored += inserted.len() as u64;
-            if state.stream.is_some() {
-                use sqlx::Row as _;
-                for row in &inserted {
-                    let id: String = row.try_get("id")?;
-                    if let Some(event) = events.iter().find(|e| e.id() == id) {
+            use sqlx::Row as _;
+            for row in &inserted {
+                let id: String = row.try_get("id")?;
+                if let Some(event) = events.iter().find(|e| e.id() == id) {
+                    if state.stream.is_some() {
                         let record = serde_json::json!({ "device_id": &device.id, "event": event });
                         stream::enqueue(&mut transaction, &id, "event", record, now).await?;
                     }
+                    new_events.push((*event, attributed(event.user(), &device), filed_at(event.at_ms(), now_ms)));
                 }
             }
         }
+        // The stream's rules see exactly the events this call stored, in its transaction.
+        raised = alerts::after_upload(&state, &mut transaction, &device.id, &new_events, now).await?;
         // The heartbeat: every upload, even an empty one, is the device being heard from.
         sqlx::query("UPDATE devices SET last_seen_at = $1, agent_version = COALESCE($2, agent_version) WHERE id = $3")
             .bind(now)
@@ -197,7 +206,7 @@ pub async fn upload(
         }
         transaction.commit().await?;
     }
-    if stored > 0 && state.stream.is_some() {
+    if (stored > 0 || raised > 0) && state.stream.is_some() {
         state.stream_wake.notify_one();
     }
     let stored = stored as usize;
@@ -208,12 +217,66 @@ pub async fn upload(
     }))
 }
 
-/// `GET /api/v1/admin/events?kind=&device=&user=&tool=&action=&since_ms=&until_ms=&limit=`
+/// `GET /api/v1/admin/events?kind=&device=&user=&tool=&action=&verdict=&since_ms=&until_ms=&limit=&cursor=&format=`:
+/// newest first, one page; `next` continues it. `format=csv` answers the page as CSV.
 pub async fn query(
     State(state): State<AppState>,
     _admin: AdminCaller,
+    format: Format,
     QueryParams(filter): QueryParams<EventQuery>,
-) -> Answer<Json<EventPage>> {
+) -> Answer<Response> {
+    let page = page_of_events(&state, filter).await?;
+    match format {
+        Format::Json => Ok(Json(page).into_response()),
+        Format::Csv => {
+            let rows: Vec<EventRow> = page.events.iter().map(EventRow::of).collect();
+            export::csv(&rows, "events.csv")
+        }
+    }
+}
+
+/// One event as a CSV row: the columns every kind has, and the launch's decision.
+#[derive(Debug, Serialize)]
+struct EventRow<'a> {
+    at_ms: i64,
+    device_id: &'a str,
+    kind: &'static str,
+    person: &'a str,
+    tool: &'a str,
+    action: &'static str,
+    verdict: &'static str,
+    id: &'a str,
+}
+
+impl<'a> EventRow<'a> {
+    fn of(stored: &'a StoredEvent) -> EventRow<'a> {
+        let launch = stored.event.as_launch();
+        EventRow {
+            at_ms: stored.at_ms,
+            device_id: &stored.device_id,
+            kind: stored.event.kind().as_str(),
+            person: stored.person.as_deref().unwrap_or(""),
+            tool: stored.event.tool().unwrap_or(""),
+            action: launch.map_or("", |l| l.action.as_str()),
+            verdict: launch.map_or("", |l| l.verdict().as_str()),
+            id: stored.event.id(),
+        }
+    }
+}
+
+/// A position in the newest-first order: the last event of a page (`at_ms` then `id`).
+fn cursor_of(at_ms: i64, id: &str) -> String {
+    format!("{at_ms}.{id}")
+}
+
+fn parse_cursor(text: &str) -> Answer<(i64, String)> {
+    text.split_once('.')
+        .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())))
+        .filter(|(_, id)| !id.is_empty())
+        .ok_or_else(|| Failure::invalid("cursor", "cursor must be a `next` value from an earlier page"))
+}
+
+async fn page_of_events(state: &AppState, filter: EventQuery) -> Answer<EventPage> {
     if let Some(kind) = &filter.kind {
         kind.parse::<EventKind>().map_err(|error| Failure::invalid("kind", error.to_string()))?;
     }
@@ -222,10 +285,16 @@ pub async fn query(
     {
         return Err(Failure::invalid("action", "action must be allow, warn or block"));
     }
+    if let Some(verdict) = &filter.verdict
+        && Verdict::parse(verdict).is_none()
+    {
+        return Err(Failure::invalid("verdict", "verdict must be sanctioned, allowed, warned, blocked or exception"));
+    }
     let limit = i64::from(filter.limit.unwrap_or(100));
     if !(1..=1000).contains(&limit) {
         return Err(Failure::invalid("limit", "limit must be between 1 and 1000"));
     }
+    let cursor = filter.cursor.as_deref().map(parse_cursor).transpose()?;
     let mut conditions: Vec<String> = Vec::new();
     let mut texts: Vec<&str> = Vec::new();
     let mut numbers: Vec<i64> = Vec::new();
@@ -235,17 +304,29 @@ pub async fn query(
         ("username", &filter.user),
         ("tool", &filter.tool),
         ("action", &filter.action),
+        ("verdict", &filter.verdict),
     ] {
         if let Some(value) = value {
             texts.push(value);
             conditions.push(format!("{column} = ${}", texts.len()));
         }
     }
-    for (condition, value) in [("at_ms >=", filter.since_ms), ("at_ms <", filter.until_ms)] {
+    if let Some((_, id)) = &cursor {
+        texts.push(id);
+    }
+    let id_param = texts.len();
+    for (condition, value) in
+        [("at_ms >=", filter.since_ms), ("at_ms <", filter.until_ms), ("at_ms <=", cursor.as_ref().map(|(at, _)| *at))]
+    {
         if let Some(value) = value {
             numbers.push(value);
             conditions.push(format!("{condition} ${}", texts.len() + numbers.len()));
         }
+    }
+    if cursor.is_some() {
+        // Strictly after the cursor in (at_ms DESC, id ASC) order.
+        let at_param = texts.len() + numbers.len();
+        conditions.push(format!("(at_ms < ${at_param} OR id > ${id_param})"));
     }
     let mut sql = String::from("SELECT device_id, received_at, at_ms, username, kind, body FROM events");
     if !conditions.is_empty() {
@@ -261,7 +342,8 @@ pub async fn query(
         query = query.bind(number);
     }
     let rows = query.bind(limit).fetch_all(&state.store.pool).await?;
-    let events = rows
+    let full = rows.len() as i64 == limit;
+    let events: Vec<StoredEvent> = rows
         .into_iter()
         .map(|(device_id, received_at, at_ms, person, kind, body)| {
             Event::from_parts(&kind, &body).map(|event| StoredEvent {
@@ -275,7 +357,8 @@ pub async fn query(
         })
         .collect::<Result<_, _>>()
         .map_err(Failure::internal)?;
-    Ok(Json(EventPage { events }))
+    let next = if full { events.last().map(|last| cursor_of(last.at_ms, last.event.id())) } else { None };
+    Ok(EventPage { events, next })
 }
 
 /// Blocked launches of `tool` by `user` since `since_ms`.

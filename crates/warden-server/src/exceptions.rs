@@ -629,6 +629,27 @@ pub async fn list_all(
     Ok(Json(views))
 }
 
+/// Every request filed in `[since, until)` (seconds), optionally for one tool, as records at
+/// `now` (at most 100,000, newest first): the exception report's input.
+pub(crate) async fn records_filed(
+    state: &AppState,
+    tool: Option<&str>,
+    since: i64,
+    until: i64,
+    now: i64,
+) -> Answer<Vec<ExceptionRecord>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM exception_requests WHERE created_at >= $1 AND created_at < $2 \
+         AND ($3 = '' OR tool = $3) ORDER BY created_at DESC, id LIMIT 100000"
+    ))
+    .bind(since)
+    .bind(until)
+    .bind(tool.unwrap_or_default())
+    .fetch_all(&state.store.pool)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.record(now)).collect())
+}
+
 /// `GET /api/v1/admin/exceptions/{id}/audit`
 pub async fn audit_of(
     State(state): State<AppState>,

@@ -46,7 +46,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Failure> {
         let query = parts.uri.query().unwrap_or("");
-        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        // `format` belongs to the answer, not the filter: [`crate::export::Format`] reads it.
+        let filter = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(query.as_bytes()).filter(|(name, _)| name != crate::export::FORMAT_PARAM),
+            )
+            .finish();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(filter.as_bytes()));
         serde_path_to_error::deserialize(deserializer).map(QueryParams).map_err(|error| {
             let path = error.path().to_string();
             let field = if path == "." { "query".to_owned() } else { path };
@@ -55,3 +61,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         })
     }
 }
+
+/// The query of a route that takes no filters: any parameter but `format` is refused (400), so a
+/// misspelt filter is never silently ignored.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFilters {}

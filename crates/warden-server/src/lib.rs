@@ -6,21 +6,25 @@
 //! both; the `warden-server` binary does the same with its command line.
 
 mod admin_page;
+pub mod alerts;
 mod auth;
 mod bootstrap;
 pub mod client;
 mod devices;
 mod events;
 mod exceptions;
+mod export;
 mod extract;
 mod failure;
 mod feed;
+mod fleet;
 mod inventory;
 mod limits;
 mod openapi;
 mod policies;
 mod retention;
 mod routes;
+pub mod seed;
 mod store;
 pub mod stream;
 mod wait;
@@ -74,6 +78,8 @@ pub struct Config {
     pub stream: Option<stream::StreamSettings>,
     /// Events older than this are rolled up into daily counts and removed; `None`: kept forever.
     pub retain_events: Option<Duration>,
+    /// Thresholds of the alert rules ([`alerts`]).
+    pub alert_rules: alerts::AlertRules,
 }
 
 /// Reading the TLS certificate or key failed.
@@ -129,6 +135,7 @@ impl Config {
             tls: None,
             stream: None,
             retain_events: None,
+            alert_rules: alerts::AlertRules::default(),
         }
     }
 }
@@ -166,6 +173,7 @@ pub struct Shared {
     /// Wakes the stream's sender when a record was added.
     pub stream_wake: tokio::sync::Notify,
     pub retain_events: Option<Duration>,
+    pub alert_rules: alerts::AlertRules,
     /// Long-polls each device holds now (`wait::MAX_WAITS_PER_DEVICE` at most).
     pub waiting: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// Becomes true when the server shuts down, so long-polls return at once.
@@ -203,6 +211,7 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         stream: config.stream.clone(),
         stream_wake: tokio::sync::Notify::new(),
         retain_events: config.retain_events,
+        alert_rules: config.alert_rules,
         waiting: std::sync::Mutex::default(),
         closing,
         closing_sender,
@@ -227,6 +236,9 @@ pub async fn run(
                 ticks.tick().await;
                 if let Err(failure) = exceptions::sweep_expired(&state).await {
                     eprintln!("warden-server: expiry sweep failed: {}", failure.body.message);
+                }
+                if let Err(failure) = alerts::sweep_silent(&state).await {
+                    eprintln!("warden-server: the silent-device alert rule failed: {}", failure.body.message);
                 }
                 if let Some(retain) = state.retain_events
                     && let Err(failure) = retention::roll_up(&state, retain).await

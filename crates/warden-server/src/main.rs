@@ -6,6 +6,7 @@ use clap::Parser;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
+use warden_server::alerts::AlertRules;
 use warden_server::{Backend, Config, Credentials, LimitSettings, prepare, run};
 
 /// Warden governance server: signed policy, device enrollment, device events, exception requests.
@@ -82,6 +83,15 @@ struct Args {
     /// The HMAC key the stream is signed with (at least 16 bytes; readable by the server only).
     #[arg(long, env = "WARDEN_STREAM_SECRET_FILE", value_name = "FILE", requires = "stream_webhook")]
     stream_secret_file: Option<PathBuf>,
+    /// Raise a `repeated-blocks` alert when one person is blocked this many times within one
+    /// clock hour.
+    #[arg(long, env = "WARDEN_ALERT_BLOCKS_PER_HOUR", default_value_t = AlertRules::default().blocks_per_hour,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    alert_blocks_per_hour: u32,
+    /// Raise a `silent-device` alert when an enrolled device has not been heard from for this
+    /// many hours.
+    #[arg(long, env = "WARDEN_ALERT_SILENT_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
+    alert_silent_hours: u64,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -130,6 +140,10 @@ async fn main() -> Result<()> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(warden_server::tls_config(cert, key)?);
     }
+    config.alert_rules = AlertRules {
+        blocks_per_hour: args.alert_blocks_per_hour,
+        silent_after: Duration::from_secs(args.alert_silent_hours * 3600),
+    };
     config.retain_events = args.retain_events_days.map(|days| Duration::from_secs(days * 24 * 3600));
     if let (Some(webhook), Some(file)) = (&args.stream_webhook, &args.stream_secret_file) {
         use std::os::unix::fs::PermissionsExt;

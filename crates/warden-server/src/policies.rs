@@ -15,6 +15,8 @@ use warden_api::{ChangeKind, PolicyEnvelope, PolicySigningKey, PolicyUpload, Pol
 use warden_policy::Policy;
 
 const ACTIVE: &str = "active_policy_version";
+/// When the active policy was activated: the "since the policy changed" of the tools view.
+const ACTIVATED_AT: &str = "active_policy_activated_at";
 /// Largest policy file accepted.
 const MAX_POLICY_BYTES: usize = 256 * 1024;
 
@@ -75,7 +77,24 @@ async fn set_active(
     .bind(version.to_string())
     .execute(&mut **transaction)
     .await?;
+    sqlx::query(
+        "INSERT INTO server_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(ACTIVATED_AT)
+    .bind(now.to_string())
+    .execute(&mut **transaction)
+    .await?;
     feed::record(store, transaction, &Wake::Everyone, ChangeKind::Policy, &version.to_string(), now).await
+}
+
+/// When a policy was last activated (seconds since the epoch); `None` before any activation
+/// recorded it (servers older than the fleet views).
+pub async fn activated_at(state: &AppState) -> Answer<Option<i64>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT value FROM server_settings WHERE name = $1")
+        .bind(ACTIVATED_AT)
+        .fetch_optional(&state.store.pool)
+        .await?;
+    Ok(row.and_then(|(text,)| text.parse().ok()))
 }
 
 /// The active policy, parsed (for checking exception requests against it).

@@ -2,7 +2,9 @@
 //! with `openapi.json`, so neither can gain a route the other lacks.
 
 use crate::failure::Failure;
-use crate::{AppState, admin_page, devices, events, exceptions, inventory, openapi, policies, retention, wait};
+use crate::{
+    AppState, admin_page, alerts, devices, events, exceptions, fleet, inventory, openapi, policies, retention, wait,
+};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -25,6 +27,9 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/admin", Access::Page),
     ("GET", "/admin/app.js", Access::Page),
     ("GET", "/admin/app.css", Access::Page),
+    ("GET", "/admin/fleet.js", Access::Page),
+    ("GET", "/admin/vendor/uPlot.iife.min.js", Access::Page),
+    ("GET", "/admin/vendor/uPlot.min.css", Access::Page),
     ("GET", "/api/v1/health", Access::Public),
     ("GET", "/api/v1/openapi.json", Access::Public),
     ("POST", "/api/v1/enroll", Access::Public),
@@ -53,6 +58,11 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/admin/exceptions/{id}/revoke", Access::Admin),
     ("GET", "/api/v1/admin/exceptions/{id}/audit", Access::Admin),
     ("GET", "/api/v1/admin/audit", Access::Admin),
+    ("GET", "/api/v1/admin/overview", Access::Admin),
+    ("GET", "/api/v1/admin/tools", Access::Admin),
+    ("GET", "/api/v1/admin/tools/{id}", Access::Admin),
+    ("GET", "/api/v1/admin/exceptions/report", Access::Admin),
+    ("GET", "/api/v1/admin/alerts", Access::Admin),
 ];
 
 fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
@@ -61,6 +71,9 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/admin") => get(admin_page::index),
         ("GET", "/admin/app.js") => get(admin_page::script),
         ("GET", "/admin/app.css") => get(admin_page::style),
+        ("GET", "/admin/fleet.js") => get(admin_page::fleet_script),
+        ("GET", "/admin/vendor/uPlot.iife.min.js") => get(admin_page::chart_script),
+        ("GET", "/admin/vendor/uPlot.min.css") => get(admin_page::chart_style),
         ("GET", "/api/v1/health") => get(health),
         ("GET", "/api/v1/openapi.json") => get(openapi::serve),
         ("POST", "/api/v1/enroll") => post(devices::enroll),
@@ -89,6 +102,11 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/admin/exceptions/{id}/revoke") => post(exceptions::revoke),
         ("GET", "/api/v1/admin/exceptions/{id}/audit") => get(exceptions::audit_of),
         ("GET", "/api/v1/admin/audit") => get(exceptions::audit_recent),
+        ("GET", "/api/v1/admin/overview") => get(fleet::overview),
+        ("GET", "/api/v1/admin/tools") => get(fleet::tools),
+        ("GET", "/api/v1/admin/tools/{id}") => get(fleet::footprint),
+        ("GET", "/api/v1/admin/exceptions/report") => get(fleet::exception_report),
+        ("GET", "/api/v1/admin/alerts") => get(alerts::list),
         // The table and this match are side by side; a test builds the router, so a missing
         // arm fails every test at once.
         _ => unreachable!("route {method} {path} is in ROUTE_TABLE without a handler"),

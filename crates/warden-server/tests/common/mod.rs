@@ -183,6 +183,14 @@ impl Api {
         let Some(response) = response else {
             panic!("{method} {template} answered {status}, which openapi.json does not list: {}", reply.text)
         };
+        let content_type = reply.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if content_type.starts_with("text/csv") {
+            assert!(
+                response.pointer("/content/text~1csv").is_some(),
+                "{method} {template} answered CSV, which openapi.json does not list for {status}"
+            );
+            return;
+        }
         if let Some(schema) = response.pointer("/content/application~1json/schema")
             && let Err(problem) = validate(&self.spec, schema, &reply.body, "$")
         {
