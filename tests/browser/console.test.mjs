@@ -184,6 +184,11 @@ test("the exception report counts requests by state and approver, and its filter
   const report = JSON.parse(await exported("Export exception report as JSON"));
   assert.equal(report.total, truth.pending_requests, "the export is the filtered report");
   assert.deepEqual(report, await api("/api/v1/admin/exceptions/report?state=pending"), "the export matches the API");
+  await page.locator("#history-search").fill("ana@corp.example");
+  const visible = await page.locator("#history-rows tr").evaluateAll((rows) =>
+    rows.filter((r) => !r.hidden).map((r) => r.textContent));
+  assert.ok(visible.length > 0 && visible.every((text) => text.includes("ana@corp.example")), "the history search narrows it");
+  await page.locator("#history-search").fill("");
   await shot(page.locator("#report"), "exception-report");
   await page.locator("#report-state").selectOption("");
   assert.ok(await total.isVisible());

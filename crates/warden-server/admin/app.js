@@ -206,7 +206,6 @@ function renderDevices(list) {
     }
   }
   if (devices.length === 0) cell(body.insertRow(), "No device has enrolled yet.", "meta").colSpan = 7;
-  filterDevices();
 }
 
 // What one event says, by kind: [what happened, details]. A kind this page does not know yet
@@ -323,6 +322,7 @@ async function refresh() {
   renderDevices(devices);
   renderInventory(inventory);
   renderPolicy(active);
+  filterTables();
   await Promise.all([refreshEvents(), refreshFleet()]);
 }
 

@@ -222,13 +222,19 @@ function renderReport(report) {
   }
 }
 
-// ---- devices: search and one device's detail ----
-function filterDevices() {
-  const wanted = $("devices-search").value.trim().toLowerCase();
-  for (const row of $("device-rows").rows) {
+// ---- search on the tables app.js fills: rows whose text lacks the words are hidden ----
+const SEARCHES = [["devices-search", "device-rows"], ["history-search", "history-rows"], ["inventory-search", "inventory-rows"]];
+function filterRows(input, body) {
+  const wanted = $(input).value.trim().toLowerCase();
+  for (const row of $(body).rows) {
     row.hidden = Boolean(wanted) && !row.textContent.toLowerCase().includes(wanted);
   }
 }
+function filterTables() {
+  for (const [input, body] of SEARCHES) filterRows(input, body);
+}
+
+// ---- devices: one device's detail ----
 async function openDevice(id, hostname) {
   const [history, events, requests] = await Promise.all([
     api("GET", `/api/v1/admin/devices/${encodeURIComponent(id)}/inventory`),
@@ -294,7 +300,7 @@ function wireFleet(reload, reloadEvents) {
     $(id).addEventListener("change", () =>
       api("GET", `/api/v1/admin/exceptions/report${query(reportParams())}`).then(renderReport).catch(failed));
   }
-  $("devices-search").addEventListener("input", filterDevices);
+  for (const [input, body] of SEARCHES) $(input).addEventListener("input", () => filterRows(input, body));
   for (const id of ["event-kind", "event-verdict", "event-tool", "event-user"]) {
     $(id).addEventListener("change", () => { fleet.cursors = [null]; reloadEvents().catch(failed); });
   }

@@ -8,6 +8,11 @@
 //!   scheduled send time so a slow server cannot hide its queueing), while waiting devices
 //!   measure approval → wake-up latency.
 //!
+//! With `--fleet`, instead: the console's fleet views over a database `warden-seed`'s generator
+//! filled with `--fleet-events` events (default 1,000,000) from `--fleet-devices` devices, each
+//! view's latency (p50/p95 of sequential requests), and the server's CPU per inventory upload from
+//! that many enrolled devices (read from `/proc/<pid>/stat` of the server process).
+//!
 //! Figures go to stdout as a Markdown table for docs/benchmarks.md.
 
 use anyhow::{Context, Result, bail};
@@ -44,6 +49,15 @@ struct Options {
     /// Connections of the closed-loop phases.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Measure the console's fleet views and inventory uploads instead.
+    #[arg(long)]
+    fleet: bool,
+    /// Events the fleet database is seeded with.
+    #[arg(long, default_value_t = 1_000_000)]
+    fleet_events: usize,
+    /// Devices the fleet database is seeded with, and that upload their inventories.
+    #[arg(long, default_value_t = 5_000)]
+    fleet_devices: usize,
 }
 
 fn options() -> Result<Options> {
@@ -409,6 +423,177 @@ async fn mixed(fleet: &Arc<Fleet>, rate: u64, seconds: u64) -> (f64, Samples, Sa
     (done as f64 / elapsed, policy, events, wake, dropped.load(Ordering::Relaxed))
 }
 
+/// Seconds of CPU (user + system) the process `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').context("/proc stat format")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // /proc counts in USER_HZ, which Linux fixes at 100 for every user-space interface.
+    Ok(ticks as f64 / 100.0)
+}
+
+/// `count` sequential GETs of `path` with the admin token; latencies in microseconds.
+async fn sample_get(client: &JsonClient, path: &str, count: usize) -> Result<Samples> {
+    let mut samples = Samples::default();
+    for _ in 0..count {
+        let started = Instant::now();
+        let reply = client.send(Method::GET, path, Some(ADMIN), None, &[]).await.map_err(anyhow::Error::msg)?;
+        if reply.status != StatusCode::OK {
+            bail!("{path} answered {}: {}", reply.status, reply.text);
+        }
+        samples.micros.push(started.elapsed().as_micros() as u64);
+    }
+    Ok(samples)
+}
+
+fn fleet_row(backend: &str, what: &str, samples: &mut Samples) -> String {
+    format!(
+        "| {backend} | {what} | {:.1} | {:.1} | {} |",
+        samples.percentile(0.5),
+        samples.percentile(0.95),
+        samples.micros.len()
+    )
+}
+
+/// An inventory report like a developer laptop's: a few tools and MCP servers.
+fn inventory_report(device: usize) -> Value {
+    let user = format!("user{device}");
+    let tools = vec![
+        json!({"tool": "qwen-code", "user": user, "kind": "npm-package", "place": "npm",
+               "path": format!("/home/{user}/.npm-global/lib/node_modules/@qwen-code/qwen-code"), "version": "0.24.4"}),
+        json!({"tool": "copilot", "user": user, "kind": "editor-extension", "place": "vscode",
+               "path": format!("/home/{user}/.vscode/extensions/github.copilot-1.300.0"), "version": "1.300.0"}),
+        json!({"tool": "cursor", "user": "", "kind": "app-image", "path": "/opt/cursor/cursor.AppImage", "version": "1.7.2"}),
+        json!({"tool": "claude-code", "user": user, "kind": "install-folder",
+               "path": format!("/home/{user}/.local/share/claude"), "version": "2.1.332"}),
+    ];
+    let servers: Vec<Value> = ["docs", "jira", "github"]
+        .iter()
+        .map(|name| {
+            json!({"client": "qwen-code", "user": user, "scope": "user", "name": name, "transport": "stdio",
+                           "command": ["npx", "-y", format!("@corp/mcp-{name}")],
+                           "file": format!("/home/{user}/.qwen/settings.json"),
+                           "sha256": "0d5f2b5e5c7d2c1f4a1b9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b"})
+        })
+        .collect();
+    json!({"scanned_at_ms": 1_764_000_000_000i64, "tools": tools, "mcp_servers": servers})
+}
+
+async fn bench_fleet(name: &str, url: &str, options: &Options) -> Result<Vec<String>> {
+    use warden_server::seed::{SeedSpec, seed};
+    let mut config = warden_server::Config::new(url);
+    config.credentials.admin_token = Some(ADMIN.into());
+    config.credentials.enroll_secret = Some(SECRET.into());
+    let (state, _) = warden_server::prepare(&config).await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    eprintln!("server-bench: {name}: seeding {} events from {} devices", options.fleet_events, options.fleet_devices);
+    let started = Instant::now();
+    let spec = SeedSpec { devices: options.fleet_devices, events: options.fleet_events, days: 89, seed: 1, now };
+    seed(&state.store, spec).await?;
+    // What autovacuum / a periodic ANALYZE would have done to a table that grew to this size.
+    let maintenance = if url.starts_with("sqlite:") { "ANALYZE" } else { "VACUUM ANALYZE" };
+    sqlx::query(maintenance).execute(&state.store.pool).await?;
+    eprintln!("server-bench: {name}: seeded in {:.0} s", started.elapsed().as_secs_f64());
+    state.store.pool.close().await;
+    drop(state);
+
+    let server = ServerProcess::start(Some(url))?;
+    let client = JsonClient::new(&server.base);
+    let mut rows = Vec::new();
+    for (what, path) in [
+        ("overview, 30 days", "/api/v1/admin/overview?days=30"),
+        ("overview, 90 days", "/api/v1/admin/overview?days=90"),
+        ("tools (installed, used 7/30/90 d, trend)", "/api/v1/admin/tools"),
+        ("one tool's footprint (claude-code)", "/api/v1/admin/tools/claude-code"),
+        ("exception report", "/api/v1/admin/exceptions/report"),
+        ("events, first page of 100", "/api/v1/admin/events?limit=100"),
+        ("events, blocked only, first page of 100", "/api/v1/admin/events?limit=100&verdict=blocked"),
+    ] {
+        eprintln!("server-bench: {name}: {what}");
+        sample_get(&client, path, 3).await?; // warm-up
+        let mut samples = sample_get(&client, path, 30).await?;
+        rows.push(fleet_row(name, what, &mut samples));
+    }
+    // A page deep in the list: the cursor after 200 pages of 1,000.
+    let mut cursor = String::new();
+    for _ in 0..200 {
+        let path = format!("/api/v1/admin/events?limit=1000{cursor}");
+        let page = client.send(Method::GET, &path, Some(ADMIN), None, &[]).await.map_err(anyhow::Error::msg)?;
+        let next = page.body["next"].as_str().context("a next page")?;
+        cursor = format!("&cursor={next}");
+    }
+    let mut samples = sample_get(&client, &format!("/api/v1/admin/events?limit=100{cursor}"), 30).await?;
+    rows.push(fleet_row(name, "events, page of 100 after 200,000 events (cursor)", &mut samples));
+
+    // Inventory uploads: every device enrolls, then uploads a new report, then the same again.
+    eprintln!("server-bench: {name}: {} devices enroll and upload their inventory", options.fleet_devices);
+    let fleet = setup(&server.base, options.fleet_devices).await?;
+    let pid = server.child.id();
+    // The first upload of each device is new (a history row); the second, the same report again.
+    for what in ["inventory upload, new report", "inventory upload, unchanged report"] {
+        let before = cpu_seconds(pid)?;
+        let started = Instant::now();
+        let mut samples = Samples::default();
+        let next = Arc::new(AtomicU64::new(0));
+        let collected = Arc::new(Mutex::new(Vec::new()));
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                let (fleet, next, collected) = (fleet.clone(), next.clone(), collected.clone());
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let device = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        if device >= fleet.tokens.len() {
+                            break;
+                        }
+                        let body = inventory_report(device);
+                        let sent = Instant::now();
+                        let reply = fleet
+                            .client
+                            .send(
+                                Method::PUT,
+                                "/api/v1/device/inventory",
+                                Some(&fleet.tokens[device]),
+                                Some(&body),
+                                &[],
+                            )
+                            .await;
+                        match reply {
+                            Ok(reply) if reply.status == StatusCode::OK => mine.push(sent.elapsed().as_micros() as u64),
+                            _ => mine.push(u64::MAX),
+                        }
+                    }
+                    collected.lock().await.extend(mine);
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await?;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(pid)? - before;
+        let all = std::mem::take(&mut *collected.lock().await);
+        samples.errors = all.iter().filter(|m| **m == u64::MAX).count() as u64;
+        samples.micros = all.into_iter().filter(|m| *m != u64::MAX).collect();
+        let uploads = samples.micros.len().max(1) as f64;
+        rows.push(format!(
+            "| {name} | {what}: server CPU {:.0} µs per upload ({:.0} uploads/s, ×16) | {:.1} | {:.1} | {} |",
+            cpu / uploads * 1e6,
+            uploads / wall,
+            samples.percentile(0.5),
+            samples.percentile(0.95),
+            samples.micros.len()
+        ));
+        if samples.errors > 0 {
+            bail!("{} inventory uploads failed", samples.errors);
+        }
+    }
+    drop(server);
+    Ok(rows)
+}
+
 fn row(backend: &str, what: &str, throughput: f64, samples: &mut Samples) -> String {
     format!(
         "| {backend} | {what} | {throughput:.0} | {:.1} | {:.1} | {} |",
@@ -458,21 +643,48 @@ async fn bench_backend(name: &str, database: Option<&str>, options: &Options) ->
     Ok(rows)
 }
 
+/// A fresh PostgreSQL database on the server at `base` for one run: (its URL, the admin pool).
+async fn bench_database(base: &str) -> Result<(String, String, sqlx::AnyPool)> {
+    sqlx::any::install_default_drivers();
+    let name = format!("warden_bench_{}", std::process::id());
+    let pool = sqlx::AnyPool::connect(base).await.context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
+    let (prefix, _) = base.rsplit_once('/').context("the URL names a database")?;
+    Ok((format!("{prefix}/{name}"), name, pool))
+}
+
+async fn fleet_main(options: &Options) -> Result<()> {
+    let mut rows =
+        vec!["| backend | view | p50 ms | p95 ms | requests |".to_owned(), "|---|---|---:|---:|---:|".to_owned()];
+    let dir = std::env::temp_dir().join(format!("warden-fleet-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.join("warden.db").display());
+    let result = bench_fleet("SQLite", &sqlite, options).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    rows.extend(result?);
+    if let Some(base) = &options.postgres {
+        let (url, name, pool) = bench_database(base).await?;
+        let result = bench_fleet("PostgreSQL", &url, options).await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await?;
+        rows.extend(result?);
+    }
+    println!("{}", rows.join("\n"));
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = options()?;
+    if options.fleet {
+        return fleet_main(&options).await;
+    }
     let mut rows = vec![
         "| backend | workload | req/s | p50 ms | p99 ms | errors |".to_owned(),
         "|---|---|---:|---:|---:|---:|".to_owned(),
     ];
     rows.extend(bench_backend("SQLite", None, &options).await?);
     if let Some(base) = &options.postgres {
-        sqlx::any::install_default_drivers();
-        let name = format!("warden_bench_{}", std::process::id());
-        let pool = sqlx::AnyPool::connect(base).await.context("connecting to PostgreSQL")?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await?;
-        let (prefix, _) = base.rsplit_once('/').context("the URL names a database")?;
-        let url = format!("{prefix}/{name}");
+        let (url, name, pool) = bench_database(base).await?;
         let result = bench_backend("PostgreSQL", Some(&url), &options).await;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await?;
         rows.extend(result?);
