@@ -146,14 +146,15 @@ pub struct ToolSummary {
     pub tool: String,
     /// Devices (not revoked) whose current inventory has it.
     pub installed_devices: i64,
-    /// Devices that launched it in the last 7, 30 and 90 days.
+    /// Devices that launched it in the last 7, 30 and 90 days (rolling, from now).
     pub used_7d: i64,
     pub used_30d: i64,
     pub used_90d: i64,
-    /// Blocked launches in the last 30 days.
+    /// Blocked launches on the last 30 days (UTC calendar days, today included).
     pub blocked_30d: i64,
-    /// Launches per day in the 30 days before the active policy was activated, and since then
-    /// (at most the last 30 days); both 0.0 without an activation time.
+    /// Launches per day on the 30 days before the day the active policy was activated, and on the
+    /// whole days since then (at most the last 30, today included); both 0.0 without an
+    /// activation time.
     pub launches_per_day_before: f64,
     pub launches_per_day_since: f64,
     /// Installed versions with the number of devices on each, most common first.

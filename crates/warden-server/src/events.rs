@@ -179,7 +179,10 @@ pub async fn upload(
                 }
             }
         }
-        // The stream's rules see exactly the events this call stored, in its transaction.
+        // The console's tallies and the stream's rules see exactly the events this call stored.
+        let launches: Vec<_> =
+            new_events.iter().filter_map(|(event, _, at_ms)| event.as_launch().map(|l| (l, *at_ms))).collect();
+        crate::fleet::count_launches(&mut transaction, &device.id, &launches).await?;
         raised = alerts::after_upload(&state, &mut transaction, &device.id, &new_events, now).await?;
         // The heartbeat: every upload, even an empty one, is the device being heard from.
         sqlx::query("UPDATE devices SET last_seen_at = $1, agent_version = COALESCE($2, agent_version) WHERE id = $3")

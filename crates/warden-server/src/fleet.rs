@@ -2,8 +2,10 @@
 //! curve, devices, pending requests, alerts), each tool across the fleet, one tool's footprint
 //! ("where was it installed or used, and is it gone now?"), and the exception report.
 //!
-//! Every view reads stored events within the retention window (older ones are rolled up, see
-//! `retention`) and groups by the `verdict` column the server fills as it stores a launch.
+//! The views read two running tallies kept in the transaction that stores launches
+//! ([`count_launches`]): `launch_counts` per (day, tool, verdict) and `tool_use` per (device,
+//! tool) — so a page costs the same at a million events as at a thousand, and the counts outlive
+//! the events retention removes.
 
 use crate::auth::AdminCaller;
 use crate::export::{self, Format};
@@ -20,6 +22,57 @@ use warden_api::{
 };
 
 pub(crate) const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Adds launches just stored for `device_id` — (event, the time it is filed under, ms) — to the
+/// running tallies, inside the storing transaction.
+pub(crate) async fn count_launches(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    device_id: &str,
+    launches: &[(&warden_api::LaunchEvent, i64)],
+) -> Result<(), sqlx::Error> {
+    let mut per_day: BTreeMap<(i64, &str, Verdict), i64> = BTreeMap::new();
+    // tool → (launches, blocked, newest filed time)
+    let mut per_tool: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    for (launch, at_ms) in launches {
+        let verdict = launch.verdict();
+        let tool = launch.tool.as_deref().unwrap_or("");
+        *per_day.entry((at_ms.div_euclid(DAY_MS), tool, verdict)).or_default() += 1;
+        if !tool.is_empty() {
+            let entry = per_tool.entry(tool).or_insert((0, 0, i64::MIN));
+            entry.0 += 1;
+            entry.1 += i64::from(verdict == Verdict::Blocked);
+            entry.2 = entry.2.max(*at_ms);
+        }
+    }
+    for ((day, tool, verdict), count) in per_day {
+        sqlx::query(
+            "INSERT INTO launch_counts (day, tool, verdict, count) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (day, tool, verdict) DO UPDATE SET count = launch_counts.count + $4",
+        )
+        .bind(day)
+        .bind(tool)
+        .bind(verdict.as_str())
+        .bind(count)
+        .execute(&mut **transaction)
+        .await?;
+    }
+    for (tool, (count, blocked, newest)) in per_tool {
+        sqlx::query(
+            "INSERT INTO tool_use (device_id, tool, launches, blocked, last_at_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (device_id, tool) DO UPDATE SET launches = tool_use.launches + $3, \
+             blocked = tool_use.blocked + $4, \
+             last_at_ms = CASE WHEN tool_use.last_at_ms > $5 THEN tool_use.last_at_ms ELSE $5 END",
+        )
+        .bind(device_id)
+        .bind(tool)
+        .bind(count)
+        .bind(blocked)
+        .bind(newest)
+        .execute(&mut **transaction)
+        .await?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,17 +99,12 @@ pub async fn overview(
     let now = now();
     let until_day = (now * 1000).div_euclid(DAY_MS);
     let since_day = until_day - days + 1;
-    let mut sql = String::from(
-        "SELECT at_ms / 86400000, COALESCE(tool, ''), verdict, COUNT(*) FROM events \
-         WHERE kind = 'launch' AND at_ms >= $1 AND at_ms < $2",
-    );
+    let mut sql = String::from("SELECT day, tool, verdict, count FROM launch_counts WHERE day >= $1 AND day <= $2");
     if query.tool.is_some() {
         sql.push_str(" AND tool = $3");
     }
-    sql.push_str(" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
-    let mut select = sqlx::query_as::<_, (i64, String, Option<String>, i64)>(&sql)
-        .bind(since_day * DAY_MS)
-        .bind((until_day + 1) * DAY_MS);
+    sql.push_str(" ORDER BY day, tool, verdict");
+    let mut select = sqlx::query_as::<_, (i64, String, String, i64)>(&sql).bind(since_day).bind(until_day);
     if let Some(tool) = &query.tool {
         select = select.bind(tool);
     }
@@ -66,8 +114,8 @@ pub async fn overview(
         (since_day..=until_day).map(|day| (day, AdoptionPoint { day, sanctioned: 0, blocked: 0, warned: 0 })).collect();
     let mut totals: BTreeMap<Verdict, i64> = Verdict::ALL.into_iter().map(|v| (v, 0)).collect();
     for (day, tool, verdict, count) in rows {
-        // A launch stored before its class could be computed reads as blocked: the strictest.
-        let verdict = verdict.as_deref().and_then(Verdict::parse).unwrap_or(Verdict::Blocked);
+        // A class this server does not know (a newer replica's) reads as blocked: the strictest.
+        let verdict = Verdict::parse(&verdict).unwrap_or(Verdict::Blocked);
         *totals.entry(verdict).or_default() += count;
         if let Some(point) = adoption.get_mut(&day) {
             match verdict {
@@ -105,28 +153,36 @@ pub async fn overview(
     export::answer(format, overview, |o| export::csv(&o.launches, "launches-per-day.csv"))
 }
 
-/// Launches per tool in `[since_ms, until_ms)`, optionally only one verdict, counting events or
-/// distinct devices.
-async fn per_tool(
+/// Launches per tool on days `[since_day, until_day)` (UTC days since the epoch), optionally only
+/// one verdict.
+async fn launches_per_tool(
     state: &AppState,
-    since_ms: i64,
-    until_ms: i64,
+    since_day: i64,
+    until_day: i64,
     verdict: Option<Verdict>,
-    distinct_devices: bool,
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let counted = if distinct_devices { "COUNT(DISTINCT device_id)" } else { "COUNT(*)" };
-    let mut sql = format!(
-        "SELECT tool, {counted} FROM events WHERE kind = 'launch' AND tool IS NOT NULL AND at_ms >= $1 AND at_ms < $2"
+    let mut sql = String::from(
+        "SELECT tool, CAST(SUM(count) AS BIGINT) FROM launch_counts WHERE tool <> '' AND day >= $1 AND day < $2",
     );
     if verdict.is_some() {
         sql.push_str(" AND verdict = $3");
     }
     sql.push_str(" GROUP BY tool");
-    let mut select = sqlx::query_as::<_, (String, i64)>(&sql).bind(since_ms).bind(until_ms);
+    let mut select = sqlx::query_as::<_, (String, i64)>(&sql).bind(since_day).bind(until_day);
     if let Some(verdict) = verdict {
         select = select.bind(verdict.as_str());
     }
     Ok(select.fetch_all(&state.store.pool).await?.into_iter().collect())
+}
+
+/// Devices per tool whose newest launch of it is at or after `since_ms`.
+async fn devices_using(state: &AppState, since_ms: i64) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT tool, COUNT(*) FROM tool_use WHERE last_at_ms >= $1 GROUP BY tool")
+            .bind(since_ms)
+            .fetch_all(&state.store.pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// The current inventory of every device still in the fleet: (device, hostname, user, report).
@@ -181,20 +237,21 @@ pub async fn tools(
                 .insert(device);
         }
     }
-    let used_7d = per_tool(&state, now_ms - 7 * DAY_MS, i64::MAX, None, true).await?;
-    let used_30d = per_tool(&state, now_ms - 30 * DAY_MS, i64::MAX, None, true).await?;
-    let used_90d = per_tool(&state, now_ms - 90 * DAY_MS, i64::MAX, None, true).await?;
-    let blocked_30d = per_tool(&state, now_ms - 30 * DAY_MS, i64::MAX, Some(Verdict::Blocked), false).await?;
+    let used_7d = devices_using(&state, now_ms - 7 * DAY_MS).await?;
+    let used_30d = devices_using(&state, now_ms - 30 * DAY_MS).await?;
+    let used_90d = devices_using(&state, now_ms - 90 * DAY_MS).await?;
+    let today = now_ms.div_euclid(DAY_MS);
+    let blocked_30d = launches_per_tool(&state, today - 29, today + 1, Some(Verdict::Blocked)).await?;
     let activated_at = policies::activated_at(&state).await?;
+    // Whole days on either side of the activation day, so neither side counts a partial day.
     let (before, since, since_days) = match activated_at {
         Some(at) => {
-            let at_ms = at * 1000;
-            let from = at_ms.max(now_ms - 30 * DAY_MS);
-            let days = ((now_ms - from) as f64 / DAY_MS as f64).max(1.0);
+            let day = (at * 1000).div_euclid(DAY_MS);
+            let from = (day + 1).max(today - 29);
             (
-                per_tool(&state, at_ms - 30 * DAY_MS, at_ms, None, false).await?,
-                per_tool(&state, from, i64::MAX, None, false).await?,
-                days,
+                launches_per_tool(&state, day - 30, day, None).await?,
+                launches_per_tool(&state, from, today + 1, None).await?,
+                (today + 1 - from).max(1) as f64,
             )
         }
         None => (HashMap::new(), HashMap::new(), 1.0),
@@ -342,10 +399,8 @@ pub async fn footprint(
         }
     }
     let launched: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT e.device_id, d.hostname, d.username, COUNT(*), \
-         CAST(COALESCE(SUM(CASE WHEN e.verdict = 'blocked' THEN 1 ELSE 0 END), 0) AS BIGINT), MAX(e.at_ms) \
-         FROM events e JOIN devices d ON d.id = e.device_id \
-         WHERE e.kind = 'launch' AND e.tool = $1 GROUP BY e.device_id, d.hostname, d.username",
+        "SELECT u.device_id, d.hostname, d.username, u.launches, u.blocked, u.last_at_ms \
+         FROM tool_use u JOIN devices d ON d.id = u.device_id WHERE u.tool = $1",
     )
     .bind(&tool)
     .fetch_all(&state.store.pool)

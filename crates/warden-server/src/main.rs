@@ -83,6 +83,13 @@ struct Args {
     /// The HMAC key the stream is signed with (at least 16 bytes; readable by the server only).
     #[arg(long, env = "WARDEN_STREAM_SECRET_FILE", value_name = "FILE", requires = "stream_webhook")]
     stream_secret_file: Option<PathBuf>,
+    /// Stream the same records as RFC 5424 syslog to a collector instead: tls://HOST:PORT (with
+    /// --stream-syslog-ca), or tcp://HOST:PORT to a loopback address.
+    #[arg(long, env = "WARDEN_STREAM_SYSLOG", value_name = "URL", conflicts_with = "stream_webhook")]
+    stream_syslog: Option<String>,
+    /// The CA certificates (PEM) the syslog collector's certificate must chain to.
+    #[arg(long, env = "WARDEN_STREAM_SYSLOG_CA", value_name = "FILE", requires = "stream_syslog")]
+    stream_syslog_ca: Option<PathBuf>,
     /// Raise a `repeated-blocks` alert when one person is blocked this many times within one
     /// clock hour.
     #[arg(long, env = "WARDEN_ALERT_BLOCKS_PER_HOUR", default_value_t = AlertRules::default().blocks_per_hour,
@@ -154,6 +161,14 @@ async fn main() -> Result<()> {
         let secret = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         config.stream = Some(warden_server::stream::StreamSettings::new(webhook, &secret)?);
         println!("Streaming events and audit records to {webhook} (signed with HMAC-SHA256)");
+    }
+    if let Some(url) = &args.stream_syslog {
+        let ca = match &args.stream_syslog_ca {
+            Some(file) => Some(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?),
+            None => None,
+        };
+        config.stream = Some(warden_server::stream::StreamSettings::syslog(url, ca.as_deref())?);
+        println!("Streaming events, audit records and alerts to {url} as RFC 5424 syslog");
     }
     // Checked before binding: a refused configuration never opens the port at all.
     let wanted: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&args.listen)

@@ -61,6 +61,7 @@ pub struct ToolTruth {
     pub used_7d: i64,
     pub used_30d: i64,
     pub used_90d: i64,
+    /// Blocked launches on the last 30 UTC calendar days, today included.
     pub blocked_30d: i64,
 }
 
@@ -272,7 +273,7 @@ pub async fn seed(store: &Store, spec: SeedSpec) -> Result<SeedTruth, sqlx::Erro
                 used.entry((tool, window)).or_default().insert(device);
             }
         }
-        if verdict == Verdict::Blocked && at_ms >= cutoffs[1] {
+        if verdict == Verdict::Blocked && day > today - 30 {
             truth.tools.entry(tool.to_owned()).or_default().blocked_30d += 1;
         }
         rows.push((device_id.clone(), user.clone(), Event::Launch(launch)));
@@ -335,6 +336,16 @@ async fn insert_events(store: &Store, rows: &[(String, String, Event)], now: i64
                 .bind(launch.map(|l| l.verdict().as_str()));
         }
         query.execute(&mut *transaction).await?;
+    }
+    // The tallies the console reads, per device, as uploads keep them.
+    let mut per_device: BTreeMap<&str, Vec<(&LaunchEvent, i64)>> = BTreeMap::new();
+    for (device_id, _, event) in rows {
+        if let Some(launch) = event.as_launch() {
+            per_device.entry(device_id).or_default().push((launch, launch.at_ms));
+        }
+    }
+    for (device_id, launches) in per_device {
+        crate::fleet::count_launches(&mut transaction, device_id, &launches).await?;
     }
     transaction.commit().await
 }

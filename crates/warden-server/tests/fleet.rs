@@ -261,3 +261,75 @@ async fn bad_fleet_filters_are_refused_naming_the_parameter() {
     assert_eq!(api.call(hyper::Method::GET, "/api/v1/admin/tools", None, None).await.status, StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
+
+/// Launches stored before the fleet views (schema 7) are classed by migration 0008 with the same
+/// rule the server applies, and counted into the tallies by 0009.
+async fn launches_stored_before_the_fleet_views_are_counted(db: Db) {
+    let Some(url) = database_url(db).await else { return };
+    let old = warden_server::Store::open_at(&url, 7).await.expect("schema 7");
+    sqlx::query(
+        "INSERT INTO devices (id, token_hash, hostname, username, platform, agent_version, enrolled_at, last_seen_at) \
+         VALUES ('dev_old', 'hash', 'old-laptop', 'dev', 'linux', '0.1.0', 1764400000, 1764500000)",
+    )
+    .execute(&old.pool)
+    .await
+    .unwrap();
+    let at = now_ms() - 60_000;
+    let mut sanctioned = launch_event("00000000-0000-4000-8000-0000000000a1", "dev", "qwen-code", "allow", at);
+    sanctioned["rule"] = json!("sanctioned-assistant");
+    let mut excepted = launch_event("00000000-0000-4000-8000-0000000000a2", "dev", "claude-code", "allow", at);
+    excepted["rule"] = json!("exception:exc_1");
+    excepted["exception"] = json!("exc_1");
+    let blocked = launch_event("00000000-0000-4000-8000-0000000000a3", "dev", "claude-code", "block", at + 1);
+    let mut warned = launch_event("00000000-0000-4000-8000-0000000000a4", "dev", "gemini-cli", "warn", at);
+    warned["outcome"] = json!("warned");
+    for event in [&sanctioned, &excepted, &blocked, &warned] {
+        sqlx::query(
+            "INSERT INTO events (id, device_id, kind, username, tool, action, at_ms, received_at, body) \
+             VALUES ($1, 'dev_old', 'launch', 'dev', $2, $3, $4, 1764500001, $5)",
+        )
+        .bind(event["id"].as_str().unwrap())
+        .bind(event["tool"].as_str().unwrap())
+        .bind(event["action"].as_str().unwrap())
+        .bind(event["at_ms"].as_i64().unwrap())
+        .bind(event.to_string())
+        .execute(&old.pool)
+        .await
+        .unwrap();
+    }
+    old.pool.close().await;
+
+    let server = TestServer::on(&url).await;
+    let api = &server.api;
+    let overview = api.get("/api/v1/admin/overview?days=2", ADMIN_TOKEN).await;
+    let totals: BTreeMap<String, i64> = overview.body["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["verdict"].as_str().unwrap().to_owned(), t["count"].as_i64().unwrap()))
+        .collect();
+    let want: BTreeMap<String, i64> =
+        [("sanctioned", 1), ("allowed", 0), ("warned", 1), ("blocked", 1), ("exception", 1)]
+            .into_iter()
+            .map(|(v, n)| (v.to_owned(), n))
+            .collect();
+    assert_eq!(totals, want, "{}", overview.text);
+    let claude = api.get("/api/v1/admin/tools/claude-code", ADMIN_TOKEN).await;
+    let device = &claude.body["devices"][0];
+    assert_eq!((device["launches"].clone(), device["blocked"].clone()), (json!(2), json!(1)), "{}", claude.text);
+    assert_eq!(device["last_launch_at_ms"], json!(at + 1));
+    assert_eq!(claude.body["used_30d"], 1);
+    let blocked_only = api.get("/api/v1/admin/events?verdict=blocked", ADMIN_TOKEN).await;
+    assert_eq!(blocked_only.body["events"].as_array().unwrap().len(), 1, "{}", blocked_only.text);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_stored_before_the_fleet_views_are_counted_on_sqlite() {
+    launches_stored_before_the_fleet_views_are_counted(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_stored_before_the_fleet_views_are_counted_on_postgres() {
+    launches_stored_before_the_fleet_views_are_counted(Db::Postgres).await;
+}
