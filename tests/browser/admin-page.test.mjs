@@ -6,43 +6,22 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium, startServer, stopServer } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
 const ADMIN_TOKEN = "wadm_browser-test-token-0123456789abcdef";
 const ENROLL_SECRET = "browser-test-secret";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run"];
-
 let server, base, dataDir, browser;
 
-function startServer() {
-  const bin = process.env.WARDEN_SERVER_BIN;
-  assert.ok(bin, "WARDEN_SERVER_BIN must name the built warden-server (cargo xtask test sets it)");
+function startWardenServer() {
   dataDir = mkdtempSync(join(tmpdir(), "warden-browser-"));
-  const env = { ...process.env, WARDEN_ADMIN_TOKEN: ADMIN_TOKEN, WARDEN_ENROLL_SECRET: ENROLL_SECRET };
-  delete env.WARDEN_DATABASE_URL; // the default: a SQLite file in the data dir
   // Devices are expected to sync every second here, so one goes silent within the test.
-  server = spawn(bin, ["--listen", "127.0.0.1:0", "--data-dir", dataDir, "--sweep-seconds", "1", "--sync-interval-seconds", "1"], {
-    env,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30000);
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = out.match(/Listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (match) { clearTimeout(timer); resolve({ url: match[1], banner: out }); }
-    });
-    server.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
-  });
+  return startServer(["--data-dir", dataDir, "--sweep-seconds", "1", "--sync-interval-seconds", "1"], ADMIN_TOKEN, ENROLL_SECRET);
 }
 
 async function call(method, path, token, body) {
@@ -55,19 +34,16 @@ async function call(method, path, token, body) {
 }
 
 before(async () => {
-  const started = await startServer();
+  const started = await startWardenServer();
+  server = started.child;
   base = started.url;
   assert.match(started.banner, new RegExp(`Admin page: +${base}/admin`));
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once("exit", resolve));
-    server.kill("SIGTERM"); // our own child, by PID
-    await exited;
-  }
+  await stopServer(server);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 

@@ -5,40 +5,21 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium, startServer, stopServer } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
 const artifacts = join(root, "artifacts");
 const ADMIN_TOKEN = "wadm_console-test-token-0123456789abcdef";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run"];
 const DEVICES = 500, EVENTS = 100_000;
 
 let server, base, dataDir, browser, page, truth;
 const pageErrors = [];
-
-function startServer(database) {
-  const env = { ...process.env, WARDEN_ADMIN_TOKEN: ADMIN_TOKEN, WARDEN_ENROLL_SECRET: "console-test-enroll-secret" };
-  // A day-long sync interval: only the seed's long-silent devices count as silent.
-  server = spawn(process.env.WARDEN_SERVER_BIN, ["--listen", "127.0.0.1:0", "--database", database,
-    "--sync-interval-seconds", "43200", "--sweep-seconds", "1"], { env, stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60000);
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      const match = out.match(/Listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (match) { clearTimeout(timer); resolve(match[1]); }
-    });
-    server.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
-  });
-}
 
 async function api(path) {
   const response = await fetch(base + path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
@@ -76,8 +57,12 @@ before(async () => {
     ["--database", database, "--devices", String(DEVICES), "--events", String(EVENTS), "--seed", "7"],
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 }));
   assert.equal(truth.events, EVENTS);
-  base = await startServer(database);
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  // A day-long sync interval: only the seed's long-silent devices count as silent.
+  const started = await startServer(["--database", database, "--sync-interval-seconds", "43200", "--sweep-seconds", "1"],
+    ADMIN_TOKEN, "console-test-enroll-secret");
+  server = started.child;
+  base = started.url;
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   page.on("pageerror", (error) => pageErrors.push(String(error)));
   page.on("console", (message) => { if (message.type() === "error") pageErrors.push(message.text()); });
@@ -90,11 +75,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once("exit", resolve));
-    server.kill("SIGTERM"); // our own child, by PID
-    await exited;
-  }
+  await stopServer(server);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 

@@ -33,15 +33,7 @@ pub async fn put(
         .await?;
     let changed = previous.is_none_or(|(before,)| before != digest);
     if changed {
-        // The same four values go into the history row and the current one.
-        for sql in [
-            "INSERT INTO inventory_history (device_id, digest, report, reported_at) VALUES ($1, $2, $3, $4)",
-            "INSERT INTO device_inventory (device_id, digest, report, changed_at, reported_at) \
-             VALUES ($1, $2, $3, $4, $4) \
-             ON CONFLICT (device_id) DO UPDATE SET digest = $2, report = $3, changed_at = $4, reported_at = $4",
-        ] {
-            sqlx::query(sql).bind(&device.id).bind(&digest).bind(&text).bind(now).execute(&mut *transaction).await?;
-        }
+        record_change(&mut transaction, &device.id, &digest, &text, now).await?;
     } else {
         sqlx::query("UPDATE device_inventory SET reported_at = $1 WHERE device_id = $2")
             .bind(now)
@@ -51,6 +43,26 @@ pub async fn put(
     }
     transaction.commit().await?;
     Ok(Json(InventoryReceipt { changed }))
+}
+
+/// A report that changed something: a history row, and the device's current report replaced
+/// (the same four values in both).
+pub(crate) async fn record_change(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    device_id: &str,
+    digest: &str,
+    report: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    for sql in [
+        "INSERT INTO inventory_history (device_id, digest, report, reported_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO device_inventory (device_id, digest, report, changed_at, reported_at) \
+         VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (device_id) DO UPDATE SET digest = $2, report = $3, changed_at = $4, reported_at = $4",
+    ] {
+        sqlx::query(sql).bind(device_id).bind(digest).bind(report).bind(at).execute(&mut **transaction).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

@@ -167,33 +167,12 @@ pub async fn seed(store: &Store, spec: SeedSpec) -> Result<SeedTruth, sqlx::Erro
                     truth.tools.entry("claude-code".into()).or_default().removed_devices += 1;
                 }
             }
-            let last = reports.len() - 1;
-            for (n, (at, tools)) in reports.into_iter().enumerate() {
+            // Oldest first, as the device would have uploaded them.
+            for (at, tools) in reports {
                 let mut report = InventoryReport { scanned_at_ms: at * 1000, tools, mcp_servers: Vec::new() };
                 report.sort();
                 let text = serde_json::to_string(&report).map_err(seed_error)?;
-                let digest = report.digest();
-                sqlx::query(
-                    "INSERT INTO inventory_history (device_id, digest, report, reported_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id)
-                .bind(&digest)
-                .bind(&text)
-                .bind(at)
-                .execute(&mut *transaction)
-                .await?;
-                if n == last {
-                    sqlx::query(
-                        "INSERT INTO device_inventory (device_id, digest, report, changed_at, reported_at) \
-                         VALUES ($1, $2, $3, $4, $4)",
-                    )
-                    .bind(id)
-                    .bind(&digest)
-                    .bind(&text)
-                    .bind(at)
-                    .execute(&mut *transaction)
-                    .await?;
-                }
+                crate::inventory::record_change(&mut transaction, id, &report.digest(), &text, at).await?;
             }
         }
         transaction.commit().await?;

@@ -53,6 +53,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "event_counts", include_str!("../migrations/sqlite/0007_event_counts.sql")),
     (8, "fleet_views", include_str!("../migrations/sqlite/0008_fleet_views.sql")),
     (9, "launch_rollups", include_str!("../migrations/sqlite/0009_launch_rollups.sql")),
+    (10, "blocks_per_hour", include_str!("../migrations/sqlite/0010_blocks_per_hour.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
@@ -64,6 +65,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "event_counts", include_str!("../migrations/postgres/0007_event_counts.sql")),
     (8, "fleet_views", include_str!("../migrations/postgres/0008_fleet_views.sql")),
     (9, "launch_rollups", include_str!("../migrations/postgres/0009_launch_rollups.sql")),
+    (10, "blocks_per_hour", include_str!("../migrations/postgres/0010_blocks_per_hour.sql")),
 ];
 
 /// The migration files as sqlx wants them.

@@ -12,6 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use warden_server::seed::{SeedSpec, seed};
 
+/// An overview's launches per verdict.
+fn totals(overview: &Value) -> BTreeMap<String, i64> {
+    overview["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["verdict"].as_str().unwrap().to_owned(), t["count"].as_i64().unwrap()))
+        .collect()
+}
+
 fn tallies(list: &Value) -> BTreeMap<String, i64> {
     list.as_array()
         .unwrap()
@@ -31,12 +41,7 @@ async fn seeded_fleet_views_match_the_seed(db: Db) {
 
     let overview = api.get("/api/v1/admin/overview?days=90", ADMIN_TOKEN).await;
     assert_eq!(overview.status, StatusCode::OK, "{}", overview.text);
-    let totals: BTreeMap<String, i64> = overview.body["totals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["verdict"].as_str().unwrap().to_owned(), t["count"].as_i64().unwrap()))
-        .collect();
+    let totals = totals(&overview.body);
     assert_eq!(totals, truth.verdicts_90d);
     assert_eq!(overview.body["adoption"].as_array().unwrap().len(), 90, "one point per day");
     let adopted: i64 =
@@ -302,12 +307,7 @@ async fn launches_stored_before_the_fleet_views_are_counted(db: Db) {
     let server = TestServer::on(&url).await;
     let api = &server.api;
     let overview = api.get("/api/v1/admin/overview?days=2", ADMIN_TOKEN).await;
-    let totals: BTreeMap<String, i64> = overview.body["totals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["verdict"].as_str().unwrap().to_owned(), t["count"].as_i64().unwrap()))
-        .collect();
+    let totals = totals(&overview.body);
     let want: BTreeMap<String, i64> =
         [("sanctioned", 1), ("allowed", 0), ("warned", 1), ("blocked", 1), ("exception", 1)]
             .into_iter()
