@@ -51,6 +51,9 @@ pub struct DeviceInfo {
     pub last_seen_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<i64>,
+    /// Who revoked it, as the revoking call named them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
     /// Not revoked, and not heard from for more than two sync intervals: the service was
     /// stopped, the machine is off or offline — or someone silenced it.
     #[serde(default)]

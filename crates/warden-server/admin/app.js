@@ -194,13 +194,14 @@ function renderDevices(list) {
     cell(row, `${d.platform} ${d.agent_version}`.trim());
     cell(row, when(d.last_seen_at));
     cell(row, serviceText(d.service), d.service && d.service.status === "stopped" ? "state-denied" : "");
-    const state = d.revoked_at ? `revoked ${when(d.revoked_at)}` : d.silent ? "silent" : "active";
+    const state = d.revoked_at ? `revoked ${when(d.revoked_at)}${d.revoked_by ? ` by ${d.revoked_by}` : ""}`
+      : d.silent ? "silent" : "active";
     cell(row, state, d.revoked_at || d.silent ? "state-revoked" : "");
     const action = cell(row, "");
     if (!d.revoked_at) {
       action.append(button(`Revoke ${d.hostname}`, "danger", async () => {
         if (!confirm(`Revoke ${d.hostname}? Its token stops working at once.`)) return;
-        try { await api("POST", `/api/v1/admin/devices/${encodeURIComponent(d.id)}/revoke`); status(`Revoked ${d.hostname}`); await refresh(); }
+        try { await api("POST", `/api/v1/admin/devices/${encodeURIComponent(d.id)}/revoke`, { actor: session.approver }); status(`Revoked ${d.hostname}`); await refresh(); }
         catch (error) { status(`Could not revoke: ${error.message}`, false); }
       }));
     }
@@ -267,6 +268,21 @@ function renderEvents(events, hosts) {
   if (events.length === 0) cell(body.insertRow(), "No events yet.", "meta").colSpan = 7;
 }
 
+function renderAdminAudit(entries) {
+  const body = $("admin-audit-rows");
+  body.replaceChildren();
+  for (const e of entries) {
+    const row = body.insertRow();
+    row.dataset.action = e.action;
+    cell(row, when(e.at));
+    cell(row, e.actor);
+    cell(row, e.action);
+    cell(row, e.subject);
+    cell(row, e.detail);
+  }
+  if (!entries.length) cell(body.insertRow(), "No admin action yet.", "meta").colSpan = 5;
+}
+
 function renderPolicy(active) {
   $("policy-summary").textContent = `Version ${active.version}: “${active.name}”, uploaded by ${active.uploaded_by} ${when(active.uploaded_at)}`;
   $("policy-source").textContent = active.source || "";
@@ -310,11 +326,12 @@ async function refreshEvents() {
 }
 
 async function refresh() {
-  const [requests, devices, active, inventory] = await Promise.all([
+  const [requests, devices, active, inventory, adminAudit] = await Promise.all([
     api("GET", "/api/v1/admin/exceptions?limit=500"),
     api("GET", "/api/v1/admin/devices"),
     api("GET", "/api/v1/admin/policies/active"),
     api("GET", "/api/v1/admin/inventory"),
+    api("GET", "/api/v1/admin/admin-audit?limit=50"),
   ]);
   hosts = new Map(devices.devices.map((d) => [d.id, d.hostname]));
   renderPending(requests.filter((r) => r.state === "pending"));
@@ -322,6 +339,7 @@ async function refresh() {
   renderDevices(devices);
   renderInventory(inventory);
   renderPolicy(active);
+  renderAdminAudit(adminAudit);
   filterTables();
   await Promise.all([refreshEvents(), refreshFleet()]);
 }

@@ -45,6 +45,7 @@ const EXPORTS = {
   footprint: ["devices with this tool", () => `/api/v1/admin/tools/${encodeURIComponent(fleet.footprint.tool)}`],
   report: ["exception report", () => `/api/v1/admin/exceptions/report${query(reportParams())}`],
   devices: ["devices", () => "/api/v1/admin/devices"],
+  "admin-audit": ["admin actions", () => "/api/v1/admin/admin-audit?limit=1000"],
   events: ["events", () => eventsPath(fleet.cursors[fleet.cursors.length - 1], 1000)],
 };
 async function download(path, format, name) {

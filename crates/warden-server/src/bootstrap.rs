@@ -110,16 +110,15 @@ pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Re
         let policy = Policy::from_toml("default-policy.toml (embedded)", EMBEDDED_POLICY)
             .map_err(|e| sqlx::Error::Protocol(format!("embedded policy: {e}")))?;
         // Another replica may win this race; then ours is simply not stored.
-        if let Err(error) = policies::store_version(
-            store,
-            &signing_key,
-            &policy,
-            EMBEDDED_POLICY,
-            "warden-server (embedded default)",
-            true,
-            now,
-        )
-        .await
+        let storing = policies::Storing {
+            uploaded_by: "warden-server (embedded default)",
+            actor: "warden-server (first start)",
+            action: "policy-uploaded",
+            detail: "the embedded default policy, activated".into(),
+            stream_on: false,
+        };
+        if let Err(error) =
+            policies::store_version(store, &signing_key, &policy, EMBEDDED_POLICY, &storing, true, now).await
             && policies::active_version(store).await?.is_none()
         {
             return Err(error.into());

@@ -86,6 +86,7 @@ type DeviceRow = (
     Option<i64>,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 /// A device as stored, with `silent` judged at `now` (seconds) against `sync_interval`: not
@@ -104,6 +105,7 @@ fn device_info(row: DeviceRow, now: i64, sync_interval: std::time::Duration) -> 
         at_ms,
         version,
         reason,
+        revoked_by,
     ) = row;
     let silent = revoked_at.is_none() && now - last_seen_at > 2 * sync_interval.as_secs() as i64;
     let status = match status.as_deref() {
@@ -117,11 +119,23 @@ fn device_info(row: DeviceRow, now: i64, sync_interval: std::time::Duration) -> 
         version: version.unwrap_or_default(),
         reason,
     });
-    DeviceInfo { id, hostname, user, platform, agent_version, enrolled_at, last_seen_at, revoked_at, silent, service }
+    DeviceInfo {
+        id,
+        hostname,
+        user,
+        platform,
+        agent_version,
+        enrolled_at,
+        last_seen_at,
+        revoked_at,
+        revoked_by,
+        silent,
+        service,
+    }
 }
 
 const DEVICE_COLUMNS: &str = "id, hostname, username, platform, agent_version, enrolled_at, last_seen_at, revoked_at, \
-     service_status, service_at_ms, service_version, service_reason";
+     service_status, service_at_ms, service_version, service_reason, revoked_by";
 
 async fn device_by_id(state: &AppState, id: &str) -> Answer<DeviceInfo> {
     let row: Option<DeviceRow> = sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"))
@@ -156,29 +170,37 @@ pub async fn list(
     crate::export::answer(format, list, |list| crate::export::csv(&list.devices, "devices.csv"))
 }
 
-/// `POST /api/v1/admin/devices/{id}/revoke`: its token stops working at once.
+/// `POST /api/v1/admin/devices/{id}/revoke`: its token stops working at once. The optional body
+/// `{"actor": NAME}` names who revoked it (the device list and the admin audit log show it).
 pub async fn revoke(
     State(state): State<AppState>,
     _admin: AdminCaller,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Answer<Json<DeviceInfo>> {
+    let actor = crate::admin_audit::actor_of(&body)?;
     let now = now();
     let changed = {
         let _writer = state.store.write_guard().await;
         let mut transaction = state.store.pool.begin().await?;
-        let result = sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *transaction)
-            .await?;
+        let result =
+            sqlx::query("UPDATE devices SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(&actor)
+                .bind(&id)
+                .execute(&mut *transaction)
+                .await?;
         if result.rows_affected() == 1 {
             feed::record(&state.store, &mut transaction, &Wake::Device(id.clone()), ChangeKind::Revoked, &id, now)
                 .await?;
+            let entry = (actor.as_str(), "device-revoked", id.as_str(), "its token stopped working");
+            crate::admin_audit::record(state.stream.is_some(), &mut transaction, entry, now).await?;
         }
         transaction.commit().await?;
         result.rows_affected() == 1
     };
     if changed {
+        state.stream_wake.notify_one();
         state.feed.wake(Wake::Device(id.clone()));
     }
     device_by_id(&state, &id).await.map(Json)

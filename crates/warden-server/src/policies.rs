@@ -28,16 +28,31 @@ pub async fn active_version(store: &Store) -> Result<Option<i64>, sqlx::Error> {
     Ok(row.and_then(|(value,)| value.parse().ok()))
 }
 
-/// Signs and stores a checked policy as the next version; optionally makes it active.
+/// Who stores a policy version, and how the admin audit log records it.
+#[derive(Debug)]
+pub struct Storing<'a> {
+    /// Shown as the version's `uploaded_by`.
+    pub uploaded_by: &'a str,
+    /// The admin audit row's actor, action (`policy-uploaded`, `policy-activated`) and detail.
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub detail: String,
+    /// Whether the stream is on (the audit row is queued for it).
+    pub stream_on: bool,
+}
+
+/// Signs and stores a checked policy as the next version; optionally makes it active. The admin
+/// audit row is written in the same transaction (its subject: the new version).
 pub async fn store_version(
     store: &Store,
     key: &PolicySigningKey,
     policy: &Policy,
     source: &str,
-    uploaded_by: &str,
+    storing: &Storing<'_>,
     activate: bool,
     now: i64,
 ) -> Result<i64, sqlx::Error> {
+    let uploaded_by = storing.uploaded_by;
     let _writer = store.write_guard().await;
     let mut transaction = store.pool.begin().await?;
     let (version,): (i64,) =
@@ -60,6 +75,8 @@ pub async fn store_version(
     if activate {
         set_active(store, &mut transaction, version, now).await?;
     }
+    let entry = (storing.actor, storing.action, version.to_string(), storing.detail.as_str());
+    crate::admin_audit::record(storing.stream_on, &mut transaction, (entry.0, entry.1, &entry.2, entry.3), now).await?;
     transaction.commit().await?;
     Ok(version)
 }
@@ -156,7 +173,14 @@ pub async fn upload(
     let uploaded_by = upload.uploaded_by.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or("admin");
     let activate = upload.activate.unwrap_or(true);
     let now = now();
-    let version = store_version(&state.store, &state.signing_key, &policy, &upload.source, uploaded_by, activate, now)
+    let storing = Storing {
+        uploaded_by,
+        actor: uploaded_by,
+        action: "policy-uploaded",
+        detail: format!("“{}” from {file}{}", policy.name, if activate { ", activated" } else { ", not activated" }),
+        stream_on: state.stream.is_some(),
+    };
+    let version = store_version(&state.store, &state.signing_key, &policy, &upload.source, &storing, activate, now)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -164,6 +188,7 @@ pub async fn upload(
             }
             _ => Failure::from(error),
         })?;
+    state.stream_wake.notify_one();
     if activate {
         state.feed.wake(Wake::Everyone);
     }
@@ -226,12 +251,16 @@ pub async fn active(State(state): State<AppState>, _admin: AdminCaller) -> Answe
 /// never accept a lower version number than the one they hold (a replayed old policy must not pass),
 /// so activating any version but the newest rolls *forward*: its content is signed again as a new,
 /// higher version, which becomes active; the answer's `republished_from` names the original.
+///
+/// The optional body `{"actor": NAME}` names who did it, for the admin audit log.
 pub async fn activate(
     State(state): State<AppState>,
     _admin: AdminCaller,
     Path(version): Path<String>,
+    body: axum::body::Bytes,
 ) -> Answer<Json<PolicyVersion>> {
     let version: i64 = version.parse().map_err(|_| Failure::malformed("version", "version must be a whole number"))?;
+    let actor = crate::admin_audit::actor_of(&body)?;
     let stored = version_row(&state, version, true).await?;
     let (newest,): (i64,) = sqlx::query_as("SELECT MAX(version) FROM policies").fetch_one(&state.store.pool).await?;
     if version == newest {
@@ -239,8 +268,18 @@ pub async fn activate(
             let _writer = state.store.write_guard().await;
             let mut transaction = state.store.pool.begin().await?;
             set_active(&state.store, &mut transaction, version, now()).await?;
+            let entry =
+                (actor.as_str(), "policy-activated", version.to_string(), "the newest version, activated in place");
+            crate::admin_audit::record(
+                state.stream.is_some(),
+                &mut transaction,
+                (entry.0, entry.1, &entry.2, entry.3),
+                now(),
+            )
+            .await?;
             transaction.commit().await?;
         }
+        state.stream_wake.notify_one();
         state.feed.wake(Wake::Everyone);
         return version_row(&state, version, false).await.map(Json);
     }
@@ -250,8 +289,16 @@ pub async fn activate(
         .await?;
     let policy = Policy::from_json(&format!("policy version {version}"), &policy_json).map_err(Failure::internal)?;
     let source = stored.source.unwrap_or_default();
-    let by = format!("{} (version {version} activated again)", stored.uploaded_by);
-    let republished = store_version(&state.store, &state.signing_key, &policy, &source, &by, true, now()).await?;
+    let by = format!("{} (version {version} activated again by {actor})", stored.uploaded_by);
+    let storing = Storing {
+        uploaded_by: &by,
+        actor: &actor,
+        action: "policy-activated",
+        detail: format!("version {version} activated again, signed as a new version"),
+        stream_on: state.stream.is_some(),
+    };
+    let republished = store_version(&state.store, &state.signing_key, &policy, &source, &storing, true, now()).await?;
+    state.stream_wake.notify_one();
     state.feed.wake(Wake::Everyone);
     let mut answer = version_row(&state, republished, false).await?;
     answer.republished_from = Some(version);

@@ -3,7 +3,8 @@
 
 use crate::failure::Failure;
 use crate::{
-    AppState, admin_page, alerts, devices, events, exceptions, fleet, inventory, openapi, policies, retention, wait,
+    AppState, admin_audit, admin_page, alerts, devices, events, exceptions, fleet, inventory, openapi, policies,
+    retention, wait,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -63,6 +64,7 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/admin/tools/{id}", Access::Admin),
     ("GET", "/api/v1/admin/exceptions/report", Access::Admin),
     ("GET", "/api/v1/admin/alerts", Access::Admin),
+    ("GET", "/api/v1/admin/admin-audit", Access::Admin),
 ];
 
 fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
@@ -107,6 +109,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/admin/tools/{id}") => get(fleet::footprint),
         ("GET", "/api/v1/admin/exceptions/report") => get(fleet::exception_report),
         ("GET", "/api/v1/admin/alerts") => get(alerts::list),
+        ("GET", "/api/v1/admin/admin-audit") => get(admin_audit::list),
         // The table and this match are side by side; a test builds the router, so a missing
         // arm fails every test at once.
         _ => unreachable!("route {method} {path} is in ROUTE_TABLE without a handler"),

@@ -54,6 +54,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "fleet_views", include_str!("../migrations/sqlite/0008_fleet_views.sql")),
     (9, "launch_rollups", include_str!("../migrations/sqlite/0009_launch_rollups.sql")),
     (10, "blocks_per_hour", include_str!("../migrations/sqlite/0010_blocks_per_hour.sql")),
+    (11, "admin_audit", include_str!("../migrations/sqlite/0011_admin_audit.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
@@ -66,6 +67,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "fleet_views", include_str!("../migrations/postgres/0008_fleet_views.sql")),
     (9, "launch_rollups", include_str!("../migrations/postgres/0009_launch_rollups.sql")),
     (10, "blocks_per_hour", include_str!("../migrations/postgres/0010_blocks_per_hour.sql")),
+    (11, "admin_audit", include_str!("../migrations/postgres/0011_admin_audit.sql")),
 ];
 
 /// The migration files as sqlx wants them.
