@@ -6,7 +6,8 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -155,11 +156,11 @@ test("a broken policy upload shows its line and column and keeps the active poli
   await page.close();
 });
 
-async function enrollDevice(hostname) {
+async function enrollDevice(hostname, user = "dev") {
   const enrolled = await fetch(`${base}/api/v1/enroll`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ secret: ENROLL_SECRET, hostname, user: "dev", platform: "linux" }),
+    body: JSON.stringify({ secret: ENROLL_SECRET, hostname, user, platform: "linux" }),
   }).then((r) => r.json());
   return enrolled.device_token;
 }
@@ -216,5 +217,46 @@ test("the page shows each device's service state, silent devices and events of e
   await page.waitForFunction(() =>
     [...document.querySelectorAll("#event-rows tr")].every((r) => r.dataset.kind === "service-stop"));
   assert.deepEqual(await kinds(), ["service-stop", "service-stop"]);
+  await page.close();
+});
+
+test("an approver signs in with an account and decides as that account; the token no longer decides", async () => {
+  // `warden-server user add` on the running server's database, as an operator would.
+  const password = join(dataDir, "ana-password");
+  writeFileSync(password, "correct horse battery staple\n", { mode: 0o600 });
+  execFileSync(process.env.WARDEN_SERVER_BIN,
+    ["--data-dir", dataDir, "user", "add", "ana@corp.example", "--role", "approver", "--password-file", password],
+    { env: Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "WARDEN_DATABASE_URL")),
+      stdio: ["ignore", "pipe", "inherit"] });
+  const device = await enrollDevice("erin-laptop", "erin");
+  const filed = await call("POST", "/api/v1/device/exceptions", device,
+    { tool: "claude-code", justification: "Reproducing a customer bug with the vendor SDK", duration_seconds: 3600 });
+  assert.equal(filed.status, 201);
+  const byToken = await call("POST", `/api/v1/admin/exceptions/${filed.body.id}/approve`, ADMIN_TOKEN, { approver: "ana@corp.example" });
+  assert.equal(byToken.status, 403);
+  assert.equal(byToken.body.code, "sign_in_required");
+
+  const page = await browser.newPage();
+  await page.goto(`${base}/admin#requests`);
+  await page.getByLabel("Account name").fill("ana@corp.example");
+  await page.getByLabel("Password").fill("correct horse battery staple");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const request = page.getByRole("article", { name: "Request by erin for claude-code" });
+  await request.waitFor();
+  // A reload keeps the session (the cookie), and the page learns its CSRF token again.
+  await page.reload();
+  await request.waitFor();
+  await request.getByLabel("Comment to the developer").fill("Fine for the repro");
+  await request.getByRole("button", { name: "Approve" }).click();
+  await page.getByRole("status").filter({ hasText: "Approved" }).waitFor();
+  const mine = await call("GET", "/api/v1/device/exceptions", device);
+  assert.equal(mine.body.requests[0].decided_by, "ana@corp.example");
+  const cookies = await page.context().cookies();
+  const cookie = cookies.find((c) => c.name === "warden_session");
+  assert.ok(cookie && cookie.httpOnly && cookie.sameSite === "Strict", JSON.stringify(cookies));
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("button", { name: "Sign in" }).waitFor();
+  const after = await page.evaluate(() => fetch("/api/v1/admin/overview").then((r) => r.status));
+  assert.equal(after, 401, "the session ended with the log-out");
   await page.close();
 });

@@ -106,7 +106,10 @@ pub struct ExceptionRequestCreate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
-    /// Who decides (name or e-mail). Must differ from the requesting user.
+    /// Who decides (name or e-mail) when the caller holds the admin token and no accounts are set
+    /// up; a signed-in account decides as itself and this is ignored. Must differ from the
+    /// requesting user.
+    #[serde(default)]
     pub approver: String,
     /// Required when denying or revoking.
     #[serde(default)]

@@ -3,10 +3,18 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// Either an account's session (a cookie the page cannot read, and its CSRF token) or the admin token.
 const session = {
   get token() { return sessionStorage.getItem("warden.token") || ""; },
+  get csrf() { return sessionStorage.getItem("warden.csrf") || ""; },
   get approver() { return sessionStorage.getItem("warden.approver") || ""; },
 };
+
+// The headers that say who calls: the admin token, or the session's CSRF token (the cookie rides along).
+function authHeaders() {
+  if (session.token) return { authorization: `Bearer ${session.token}` };
+  return session.csrf ? { "x-csrf-token": session.csrf } : {};
+}
 
 function status(text, ok = true) {
   const el = $("status");
@@ -17,7 +25,7 @@ function status(text, ok = true) {
 async function api(method, path, body) {
   const response = await fetch(path, {
     method,
-    headers: { authorization: `Bearer ${session.token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    headers: { ...authHeaders(), ...(body ? { "content-type": "application/json" } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = response.status === 204 ? null : await response.json().catch(() => null);
@@ -346,8 +354,20 @@ async function refresh() {
 
 let wired = false;
 
+// A session cookie from before a reload: ask who it belongs to.
+async function restoreSession() {
+  if (session.token || session.csrf) return;
+  const response = await fetch("/api/v1/session");
+  if (!response.ok) return;
+  const me = await response.json();
+  sessionStorage.setItem("warden.csrf", me.csrf_token);
+  sessionStorage.setItem("warden.approver", me.account);
+}
+
 async function start() {
-  const loggedIn = Boolean(session.token && session.approver);
+  await restoreSession().catch(() => {});
+  const loggedIn = Boolean((session.token || session.csrf) && session.approver);
+  $("sign-in").hidden = loggedIn;
   $("login").hidden = loggedIn;
   $("app").hidden = !loggedIn;
   $("nav").hidden = !loggedIn;
@@ -363,6 +383,7 @@ async function start() {
   } catch (error) {
     if (error.status === 401 || error.status === 403) {
       sessionStorage.removeItem("warden.token");
+      sessionStorage.removeItem("warden.csrf");
       await start();
       status("That admin token was not accepted.", false);
     } else {
@@ -377,7 +398,25 @@ $("login").addEventListener("submit", async (event) => {
   sessionStorage.setItem("warden.approver", $("approver").value.trim());
   await start();
 });
+$("sign-in").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const response = await fetch("/api/v1/session", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: $("account-name").value.trim(), password: $("account-password").value }),
+  });
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) {
+    status((answer && answer.message) || `Could not sign in (${response.status})`, false);
+    return;
+  }
+  $("account-password").value = "";
+  sessionStorage.setItem("warden.csrf", answer.csrf_token);
+  sessionStorage.setItem("warden.approver", answer.account);
+  await start();
+});
 $("logout").addEventListener("click", async () => {
+  if (session.csrf) await fetch("/api/v1/session", { method: "DELETE", headers: authHeaders() }).catch(() => {});
   sessionStorage.clear();
   await start();
   status("Logged out");

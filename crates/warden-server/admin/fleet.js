@@ -50,7 +50,7 @@ const EXPORTS = {
 };
 async function download(path, format, name) {
   const url = format === "csv" ? `${path}${path.includes("?") ? "&" : "?"}format=csv` : path;
-  const response = await fetch(url, { headers: { authorization: `Bearer ${session.token}` } });
+  const response = await fetch(url, { headers: authHeaders() });
   if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
   const link = document.createElement("a");
   link.href = URL.createObjectURL(await response.blob());

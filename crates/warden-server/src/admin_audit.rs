@@ -26,9 +26,12 @@ struct ActorBody {
     actor: Option<String>,
 }
 
-/// The actor an admin action's optional body names (an empty body names none). A name is 1–255
-/// printable characters.
-pub(crate) fn actor_of(body: &Bytes) -> Answer<String> {
+/// Who did an admin action: the signed-in account; with the admin token, the actor the optional
+/// body names (an empty body names none; a name is 1–255 printable characters).
+pub(crate) fn actor_of(caller: &AdminCaller, body: &Bytes) -> Answer<String> {
+    if let Some(account) = &caller.account {
+        return Ok(account.name.clone());
+    }
     let named: ActorBody =
         if body.iter().all(u8::is_ascii_whitespace) { ActorBody::default() } else { parse_json(body)? };
     match named.actor.as_deref().map(str::trim) {

@@ -1,9 +1,11 @@
-//! Credentials: random tokens, their hashes, and the extractors that guard device and admin routes.
+//! Credentials: random tokens, their hashes, and the extractors that guard device and admin routes
+//! (admin routes: the admin token, or a signed-in account's session — see `accounts`).
 //!
 //! The server stores only SHA-256 hashes of tokens and secrets. Tokens carry 256 random bits,
 //! so a plain hash is enough (no password stretching needed) and lookups stay one index probe.
 
 use crate::AppState;
+use crate::accounts::{self, Account, Role};
 use crate::failure::Failure;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -86,27 +88,67 @@ impl FromRequestParts<AppState> for DeviceCaller {
     }
 }
 
-/// The admin: holder of the admin token.
-#[derive(Debug, Clone, Copy)]
-pub struct AdminCaller;
+/// The caller of an admin route: a signed-in account (session cookie), or the holder of the
+/// shared admin token (`account: None`, the break-glass credential).
+#[derive(Debug, Clone)]
+pub struct AdminCaller {
+    pub account: Option<Account>,
+}
+
+/// Whether an account in `role` may call `method` on `path`: auditors read; approvers also decide
+/// exception requests; admins do everything.
+fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool {
+    let reading = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    match role {
+        Role::Admin => true,
+        Role::Approver => reading || path.starts_with("/api/v1/admin/exceptions/"),
+        Role::Auditor => reading,
+    }
+}
 
 impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
-        let token = bearer(parts)?;
-        if token_matches(token, &state.admin_token_hash) {
-            return Ok(AdminCaller);
+        if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            let token = bearer(parts)?;
+            if token_matches(token, &state.admin_token_hash) {
+                return Ok(AdminCaller { account: None });
+            }
+            if token.starts_with(DEVICE_TOKEN_PREFIX) {
+                return Err(Failure::new(
+                    StatusCode::FORBIDDEN,
+                    "device_token_on_admin_route",
+                    "device tokens cannot use admin routes",
+                )
+                .field("authorization"));
+            }
+            return Err(Failure::unauthorized("unknown_token", "wrong admin token"));
         }
-        if token.starts_with(DEVICE_TOKEN_PREFIX) {
+        let Some(token) = accounts::session_cookie(&parts.headers) else {
+            return Err(Failure::unauthorized("missing_token", "sign in, or send Authorization: Bearer TOKEN"));
+        };
+        let (account, csrf) = accounts::session_account(state, &token)
+            .await?
+            .ok_or_else(|| Failure::unauthorized("not_signed_in", "the session ended; sign in again"))?;
+        let reading = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+        if !reading {
+            // The cookie rides along on any request the browser makes; only this console's own
+            // script can read the CSRF token to echo it.
+            let given = parts.headers.get(accounts::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !accounts::csrf_matches(given, &csrf) {
+                return Err(Failure::new(StatusCode::FORBIDDEN, "csrf", "send the session's X-CSRF-Token")
+                    .field(accounts::CSRF_HEADER));
+            }
+        }
+        if !role_allows(account.role, &parts.method, parts.uri.path()) {
             return Err(Failure::new(
                 StatusCode::FORBIDDEN,
-                "device_token_on_admin_route",
-                "device tokens cannot use admin routes",
-            )
-            .field("authorization"));
+                "role_forbids",
+                format!("the {} role cannot do this", account.role.as_str()),
+            ));
         }
-        Err(Failure::unauthorized("unknown_token", "wrong admin token"))
+        Ok(AdminCaller { account: Some(account) })
     }
 }
 
@@ -122,5 +164,21 @@ mod tests {
         assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(token_matches("abc", &token_hash("abc")));
         assert!(!token_matches("abd", &token_hash("abc")) && !token_matches("abc", "short"));
+    }
+
+    #[test]
+    fn roles_allow_what_the_table_says() {
+        use axum::http::Method;
+        let cases = [
+            (Role::Auditor, Method::GET, "/api/v1/admin/overview", true),
+            (Role::Auditor, Method::POST, "/api/v1/admin/exceptions/x/approve", false),
+            (Role::Approver, Method::POST, "/api/v1/admin/exceptions/x/approve", true),
+            (Role::Approver, Method::POST, "/api/v1/admin/devices/d/revoke", false),
+            (Role::Approver, Method::POST, "/api/v1/admin/policies", false),
+            (Role::Admin, Method::POST, "/api/v1/admin/policies", true),
+        ];
+        for (role, method, path, allowed) in cases {
+            assert_eq!(role_allows(role, &method, path), allowed, "{role:?} {method} {path}");
+        }
     }
 }

@@ -174,11 +174,11 @@ pub async fn list(
 /// `{"actor": NAME}` names who revoked it (the device list and the admin audit log show it).
 pub async fn revoke(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    caller: AdminCaller,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer<Json<DeviceInfo>> {
-    let actor = crate::admin_audit::actor_of(&body)?;
+    let actor = crate::admin_audit::actor_of(&caller, &body)?;
     let now = now();
     let changed = {
         let _writer = state.store.write_guard().await;

@@ -432,14 +432,31 @@ fn same_person(approver: &str, user: &str) -> bool {
     approver == user || approver.split('@').next() == Some(user.as_str()) || user.split('@').next() == Some(&approver)
 }
 
-fn check_decision(decision: &Decision, comment_required: bool) -> Answer<(String, String)> {
+/// Who decides and the comment: a signed-in account decides as itself; the admin token decides
+/// under the typed `approver` only while no account exists (then it is break-glass and may not).
+async fn check_decision(
+    state: &AppState,
+    caller: &AdminCaller,
+    decision: &Decision,
+    comment_required: bool,
+) -> Answer<(String, String)> {
     if comment_required && !decision.guardrails.is_empty() {
         return Err(Failure::invalid(
             "guardrails",
             "guardrails are attached to an approval, not to a denial or revocation",
         ));
     }
-    let approver = decision.approver.trim();
+    let approver = match &caller.account {
+        Some(account) => account.name.clone(),
+        None if crate::accounts::in_use(state).await? => {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "sign_in_required",
+                "approvers sign in as themselves: the admin token cannot decide requests once accounts exist",
+            ));
+        }
+        None => decision.approver.trim().to_owned(),
+    };
     if approver.is_empty() || approver.chars().count() > 200 {
         return Err(Failure::invalid("approver", "approver (your name or e-mail) is required, at most 200 characters"));
     }
@@ -450,7 +467,7 @@ fn check_decision(decision: &Decision, comment_required: bool) -> Answer<(String
     if comment.len() > 4000 {
         return Err(Failure::invalid("comment", "comment is limited to 4000 bytes"));
     }
-    Ok((approver.to_owned(), comment.to_owned()))
+    Ok((approver, comment.to_owned()))
 }
 
 async fn admin_request(state: &AppState, id: &str) -> Answer<ExceptionRecord> {
@@ -460,11 +477,11 @@ async fn admin_request(state: &AppState, id: &str) -> Answer<ExceptionRecord> {
 /// `POST /api/v1/admin/exceptions/{id}/approve`
 pub async fn approve(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    caller: AdminCaller,
     Path(id): Path<String>,
     JsonBody(decision): JsonBody<Decision>,
 ) -> Answer<Json<ExceptionRecord>> {
-    let (approver, comment) = check_decision(&decision, false)?;
+    let (approver, comment) = check_decision(&state, &caller, &decision, false).await?;
     let record = admin_request(&state, &id).await?;
     if same_person(&approver, &record.user) {
         return Err(Failure::new(StatusCode::FORBIDDEN, "self_approval", "nobody may approve their own request")
@@ -522,11 +539,11 @@ pub async fn approve(
 /// `POST /api/v1/admin/exceptions/{id}/deny`
 pub async fn deny(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    caller: AdminCaller,
     Path(id): Path<String>,
     JsonBody(decision): JsonBody<Decision>,
 ) -> Answer<Json<ExceptionRecord>> {
-    let (approver, comment) = check_decision(&decision, true)?;
+    let (approver, comment) = check_decision(&state, &caller, &decision, true).await?;
     let record = admin_request(&state, &id).await?;
     let now = now();
     let transition = Transition {
@@ -548,11 +565,11 @@ pub async fn deny(
 /// `POST /api/v1/admin/exceptions/{id}/revoke`: ends an approved exception early.
 pub async fn revoke(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    caller: AdminCaller,
     Path(id): Path<String>,
     JsonBody(decision): JsonBody<Decision>,
 ) -> Answer<Json<ExceptionRecord>> {
-    let (approver, comment) = check_decision(&decision, true)?;
+    let (approver, comment) = check_decision(&state, &caller, &decision, true).await?;
     let record = admin_request(&state, &id).await?;
     let now = now();
     let transition = Transition {

@@ -5,6 +5,7 @@
 //! [`app`] on a listener until a shutdown future completes. Tests bind `127.0.0.1:0` and call
 //! both; the `warden-server` binary does the same with its command line.
 
+pub mod accounts;
 mod admin_audit;
 mod admin_page;
 pub mod alerts;

@@ -13,14 +13,17 @@ use warden_server::{Backend, Config, Credentials, LimitSettings, prepare, run};
 #[derive(Debug, Parser)]
 #[command(name = "warden-server", version, about)]
 struct Args {
+    /// Manage the console's accounts instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "WARDEN_LISTEN", default_value = "127.0.0.1:8470")]
     listen: String,
     /// Database: postgres://USER@HOST/DB, or sqlite://PATH. Default: a SQLite file in the data directory.
-    #[arg(long, env = "WARDEN_DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "WARDEN_DATABASE_URL", value_name = "URL", global = true)]
     database: Option<String>,
     /// Where the default SQLite file lives. Default: $XDG_DATA_HOME/warden-server (~/.local/share/warden-server).
-    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "WARDEN_DATA_DIR", value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Admin token. Default: generated on first start, printed once, stored only as a hash.
     #[arg(long, env = "WARDEN_ADMIN_TOKEN", hide_env_values = true)]
@@ -101,6 +104,68 @@ struct Args {
     alert_silent_hours: u64,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The people who sign in to the console (local accounts).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UserAction {
+    /// Adds an account. The password is read from --password-file, or else from the first line of
+    /// standard input (at least 12 characters).
+    Add {
+        /// The name they sign in with (a name or e-mail address; compared lowercase).
+        name: String,
+        /// admin (everything), approver (decides exception requests, reads everything) or auditor
+        /// (reads everything).
+        #[arg(long, value_parser = ["admin", "approver", "auditor"])]
+        role: String,
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Disables an account and ends its sessions.
+    Disable { name: String },
+    /// Lists the accounts.
+    List,
+}
+
+/// `warden-server user …`: works on the database directly, like the server's own start.
+async fn user_command(action: UserAction, database_url: &str) -> Result<()> {
+    use warden_server::accounts::{self, Role};
+    let store = warden_server::Store::open(database_url).await.with_context(|| format!("opening {database_url}"))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    match action {
+        UserAction::Add { name, role, password_file } => {
+            let role = Role::parse(&role).context("unknown role")?;
+            let password = match password_file {
+                Some(file) => std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+                    line
+                }
+            };
+            let password = password.trim_end_matches(['\n', '\r']);
+            let name = accounts::add(&store, &name, role, password, now).await?;
+            println!("Added {name} ({}). They sign in on the admin page with this name and password.", role.as_str());
+        }
+        UserAction::Disable { name } => {
+            accounts::disable(&store, &name, now).await?;
+            println!("Disabled {name}; their sessions ended.");
+        }
+        UserAction::List => {
+            for (name, role, disabled) in accounts::list(&store).await? {
+                println!("{name}\t{role}{}", if disabled { "\tdisabled" } else { "" });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn default_data_dir() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
@@ -123,6 +188,9 @@ async fn main() -> Result<()> {
             format!("sqlite://{}?mode=rwc", dir.join("warden.db").display())
         }
     };
+    if let Some(Command::User { action }) = args.command {
+        return user_command(action, &database_url).await;
+    }
     let signing_key_file = args.signing_key.clone().or_else(|| {
         let database = warden_server::sqlite_path(&database_url)?;
         Some(database.with_file_name("policy-signing.key"))

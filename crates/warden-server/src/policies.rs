@@ -159,7 +159,7 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 /// `POST /api/v1/admin/policies`
 pub async fn upload(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    caller: AdminCaller,
     JsonBody(upload): JsonBody<PolicyUpload>,
 ) -> Answer<(StatusCode, Json<PolicyVersion>)> {
     if upload.source.len() > MAX_POLICY_BYTES {
@@ -170,7 +170,11 @@ pub async fn upload(
         return Err(Failure::invalid("file_name", "file_name is limited to 200 characters"));
     }
     let policy = Policy::parse(file, &upload.source).map_err(|error| Failure::policy(&error))?;
-    let uploaded_by = upload.uploaded_by.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or("admin");
+    // A signed-in account uploads as itself; the admin token under the name it gives.
+    let uploaded_by = match &caller.account {
+        Some(account) => account.name.as_str(),
+        None => upload.uploaded_by.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or("admin"),
+    };
     let activate = upload.activate.unwrap_or(true);
     let now = now();
     let storing = Storing {
@@ -255,12 +259,12 @@ pub async fn active(State(state): State<AppState>, _admin: AdminCaller) -> Answe
 /// The optional body `{"actor": NAME}` names who did it, for the admin audit log.
 pub async fn activate(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    caller: AdminCaller,
     Path(version): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer<Json<PolicyVersion>> {
     let version: i64 = version.parse().map_err(|_| Failure::malformed("version", "version must be a whole number"))?;
-    let actor = crate::admin_audit::actor_of(&body)?;
+    let actor = crate::admin_audit::actor_of(&caller, &body)?;
     let stored = version_row(&state, version, true).await?;
     let (newest,): (i64,) = sqlx::query_as("SELECT MAX(version) FROM policies").fetch_one(&state.store.pool).await?;
     if version == newest {

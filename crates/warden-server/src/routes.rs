@@ -3,8 +3,8 @@
 
 use crate::failure::Failure;
 use crate::{
-    AppState, admin_audit, admin_page, alerts, devices, events, exceptions, fleet, inventory, openapi, policies,
-    retention, wait,
+    AppState, accounts, admin_audit, admin_page, alerts, devices, events, exceptions, fleet, inventory, openapi,
+    policies, retention, wait,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -34,6 +34,9 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/health", Access::Public),
     ("GET", "/api/v1/openapi.json", Access::Public),
     ("POST", "/api/v1/enroll", Access::Public),
+    ("POST", "/api/v1/session", Access::Public),
+    ("GET", "/api/v1/session", Access::Public),
+    ("DELETE", "/api/v1/session", Access::Public),
     ("GET", "/api/v1/device/me", Access::Device),
     ("GET", "/api/v1/device/policy", Access::Device),
     ("POST", "/api/v1/device/events", Access::Device),
@@ -79,6 +82,9 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/health") => get(health),
         ("GET", "/api/v1/openapi.json") => get(openapi::serve),
         ("POST", "/api/v1/enroll") => post(devices::enroll),
+        ("POST", "/api/v1/session") => post(accounts::sign_in),
+        ("GET", "/api/v1/session") => get(accounts::current),
+        ("DELETE", "/api/v1/session") => axum::routing::delete(accounts::sign_out),
         ("GET", "/api/v1/device/me") => get(devices::me),
         ("GET", "/api/v1/device/policy") => get(policies::fetch),
         ("POST", "/api/v1/device/events") => post(events::upload),

@@ -55,6 +55,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "launch_rollups", include_str!("../migrations/sqlite/0009_launch_rollups.sql")),
     (10, "blocks_per_hour", include_str!("../migrations/sqlite/0010_blocks_per_hour.sql")),
     (11, "admin_audit", include_str!("../migrations/sqlite/0011_admin_audit.sql")),
+    (12, "accounts", include_str!("../migrations/sqlite/0012_accounts.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
@@ -68,6 +69,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "launch_rollups", include_str!("../migrations/postgres/0009_launch_rollups.sql")),
     (10, "blocks_per_hour", include_str!("../migrations/postgres/0010_blocks_per_hour.sql")),
     (11, "admin_audit", include_str!("../migrations/postgres/0011_admin_audit.sql")),
+    (12, "accounts", include_str!("../migrations/postgres/0012_accounts.sql")),
 ];
 
 /// The migration files as sqlx wants them.
