@@ -236,27 +236,33 @@ test("an approver signs in with an account and decides as that account; the toke
   assert.equal(byToken.status, 403);
   assert.equal(byToken.body.code, "sign_in_required");
 
-  const page = await browser.newPage();
+  const context = await browser.newContext();
+  const page = await context.newPage();
   await page.goto(`${base}/admin#requests`);
   await page.getByLabel("Account name").fill("ana@corp.example");
   await page.getByLabel("Password").fill("correct horse battery staple");
   await page.getByRole("button", { name: "Sign in" }).click();
   const request = page.getByRole("article", { name: "Request by erin for claude-code" });
   await request.waitFor();
-  // A reload keeps the session (the cookie), and the page learns its CSRF token again.
+  // A reload keeps the session; so does a new tab of the same browser (the cookie), which asks the
+  // server for its CSRF token.
   await page.reload();
   await request.waitFor();
+  const other = await context.newPage();
+  await other.goto(`${base}/admin#requests`);
+  await other.getByRole("article", { name: "Request by erin for claude-code" }).waitFor();
+  await other.close();
   await request.getByLabel("Comment to the developer").fill("Fine for the repro");
   await request.getByRole("button", { name: "Approve" }).click();
   await page.getByRole("status").filter({ hasText: "Approved" }).waitFor();
   const mine = await call("GET", "/api/v1/device/exceptions", device);
   assert.equal(mine.body.requests[0].decided_by, "ana@corp.example");
-  const cookies = await page.context().cookies();
+  const cookies = await context.cookies();
   const cookie = cookies.find((c) => c.name === "warden_session");
   assert.ok(cookie && cookie.httpOnly && cookie.sameSite === "Strict", JSON.stringify(cookies));
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   const after = await page.evaluate(() => fetch("/api/v1/admin/overview").then((r) => r.status));
   assert.equal(after, 401, "the session ended with the log-out");
-  await page.close();
+  await context.close();
 });

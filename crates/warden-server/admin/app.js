@@ -354,11 +354,15 @@ async function refresh() {
 
 let wired = false;
 
-// A session cookie from before a reload: ask who it belongs to.
+// A session cookie from another tab of this browser (this tab keeps its CSRF token across reloads):
+// ask who it belongs to — only when this browser signed in before, so a fresh visit asks nothing.
 async function restoreSession() {
-  if (session.token || session.csrf) return;
+  if (session.token || session.csrf || !localStorage.getItem("warden.signed-in")) return;
   const response = await fetch("/api/v1/session");
-  if (!response.ok) return;
+  if (!response.ok) {
+    localStorage.removeItem("warden.signed-in");
+    return;
+  }
   const me = await response.json();
   sessionStorage.setItem("warden.csrf", me.csrf_token);
   sessionStorage.setItem("warden.approver", me.account);
@@ -413,10 +417,12 @@ $("sign-in").addEventListener("submit", async (event) => {
   $("account-password").value = "";
   sessionStorage.setItem("warden.csrf", answer.csrf_token);
   sessionStorage.setItem("warden.approver", answer.account);
+  localStorage.setItem("warden.signed-in", "1");
   await start();
 });
 $("logout").addEventListener("click", async () => {
   if (session.csrf) await fetch("/api/v1/session", { method: "DELETE", headers: authHeaders() }).catch(() => {});
+  localStorage.removeItem("warden.signed-in");
   sessionStorage.clear();
   await start();
   status("Logged out");

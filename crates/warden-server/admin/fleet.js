@@ -46,6 +46,8 @@ const EXPORTS = {
   report: ["exception report", () => `/api/v1/admin/exceptions/report${query(reportParams())}`],
   devices: ["devices", () => "/api/v1/admin/devices"],
   "admin-audit": ["admin actions", () => "/api/v1/admin/admin-audit?limit=1000"],
+  requests: ["exception requests", () => "/api/v1/admin/exceptions?limit=1000"],
+  inventory: ["installed tools", () => "/api/v1/admin/inventory"],
   events: ["events", () => eventsPath(fleet.cursors[fleet.cursors.length - 1], 1000)],
 };
 async function download(path, format, name) {

@@ -159,18 +159,28 @@ pub(crate) async fn in_use(state: &AppState) -> Result<bool, sqlx::Error> {
     Ok(count > 0)
 }
 
-/// The account behind a session token, if the session is live and the account enabled; with the
-/// session's CSRF token.
-pub(crate) async fn session_account(state: &AppState, token: &str) -> Result<Option<(Account, String)>, sqlx::Error> {
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT a.name, a.role, s.csrf FROM sessions s JOIN accounts a ON a.name = s.account \
+/// A live session of an enabled account.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveSession {
+    pub account: Account,
+    pub csrf: String,
+    /// Seconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// The session behind a session token, if it is live and its account enabled.
+pub(crate) async fn live_session(state: &AppState, token: &str) -> Result<Option<LiveSession>, sqlx::Error> {
+    let row: Option<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT a.name, a.role, s.csrf, s.expires_at FROM sessions s JOIN accounts a ON a.name = s.account \
          WHERE s.token_hash = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
     )
     .bind(token_hash(token))
     .bind(now())
     .fetch_optional(&state.store.pool)
     .await?;
-    Ok(row.and_then(|(name, role, csrf)| Role::parse(&role).map(|role| (Account { name, role }, csrf))))
+    Ok(row.and_then(|(name, role, csrf, expires_at)| {
+        Role::parse(&role).map(|role| LiveSession { account: Account { name, role }, csrf, expires_at })
+    }))
 }
 
 /// Whether `given` is the session's CSRF token (compared in constant time).
@@ -268,26 +278,19 @@ pub async fn sign_in(
 /// `GET /api/v1/session`: who is signed in (a session only; the admin token is nobody).
 pub async fn current(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Answer<Json<SessionView>> {
     let token = session_cookie(&headers).ok_or_else(|| Failure::unauthorized("not_signed_in", "not signed in"))?;
-    let row: Option<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT a.name, a.role, s.csrf, s.expires_at FROM sessions s JOIN accounts a ON a.name = s.account \
-         WHERE s.token_hash = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
-    )
-    .bind(token_hash(&token))
-    .bind(now())
-    .fetch_optional(&state.store.pool)
-    .await?;
-    let (account, role, csrf_token, expires_at) =
-        row.ok_or_else(|| Failure::unauthorized("not_signed_in", "the session ended; sign in again"))?;
-    let role = Role::parse(&role).ok_or_else(|| Failure::internal("unknown role"))?;
+    let session = live_session(&state, &token)
+        .await?
+        .ok_or_else(|| Failure::unauthorized("not_signed_in", "the session ended; sign in again"))?;
+    let LiveSession { account, csrf: csrf_token, expires_at } = session;
+    let (account, role) = (account.name, account.role);
     Ok(Json(SessionView { account, role, csrf_token, expires_at }))
 }
 
 /// `DELETE /api/v1/session`: signs out (the session ends at once, on every replica).
 pub async fn sign_out(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Answer<Response> {
     let token = session_cookie(&headers).ok_or_else(|| Failure::unauthorized("not_signed_in", "not signed in"))?;
-    let (_, csrf) = session_account(&state, &token)
-        .await?
-        .ok_or_else(|| Failure::unauthorized("not_signed_in", "not signed in"))?;
+    let LiveSession { csrf, .. } =
+        live_session(&state, &token).await?.ok_or_else(|| Failure::unauthorized("not_signed_in", "not signed in"))?;
     let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !csrf_matches(given, &csrf) {
         return Err(Failure::new(StatusCode::FORBIDDEN, "csrf", "send the session's X-CSRF-Token").field(CSRF_HEADER));

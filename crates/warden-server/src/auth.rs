@@ -128,7 +128,7 @@ impl FromRequestParts<AppState> for AdminCaller {
         let Some(token) = accounts::session_cookie(&parts.headers) else {
             return Err(Failure::unauthorized("missing_token", "sign in, or send Authorization: Bearer TOKEN"));
         };
-        let (account, csrf) = accounts::session_account(state, &token)
+        let accounts::LiveSession { account, csrf, .. } = accounts::live_session(state, &token)
             .await?
             .ok_or_else(|| Failure::unauthorized("not_signed_in", "the session ended; sign in again"))?;
         let reading = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;

@@ -599,12 +599,14 @@ pub struct AdminFilter {
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/admin/exceptions?state=pending`: pending first, then newest.
+/// `GET /api/v1/admin/exceptions?state=pending&format=`: pending first, then newest (CSV: one row
+/// per request, the record's fields with the device's host name and the recent block count).
 pub async fn list_all(
     State(state): State<AppState>,
     _admin: AdminCaller,
+    format: crate::export::Format,
     QueryParams(filter): QueryParams<AdminFilter>,
-) -> Answer<Json<Vec<PendingView>>> {
+) -> Answer<axum::response::Response> {
     let wanted = match filter.state.as_deref() {
         None | Some("") | Some("all") => None,
         Some(text) => Some(ExceptionState::parse(text).ok_or_else(|| {
@@ -643,7 +645,18 @@ pub async fn list_all(
             request: record,
         });
     }
-    Ok(Json(views))
+    crate::export::answer(format, views, |views| {
+        let rows: Vec<serde_json::Value> = views
+            .iter()
+            .map(|view| {
+                let mut row = serde_json::to_value(&view.request).unwrap_or_default();
+                row["hostname"] = view.hostname.clone().into();
+                row["blocked_last_7_days"] = view.blocked_last_7_days.into();
+                row
+            })
+            .collect();
+        crate::export::csv(&rows, "exception-requests.csv")
+    })
 }
 
 /// Every request filed in `[since, until)` (seconds), optionally for one tool, as records at

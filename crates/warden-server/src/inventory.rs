@@ -73,12 +73,14 @@ pub struct InventoryQuery {
     tool: Option<String>,
 }
 
-/// `GET /api/v1/admin/inventory[?tool=ID]`: every device's current report, latest first.
+/// `GET /api/v1/admin/inventory[?tool=ID&format=]`: every device's current report, latest first
+/// (CSV: one row per installation).
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminCaller,
+    format: crate::export::Format,
     QueryParams(query): QueryParams<InventoryQuery>,
-) -> Answer<Json<InventoryList>> {
+) -> Answer<axum::response::Response> {
     let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT d.id, d.hostname, d.username, i.report, i.changed_at, i.reported_at \
          FROM device_inventory i JOIN devices d ON d.id = i.device_id \
@@ -94,7 +96,22 @@ pub async fn list(
         }
         devices.push(DeviceInventory { device_id, hostname, user, changed_at, reported_at, report });
     }
-    Ok(Json(InventoryList { devices }))
+    crate::export::answer(format, InventoryList { devices }, |list| {
+        let rows: Vec<serde_json::Value> = list
+            .devices
+            .iter()
+            .flat_map(|device| {
+                device.report.tools.iter().map(move |install| {
+                    let mut row = serde_json::to_value(install).unwrap_or_default();
+                    row["device_id"] = device.device_id.clone().into();
+                    row["hostname"] = device.hostname.clone().into();
+                    row["reported_at"] = device.reported_at.into();
+                    row
+                })
+            })
+            .collect();
+        crate::export::csv(&rows, "installed-tools.csv")
+    })
 }
 
 /// `GET /api/v1/admin/devices/{id}/inventory`: the device's reports that changed something,

@@ -98,6 +98,13 @@ async fn seeded_fleet_views_match_the_seed(db: Db) {
     assert!(
         report.body["decision_seconds_p50"].as_i64().unwrap() <= report.body["decision_seconds_p90"].as_i64().unwrap()
     );
+    // The lists behind the requests and installations tables export too, one row per item.
+    let requests = api.get("/api/v1/admin/exceptions?limit=1000&format=csv", ADMIN_TOKEN).await;
+    assert_eq!(requests.text.lines().count(), truth.exceptions + 1, "{}", requests.text);
+    assert!(requests.text.lines().next().unwrap().contains("hostname"));
+    let installs = api.get("/api/v1/admin/inventory?format=csv", ADMIN_TOKEN).await;
+    let installed: i64 = truth.tools.values().map(|t| t.installed_devices).sum();
+    assert!(installs.text.lines().count() as i64 > installed, "{}", installs.text);
     let pending = api.get("/api/v1/admin/exceptions/report?state=pending", ADMIN_TOKEN).await;
     assert_eq!(pending.body["total"], json!(truth.pending_requests));
     let by_ana = api.get("/api/v1/admin/exceptions/report?approver=ana@corp.example", ADMIN_TOKEN).await;
