@@ -98,10 +98,7 @@ pub async fn list(
     format: Format,
     QueryParams(query): QueryParams<AdminAuditQuery>,
 ) -> Answer<axum::response::Response> {
-    let limit = i64::from(query.limit.unwrap_or(200));
-    if !(1..=1000).contains(&limit) {
-        return Err(Failure::invalid("limit", "limit must be between 1 and 1000"));
-    }
+    let limit = crate::extract::page_limit(query.limit, 200)?;
     let rows: Vec<(i64, i64, String, String, String, String)> =
         sqlx::query_as("SELECT seq, at, actor, action, subject, detail FROM admin_audit ORDER BY seq DESC LIMIT $1")
             .bind(limit)

@@ -214,10 +214,7 @@ pub async fn list(
     {
         return Err(Failure::invalid("rule", "rule must be repeated-blocks, silent-device or control-drift"));
     }
-    let limit = i64::from(query.limit.unwrap_or(100));
-    if !(1..=1000).contains(&limit) {
-        return Err(Failure::invalid("limit", "limit must be between 1 and 1000"));
-    }
+    let limit = crate::extract::page_limit(query.limit, 100)?;
     let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
         "SELECT id, rule, subject, raised_at, detail FROM alerts WHERE raised_at >= $1 AND ($2 = '' OR rule = $2) \
          ORDER BY raised_at DESC, id LIMIT $3",

@@ -293,10 +293,7 @@ async fn page_of_events(state: &AppState, filter: EventQuery) -> Answer<EventPag
     {
         return Err(Failure::invalid("verdict", "verdict must be sanctioned, allowed, warned, blocked or exception"));
     }
-    let limit = i64::from(filter.limit.unwrap_or(100));
-    if !(1..=1000).contains(&limit) {
-        return Err(Failure::invalid("limit", "limit must be between 1 and 1000"));
-    }
+    let limit = crate::extract::page_limit(filter.limit, 100)?;
     let cursor = filter.cursor.as_deref().map(parse_cursor).transpose()?;
     let mut conditions: Vec<String> = Vec::new();
     let mut texts: Vec<&str> = Vec::new();

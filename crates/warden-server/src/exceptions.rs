@@ -613,10 +613,7 @@ pub async fn list_all(
             Failure::invalid("state", "state must be pending, approved, denied, withdrawn, expired, revoked or all")
         })?),
     };
-    let limit = i64::from(filter.limit.unwrap_or(200));
-    if !(1..=1000).contains(&limit) {
-        return Err(Failure::invalid("limit", "limit must be between 1 and 1000"));
-    }
+    let limit = crate::extract::page_limit(filter.limit, 200)?;
     let now = now();
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM exception_requests \

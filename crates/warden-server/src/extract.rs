@@ -62,6 +62,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// A list's `limit` parameter: `default` when absent, else 1–1000 (422 naming `limit`).
+pub fn page_limit(limit: Option<u32>, default: u32) -> Result<i64, Failure> {
+    let limit = i64::from(limit.unwrap_or(default));
+    if !(1..=1000).contains(&limit) {
+        return Err(Failure::invalid("limit", "limit must be between 1 and 1000"));
+    }
+    Ok(limit)
+}
+
 /// The query of a route that takes no filters: any parameter but `format` is refused (400), so a
 /// misspelt filter is never silently ignored.
 #[derive(Debug, serde::Deserialize)]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Db, TestServer, database_url, enroll};
+use common::{ADMIN_TOKEN, Db, TestServer, database_url, enroll, file_request};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use warden_server::accounts::{Role, add, disable};
@@ -35,18 +35,6 @@ async fn as_account(
     api.call_with(method, path, None, body, &[("cookie", &session.0), ("x-csrf-token", &session.1)]).await
 }
 
-async fn file_request(api: &common::Api, token: &str) -> String {
-    let filed = api
-        .post(
-            "/api/v1/device/exceptions",
-            token,
-            json!({"tool": "claude-code", "justification": "Pairing with the vendor on the SDK migration", "duration_seconds": 3600}),
-        )
-        .await;
-    assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.text);
-    filed.body["id"].as_str().unwrap().to_owned()
-}
-
 async fn people_sign_in_as_themselves(db: Db) {
     let Some(url) = database_url(db).await else { return };
     let server = TestServer::on(&url).await;
@@ -59,8 +47,9 @@ async fn people_sign_in_as_themselves(db: Db) {
 
     let (dev_device, dev, _) = enroll(api, "dev", "dev-laptop").await;
     let (_, ana_device, _) = enroll(api, "ana", "ana-laptop").await;
-    let request = file_request(api, &dev).await;
-    let own = file_request(api, &ana_device).await;
+    let justification = "Pairing with the vendor on the SDK migration";
+    let request = file_request(api, &dev, justification, 3600).await;
+    let own = file_request(api, &ana_device, justification, 3600).await;
     let approve = |id: &str| format!("/api/v1/admin/exceptions/{id}/approve");
 
     // Accounts exist: the shared admin token can no longer decide.

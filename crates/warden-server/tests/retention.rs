@@ -40,14 +40,7 @@ async fn old_events_become_daily_counts(db: Db) {
     }
     let sent = api.post("/api/v1/device/events", &token, json!({"events": events})).await;
     assert_eq!(sent.body["stored"], 18, "{}", sent.text);
-    let filed = api
-        .post(
-            "/api/v1/device/exceptions",
-            &token,
-            json!({"tool": "claude-code", "justification": "Reviewing the vendor agent for the assessment", "duration_seconds": 600}),
-        )
-        .await;
-    let request = filed.body["id"].as_str().unwrap().to_owned();
+    let request = common::file_request(api, &token, "Reviewing the vendor agent for the assessment", 600).await;
 
     // The sweep (every 200 ms in tests) rolls the 13 old events up.
     let started = Instant::now();

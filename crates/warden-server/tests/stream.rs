@@ -97,15 +97,7 @@ async fn the_stream_survives_a_receiver_outage(db: Db) {
     // A retried upload of the same events stores (and streams) nothing new.
     let retry = api.post("/api/v1/device/events", &token, json!({"events": second})).await;
     assert_eq!(retry.body["stored"], 0, "{}", retry.text);
-    let filed = api
-        .post(
-            "/api/v1/device/exceptions",
-            &token,
-            json!({"tool": "claude-code", "justification": "Reviewing the vendor agent for the assessment", "duration_seconds": 600}),
-        )
-        .await;
-    assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.text);
-    let request = filed.body["id"].as_str().unwrap().to_owned();
+    let request = common::file_request(api, &token, "Reviewing the vendor agent for the assessment", 600).await;
     let approved = api
         .post(&format!("/api/v1/admin/exceptions/{request}/approve"), ADMIN_TOKEN, json!({"approver": "alice"}))
         .await;

@@ -306,6 +306,19 @@ pub fn launch_event(id: &str, user: &str, tool: &str, action: &str, at_ms: i64) 
     })
 }
 
+/// Files a Claude Code exception request from the device holding `token`; returns its id.
+pub async fn file_request(api: &Api, token: &str, justification: &str, duration_seconds: u64) -> String {
+    let filed = api
+        .post(
+            "/api/v1/device/exceptions",
+            token,
+            json!({"tool": "claude-code", "justification": justification, "duration_seconds": duration_seconds}),
+        )
+        .await;
+    assert_eq!(filed.status, StatusCode::CREATED, "{}", filed.text);
+    filed.body["id"].as_str().unwrap().to_owned()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
