@@ -1,23 +1,29 @@
-//! `warden enroll --server URL --secret S`: trades the organisation's enroll secret for this
-//! device's id and token; the token goes to the OS keyring only.
+//! `warden enroll --code CODE` (or, before the server has accounts, `--server URL --secret S`):
+//! trades a one-time enrollment code for this device's id and token; the token goes to the OS
+//! keyring only (or the system service's root-only state).
 
 use crate::connected::{runtime, state_dir};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use warden_client::{EnrollOptions, TOKEN_ENV};
+use warden_client::{EnrollCredential, EnrollOptions, TOKEN_ENV};
 
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
-    /// The governance server, e.g. http://127.0.0.1:8470.
-    #[arg(long, value_name = "URL")]
-    server: String,
-    /// The organisation's enroll secret (or set WARDEN_ENROLL_SECRET).
-    #[arg(long, env = "WARDEN_ENROLL_SECRET", hide_env_values = true)]
-    secret: String,
-    /// The device's owner account (e.g. dev@corp.example; default: the login name). Exception
-    /// requests are filed as this account, and the local user enrolling is bound to it: their
-    /// launches are attributed to it and covered by its exceptions.
+    /// The enrollment code made on the console (or set WARDEN_ENROLLMENT_CODE): it names the
+    /// server, the person the device belongs to, and the CA to pin.
+    #[arg(long, env = "WARDEN_ENROLLMENT_CODE", hide_env_values = true, conflicts_with = "secret")]
+    code: Option<String>,
+    /// The governance server, e.g. http://127.0.0.1:8470 (with --code: overrides the code's).
+    #[arg(long, value_name = "URL", required_unless_present = "code")]
+    server: Option<String>,
+    /// The organisation's enroll secret (or set WARDEN_ENROLL_SECRET): only while the server has
+    /// no accounts; then devices enroll with codes.
+    #[arg(long, env = "WARDEN_ENROLL_SECRET", hide_env_values = true, required_unless_present = "code")]
+    secret: Option<String>,
+    /// The device's owner account (e.g. dev@corp.example; default: the code's person, else the
+    /// login name). Exception requests are filed as this account, and the local user enrolling
+    /// is bound to it: their launches are attributed to it and covered by its exceptions.
     #[arg(long)]
     user: Option<String>,
     /// Where the device keeps its state (default: $WARDEN_STATE_DIR, $XDG_STATE_HOME/warden or ~/.local/state/warden).
@@ -60,6 +66,23 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
+/// The server, the credential and the owner the arguments give (the code supplies what they
+/// leave out).
+fn credential(args: &EnrollArgs) -> Result<(String, EnrollCredential, Option<String>)> {
+    match (&args.code, &args.secret, &args.server) {
+        (Some(text), _, server) => {
+            let code = warden_api::EnrollmentCode::decode(text).context("--code")?;
+            let server = server.clone().unwrap_or_else(|| code.server.clone());
+            let user = args.user.clone().or_else(|| Some(code.user.clone()));
+            Ok((server, EnrollCredential::Code(code), user))
+        }
+        (None, Some(secret), Some(server)) => {
+            Ok((server.clone(), EnrollCredential::Secret(secret.clone()), args.user.clone()))
+        }
+        _ => anyhow::bail!("give --code CODE (from the console), or --server URL with --secret SECRET"),
+    }
+}
+
 pub fn run(socket: Option<&std::path::Path>, args: EnrollArgs) -> Result<()> {
     if args.state_dir.is_none()
         && let Some(service) = crate::service::system_service(socket)?
@@ -67,10 +90,11 @@ pub fn run(socket: Option<&std::path::Path>, args: EnrollArgs) -> Result<()> {
         return enroll_service(&service, args);
     }
     let state = state_dir(args.state_dir.as_deref());
+    let (server, credential, user) = credential(&args)?;
     let options = EnrollOptions {
-        server: args.server.clone(),
-        secret: args.secret,
-        user: args.user.unwrap_or_else(login_name),
+        server: server.clone(),
+        credential,
+        user: user.unwrap_or_else(login_name),
         local_users: local_user().into_iter().collect(),
         hostname: host_name(),
         allow_token_without_keyring: args.print_token,
@@ -78,7 +102,7 @@ pub fn run(socket: Option<&std::path::Path>, args: EnrollArgs) -> Result<()> {
     };
     let enrolled = runtime()?
         .block_on(warden_client::enroll(&state, &options))
-        .with_context(|| format!("enrolling with {}", args.server))?;
+        .with_context(|| format!("enrolling with {server}"))?;
     let e = &enrolled.enrollment;
     println!("Enrolled with {} as device {} (user {}, host {})", e.server, e.device_id, e.user, e.hostname);
     for local in &e.local_users {
@@ -104,22 +128,25 @@ pub fn run(socket: Option<&std::path::Path>, args: EnrollArgs) -> Result<()> {
 fn enroll_service(service: &crate::service::Connected, args: EnrollArgs) -> Result<()> {
     if service.hello.caller.uid != 0 {
         anyhow::bail!(
-            "the Warden service manages this device, and only root enrolls it: \
-             `sudo warden enroll --server {} --user OWNER …`",
-            args.server
+            "the Warden service manages this device, and only root enrolls it: `sudo warden enroll --code CODE`"
         );
     }
+    let (server, _, code_user) = credential(&args)?;
     let local_users = if args.local_users.is_empty() {
         std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty() && u != "root").into_iter().collect()
     } else {
         args.local_users
     };
     let owner =
-        args.user.or_else(|| local_users.first().cloned()).context("--user OWNER: the device's owner account")?;
-    let request =
-        warden_api::local::LocalEnroll { server: args.server.clone(), secret: args.secret, owner, local_users };
-    let device =
-        service.call(service.client.enroll(&request)).with_context(|| format!("enrolling with {}", args.server))?;
+        code_user.or_else(|| local_users.first().cloned()).context("--user OWNER: the device's owner account")?;
+    let request = warden_api::local::LocalEnroll {
+        server: server.clone(),
+        secret: args.secret.unwrap_or_default(),
+        code: args.code,
+        owner,
+        local_users,
+    };
+    let device = service.call(service.client.enroll(&request)).with_context(|| format!("enrolling with {server}"))?;
     println!("Enrolled with {} as device {} (owner {})", device.server, device.device_id, device.owner);
     for login in &device.local_users {
         println!("Local user {login} is bound to {}", device.owner);

@@ -114,7 +114,7 @@ pub fn run(socket: Option<&std::path::Path>, args: StatusArgs) -> Result<()> {
             println!("Server:        {}", e.server);
             println!("Device:        {} (user {}, host {})", e.device_id, e.user, e.hostname);
         }
-        None => println!("Server:        not enrolled (`warden enroll --server URL --secret SECRET`)"),
+        None => println!("Server:        not enrolled (`warden enroll --code CODE`, a code from the console)"),
     }
     if let Some(error) = &device_error {
         println!("Device token:  PROBLEM: {error}");
@@ -203,7 +203,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
     match &status.enrolled {
         Some(e) => println!("Server:        {} (device {}, owner {})", e.server, e.device_id, e.owner),
         None => {
-            println!("Server:        not enrolled (root: `warden enroll --server URL --secret SECRET --user OWNER`)")
+            println!("Server:        not enrolled (root: `warden enroll --code CODE`)")
         }
     }
     println!(

@@ -4,7 +4,7 @@ use crate::connected::{open_device, runtime, state_dir};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
-use warden_client::{DEFAULT_OUTBOX_LIMIT, PolicySync};
+use warden_client::{DEFAULT_OUTBOX_LIMIT, PolicySync, TOKEN_ENV};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -14,6 +14,10 @@ pub struct SyncArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Trade the device token for a fresh one first (it rotates every 30 days by itself; do it
+    /// now after a suspected leak). The old token stops working at the new one's first use.
+    #[arg(long)]
+    rotate_token: bool,
 }
 
 pub fn run(socket: Option<&std::path::Path>, args: SyncArgs) -> Result<()> {
@@ -31,7 +35,17 @@ pub fn run(socket: Option<&std::path::Path>, args: SyncArgs) -> Result<()> {
     }
     let state = state_dir(args.state_dir.as_deref());
     let device = open_device(&state)?;
-    let report = runtime()?.block_on(device.sync_once(DEFAULT_OUTBOX_LIMIT));
+    let runtime = runtime()?;
+    if args.rotate_token {
+        match runtime.block_on(device.rotate_token()) {
+            Ok(true) => eprintln!("warden: the device token was replaced; the old one no longer works"),
+            Ok(false) => {
+                bail!("the device token comes from {TOKEN_ENV}: replace it there (enroll again for a new one)")
+            }
+            Err(error) => bail!("rotating the device token: {error}"),
+        }
+    }
+    let report = runtime.block_on(device.sync_once(DEFAULT_OUTBOX_LIMIT));
     let policy = match &report.policy {
         Some(PolicySync::Updated { version }) => format!("updated to version {version}"),
         Some(PolicySync::Unchanged { version }) => format!("version {version}, unchanged"),

@@ -100,22 +100,40 @@ struct Server {
     port: u16,
     database: String,
     home: PathBuf,
+    /// HTTPS with this certificate chain and key, and the CA curl trusts for it.
+    tls: Option<Tls>,
+}
+
+/// A certificate chain file, its key, and the CA it chains to.
+#[derive(Clone)]
+struct Tls {
+    chain: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl Server {
     fn start(database: String, home: &Path) -> Server {
-        let mut server = Server { child: None, port: free_port(), database, home: home.to_path_buf() };
+        Server::start_with(database, home, None)
+    }
+
+    fn start_with(database: String, home: &Path, tls: Option<Tls>) -> Server {
+        let mut server = Server { child: None, port: free_port(), database, home: home.to_path_buf(), tls };
         server.restart();
         server
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", if self.tls.is_some() { "https" } else { "http" }, self.port)
     }
 
     fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let mut child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        if let Some(tls) = &self.tls {
+            command.arg("--tls-cert").arg(&tls.chain).arg("--tls-key").arg(&tls.key);
+        }
+        let mut child = command
             .args(["--listen", &format!("127.0.0.1:{}", self.port), "--database", &self.database])
             .args(["--admin-token", ADMIN, "--enroll-secret", SECRET, "--sweep-seconds", "1"])
             .env("HOME", &self.home)
@@ -143,9 +161,19 @@ impl Server {
         }
     }
 
-    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    /// `curl` to this server (trusting its CA under TLS).
+    fn curl(&self) -> Command {
         let mut command = Command::new("curl");
-        command.args(["-sS", "-X", method, "-H", &format!("Authorization: Bearer {ADMIN}")]);
+        command.args(["-sS", "-m", "10"]);
+        if let Some(tls) = &self.tls {
+            command.arg("--cacert").arg(&tls.ca);
+        }
+        command
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut command = self.curl();
+        command.args(["-X", method, "-H", &format!("Authorization: Bearer {ADMIN}")]);
         if let Some(body) = body {
             command.args(["-H", "content-type: application/json", "--data-binary", &body.to_string()]);
         }
@@ -1000,4 +1028,145 @@ fn an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused_on_sqlite
 #[test]
 fn an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused_on_postgres() {
     an_approved_exception_arrives_signed_and_a_tampered_copy_is_refused("postgres");
+}
+
+/// A CA in `dir` named `ca`, and a certificate for 127.0.0.1 it issued named `leaf`: returns the
+/// chain file (leaf then CA, as certbot's fullchain.pem), the key and the CA (openssl, P-256).
+fn issue(dir: &Path, ca: &str, leaf: &str) -> Tls {
+    let script = format!(
+        "set -e; cd '{dir}'
+         [ -f {ca}.pem ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {ca}.key \\
+           -out {ca}.pem -days 2 -subj '/CN=Warden test {ca}' -addext basicConstraints=critical,CA:TRUE \\
+           -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {leaf}.key -out {leaf}.csr \\
+           -subj /CN=127.0.0.1 2>/dev/null
+         printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\nbasicConstraints=CA:FALSE\\n' > {leaf}.ext
+         openssl x509 -req -in {leaf}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial -out {leaf}.pem -days 1 \\
+           -extfile {leaf}.ext 2>/dev/null
+         cat {leaf}.pem {ca}.pem > {leaf}-chain.pem",
+        dir = dir.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().expect("running openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    Tls {
+        chain: dir.join(format!("{leaf}-chain.pem")),
+        key: dir.join(format!("{leaf}.key")),
+        ca: dir.join(format!("{ca}.pem")),
+    }
+}
+
+/// Issue 14: a device enrolled with a code a developer made on the console belongs to that
+/// developer and pins the CA the code carries: it syncs over TLS, keeps syncing when the server's
+/// certificate is renewed by the same CA, and refuses a certificate from any other CA for the
+/// same address (a man in the middle). Its token rotates on request, and the old one stops
+/// working on the server.
+fn a_device_enrolled_with_a_code_pins_its_servers_ca(kind: &str) {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(database) = database(kind, scratch.path()) else { return };
+    let first = issue(scratch.path(), "ca-a", "leaf-1");
+    let mut server = Server::start_with(database.clone(), scratch.path(), Some(first.clone()));
+    let password = scratch.path().join("password");
+    std::fs::write(&password, "correct horse battery staple\n").unwrap();
+    let added = Command::new(server_binary())
+        .args(["--database", &database, "user", "add", "dev@corp.example", "--role", "developer", "--password-file"])
+        .arg(&password)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+
+    // The developer signs in and makes a code (as the console does).
+    let jar = scratch.path().join("cookies");
+    let signed_in = server
+        .curl()
+        .args(["-c"])
+        .arg(&jar)
+        .args(["-H", "content-type: application/json", "--data-binary"])
+        .arg(json!({"name": "dev@corp.example", "password": "correct horse battery staple"}).to_string())
+        .arg(format!("{}/api/v1/session", server.url()))
+        .output()
+        .unwrap();
+    let session: Value = serde_json::from_slice(&signed_in.stdout).expect("a session");
+    let made = server
+        .curl()
+        .args(["-b"])
+        .arg(&jar)
+        .args(["-H", &format!("x-csrf-token: {}", session["csrf_token"].as_str().unwrap())])
+        .args(["-H", "content-type: application/json", "--data-binary", "{}"])
+        .arg(format!("{}/api/v1/admin/enrollment-codes", server.url()))
+        .output()
+        .unwrap();
+    let made: Value = serde_json::from_slice(&made.stdout).expect("an enrollment code");
+    let text = made["enrollment_code"].as_str().expect("an enrollment code").to_owned();
+    let code = warden_api::EnrollmentCode::decode(&text).unwrap();
+    assert_eq!(code.server, server.url());
+    let ca_pem = std::fs::read_to_string(&first.ca).unwrap();
+    assert_eq!(code.server_ca.as_deref().map(str::trim), Some(ca_pem.trim()), "the code carries the CA, not the leaf");
+
+    let desk = Desk::new();
+    let out = desk.ok(&["enroll", "--code", &text]);
+    assert!(out.contains("user dev@corp.example"), "{out}");
+    let status = desk.json(&["status", "--json"]);
+    let device = status["device_id"].as_str().unwrap().to_owned();
+    let synced = desk.json(&["sync", "--json"]);
+    assert_eq!(synced["errors"], json!([]), "{synced}");
+    assert_eq!(server.admin("GET", "/admin/devices", None)["devices"][0]["user"], "dev@corp.example");
+
+    // The token rotates: the keyring holds the new one, and the old one is refused.
+    let account = format!("{device}@{}", server.url());
+    let old = desk.keyring.lookup(desk.home.path(), &account).unwrap();
+    let rotated = desk.json(&["sync", "--rotate-token", "--json"]);
+    assert_eq!(rotated["errors"], json!([]), "{rotated}");
+    let new = desk.keyring.lookup(desk.home.path(), &account).unwrap();
+    assert_ne!(old, new);
+    let me = |token: &str| {
+        let out = server
+            .curl()
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("{}/api/v1/device/me", server.url()))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(me(&old)["code"], "unknown_token");
+    assert_eq!(me(&new)["id"], device.as_str());
+
+    // A renewal by the same CA: the device does not notice.
+    server.kill();
+    server.tls = Some(issue(scratch.path(), "ca-a", "leaf-2"));
+    server.restart();
+    let renewed = desk.json(&["sync", "--json"]);
+    assert_eq!(renewed["errors"], json!([]), "{renewed}");
+
+    // Another CA's certificate for the same address — what a man in the middle would present,
+    // even one the system trusted — is refused before anything is sent.
+    server.kill();
+    let imposter = issue(scratch.path(), "ca-b", "imposter");
+    server.tls = Some(imposter.clone());
+    server.restart();
+    // Made a root of this process's system store (rustls-native-certs reads SSL_CERT_FILE), the
+    // imposter's CA satisfies a client that does not pin: the unpinned secret enrollment reaches
+    // the server — which refuses the shared secret now that accounts exist.
+    let unpinned = desk
+        .command(&["enroll", "--server", &server.url(), "--secret", SECRET, "--state-dir"])
+        .arg(scratch.path().join("other-state"))
+        .env("SSL_CERT_FILE", &imposter.ca)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&unpinned.stderr);
+    assert!(!unpinned.status.success() && said.contains("enrollment_code_required"), "{said}");
+    let refused = desk.command(&["sync", "--json"]).env("SSL_CERT_FILE", &imposter.ca).output().unwrap();
+    assert!(!refused.status.success());
+    let report: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let errors = report["errors"].to_string();
+    assert!(errors.contains("cannot reach the server"), "{errors}");
+}
+
+#[test]
+fn a_device_enrolled_with_a_code_pins_its_servers_ca_on_sqlite() {
+    a_device_enrolled_with_a_code_pins_its_servers_ca("sqlite");
+}
+
+#[test]
+fn a_device_enrolled_with_a_code_pins_its_servers_ca_on_postgres() {
+    a_device_enrolled_with_a_code_pins_its_servers_ca("postgres");
 }

@@ -204,6 +204,8 @@ test("the page shows each device's service state, silent devices and events of e
   assert.match(await row("quiet-laptop").textContent(), /silent/);
 
   const kinds = async () => page.locator("#event-rows tr").evaluateAll((rows) => rows.map((r) => r.dataset.kind));
+  // The events table fills after the device table (its own request).
+  await page.waitForFunction(() => document.querySelectorAll('#event-rows tr[data-kind^="service-"]').length >= 4);
   const shown = await kinds();
   assert.equal(shown.filter((k) => k === "service-start").length, 2, `${shown}`);
   assert.equal(shown.filter((k) => k === "service-stop").length, 2, `${shown}`);
@@ -220,15 +222,51 @@ test("the page shows each device's service state, silent devices and events of e
   await page.close();
 });
 
-test("an approver signs in with an account and decides as that account; the token no longer decides", async () => {
-  // `warden-server user add` on the running server's database, as an operator would.
-  const password = join(dataDir, "ana-password");
+// `warden-server user add` on the running server's database, as an operator would.
+function addAccount(name, role) {
+  const password = join(dataDir, `${name}-password`);
   writeFileSync(password, "correct horse battery staple\n", { mode: 0o600 });
   execFileSync(process.env.WARDEN_SERVER_BIN,
-    ["--data-dir", dataDir, "user", "add", "ana@corp.example", "--role", "approver", "--password-file", password],
+    ["--data-dir", dataDir, "user", "add", name, "--role", role, "--password-file", password],
     { env: Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "WARDEN_DATABASE_URL")),
       stdio: ["ignore", "pipe", "inherit"] });
-  const device = await enrollDevice("erin-laptop", "erin");
+}
+
+async function signIn(page, name) {
+  await page.getByLabel("Account name").fill(name);
+  await page.getByLabel("Password").fill("correct horse battery staple");
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+test("an approver signs in with an account and decides as that account; the token no longer decides", async () => {
+  addAccount("ana@corp.example", "approver");
+  addAccount("erin", "developer");
+  // Accounts exist: the shared enroll secret no longer enrolls anyone.
+  const bySecret = await call("POST", "/api/v1/enroll", null,
+    { secret: ENROLL_SECRET, hostname: "erin-laptop", user: "erin", platform: "linux", agent_version: "0.1.0" });
+  assert.equal(bySecret.body.code, "enrollment_code_required");
+  // Erin signs in and makes a code for her own device: the page offers her nothing else.
+  const erinContext = await browser.newContext();
+  const erinPage = await erinContext.newPage();
+  await erinPage.goto(`${base}/admin`);
+  await signIn(erinPage, "erin");
+  await erinPage.getByRole("button", { name: "Make enrollment code" }).click();
+  await erinPage.getByLabel("Enrollment command").waitFor();
+  const command = await erinPage.getByLabel("Enrollment command").inputValue();
+  assert.match(command, /^sudo warden enroll --code 'WARDEN-ENROLL-1\.[A-Za-z0-9_-]+'$/);
+  assert.equal(await erinPage.getByRole("heading", { name: "Overview" }).isVisible(), false);
+  assert.equal(await erinPage.getByLabel("For (account or e-mail; empty: you)").isVisible(), false);
+  mkdirSync(join(root, "artifacts"), { recursive: true });
+  await erinPage.screenshot({ path: join(root, "artifacts", "console-enroll-code.png") });
+  await erinContext.close();
+  const code = JSON.parse(Buffer.from(command.split("'")[1].slice("WARDEN-ENROLL-1.".length), "base64url"));
+  assert.equal(code.user, "erin");
+  assert.equal(code.server, base);
+  const enrolled = await call("POST", "/api/v1/enroll", null,
+    { code: code.code, hostname: "erin-laptop", platform: "linux", agent_version: "0.1.0" });
+  assert.equal(enrolled.status, 201);
+  assert.equal(enrolled.body.user, "erin");
+  const device = enrolled.body.device_token;
   const filed = await call("POST", "/api/v1/device/exceptions", device,
     { tool: "claude-code", justification: "Reproducing a customer bug with the vendor SDK", duration_seconds: 3600 });
   assert.equal(filed.status, 201);
@@ -239,9 +277,7 @@ test("an approver signs in with an account and decides as that account; the toke
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/admin#requests`);
-  await page.getByLabel("Account name").fill("ana@corp.example");
-  await page.getByLabel("Password").fill("correct horse battery staple");
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await signIn(page, "ana@corp.example");
   const request = page.getByRole("article", { name: "Request by erin for claude-code" });
   await request.waitFor();
   // A reload keeps the session; so does a new tab of the same browser (the cookie), which asks the

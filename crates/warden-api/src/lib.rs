@@ -23,7 +23,10 @@ pub use batch::{
     EventBatch, EventBatchReceipt, EventCount, EventCounts, EventPage, EventQuery, Heartbeat, MAX_EVENTS_PER_BATCH,
     StoredEvent,
 };
-pub use enroll::{DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
+pub use enroll::{
+    DeviceInfo, DeviceList, ENROLLMENT_CODE_PREFIX, EnrollRequest, EnrollResponse, EnrollmentCode,
+    EnrollmentCodeCreate, EnrollmentCodeError, EnrollmentCodeIssued, ServiceState, ServiceStatus, TokenRotation,
+};
 pub use error::{ApiError, ErrorLocation};
 pub use event::{
     ConnectEvent, ConnectOutcome, ControlDriftEvent, DriftChange, Event, EventDecodeError, EventKind,

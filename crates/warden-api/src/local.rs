@@ -361,10 +361,18 @@ pub struct FiledRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalEnroll {
+    /// The server's base URL; empty with a code: the code's.
+    #[serde(default)]
     pub server: String,
-    /// The enroll secret. Sent over the root-only request, never logged.
+    /// The enroll secret (empty with a code). Sent over the root-only request, never logged.
+    #[serde(default)]
     pub secret: String,
-    /// The owner account (`dev@corp.example`).
+    /// An enrollment code's text ([`crate::EnrollmentCode::encode`]): the device belongs to the
+    /// code's person, and the code's CA is pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The owner account (`dev@corp.example`); empty with a code: the code's person.
+    #[serde(default)]
     pub owner: String,
     /// Local logins bound to the owner account.
     #[serde(default)]

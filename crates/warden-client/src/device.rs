@@ -9,7 +9,7 @@ use crate::state::{Enrollment, LocalUser, StateDir};
 use crate::token::{self, DeviceToken, TokenSource, TokenStorage};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use warden_api::{
     EnrollRequest, EventBatch, ExceptionRecord, ExceptionRequestCreate, Heartbeat, PolicyEnvelope, check_justification,
@@ -29,11 +29,33 @@ pub fn now_seconds() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+/// How often a device trades its token for a fresh one (30 days), in seconds.
+pub const TOKEN_ROTATION_SECONDS: i64 = 30 * 24 * 3600;
+
+/// What proves the device may enroll.
+#[derive(Clone)]
+pub enum EnrollCredential {
+    /// The organisation's shared enroll secret (only while the server has no accounts).
+    Secret(String),
+    /// A one-time code made on the console for one person; it also carries the CA to pin.
+    Code(warden_api::EnrollmentCode),
+}
+
+impl std::fmt::Debug for EnrollCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnrollCredential::Secret(_) => f.write_str("Secret(<redacted>)"),
+            EnrollCredential::Code(code) => write!(f, "Code(for {}, <redacted>)", code.user),
+        }
+    }
+}
+
 /// What to enroll with.
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
+    /// The server's base URL (with a code: the code's, unless the caller overrides it).
     pub server: String,
-    pub secret: String,
+    pub credential: EnrollCredential,
     /// The device's owner account (`dev@corp.example`, or a login name).
     pub user: String,
     /// The local users bound to `user`: the one enrolling, or those the service's
@@ -60,24 +82,34 @@ pub struct Enrolled {
 /// Enrolls this device and stores the token in the OS keyring.
 pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolled, ClientError> {
     let server = normalize_server_url(&options.server)?;
-    let api = ServerApi::new(&server, None)?;
+    let (secret, code, server_ca) = match &options.credential {
+        EnrollCredential::Secret(secret) => (secret.clone(), None, None),
+        EnrollCredential::Code(code) => (String::new(), Some(code.code.clone()), code.server_ca.clone()),
+    };
+    // The pin applies from the first byte: the enrollment itself goes only to the code's server.
+    let api = ServerApi::new(&server, None, server_ca.as_deref())?;
     let answer = api
         .enroll(&EnrollRequest {
-            secret: options.secret.clone(),
+            secret,
+            code,
             hostname: options.hostname.clone(),
             user: options.user.clone(),
             platform: std::env::consts::OS.into(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
         })
         .await?;
+    let enrolled_at = now_seconds();
     let enrollment = Enrollment {
         server: server.clone(),
         device_id: answer.device_id.clone(),
-        user: options.user.clone(),
+        // The server's record decides whose device this is (an older server does not say).
+        user: if answer.user.is_empty() { options.user.clone() } else { answer.user.clone() },
         local_users: options.local_users.clone(),
         hostname: options.hostname.clone(),
         policy_public_key: answer.policy_public_key.clone(),
-        enrolled_at: now_seconds(),
+        enrolled_at,
+        server_ca,
+        token_rotated_at: None,
     };
     let token = DeviceToken::new(answer.device_token);
     let token_for_environment = match token::save_to(&options.token_storage, &enrollment, &token) {
@@ -92,11 +124,13 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
     let device = Device {
         state: state.clone(),
         enrollment: enrollment.clone(),
-        api: ServerApi::new(&server, Some(token))?,
+        api: ServerApi::new(&server, Some(token), enrollment.server_ca.as_deref())?,
         token_source: match options.token_storage {
             TokenStorage::Keyring => TokenSource::Keyring,
             TokenStorage::File(_) => TokenSource::File,
         },
+        token_storage: Some(options.token_storage.clone()),
+        token_rotated_at: AtomicI64::new(enrolled_at),
         store,
         server_interval: AtomicU64::new(0),
     };
@@ -160,6 +194,10 @@ pub struct Device {
     enrollment: Enrollment,
     api: ServerApi,
     token_source: TokenSource,
+    /// Where a rotated token is saved (`None`: it came from the environment and cannot rotate).
+    token_storage: Option<TokenStorage>,
+    /// When the token in use was issued, seconds since the epoch.
+    token_rotated_at: AtomicI64,
     store: Arc<Store>,
     /// The sync interval the server's last receipt named, in seconds (0: not known yet).
     server_interval: AtomicU64,
@@ -175,20 +213,34 @@ impl Device {
     pub fn open_from(state: StateDir, store: Arc<Store>, storage: &TokenStorage) -> Result<Device, ClientError> {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
         let (token, token_source) = token::load_from(storage, &enrollment)?;
-        let api = ServerApi::new(&enrollment.server, Some(token))?;
-        Ok(Device { state, enrollment, api, token_source, store, server_interval: AtomicU64::new(0) })
+        let api = ServerApi::new(&enrollment.server, Some(token), enrollment.server_ca.as_deref())?;
+        // A token from the environment stays what the environment says.
+        let token_storage = (token_source != TokenSource::Environment).then(|| storage.clone());
+        let token_rotated_at = AtomicI64::new(enrollment.token_rotated_at.unwrap_or(enrollment.enrolled_at));
+        Ok(Device {
+            state,
+            enrollment,
+            api,
+            token_source,
+            token_storage,
+            token_rotated_at,
+            store,
+            server_interval: AtomicU64::new(0),
+        })
     }
 
     /// Opens the enrolled device with a token the caller supplies (the environment
     /// fallback; load tools and benchmarks).
     pub fn open_with_token(state: StateDir, store: Arc<Store>, token: DeviceToken) -> Result<Device, ClientError> {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
-        let api = ServerApi::new(&enrollment.server, Some(token))?;
+        let api = ServerApi::new(&enrollment.server, Some(token), enrollment.server_ca.as_deref())?;
         Ok(Device {
+            token_rotated_at: AtomicI64::new(enrollment.token_rotated_at.unwrap_or(enrollment.enrolled_at)),
             state,
             enrollment,
             api,
             token_source: TokenSource::Environment,
+            token_storage: None,
             store,
             server_interval: AtomicU64::new(0),
         })
@@ -361,10 +413,42 @@ impl Device {
         }
     }
 
-    /// One full sync: requests out, decisions and policy in, events out. Each phase runs even
-    /// if an earlier one failed; failures are in the report.
+    /// Trades the device token for a fresh one: the server issues it, it is saved where the
+    /// token is kept, and only then used (its first use retires the old one on the server). A
+    /// failure anywhere leaves the old token working. Returns `false` for a token from the
+    /// environment, which cannot be replaced from here.
+    pub async fn rotate_token(&self) -> Result<bool, ClientError> {
+        let Some(storage) = &self.token_storage else { return Ok(false) };
+        let answer = self.api.rotate_token().await?;
+        let token = DeviceToken::new(answer.device_token);
+        token::save_to(storage, &self.enrollment, &token)?;
+        self.api.set_token(token);
+        let now = now_seconds();
+        self.token_rotated_at.store(now, Ordering::Relaxed);
+        // Recorded for the next start; the token itself is already safe in its storage.
+        let mut enrollment = self.state.load_enrollment()?.unwrap_or_else(|| self.enrollment.clone());
+        enrollment.token_rotated_at = Some(now);
+        self.state.save_enrollment(&enrollment)?;
+        // The first call with the new token makes it the only one.
+        self.api.me().await?;
+        Ok(true)
+    }
+
+    /// Whether the token is older than [`TOKEN_ROTATION_SECONDS`] at `now`.
+    pub fn token_due(&self, now: i64) -> bool {
+        self.token_storage.is_some() && now - self.token_rotated_at.load(Ordering::Relaxed) >= TOKEN_ROTATION_SECONDS
+    }
+
+    /// One full sync: requests out, decisions and policy in, events out (and, every
+    /// [`TOKEN_ROTATION_SECONDS`], a fresh device token first). Each phase runs even if an
+    /// earlier one failed; failures are in the report.
     pub async fn sync_once(&self, outbox_limit: u64) -> SyncReport {
         let mut report = SyncReport::default();
+        if self.token_due(now_seconds())
+            && let Err(error) = self.rotate_token().await
+        {
+            report.errors.push(format!("rotating the device token: {error}"));
+        }
         match self.send_requests().await {
             Ok((filed, refused)) => {
                 report.requests_filed = filed;

@@ -5,8 +5,12 @@ use warden_api::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("this device is not enrolled: run `warden enroll --server URL --secret SECRET`")]
+    #[error("this device is not enrolled: run `warden enroll --code CODE` with a code from the console")]
     NotEnrolled,
+    #[error("the server's CA certificate carried for pinning is not usable: {0}")]
+    BadServerCa(String),
+    #[error(transparent)]
+    EnrollmentCode(#[from] warden_api::EnrollmentCodeError),
     #[error("the server URL {url:?} is not an http:// or https:// URL")]
     BadServerUrl { url: String },
     #[error("cannot reach the server {server}: {source}")]

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_api::{
     API_PREFIX, DeviceInfo, EnrollRequest, EnrollResponse, EventBatch, EventBatchReceipt, ExceptionList,
-    ExceptionRecord, ExceptionRequestCreate, InventoryReceipt, InventoryReport, PolicyEnvelope, WaitResponse,
+    ExceptionRecord, ExceptionRequestCreate, InventoryReceipt, InventoryReport, PolicyEnvelope, TokenRotation,
+    WaitResponse,
 };
 
 /// How long an ordinary call may take before it counts as a failure.
@@ -30,13 +31,24 @@ pub enum PolicyFetch {
 pub struct ServerApi {
     base: String,
     http: reqwest::Client,
-    token: Option<DeviceToken>,
+    /// Shared by clones, so a rotated token reaches the long-poll and the sync alike.
+    token: Arc<std::sync::RwLock<Option<DeviceToken>>>,
     /// Set by a `429` with `Retry-After`: no call is sent before this moment (shared by clones).
     held_until: Arc<Mutex<Option<Instant>>>,
 }
 
 /// The longest `Retry-After` a device honours (a hostile or broken answer cannot silence it longer).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The certificates of a PEM text, at least one, each one reqwest can use.
+fn pinned_certificates(pem: &str) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let certificates =
+        reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| ClientError::BadServerCa(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(ClientError::BadServerCa("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
+}
 
 /// Normalises a server URL: scheme required, no trailing slash.
 pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
@@ -47,14 +59,32 @@ pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
 }
 
 impl ServerApi {
-    pub fn new(server: &str, token: Option<DeviceToken>) -> Result<ServerApi, ClientError> {
+    /// A connection to `server`. With `server_ca` (PEM, from the enrollment code) the server's
+    /// certificate must chain to one of those certificates and to nothing else — the system's
+    /// roots do not count, so a certificate any public CA issued for the name is refused.
+    pub fn new(server: &str, token: Option<DeviceToken>, server_ca: Option<&str>) -> Result<ServerApi, ClientError> {
         let base = normalize_server_url(server)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| ClientError::Unreachable { server: base.clone(), source })?;
-        Ok(ServerApi { base, http, token, held_until: Arc::default() })
+            .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = server_ca {
+            let certificates = pinned_certificates(pem)?;
+            builder = builder.tls_certs_only(certificates);
+        }
+        let http = builder.build().map_err(|source| ClientError::Unreachable { server: base.clone(), source })?;
+        Ok(ServerApi { base, http, token: Arc::new(std::sync::RwLock::new(token)), held_until: Arc::default() })
+    }
+
+    /// Uses `token` from now on (a rotation), in this connection and every clone of it.
+    pub fn set_token(&self, token: DeviceToken) {
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    }
+
+    fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &*self.token.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(token) => builder.bearer_auth(token.expose()),
+            None => builder,
+        }
     }
 
     pub fn server(&self) -> &str {
@@ -66,11 +96,7 @@ impl ServerApi {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let builder = self.http.request(method, self.url(path)).timeout(CALL_TIMEOUT);
-        match &self.token {
-            Some(token) => builder.bearer_auth(token.expose()),
-            None => builder,
-        }
+        self.authorized(self.http.request(method, self.url(path)).timeout(CALL_TIMEOUT))
     }
 
     fn unreachable(&self, source: reqwest::Error) -> ClientError {
@@ -123,6 +149,11 @@ impl ServerApi {
     /// `POST /enroll`.
     pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
         self.post("/enroll", request).await
+    }
+
+    /// `POST /device/token`: the device's next token (the current one works until it is used).
+    pub async fn rotate_token(&self) -> Result<TokenRotation, ClientError> {
+        self.post("/device/token", &serde_json::json!({})).await
     }
 
     /// `GET /device/me`.
@@ -187,11 +218,7 @@ impl ServerApi {
             .query(&[("since", since.to_string()), ("timeout", timeout_seconds.to_string())])
             // The server holds the call open up to `timeout_seconds`; allow for that plus slack.
             .timeout(Duration::from_secs(timeout_seconds + 15));
-        let builder = match &self.token {
-            Some(token) => builder.bearer_auth(token.expose()),
-            None => builder,
-        };
-        self.send(builder).await
+        self.send(self.authorized(builder)).await
     }
 }
 
@@ -236,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn a_429_holds_every_call_for_its_retry_after_and_sends_nothing_meanwhile() {
         let (base, hits) = crowded_server();
-        let api = ServerApi::new(&base, None).unwrap();
+        let api = ServerApi::new(&base, None, None).unwrap();
         let first = api.health().await.unwrap_err();
         assert!(
             matches!(&first, ClientError::Rejected { status: 429, code, .. } if code == "too_many_uploads"),

@@ -26,8 +26,8 @@ pub mod token;
 
 pub use cache::{CachedExceptions, CachedPolicy, VerifiedExceptions, cached_requests, check_policy};
 pub use device::{
-    CachedRules, DEFAULT_OUTBOX_LIMIT, Device, EnrollOptions, Enrolled, ExceptionsSync, PolicySync, SyncReport,
-    cached_rules, canonical_scope, enroll, queue_request,
+    CachedRules, DEFAULT_OUTBOX_LIMIT, Device, EnrollCredential, EnrollOptions, Enrolled, ExceptionsSync, PolicySync,
+    SyncReport, TOKEN_ROTATION_SECONDS, cached_rules, canonical_scope, enroll, queue_request,
 };
 pub use error::ClientError;
 pub use http::{PolicyFetch, ServerApi};

@@ -77,6 +77,13 @@ pub struct Enrollment {
     pub policy_public_key: String,
     /// Seconds since the epoch.
     pub enrolled_at: i64,
+    /// PEM certificates the server's certificate must chain to (from the enrollment code);
+    /// `None`: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ca: Option<String>,
+    /// When the device token last rotated, seconds since the epoch (`None`: at enrollment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_rotated_at: Option<i64>,
 }
 
 /// A local user of the device, as the OS names it.
@@ -152,6 +159,8 @@ mod tests {
             hostname: "box".into(),
             policy_public_key: "key".into(),
             enrolled_at: 5,
+            server_ca: None,
+            token_rotated_at: None,
         };
         state.save_enrollment(&enrollment).unwrap();
         assert_eq!(state.load_enrollment().unwrap(), Some(enrollment));

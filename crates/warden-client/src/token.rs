@@ -181,6 +181,8 @@ mod tests {
             hostname: "h".into(),
             policy_public_key: String::new(),
             enrolled_at: 0,
+            server_ca: None,
+            token_rotated_at: None,
         };
         assert!(matches!(load_from(&storage, &enrollment), Err(TokenError::Missing { .. })));
         save_to(&storage, &enrollment, &DeviceToken::new("wdev_one")).unwrap();

@@ -93,6 +93,8 @@ impl Desk {
                 hostname: "box".into(),
                 policy_public_key: server_key().public_key(),
                 enrolled_at: 1,
+                server_ca: None,
+                token_rotated_at: None,
             })
             .unwrap();
         let store = Store::open(state.events_db()).unwrap();

@@ -8,6 +8,8 @@ const session = {
   get token() { return sessionStorage.getItem("warden.token") || ""; },
   get csrf() { return sessionStorage.getItem("warden.csrf") || ""; },
   get approver() { return sessionStorage.getItem("warden.approver") || ""; },
+  // The signed-in account's role ("" with the admin token).
+  get role() { return sessionStorage.getItem("warden.role") || ""; },
 };
 
 // The headers that say who calls: the admin token, or the session's CSRF token (the cookie rides along).
@@ -366,6 +368,15 @@ async function restoreSession() {
   const me = await response.json();
   sessionStorage.setItem("warden.csrf", me.csrf_token);
   sessionStorage.setItem("warden.approver", me.account);
+  sessionStorage.setItem("warden.role", me.role);
+}
+
+// A developer signs in only to enroll their own devices: the page shows just that.
+function showDeveloperPage() {
+  for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== "enroll-device";
+  for (const link of document.querySelectorAll("#nav a")) link.hidden = true;
+  $("enroll-user-box").hidden = true;
+  status(`Signed in as ${session.approver}: make a code to enroll your device`);
 }
 
 async function start() {
@@ -376,6 +387,12 @@ async function start() {
   $("app").hidden = !loggedIn;
   $("nav").hidden = !loggedIn;
   if (!loggedIn) return;
+  if (session.role === "developer") {
+    showDeveloperPage();
+    return;
+  }
+  for (const link of document.querySelectorAll("#nav a")) link.hidden = false;
+  $("enroll-user-box").hidden = false;
   if (!wired) {
     wireFleet(refresh, refreshEvents);
     wired = true;
@@ -417,6 +434,7 @@ $("sign-in").addEventListener("submit", async (event) => {
   $("account-password").value = "";
   sessionStorage.setItem("warden.csrf", answer.csrf_token);
   sessionStorage.setItem("warden.approver", answer.account);
+  sessionStorage.setItem("warden.role", answer.role);
   localStorage.setItem("warden.signed-in", "1");
   await start();
 });
@@ -426,6 +444,22 @@ $("logout").addEventListener("click", async () => {
   sessionStorage.clear();
   await start();
   status("Logged out");
+});
+$("enroll-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const user = $("enroll-user").value.trim();
+  try {
+    const issued = await api("POST", "/api/v1/admin/enrollment-codes", {
+      ...(user ? { user } : {}),
+      valid_hours: Number($("enroll-hours").value) || 24,
+    });
+    $("enroll-command").value = `sudo warden enroll --code '${issued.enrollment_code}'`;
+    $("enroll-expiry").textContent = when(issued.expires_at);
+    $("enroll-result").hidden = false;
+    status(`Enrollment code made for ${issued.user}`);
+  } catch (error) {
+    status(`No code: ${error.message}`, false);
+  }
 });
 $("policy-file").addEventListener("change", async (event) => {
   const file = event.target.files[0];

@@ -42,6 +42,8 @@ pub enum Role {
     Admin,
     Approver,
     Auditor,
+    /// Someone governed by Warden: signs in only to make enrollment codes for their own devices.
+    Developer,
 }
 
 impl Role {
@@ -50,11 +52,12 @@ impl Role {
             Role::Admin => "admin",
             Role::Approver => "approver",
             Role::Auditor => "auditor",
+            Role::Developer => "developer",
         }
     }
 
     pub fn parse(text: &str) -> Option<Role> {
-        [Role::Admin, Role::Approver, Role::Auditor].into_iter().find(|r| r.as_str() == text)
+        [Role::Admin, Role::Approver, Role::Auditor, Role::Developer].into_iter().find(|r| r.as_str() == text)
     }
 }
 
@@ -83,12 +86,17 @@ pub enum AccountError {
 }
 
 /// The name as stored and compared: trimmed, lowercase.
-fn normalized_name(name: &str) -> Result<String, AccountError> {
+pub(crate) fn normalized_name(name: &str) -> Result<String, AccountError> {
     let name = name.trim().to_lowercase();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(AccountError::InvalidName);
     }
     Ok(name)
+}
+
+/// Whether two account names are the same person (compared as stored: trimmed, lowercase).
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
 fn hash_password(password: &str) -> Result<String, AccountError> {

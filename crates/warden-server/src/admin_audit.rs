@@ -1,10 +1,10 @@
-//! The admin audit log: device revocations, policy uploads and activations, each with the actor
-//! the caller named, written in the transaction that does it and queued on the stream
-//! (`"kind": "audit"`, id `admin:SEQ`). Exception decisions have their own audit (`exceptions`).
+//! The admin audit log: device revocations, policy uploads and activations, enrollment codes made
+//! and used, each with its actor, written in the transaction that does it and queued on the
+//! stream (`"kind": "audit"`, id `admin:SEQ`). Exception decisions have their own audit
+//! (`exceptions`).
 //!
-//! The actor is the name the admin page sends (its signed-in approver) or an API client gives in
-//! `{"actor": …}`; without one the row says the shared admin token acted — named accounts are
-//! issue 14's next step, and until then the admin token is the only credential behind any actor.
+//! The actor is the signed-in account; with the break-glass admin token, the name an API client
+//! gives in `{"actor": …}`, or a row saying the shared admin token acted.
 
 use crate::auth::AdminCaller;
 use crate::export::Format;
@@ -50,7 +50,8 @@ pub struct AdminAuditEntry {
     /// Seconds since the epoch.
     pub at: i64,
     pub actor: String,
-    /// `device-revoked`, `policy-uploaded` or `policy-activated`.
+    /// `device-revoked`, `policy-uploaded`, `policy-activated`, `enrollment-code-created` or
+    /// `device-enrolled`.
     pub action: String,
     /// The device id or policy version.
     pub subject: String,

@@ -73,17 +73,34 @@ impl FromRequestParts<AppState> for DeviceCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
         let token = bearer(parts)?;
-        let row: Option<(String, String, Option<i64>)> =
-            sqlx::query_as("SELECT id, username, revoked_at FROM devices WHERE token_hash = $1")
-                .bind(token_hash(token))
-                .fetch_optional(&state.store.pool)
-                .await?;
+        let hash = token_hash(token);
+        let row: Option<(String, String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT id, username, revoked_at, next_token_hash FROM devices WHERE token_hash = $1 OR next_token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(&state.store.pool)
+        .await?;
         match row {
             None => Err(Failure::unauthorized("unknown_token", "unknown device token; enroll again")),
-            Some((_, _, Some(_))) => {
+            Some((_, _, Some(_), _)) => {
                 Err(Failure::unauthorized("revoked_token", "this device was revoked by an admin; enroll again"))
             }
-            Some((id, user, None)) => Ok(DeviceCaller { id, user }),
+            Some((id, user, None, next)) => {
+                if next.as_deref() == Some(hash.as_str()) {
+                    // The rotated token's first use: from now on it is the only one.
+                    let _writer = state.store.write_guard().await;
+                    sqlx::query(
+                        "UPDATE devices SET token_hash = next_token_hash, next_token_hash = NULL, token_rotated_at = $1 \
+                         WHERE id = $2 AND next_token_hash = $3",
+                    )
+                    .bind(crate::now())
+                    .bind(&id)
+                    .bind(&hash)
+                    .execute(&state.store.pool)
+                    .await?;
+                }
+                Ok(DeviceCaller { id, user })
+            }
         }
     }
 }
@@ -95,14 +112,19 @@ pub struct AdminCaller {
     pub account: Option<Account>,
 }
 
-/// Whether an account in `role` may call `method` on `path`: auditors read; approvers also decide
-/// exception requests; admins do everything.
+/// Whether an account in `role` may call `method` on `path`: developers only make enrollment codes
+/// for their own devices; auditors also read; approvers also decide exception requests; admins
+/// do everything.
 fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool {
     let reading = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    // Everyone signed in may make an enrollment code (for their own device; the handler checks
+    // that only admins name someone else).
+    let own_code = method == axum::http::Method::POST && path == "/api/v1/admin/enrollment-codes";
     match role {
         Role::Admin => true,
-        Role::Approver => reading || path.starts_with("/api/v1/admin/exceptions/"),
-        Role::Auditor => reading,
+        Role::Approver => reading || own_code || path.starts_with("/api/v1/admin/exceptions/"),
+        Role::Auditor => reading || own_code,
+        Role::Developer => own_code,
     }
 }
 
@@ -176,6 +198,10 @@ mod tests {
             (Role::Approver, Method::POST, "/api/v1/admin/devices/d/revoke", false),
             (Role::Approver, Method::POST, "/api/v1/admin/policies", false),
             (Role::Admin, Method::POST, "/api/v1/admin/policies", true),
+            (Role::Developer, Method::POST, "/api/v1/admin/enrollment-codes", true),
+            (Role::Developer, Method::GET, "/api/v1/admin/overview", false),
+            (Role::Developer, Method::POST, "/api/v1/admin/exceptions/x/approve", false),
+            (Role::Auditor, Method::POST, "/api/v1/admin/enrollment-codes", true),
         ];
         for (role, method, path, allowed) in cases {
             assert_eq!(role_allows(role, &method, path), allowed, "{role:?} {method} {path}");

@@ -1,77 +1,12 @@
-//! Devices: enrollment with the organisation's secret, the device's own view, admin list and revocation.
+//! Devices: the device's own view, the admin list and revocation (enrollment: `enrollment`).
 
-use crate::auth::{AdminCaller, DEVICE_TOKEN_PREFIX, DeviceCaller, random_hex, token_hash};
-use crate::extract::JsonBody;
+use crate::auth::{AdminCaller, DeviceCaller};
 use crate::failure::{Answer, Failure};
 use crate::feed::{self, Wake};
-use crate::policies::active_version;
 use crate::{AppState, now};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use warden_api::{ChangeKind, DeviceInfo, DeviceList, EnrollRequest, EnrollResponse, ServiceState, ServiceStatus};
-
-fn text_field(field: &str, value: &str, required: bool) -> Answer<String> {
-    let value = value.trim();
-    if required && value.is_empty() {
-        return Err(Failure::invalid(field, format!("{field} is required")));
-    }
-    if value.chars().count() > 255 || value.chars().any(char::is_control) {
-        return Err(Failure::invalid(field, format!("{field} must be at most 255 printable characters")));
-    }
-    Ok(value.to_owned())
-}
-
-/// `POST /api/v1/enroll`
-pub async fn enroll(
-    State(state): State<AppState>,
-    client: Option<axum::Extension<crate::ClientAddr>>,
-    JsonBody(request): JsonBody<EnrollRequest>,
-) -> Answer<(StatusCode, Json<EnrollResponse>)> {
-    // Counted before the secret is looked at: guessing costs the same whether a guess is right.
-    if let Some(axum::Extension(client)) = client {
-        state.limits.enrollment(client.0)?;
-    }
-    if !crate::auth::token_matches(&request.secret, &state.enroll_secret_hash) {
-        return Err(
-            Failure::new(StatusCode::FORBIDDEN, "wrong_enroll_secret", "the enroll secret is wrong").field("secret")
-        );
-    }
-    let hostname = text_field("hostname", &request.hostname, true)?;
-    let user = text_field("user", &request.user, true)?;
-    let platform = text_field("platform", &request.platform, false)?;
-    let agent_version = text_field("agent_version", &request.agent_version, false)?;
-    let device_id = format!("dev_{}", random_hex(12));
-    let device_token = format!("{DEVICE_TOKEN_PREFIX}{}", random_hex(32));
-    let now = now();
-    {
-        let _writer = state.store.write_guard().await;
-        sqlx::query(
-            "INSERT INTO devices (id, token_hash, hostname, username, platform, agent_version, enrolled_at, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&device_id)
-        .bind(token_hash(&device_token))
-        .bind(&hostname)
-        .bind(&user)
-        .bind(&platform)
-        .bind(&agent_version)
-        .bind(now)
-        .bind(now)
-        .execute(&state.store.pool)
-        .await?;
-    }
-    let policy_version = active_version(&state.store).await?.unwrap_or(0);
-    Ok((
-        StatusCode::CREATED,
-        Json(EnrollResponse {
-            device_id,
-            device_token,
-            policy_public_key: state.signing_key.public_key(),
-            policy_version,
-        }),
-    ))
-}
+use warden_api::{ChangeKind, DeviceInfo, DeviceList, ServiceState, ServiceStatus};
 
 type DeviceRow = (
     String,

@@ -13,6 +13,7 @@ mod auth;
 mod bootstrap;
 pub mod client;
 mod devices;
+mod enrollment;
 mod events;
 mod exceptions;
 mod export;
@@ -76,6 +77,12 @@ pub struct Config {
     pub limits: LimitSettings,
     /// Serve HTTPS with this certificate and key ([`tls_config`]); `None`: plain HTTP.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// PEM certificates enrollment codes carry for devices to pin ([`chain_root_pem`] or
+    /// `--enrollment-ca`); `None`: devices trust the system's roots.
+    pub enrollment_ca: Option<String>,
+    /// The base URL enrollment codes name (`--public-url`); `None`: the `Host` the console was
+    /// reached at.
+    pub public_url: Option<String>,
     /// Stream events and audit rows to a webhook ([`stream`]); `None`: no stream.
     pub stream: Option<stream::StreamSettings>,
     /// Events older than this are rolled up into daily counts and removed; `None`: kept forever.
@@ -113,6 +120,30 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
+/// The certificate devices should pin from a PEM chain file: the last certificate (the issuing
+/// CA, as certbot's `fullchain.pem` and most CAs' bundles end) when the chain has more than one;
+/// `None` for a lone certificate, which is the leaf — pinning it would cut every device off at the
+/// next renewal (give `--enrollment-ca` then, or use a publicly trusted certificate).
+pub fn chain_root_pem(cert: &std::path::Path) -> Result<Option<String>, TlsError> {
+    let text = std::fs::read_to_string(cert).map_err(|e| TlsError(format!("{}: {e}", cert.display())))?;
+    let blocks = pem_certificates(&text);
+    Ok(if blocks.len() > 1 { blocks.last().cloned() } else { None })
+}
+
+/// The `CERTIFICATE` blocks of a PEM text, each with its BEGIN and END lines.
+pub fn pem_certificates(text: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(length) = rest[start..].find(END) else { break };
+        blocks.push(format!("{}\n", &rest[start..start + length + END.len()]));
+        rest = &rest[start + length + END.len()..];
+    }
+    blocks
+}
+
 /// Open connections in all unless configured: the soft open-file limit less 128, at least 64.
 pub fn default_max_connections() -> usize {
     let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|limits| {
@@ -135,6 +166,8 @@ impl Config {
             max_connections: default_max_connections(),
             limits: LimitSettings::default(),
             tls: None,
+            enrollment_ca: None,
+            public_url: None,
             stream: None,
             retain_events: None,
             alert_rules: alerts::AlertRules::default(),
@@ -170,6 +203,8 @@ pub struct Shared {
     pub max_connections: usize,
     pub limits: limits::Limits,
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    pub enrollment_ca: Option<String>,
+    pub public_url: Option<String>,
     /// The webhook stream, when configured: records go to `stream_outbox` with what they record.
     pub stream: Option<stream::StreamSettings>,
     /// Wakes the stream's sender when a record was added.
@@ -210,6 +245,8 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         max_connections: config.max_connections.max(1),
         limits: limits::Limits::new(config.limits),
         tls: config.tls.clone(),
+        enrollment_ca: config.enrollment_ca.clone(),
+        public_url: config.public_url.clone(),
         stream: config.stream.clone(),
         stream_wake: tokio::sync::Notify::new(),
         retain_events: config.retain_events,

@@ -68,6 +68,15 @@ struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "WARDEN_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) enrollment codes carry for devices to pin. Default with
+    /// --tls-cert: the chain's last certificate when it has more than one (a lone leaf is not
+    /// pinned: devices then use the system's roots).
+    #[arg(long, env = "WARDEN_ENROLLMENT_CA", value_name = "FILE")]
+    enrollment_ca: Option<PathBuf>,
+    /// The base URL devices reach this server at, written into enrollment codes (default: the
+    /// address the console was opened at).
+    #[arg(long, env = "WARDEN_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// Serve plain HTTP on an address other than loopback (device tokens and decisions would cross
     /// the network readable by anyone on the path: only behind a TLS-terminating proxy).
     #[arg(long)]
@@ -120,9 +129,9 @@ enum UserAction {
     Add {
         /// The name they sign in with (a name or e-mail address; compared lowercase).
         name: String,
-        /// admin (everything), approver (decides exception requests, reads everything) or auditor
-        /// (reads everything).
-        #[arg(long, value_parser = ["admin", "approver", "auditor"])]
+        /// admin (everything), approver (decides exception requests, reads everything), auditor
+        /// (reads everything) or developer (makes enrollment codes for their own devices).
+        #[arg(long, value_parser = ["admin", "approver", "auditor", "developer"])]
         role: String,
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
@@ -214,6 +223,22 @@ async fn main() -> Result<()> {
     };
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(warden_server::tls_config(cert, key)?);
+        config.enrollment_ca = warden_server::chain_root_pem(cert)?;
+    }
+    if let Some(file) = &args.enrollment_ca {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let blocks = warden_server::pem_certificates(&text);
+        if blocks.is_empty() {
+            anyhow::bail!("--enrollment-ca {}: no PEM certificate in it", file.display());
+        }
+        config.enrollment_ca = Some(blocks.concat());
+    }
+    if let Some(url) = &args.public_url {
+        let url = url.trim().trim_end_matches('/');
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 500 {
+            anyhow::bail!("--public-url {url}: an http:// or https:// base URL");
+        }
+        config.public_url = Some(url.to_owned());
     }
     config.alert_rules = AlertRules {
         blocks_per_hour: args.alert_blocks_per_hour,

@@ -3,8 +3,8 @@
 
 use crate::failure::Failure;
 use crate::{
-    AppState, accounts, admin_audit, admin_page, alerts, devices, events, exceptions, fleet, inventory, openapi,
-    policies, retention, wait,
+    AppState, accounts, admin_audit, admin_page, alerts, devices, enrollment, events, exceptions, fleet, inventory,
+    openapi, policies, retention, wait,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -38,6 +38,7 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/session", Access::Public),
     ("DELETE", "/api/v1/session", Access::Public),
     ("GET", "/api/v1/device/me", Access::Device),
+    ("POST", "/api/v1/device/token", Access::Device),
     ("GET", "/api/v1/device/policy", Access::Device),
     ("POST", "/api/v1/device/events", Access::Device),
     ("GET", "/api/v1/device/exceptions", Access::Device),
@@ -68,6 +69,7 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/admin/exceptions/report", Access::Admin),
     ("GET", "/api/v1/admin/alerts", Access::Admin),
     ("GET", "/api/v1/admin/admin-audit", Access::Admin),
+    ("POST", "/api/v1/admin/enrollment-codes", Access::Admin),
 ];
 
 fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
@@ -81,11 +83,12 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/admin/vendor/uPlot.min.css") => get(admin_page::chart_style),
         ("GET", "/api/v1/health") => get(health),
         ("GET", "/api/v1/openapi.json") => get(openapi::serve),
-        ("POST", "/api/v1/enroll") => post(devices::enroll),
+        ("POST", "/api/v1/enroll") => post(enrollment::enroll),
         ("POST", "/api/v1/session") => post(accounts::sign_in),
         ("GET", "/api/v1/session") => get(accounts::current),
         ("DELETE", "/api/v1/session") => axum::routing::delete(accounts::sign_out),
         ("GET", "/api/v1/device/me") => get(devices::me),
+        ("POST", "/api/v1/device/token") => post(enrollment::rotate_token),
         ("GET", "/api/v1/device/policy") => get(policies::fetch),
         ("POST", "/api/v1/device/events") => post(events::upload),
         ("GET", "/api/v1/device/exceptions") => get(exceptions::list_own),
@@ -116,6 +119,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/admin/exceptions/report") => get(fleet::exception_report),
         ("GET", "/api/v1/admin/alerts") => get(alerts::list),
         ("GET", "/api/v1/admin/admin-audit") => get(admin_audit::list),
+        ("POST", "/api/v1/admin/enrollment-codes") => post(enrollment::create_code),
         // The table and this match are side by side; a test builds the router, so a missing
         // arm fails every test at once.
         _ => unreachable!("route {method} {path} is in ROUTE_TABLE without a handler"),

@@ -56,6 +56,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "blocks_per_hour", include_str!("../migrations/sqlite/0010_blocks_per_hour.sql")),
     (11, "admin_audit", include_str!("../migrations/sqlite/0011_admin_audit.sql")),
     (12, "accounts", include_str!("../migrations/sqlite/0012_accounts.sql")),
+    (13, "enrollment_codes", include_str!("../migrations/sqlite/0013_enrollment_codes.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
@@ -70,6 +71,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "blocks_per_hour", include_str!("../migrations/postgres/0010_blocks_per_hour.sql")),
     (11, "admin_audit", include_str!("../migrations/postgres/0011_admin_audit.sql")),
     (12, "accounts", include_str!("../migrations/postgres/0012_accounts.sql")),
+    (13, "enrollment_codes", include_str!("../migrations/postgres/0013_enrollment_codes.sql")),
 ];
 
 /// The migration files as sqlx wants them.

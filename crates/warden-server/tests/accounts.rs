@@ -5,48 +5,23 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Db, TestServer, database_url, enroll, file_request};
+use common::{ADMIN_TOKEN, Db, PASSWORD, TestServer, as_account, database_url, enroll, file_request, sign_in};
 use hyper::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use warden_server::accounts::{Role, add, disable};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// A signed-in session: (cookie header value, CSRF token).
-async fn sign_in(api: &common::Api, name: &str, password: &str) -> (String, String) {
-    let reply =
-        api.call(Method::POST, "/api/v1/session", None, Some(json!({"name": name, "password": password}))).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
-        assert!(cookie.contains(attribute), "{cookie}");
-    }
-    let pair = cookie.split(';').next().unwrap().to_owned();
-    (pair, reply.body["csrf_token"].as_str().unwrap().to_owned())
-}
-
-async fn as_account(
-    api: &common::Api,
-    method: Method,
-    path: &str,
-    session: &(String, String),
-    body: Option<Value>,
-) -> warden_server::client::Reply {
-    api.call_with(method, path, None, body, &[("cookie", &session.0), ("x-csrf-token", &session.1)]).await
-}
 
 async fn people_sign_in_as_themselves(db: Db) {
     let Some(url) = database_url(db).await else { return };
     let server = TestServer::on(&url).await;
     let api = &server.api;
+    // Enrolled with the shared secret while no account exists (afterwards only codes enroll).
+    let (dev_device, dev, _) = enroll(api, "dev", "dev-laptop").await;
+    let (_, ana_device, _) = enroll(api, "ana", "ana-laptop").await;
     let store = warden_server::Store::open(&url).await.unwrap();
     let now = common::now_ms() / 1000;
     add(&store, "Ana@Corp.Example", Role::Approver, PASSWORD, now).await.unwrap();
     add(&store, "ops", Role::Admin, PASSWORD, now).await.unwrap();
     add(&store, "aud", Role::Auditor, PASSWORD, now).await.unwrap();
-
-    let (dev_device, dev, _) = enroll(api, "dev", "dev-laptop").await;
-    let (_, ana_device, _) = enroll(api, "ana", "ana-laptop").await;
     let justification = "Pairing with the vendor on the SDK migration";
     let request = file_request(api, &dev, justification, 3600).await;
     let own = file_request(api, &ana_device, justification, 3600).await;

@@ -19,7 +19,9 @@ use warden_api::{
     Event, EventKind, ExceptionRequestCreate, LaunchEvent, MaskingEvent, Outcome, ServiceStartEvent, ServiceStopEvent,
     UncleanEnd,
 };
-use warden_client::{Device, Enforcement, EnrollOptions, LocalUser, StateDir, SyncLoop, SyncOptions, TokenStorage};
+use warden_client::{
+    Device, Enforcement, EnrollCredential, EnrollOptions, LocalUser, StateDir, SyncLoop, SyncOptions, TokenStorage,
+};
 use warden_monitor::facts::UserNames;
 use warden_policy::{Exception, Mode, Policy};
 
@@ -683,10 +685,20 @@ impl Runtime {
             };
             local_users.push(LocalUser { uid, login: login.clone() });
         }
+        let bad = |message: String| LocalError::new(LocalErrorCode::BadRequest, message);
+        let (server, credential, owner) = match enroll.code.as_deref() {
+            Some(text) => {
+                let code = warden_api::EnrollmentCode::decode(text).map_err(|e| bad(format!("code: {e}")))?;
+                let server = if enroll.server.trim().is_empty() { code.server.clone() } else { enroll.server };
+                let owner = if enroll.owner.trim().is_empty() { code.user.clone() } else { enroll.owner };
+                (server, EnrollCredential::Code(code), owner)
+            }
+            None => (enroll.server, EnrollCredential::Secret(enroll.secret), enroll.owner),
+        };
         let options = EnrollOptions {
-            server: enroll.server,
-            secret: enroll.secret,
-            user: enroll.owner,
+            server,
+            credential,
+            user: owner,
             local_users,
             hostname,
             allow_token_without_keyring: false,

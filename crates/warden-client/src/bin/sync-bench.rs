@@ -107,6 +107,7 @@ async fn enroll(api: &ServerApi, user: &str) -> (String, String, String) {
     let answer = api
         .enroll(&EnrollRequest {
             secret: SECRET.into(),
+            code: None,
             hostname: format!("{user}-host"),
             user: user.into(),
             platform: "linux".into(),
@@ -147,7 +148,7 @@ async fn main() {
     );
 
     // 1. Approval → unblocked.
-    let anonymous = ServerApi::new(&base, None).unwrap();
+    let anonymous = ServerApi::new(&base, None, None).unwrap();
     let (device_id, token, key) = enroll(&anonymous, "bench-dev").await;
     let state = StateDir::new(scratch.join("device"));
     let enrollment = Enrollment {
@@ -158,6 +159,8 @@ async fn main() {
         hostname: "bench".into(),
         policy_public_key: key,
         enrolled_at: 0,
+        server_ca: None,
+        token_rotated_at: None,
     };
     state.save_enrollment(&enrollment).unwrap();
     // The bench runs without a desktop keyring: the documented environment fallback.
@@ -239,7 +242,7 @@ async fn main() {
         let gate = gate.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.unwrap();
-            let anonymous = ServerApi::new(&base, None).unwrap();
+            let anonymous = ServerApi::new(&base, None, None).unwrap();
             let (_, token, _) = enroll(&anonymous, &format!("dev{d}")).await;
             token
         }));
@@ -261,7 +264,7 @@ async fn main() {
         let latencies = latencies.clone();
         let rounds = args.rounds;
         tasks.push(tokio::spawn(async move {
-            let api = ServerApi::new(&base, Some(warden_client::DeviceToken::new(token))).unwrap();
+            let api = ServerApi::new(&base, Some(warden_client::DeviceToken::new(token)), None).unwrap();
             let mut etag = None;
             for round in 0..rounds {
                 let _permit = gate.acquire().await.unwrap();

@@ -281,6 +281,32 @@ pub fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result
     Ok(())
 }
 
+/// The password test accounts are made with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A signed-in session: (cookie header value, CSRF token).
+pub async fn sign_in(api: &Api, name: &str, password: &str) -> (String, String) {
+    let reply =
+        api.call(Method::POST, "/api/v1/session", None, Some(json!({"name": name, "password": password}))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    (pair, reply.body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+pub async fn as_account(
+    api: &Api,
+    method: Method,
+    path: &str,
+    session: &(String, String),
+    body: Option<Value>,
+) -> warden_server::client::Reply {
+    api.call_with(method, path, None, body, &[("cookie", &session.0), ("x-csrf-token", &session.1)]).await
+}
+
 /// Enrolls a device; returns (device id, token, pinned public key).
 pub async fn enroll(api: &Api, user: &str, hostname: &str) -> (String, String, String) {
     let reply = api

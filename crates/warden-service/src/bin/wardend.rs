@@ -171,8 +171,13 @@ async fn enroll_from_config(runtime: std::sync::Arc<Runtime>, server: warden_ser
             return;
         }
     };
-    let request =
-        LocalEnroll { server: server.url.clone(), secret, owner: server.owner, local_users: server.local_users };
+    let request = LocalEnroll {
+        server: server.url.clone(),
+        secret,
+        code: None,
+        owner: server.owner,
+        local_users: server.local_users,
+    };
     let mut pause = std::time::Duration::from_secs(2);
     loop {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
