@@ -1170,3 +1170,78 @@ fn a_device_enrolled_with_a_code_pins_its_servers_ca_on_sqlite() {
 fn a_device_enrolled_with_a_code_pins_its_servers_ca_on_postgres() {
     a_device_enrolled_with_a_code_pins_its_servers_ca("postgres");
 }
+
+/// Issue 14: the server's signing key is rotated while a device runs (`warden watch`). The
+/// server restarts with the new key; the device follows the announcement the old key signed,
+/// pins the new key, and accepts what the new key signs — the policy signed again at the
+/// rotation, then a policy and an exception approved afterwards — with no incident.
+fn the_signing_key_rotates_under_a_running_device(kind: &str) {
+    let scratch = tempfile::tempdir().unwrap();
+    let Some(database) = database(kind, scratch.path()) else { return };
+    let desk = Desk::new();
+    let mut server = Server::start(database.clone(), scratch.path());
+    desk.enroll(&server.url());
+    let watch = desk.watch();
+    eventually(
+        Duration::from_secs(10),
+        || "the first sync".to_string(),
+        || desk.json(&["status", "--json"])["policy_version"].as_i64().filter(|v| *v == 1),
+    );
+    let pinned = |desk: &Desk| -> String {
+        let text = std::fs::read_to_string(desk.state().join("enrollment.json")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["policy_public_key"].as_str().unwrap().to_owned()
+    };
+    let old_key = pinned(&desk);
+
+    server.kill();
+    let rotated = Command::new(server_binary())
+        .args(["--database", &database, "rotate-signing-key"])
+        .env("HOME", scratch.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(rotated.status.success(), "{said}{}", String::from_utf8_lossy(&rotated.stderr));
+    assert!(said.contains(&format!("Signing key rotated: {old_key} → ")), "{said}");
+    let new_key = said.lines().next().unwrap().rsplit(' ').next().unwrap().to_owned();
+    server.restart();
+
+    // The running device moves its pin and takes version 2 (version 1 signed again).
+    eventually(
+        Duration::from_secs(20),
+        || format!("the device to pin {new_key}: {}", desk.json(&["status", "--json"])),
+        || (pinned(&desk) == new_key && desk.json(&["status", "--json"])["policy_version"] == 2).then_some(()),
+    );
+    // What the new key signs from now on is accepted: a new policy version and an exception.
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/warden-policy/src/default-policy.toml"),
+    )
+    .unwrap();
+    let source = source.replacen("name = \"", "name = \"Rotated ", 1);
+    let uploaded = server.admin("POST", "/admin/policies", Some(json!({"source": source, "uploaded_by": "ops"})));
+    assert_eq!(uploaded["version"], 3, "{uploaded}");
+    desk.ok(&["request", "--tool", "claude-code", "--reason", REASON, "--duration", "1h"]);
+    let id = pending_request_id(&server);
+    let approved = server.admin(
+        "POST",
+        &format!("/admin/exceptions/{id}/approve"),
+        Some(json!({"approver": "ana@corp.example", "comment": "ok"})),
+    );
+    assert_eq!(approved["state"], "approved", "{approved}");
+    let synced = desk.json(&["sync", "--json"]);
+    assert_eq!(synced["errors"], json!([]), "{synced}");
+    assert!(synced["policy"].as_str().unwrap().contains("version 3"), "{synced}");
+    assert_eq!(synced["active_exceptions"], 1, "{synced}");
+    let status = desk.json(&["status", "--json"]);
+    assert!(status["last_incident"].is_null(), "no incident: {status}");
+    drop(watch);
+}
+
+#[test]
+fn the_signing_key_rotates_under_a_running_device_on_sqlite() {
+    the_signing_key_rotates_under_a_running_device("sqlite");
+}
+
+#[test]
+fn the_signing_key_rotates_under_a_running_device_on_postgres() {
+    the_signing_key_rotates_under_a_running_device("postgres");
+}

@@ -3,6 +3,7 @@
 //! Both install what a fresh Debian machine lacks (apt packages, npm packages) first, so
 //! a newcomer needs nothing but this repository, Rust and Node.
 
+mod api_fuzz;
 mod browser;
 mod gateway_tools;
 mod postgres;
@@ -98,13 +99,14 @@ fn dispatch() -> Result<()> {
 }
 
 /// Installs missing Debian packages, the gateway's test tools, the real AI tools the
-/// content-identity tests copy, cargo-deb, and the Debian 12 tree the package test installs
-/// into (idempotent; each is cached).
+/// content-identity tests copy, cargo-deb, schemathesis, and the Debian 12 tree the package test
+/// installs into (idempotent; each is cached).
 fn setup() -> Result<()> {
     system_packages()?;
     gateway_tools::setup()?;
     real_tools::setup()?;
     package::setup()?;
+    api_fuzz::setup()?;
     debian_tree::setup()
 }
 
@@ -177,6 +179,7 @@ fn test(_args: &[String]) -> Result<()> {
         )
     });
     steps.run("doc tests", || check(cargo().args(["test", "--workspace", "--doc", "--quiet"])));
+    steps.run("API fuzzing (schemathesis, SQLite and PostgreSQL)", api_fuzz::fuzz_server);
     steps.run("admin page in a real browser", browser::admin_page_test);
     steps.run("tray windows (Vitest, Playwright)", tray::ui_tests);
     steps.run("tray app end to end", tray::end_to_end);

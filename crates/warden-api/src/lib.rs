@@ -1,6 +1,7 @@
 //! Types that cross the wire between devices and the governance server.
 //!
-//! Serde types plus the signed formats (policy, per-device exception list): no HTTP, no
+//! Serde types plus the signed formats (policy, per-device exception list, signing-key
+//! rotations): no HTTP, no
 //! storage, no clock (a device passes its time in). The server
 //! (`warden-server`) and the device side (agent, client, tray) both speak in these types,
 //! so they cannot drift apart. Every route is listed in `warden-server`'s OpenAPI file.
@@ -12,6 +13,7 @@ mod event;
 mod exception;
 mod fleet;
 mod inventory;
+mod key_rotation;
 pub mod local;
 pub mod notice;
 mod policy;
@@ -45,6 +47,7 @@ pub use inventory::{
     ConfiguredMcpServer, DeviceInventory, InstalledTool, InventoryChange, InventoryHistory, InventoryList,
     InventoryReceipt, InventoryReport, MAX_INVENTORY_ITEMS,
 };
+pub use key_rotation::{KeyRotation, SigningKeys, follow_rotations, rotation_message};
 pub use policy::{PolicyEnvelope, PolicyUpload, PolicyVersion};
 pub use push::{Change, ChangeKind, WaitResponse};
 pub use signed_exceptions::{

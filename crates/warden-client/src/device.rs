@@ -8,12 +8,12 @@ use crate::incident::{IncidentSink, report_incident};
 use crate::state::{Enrollment, LocalUser, StateDir};
 use crate::token::{self, DeviceToken, TokenSource, TokenStorage};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use warden_api::{
-    EnrollRequest, EventBatch, ExceptionRecord, ExceptionRequestCreate, Heartbeat, PolicyEnvelope, check_justification,
-    policy_etag,
+    EnrollRequest, EventBatch, ExceptionRecord, ExceptionRequestCreate, Heartbeat, ListRejected, PolicyEnvelope,
+    check_justification, policy_etag,
 };
 use warden_policy::{Exception, Policy, check_scope};
 use warden_store::Store;
@@ -123,7 +123,7 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
     let store = Arc::new(Store::open(state.events_db())?);
     let device = Device {
         state: state.clone(),
-        enrollment: enrollment.clone(),
+        enrollment: RwLock::new(enrollment.clone()),
         api: ServerApi::new(&server, Some(token), enrollment.server_ca.as_deref())?,
         token_source: match options.token_storage {
             TokenStorage::Keyring => TokenSource::Keyring,
@@ -191,7 +191,8 @@ impl SyncReport {
 #[derive(Debug)]
 pub struct Device {
     state: StateDir,
-    enrollment: Enrollment,
+    /// Behind a lock: a signing-key rotation moves the pinned key while the device runs.
+    enrollment: RwLock<Enrollment>,
     api: ServerApi,
     token_source: TokenSource,
     /// Where a rotated token is saved (`None`: it came from the environment and cannot rotate).
@@ -219,7 +220,7 @@ impl Device {
         let token_rotated_at = AtomicI64::new(enrollment.token_rotated_at.unwrap_or(enrollment.enrolled_at));
         Ok(Device {
             state,
-            enrollment,
+            enrollment: RwLock::new(enrollment),
             api,
             token_source,
             token_storage,
@@ -237,7 +238,7 @@ impl Device {
         Ok(Device {
             token_rotated_at: AtomicI64::new(enrollment.token_rotated_at.unwrap_or(enrollment.enrolled_at)),
             state,
-            enrollment,
+            enrollment: RwLock::new(enrollment),
             api,
             token_source: TokenSource::Environment,
             token_storage: None,
@@ -246,8 +247,9 @@ impl Device {
         })
     }
 
-    pub fn enrollment(&self) -> &Enrollment {
-        &self.enrollment
+    /// The enrollment as it stands (its pinned key moves with a signing-key rotation).
+    pub fn enrollment(&self) -> Enrollment {
+        self.enrollment.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn api(&self) -> &ServerApi {
@@ -344,12 +346,12 @@ impl Device {
     /// The cached policy, verified now against the pinned key (a failing file is moved aside
     /// and reported; the last verified copy stays in force).
     pub fn cached_policy(&self) -> Result<Option<CachedPolicy>, ClientError> {
-        cache::load_policy(&self.state, &self.enrollment, self.store.as_ref())
+        cache::load_policy(&self.state, &self.enrollment(), self.store.as_ref())
     }
 
     /// The cached rules, verified now; see [`cached_rules`].
     pub fn cached_rules(&self) -> Result<CachedRules, ClientError> {
-        rules(&self.state, &self.enrollment, self.store.as_ref())
+        rules(&self.state, &self.enrollment(), self.store.as_ref())
     }
 
     /// Fetches the policy and, if it passes every check, caches it. `If-None-Match` carries the
@@ -366,7 +368,13 @@ impl Device {
                 cache::confirm_policy(&self.state, &cached)?;
                 Ok(PolicySync::Unchanged { version })
             }
-            Ok(PolicyFetch::Changed(envelope)) => self.apply_envelope(*envelope),
+            Ok(PolicyFetch::Changed(envelope)) => {
+                if envelope.public_key != self.enrollment().policy_public_key {
+                    // When it cannot move the pin, the envelope is checked (and refused) as is.
+                    let _ = self.follow_key_rotation().await;
+                }
+                self.apply_envelope(*envelope)
+            }
             Err(ClientError::PolicyRejected(reason)) => {
                 report_incident(&self.store, "policy-malformed", &reason)?;
                 Ok(PolicySync::Rejected { reason })
@@ -381,7 +389,7 @@ impl Device {
         let version = envelope.version;
         let now = now_seconds();
         let fetched = CachedPolicy { envelope, fetched_at: now, confirmed_at: now };
-        match cache::accept_policy(&self.state, &self.enrollment, self.store.as_ref(), fetched)? {
+        match cache::accept_policy(&self.state, &self.enrollment(), self.store.as_ref(), fetched)? {
             Ok(Some(previous)) if previous == version => Ok(PolicySync::Unchanged { version }),
             Ok(_) => Ok(PolicySync::Updated { version }),
             Err((kind, reason)) => {
@@ -398,7 +406,23 @@ impl Device {
     pub async fn sync_exceptions(&self) -> Result<ExceptionsSync, ClientError> {
         let answer = self.api.exceptions().await?;
         let fetched = CachedExceptions { fetched_at: now_seconds(), requests: answer.requests, signed: answer.signed };
-        match cache::accept_exceptions(&self.state, &self.enrollment, self.store.as_ref(), fetched, now_seconds())? {
+        let mut accepted = cache::accept_exceptions(
+            &self.state,
+            &self.enrollment(),
+            self.store.as_ref(),
+            fetched.clone(),
+            now_seconds(),
+        )?;
+        // Signed by another key: the server may have rotated it. Only a verified chain of
+        // announcements from the pinned key moves the pin; then the list is checked again.
+        // A server that cannot say (unreachable, older) moves nothing: the list stays refused.
+        if matches!(&accepted, Accepted::Refused(ListRejected::Signature(_)))
+            && self.follow_key_rotation().await.unwrap_or(false)
+        {
+            accepted =
+                cache::accept_exceptions(&self.state, &self.enrollment(), self.store.as_ref(), fetched, now_seconds())?;
+        }
+        match accepted {
             Accepted::Cached(verified) => Ok(ExceptionsSync {
                 requests: verified.cached.requests,
                 exceptions: verified.exceptions,
@@ -413,6 +437,33 @@ impl Device {
         }
     }
 
+    /// Follows the server's signing-key rotations from the pinned key (`GET /device/signing-keys`,
+    /// each announcement verified by the key before it); when that leads to a new key, pins it in
+    /// `enrollment.json` and drops the caches the retired key signed (the sync refetches them).
+    /// Returns whether the pin moved. A broken chain is refused (a `key-rotation-rejected`
+    /// incident) and the pin stays.
+    pub async fn follow_key_rotation(&self) -> Result<bool, ClientError> {
+        let keys = self.api.signing_keys().await?;
+        let pinned = self.enrollment().policy_public_key;
+        let next = match warden_api::follow_rotations(&pinned, &keys.rotations) {
+            Ok(next) => next,
+            Err(error) => {
+                let reason = format!("the server's signing-key rotation does not verify: {error}; the pin stays");
+                report_incident(&self.store, "key-rotation-rejected", &reason)?;
+                return Ok(false);
+            }
+        };
+        if next == pinned {
+            return Ok(false);
+        }
+        let mut enrollment = self.state.load_enrollment()?.unwrap_or_else(|| self.enrollment());
+        enrollment.policy_public_key = next;
+        self.state.save_enrollment(&enrollment)?;
+        *self.enrollment.write().unwrap_or_else(|p| p.into_inner()) = enrollment;
+        cache::forget(&self.state)?;
+        Ok(true)
+    }
+
     /// Trades the device token for a fresh one: the server issues it, it is saved where the
     /// token is kept, and only then used (its first use retires the old one on the server). A
     /// failure anywhere leaves the old token working. Returns `false` for a token from the
@@ -421,12 +472,12 @@ impl Device {
         let Some(storage) = &self.token_storage else { return Ok(false) };
         let answer = self.api.rotate_token().await?;
         let token = DeviceToken::new(answer.device_token);
-        token::save_to(storage, &self.enrollment, &token)?;
+        token::save_to(storage, &self.enrollment(), &token)?;
         self.api.set_token(token);
         let now = now_seconds();
         self.token_rotated_at.store(now, Ordering::Relaxed);
         // Recorded for the next start; the token itself is already safe in its storage.
-        let mut enrollment = self.state.load_enrollment()?.unwrap_or_else(|| self.enrollment.clone());
+        let mut enrollment = self.state.load_enrollment()?.unwrap_or_else(|| self.enrollment());
         enrollment.token_rotated_at = Some(now);
         self.state.save_enrollment(&enrollment)?;
         // The first call with the new token makes it the only one.

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_api::{
     API_PREFIX, DeviceInfo, EnrollRequest, EnrollResponse, EventBatch, EventBatchReceipt, ExceptionList,
-    ExceptionRecord, ExceptionRequestCreate, InventoryReceipt, InventoryReport, PolicyEnvelope, TokenRotation,
-    WaitResponse,
+    ExceptionRecord, ExceptionRequestCreate, InventoryReceipt, InventoryReport, PolicyEnvelope, SigningKeys,
+    TokenRotation, WaitResponse,
 };
 
 /// How long an ordinary call may take before it counts as a failure.
@@ -154,6 +154,11 @@ impl ServerApi {
     /// `POST /device/token`: the device's next token (the current one works until it is used).
     pub async fn rotate_token(&self) -> Result<TokenRotation, ClientError> {
         self.post("/device/token", &serde_json::json!({})).await
+    }
+
+    /// `GET /device/signing-keys`: the server's signing key and its announced rotations.
+    pub async fn signing_keys(&self) -> Result<SigningKeys, ClientError> {
+        self.send(self.request(reqwest::Method::GET, "/device/signing-keys")).await
     }
 
     /// `GET /device/me`.

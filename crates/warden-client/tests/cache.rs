@@ -465,3 +465,45 @@ async fn a_fetched_list_must_verify_and_be_no_older_than_the_one_accepted() {
         }
     }
 }
+
+/// A list signed by a key the device did not pin is taken only when the server's announced
+/// rotations lead there from the pinned key, each signed by the key before it: then the new key
+/// is pinned (in `enrollment.json` too). A forged announcement moves nothing and is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_is_pinned_only_along_announcements_the_pinned_key_signed() {
+    let next = PolicySigningKey::from_secret([21; 32]);
+    let mallory = PolicySigningKey::from_secret([22; 32]);
+    let answer =
+        serde_json::to_string(&json!({"requests": [], "signed": list(&next, DEVICE, 6, &["new"]).signed})).unwrap();
+    let keys = |rotation: warden_api::KeyRotation| {
+        serde_json::to_string(&json!({"current": next.public_key(), "rotations": [rotation]})).unwrap()
+    };
+    // The genuine announcement: the pinned key signed it.
+    let genuine = keys(server_key().announce(&next, NOW));
+    let server = FakeServer::start(vec![
+        ("/api/v1/device/exceptions", 200, answer.clone()),
+        ("/api/v1/device/signing-keys", 200, genuine),
+    ]);
+    let desk = Desk::new(&server.url);
+    let synced = device(&desk).sync_exceptions().await.unwrap();
+    assert_eq!(synced.exceptions.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["new"]);
+    assert_eq!(desk.json("enrollment.json")["policy_public_key"], next.public_key());
+    assert!(desk.incidents().is_empty(), "{:?}", desk.incidents());
+
+    // A forged one: "pinned → mallory's key" signed by mallory, with mallory's list.
+    let forged =
+        warden_api::KeyRotation { previous_public_key: server_key().public_key(), ..mallory.announce(&next, NOW) };
+    let answer =
+        serde_json::to_string(&json!({"requests": [], "signed": list(&mallory, DEVICE, 6, &["theirs"]).signed}))
+            .unwrap();
+    let server = FakeServer::start(vec![
+        ("/api/v1/device/exceptions", 200, answer),
+        ("/api/v1/device/signing-keys", 200, keys(forged)),
+    ]);
+    let desk = Desk::new(&server.url);
+    let error = device(&desk).sync_exceptions().await.unwrap_err().to_string();
+    assert!(error.contains("(signature)"), "{error}");
+    assert_eq!(desk.json("enrollment.json")["policy_public_key"], server_key().public_key(), "the pin stays");
+    assert_eq!(desk.in_force().1, ["granted"], "the last verified list stays");
+    assert_eq!(desk.incidents(), ["key-rotation-rejected", "exceptions-rejected"]);
+}

@@ -8,13 +8,15 @@
 //! The policy-signing key is the one secret every device trusts: with a key file
 //! ([`Credentials::signing_key_file`], the default for SQLite) it lives apart from the data the
 //! admin page reads, readable by the server's user alone, and a file others can read stops the
-//! start. A key an older server kept in the database is moved into the file once.
+//! start. A key an older server kept in the database is moved into the file once. The key can be
+//! rotated ([`rotate_signing_key`]): the new key is announced signed by the old one, and the
+//! active policy is signed again with it.
 
 use crate::auth::{ADMIN_TOKEN_PREFIX, random_hex, random_key, token_hash};
 use crate::policies;
 use crate::store::Store;
 use std::path::{Path, PathBuf};
-use warden_api::PolicySigningKey;
+use warden_api::{KeyRotation, PolicySigningKey};
 use warden_policy::{EMBEDDED_POLICY, Policy};
 
 const SIGNING_KEY: &str = "policy_signing_key";
@@ -79,9 +81,9 @@ pub struct Bootstrapped {
     pub generated_enroll_secret: Option<String>,
 }
 
-pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Result<Bootstrapped, BootstrapError> {
-    credentials.check()?;
-    let signing_key = match &credentials.signing_key_file {
+/// The signing key as configured: from its file (made on first start), else the database.
+async fn signing_key(store: &Store, credentials: &Credentials) -> Result<PolicySigningKey, BootstrapError> {
+    Ok(match &credentials.signing_key_file {
         Some(path) => key_from_file(store, path).await?,
         None => {
             let candidate = PolicySigningKey::from_secret(random_key()).secret_base64();
@@ -90,7 +92,12 @@ pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Re
                 sqlx::Error::Protocol(format!("server_settings.{SIGNING_KEY} is not a base64 Ed25519 key"))
             })?
         }
-    };
+    })
+}
+
+pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Result<Bootstrapped, BootstrapError> {
+    credentials.check()?;
+    let signing_key = signing_key(store, credentials).await?;
 
     let (admin_token_hash, generated_admin_token) =
         credential(store, ADMIN_TOKEN_HASH, credentials.admin_token.as_deref(), credentials.rotate_admin_token, || {
@@ -124,6 +131,7 @@ pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Re
             return Err(error.into());
         }
     }
+    sign_again_after_rotation(store, &signing_key, now).await?;
     Ok(Bootstrapped {
         signing_key,
         admin_token_hash,
@@ -133,6 +141,146 @@ pub async fn bootstrap(store: &Store, credentials: &Credentials, now: i64) -> Re
     })
 }
 
+/// After a rotation the active policy is still signed by the previous key: it is signed again,
+/// as the next version (devices never go back a version), so devices fetch it, follow the
+/// announced rotation from their pinned key, and verify it under the new one. Another replica
+/// starting at the same time may do the same; one more version does no harm.
+async fn sign_again_after_rotation(store: &Store, key: &PolicySigningKey, now: i64) -> Result<(), BootstrapError> {
+    let Some(active) = policies::active_version(store).await? else { return Ok(()) };
+    let (policy_json, signature, source): (String, String, String) =
+        sqlx::query_as("SELECT policy_json, signature, source FROM policies WHERE version = $1")
+            .bind(active)
+            .fetch_one(&store.pool)
+            .await?;
+    let envelope = warden_api::PolicyEnvelope {
+        version: active,
+        etag: String::new(),
+        policy: policy_json.clone(),
+        signature,
+        public_key: key.public_key(),
+        created_at: now,
+    };
+    if warden_api::verify_envelope(&envelope, &key.public_key()).is_ok() {
+        return Ok(());
+    }
+    let policy = Policy::from_json(&format!("policy version {active}"), &policy_json)
+        .map_err(|e| sqlx::Error::Protocol(format!("stored policy version {active}: {e}")))?;
+    let storing = policies::Storing {
+        uploaded_by: "warden-server (signing key rotated)",
+        actor: "warden-server (signing key rotated)",
+        action: "policy-activated",
+        detail: format!("version {active} signed again with the rotated signing key"),
+        stream_on: false,
+    };
+    policies::store_version(store, key, &policy, &source, &storing, true, now).await?;
+    Ok(())
+}
+
+/// Every rotation of the signing key, oldest first.
+pub async fn key_rotations(store: &Store) -> Result<Vec<KeyRotation>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT previous_public_key, public_key, announced_at, signature FROM signing_key_rotations \
+         ORDER BY announced_at, public_key",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(previous_public_key, public_key, announced_at, signature)| KeyRotation {
+            previous_public_key,
+            public_key,
+            announced_at,
+            signature,
+        })
+        .collect())
+}
+
+/// Replaces the signing key with a new one, announced signed by the old (`warden-server
+/// rotate-signing-key`; every replica must restart afterwards). With a key file the new key is
+/// written beside it first (`FILE.next`), the announcement stored, and only then renamed over
+/// the file: a crash at any point leaves either the old key or the new one with its
+/// announcement ([`key_from_file`] finishes or drops a `.next` it finds).
+pub async fn rotate_signing_key(
+    store: &Store,
+    credentials: &Credentials,
+    now: i64,
+) -> Result<KeyRotation, BootstrapError> {
+    let old = signing_key(store, credentials).await?;
+    let new = PolicySigningKey::from_secret(random_key());
+    let rotation = old.announce(&new, now);
+    let insert = "INSERT INTO signing_key_rotations (public_key, previous_public_key, announced_at, signature) \
+                  VALUES ($1, $2, $3, $4)";
+    match &credentials.signing_key_file {
+        Some(path) => {
+            let next = next_key_path(path);
+            write_private(&next, &new.secret_base64())
+                .map_err(|e| BootstrapError::SigningKey { path: next.clone(), problem: e.to_string() })?;
+            sqlx::query(insert)
+                .bind(&rotation.public_key)
+                .bind(&rotation.previous_public_key)
+                .bind(rotation.announced_at)
+                .bind(&rotation.signature)
+                .execute(&store.pool)
+                .await?;
+            std::fs::rename(&next, path)
+                .map_err(|e| BootstrapError::SigningKey { path: path.clone(), problem: e.to_string() })?;
+        }
+        None => {
+            let mut transaction = store.pool.begin().await?;
+            sqlx::query(insert)
+                .bind(&rotation.public_key)
+                .bind(&rotation.previous_public_key)
+                .bind(rotation.announced_at)
+                .bind(&rotation.signature)
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query("UPDATE server_settings SET value = $1 WHERE name = $2")
+                .bind(new.secret_base64())
+                .bind(SIGNING_KEY)
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+        }
+    }
+    sign_again_after_rotation(store, &new, now).await?;
+    Ok(rotation)
+}
+
+fn next_key_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".next");
+    path.with_file_name(name)
+}
+
+/// Writes `text` to a new file only this user can read (replacing a stale one), synced.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// A `FILE.next` a rotation left behind: renamed over the file when its announcement was stored
+/// (the rotation happened), removed when not (it did not).
+async fn finish_rotation(store: &Store, path: &Path) -> Result<(), BootstrapError> {
+    let next = next_key_path(path);
+    let Ok(text) = std::fs::read_to_string(&next) else { return Ok(()) };
+    let announced = match PolicySigningKey::from_secret_base64(&text) {
+        Some(key) => {
+            sqlx::query_as::<_, (String,)>("SELECT public_key FROM signing_key_rotations WHERE public_key = $1")
+                .bind(key.public_key())
+                .fetch_optional(&store.pool)
+                .await?
+                .is_some()
+        }
+        None => false,
+    };
+    let problem = |e: std::io::Error| BootstrapError::SigningKey { path: path.to_path_buf(), problem: e.to_string() };
+    if announced { std::fs::rename(&next, path).map_err(problem) } else { std::fs::remove_file(&next).map_err(problem) }
+}
+
 /// The key in `path`: read when it exists (refused when others can read it), else the key an
 /// older start kept in the database moved into it, else a new one. The file is written before the
 /// database copy is removed, so a crash in between loses nothing.
@@ -140,6 +288,7 @@ async fn key_from_file(store: &Store, path: &Path) -> Result<PolicySigningKey, B
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let problem = |problem: String| BootstrapError::SigningKey { path: path.to_path_buf(), problem };
+    finish_rotation(store, path).await?;
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let mode = std::fs::metadata(path).map_err(|e| problem(e.to_string()))?.permissions().mode();

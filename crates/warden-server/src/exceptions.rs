@@ -1,14 +1,14 @@
-//! Exception requests: filing, the decision state machine, the audit log, expiry.
-//!
-//! Every transition is one conditional `UPDATE … WHERE state = <from>` plus an audit row and a
-//! change-feed row in the same transaction, so two approvers (or two replicas) racing on one
-//! request cannot both win, and the log always matches the state.
+//! Exception requests over HTTP: filing, the decisions, the device's signed list, the admin lists
+//! and the expiry sweep. Every state change is one `exception_store::transition` (the state machine
+//! checked by `ExceptionState::can_become` against the stored state), and all SQL lives in
+//! `exception_store`.
 
 use crate::auth::{AdminCaller, DeviceCaller, random_hex};
 use crate::events::blocked_count;
+use crate::exception_store::{self as data, ExceptionStoreError, NewRequest, StoredRequest, Transition};
 use crate::extract::{JsonBody, QueryParams};
 use crate::failure::{Answer, Failure};
-use crate::feed::{self, Wake};
+use crate::feed::Wake;
 use crate::policies::active_policy;
 use crate::{AppState, now};
 use axum::Json;
@@ -16,117 +16,37 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use warden_api::{
-    AuditEntry, ChangeKind, Decision, EXCEPTION_LIST_VALIDITY_SECONDS, ExceptionList, ExceptionRecord,
-    ExceptionRequestCreate, ExceptionState, PendingView, SignedExceptions, check_justification,
+    AuditEntry, Decision, EXCEPTION_LIST_VALIDITY_SECONDS, ExceptionList, ExceptionRecord, ExceptionRequestCreate,
+    ExceptionState, PendingView, SignedExceptions, check_justification,
 };
-use warden_policy::{Guardrails, check_guardrails};
+use warden_policy::check_guardrails;
 
-/// Who the expiry sweep acts as in the audit log.
-pub const SYSTEM_ACTOR: &str = "system";
+pub use crate::exception_store::SYSTEM_ACTOR;
+
 const BLOCK_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
-const COLUMNS: &str = "id, device_id, username, tool, scope, justification, requested_seconds, state, created_at, \
-                       decided_at, decided_by, comment, granted_seconds, starts_at, expires_at, guardrails";
-
-struct Row {
-    id: String,
-    device_id: String,
-    username: String,
-    tool: String,
-    scope: Option<String>,
-    justification: String,
-    requested_seconds: i64,
-    state: String,
-    created_at: i64,
-    decided_at: Option<i64>,
-    decided_by: Option<String>,
-    comment: Option<String>,
-    granted_seconds: Option<i64>,
-    starts_at: Option<i64>,
-    expires_at: Option<i64>,
-    /// `warden_policy::Guardrails` as JSON; empty for none.
-    guardrails: String,
-}
-
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Row {
-    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row as _;
-        Ok(Row {
-            id: row.try_get("id")?,
-            device_id: row.try_get("device_id")?,
-            username: row.try_get("username")?,
-            tool: row.try_get("tool")?,
-            scope: row.try_get("scope")?,
-            justification: row.try_get("justification")?,
-            requested_seconds: row.try_get("requested_seconds")?,
-            state: row.try_get("state")?,
-            created_at: row.try_get("created_at")?,
-            decided_at: row.try_get("decided_at")?,
-            decided_by: row.try_get("decided_by")?,
-            comment: row.try_get("comment")?,
-            granted_seconds: row.try_get("granted_seconds")?,
-            starts_at: row.try_get("starts_at")?,
-            expires_at: row.try_get("expires_at")?,
-            guardrails: row.try_get("guardrails")?,
-        })
-    }
-}
-
-/// A value bound to a transition's extra SQL.
-enum Param {
-    Int(i64),
-    Text(String),
-}
-
-impl Row {
-    /// The wire record; an approval past its expiry reads as `expired` even before the sweep.
-    fn record(self, now: i64) -> ExceptionRecord {
-        let mut state = ExceptionState::parse(&self.state).unwrap_or(ExceptionState::Pending);
-        if state == ExceptionState::Approved && self.expires_at.is_some_and(|at| at <= now) {
-            state = ExceptionState::Expired;
-        }
-        let guardrails = read_guardrails(&self.id, &self.guardrails);
-        ExceptionRecord {
-            id: self.id,
-            device_id: self.device_id,
-            user: self.username,
-            tool: self.tool,
-            scope: self.scope,
-            justification: self.justification,
-            requested_seconds: self.requested_seconds.max(0) as u64,
-            state,
-            created_at: self.created_at,
-            decided_at: self.decided_at,
-            decided_by: self.decided_by,
-            comment: self.comment,
-            granted_seconds: self.granted_seconds.map(|s| s.max(0) as u64),
-            starts_at: self.starts_at,
-            expires_at: self.expires_at,
-            conditions: guardrails.describe(),
-            guardrails,
+impl From<ExceptionStoreError> for Failure {
+    fn from(error: ExceptionStoreError) -> Failure {
+        match error {
+            ExceptionStoreError::NotFound(_) => Failure::not_found("exception request"),
+            ExceptionStoreError::InvalidTransition { .. } => {
+                Failure::new(StatusCode::CONFLICT, "invalid_transition", error.to_string()).field("state")
+            }
+            ExceptionStoreError::TooManyPending { .. } => {
+                Failure::new(StatusCode::TOO_MANY_REQUESTS, "too_many_pending", error.to_string())
+            }
+            ExceptionStoreError::Database(error) => error.into(),
         }
     }
 }
 
-/// The stored guardrails. Only this server writes them; should a row ever not parse, the
-/// strictest conditions stand in (an exception must never grow by losing its conditions).
-fn read_guardrails(id: &str, text: &str) -> Guardrails {
-    if text.is_empty() {
-        return Guardrails::default();
-    }
-    serde_json::from_str(text).unwrap_or_else(|error| {
-        eprintln!(
-            "warden-server: error: exception {id}: stored guardrails do not parse ({error}); applying the strictest"
-        );
-        Guardrails { no_risky_modes: true, through_gateway: true, mcp_servers: Some(Vec::new()) }
-    })
-}
-
-async fn load(state: &AppState, id: &str) -> Answer<Option<Row>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM exception_requests WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&state.store.pool)
-        .await?)
+/// Applies a transition and wakes the device it concerns (its long-poll, on every replica) and
+/// the stream.
+async fn change(state: &AppState, id: &str, transition: Transition) -> Answer<()> {
+    let device = data::transition(&state.store, state.stream.is_some(), id, &transition, now()).await?;
+    state.feed.wake(Wake::Device(device));
+    state.stream_wake.notify_one();
+    Ok(())
 }
 
 /// A scope must be a canonical absolute directory path (the policy core's rule, the one the
@@ -140,11 +60,6 @@ fn check_scope(scope: Option<&str>) -> Answer<Option<String>> {
 }
 
 /// `POST /api/v1/device/exceptions`: filed as the device's user.
-/// Pending requests one device may have open at once.
-pub const MAX_PENDING_PER_DEVICE: i64 = 10;
-/// Pending requests one person may have open at once, over all their devices.
-pub const MAX_PENDING_PER_USER: i64 = 20;
-
 pub async fn create(
     State(state): State<AppState>,
     device: DeviceCaller,
@@ -155,14 +70,7 @@ pub async fn create(
         if client_id.is_empty() || client_id.len() > 100 {
             return Err(Failure::invalid("client_id", "client_id must be 1–100 characters"));
         }
-        let existing: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM exception_requests WHERE device_id = $1 AND client_id = $2"
-        ))
-        .bind(&device.id)
-        .bind(client_id)
-        .fetch_optional(&state.store.pool)
-        .await?;
-        if let Some(existing) = existing {
+        if let Some(existing) = data::by_client_id(&state.store, &device.id, client_id).await? {
             return Ok((StatusCode::OK, Json(existing.record(now))));
         }
     }
@@ -192,166 +100,24 @@ pub async fn create(
     }
     let scope = check_scope(request.scope.as_deref())?;
     let id = format!("exr_{}", random_hex(12));
-    {
-        let _writer = state.store.write_guard().await;
-        let mut transaction = state.store.pool.begin().await?;
-        // Quotas, counted inside the writing transaction: a device (or a person across devices)
-        // cannot bury a colleague's genuine request under hundreds of its own.
-        for (column, value, limit, whose) in [
-            ("device_id", device.id.as_str(), MAX_PENDING_PER_DEVICE, "this device"),
-            ("username", device.user.as_str(), MAX_PENDING_PER_USER, "you"),
-        ] {
-            let (pending,): (i64,) = sqlx::query_as(&format!(
-                "SELECT COUNT(*) FROM exception_requests WHERE {column} = $1 AND state = 'pending'"
-            ))
-            .bind(value)
-            .fetch_one(&mut *transaction)
-            .await?;
-            if pending >= limit {
-                return Err(Failure::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_pending",
-                    format!(
-                        "{whose} already {} {pending} pending exception requests (at most {limit}): \
-                         withdraw one or wait for a decision",
-                        if whose == "you" { "have" } else { "has" }
-                    ),
-                ));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO exception_requests (id, device_id, client_id, username, tool, scope, justification, \
-             requested_seconds, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
-        )
-        .bind(&id)
-        .bind(&device.id)
-        .bind(request.client_id.as_deref())
-        .bind(&device.user)
-        .bind(tool)
-        .bind(scope.as_deref())
-        .bind(request.justification.trim())
-        .bind(request.duration_seconds as i64)
-        .bind(now)
-        .execute(&mut *transaction)
-        .await?;
-        audit(&state, &mut transaction, &id, None, ExceptionState::Pending, &device.user, now, "").await?;
-        transaction.commit().await?;
-        state.stream_wake.notify_one();
-    }
-    let row = load(&state, &id).await?.ok_or_else(|| Failure::internal("request vanished after insert"))?;
-    Ok((StatusCode::CREATED, Json(row.record(now))))
-}
-
-/// Writes one audit row (and, when the server streams, its outbox record: id
-/// `audit:REQUEST:STATE`, unique since a request reaches each state at most once).
-#[allow(clippy::too_many_arguments)]
-async fn audit(
-    state: &AppState,
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &str,
-    from: Option<ExceptionState>,
-    to: ExceptionState,
-    actor: &str,
-    now: i64,
-    comment: &str,
-) -> Result<(), sqlx::Error> {
-    if state.stream.is_some() {
-        let record = serde_json::json!({
-            "request_id": id,
-            "from_state": from.map(ExceptionState::as_str),
-            "to_state": to.as_str(),
-            "actor": actor,
-            "at": now,
-            "comment": comment,
-        });
-        crate::stream::enqueue(transaction, &format!("audit:{id}:{}", to.as_str()), "audit", record, now).await?;
-    }
-    sqlx::query(
-        "INSERT INTO exception_audit (request_id, from_state, to_state, actor, at, comment) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(from.map(ExceptionState::as_str))
-    .bind(to.as_str())
-    .bind(actor)
-    .bind(now)
-    .bind(comment)
-    .execute(&mut **transaction)
-    .await?;
-    Ok(())
-}
-
-/// One state change of one request.
-struct Transition<'a> {
-    id: &'a str,
-    from: ExceptionState,
-    to: ExceptionState,
-    actor: &'a str,
-    comment: &'a str,
-    extra_condition: &'a str,
-}
-
-/// Applies a transition: the conditional update, its audit row and the device's wake-up.
-/// `set` adds assignments and `extra_condition` conditions, with parameters from `$3` on
-/// (`params`). Returns whether the request was in the `from` state (and so changed).
-async fn apply(
-    state: &AppState,
-    transition: Transition<'_>,
-    set: &str,
-    params: Vec<Param>,
-    device_id: &str,
-    now: i64,
-) -> Answer<bool> {
-    let _writer = state.store.write_guard().await;
-    let mut transaction = state.store.pool.begin().await?;
-    let sql = format!(
-        "UPDATE exception_requests SET state = $1{set} WHERE id = $2 AND state = '{}'{}",
-        transition.from.as_str(),
-        transition.extra_condition
-    );
-    let mut query = sqlx::query(&sql).bind(transition.to.as_str()).bind(transition.id);
-    for param in params {
-        query = match param {
-            Param::Int(value) => query.bind(value),
-            Param::Text(value) => query.bind(value),
-        };
-    }
-    let changed = query.execute(&mut *transaction).await?.rows_affected() == 1;
-    if changed {
-        audit(
-            state,
-            &mut transaction,
-            transition.id,
-            Some(transition.from),
-            transition.to,
-            transition.actor,
-            now,
-            transition.comment,
-        )
-        .await?;
-        let wake = Wake::Device(device_id.to_owned());
-        feed::record(&state.store, &mut transaction, &wake, ChangeKind::Exception, transition.id, now).await?;
-    }
-    transaction.commit().await?;
-    drop(_writer);
-    if changed {
-        state.feed.wake(Wake::Device(device_id.to_owned()));
-        state.stream_wake.notify_one();
-    }
-    Ok(changed)
-}
-
-fn refused(record: &ExceptionRecord, to: ExceptionState) -> Failure {
-    Failure::new(
-        StatusCode::CONFLICT,
-        "invalid_transition",
-        format!("request {} is {}; it cannot become {to}", record.id, record.state),
-    )
-    .field("state")
+    let new = NewRequest {
+        id: &id,
+        device_id: &device.id,
+        client_id: request.client_id.as_deref(),
+        user: &device.user,
+        tool,
+        scope: scope.as_deref(),
+        justification: request.justification.trim(),
+        requested_seconds: request.duration_seconds as i64,
+    };
+    data::insert(&state.store, state.stream.is_some(), new, now).await?;
+    state.stream_wake.notify_one();
+    Ok((StatusCode::CREATED, Json(admin_request(&state, &id).await?)))
 }
 
 /// The request if this device filed it; another device's request is "not found".
-async fn own_request(state: &AppState, device: &DeviceCaller, id: &str) -> Answer<Row> {
-    match load(state, id).await? {
+async fn own_request(state: &AppState, device: &DeviceCaller, id: &str) -> Answer<StoredRequest> {
+    match data::load(&state.store, id).await? {
         Some(row) if row.device_id == device.id => Ok(row),
         _ => Err(Failure::not_found("exception request")),
     }
@@ -366,22 +132,7 @@ async fn own_request(state: &AppState, device: &DeviceCaller, id: &str) -> Answe
 /// sequence never goes back to an older decision.
 pub async fn list_own(State(state): State<AppState>, device: DeviceCaller) -> Answer<Json<ExceptionList>> {
     let now = now();
-    let _writer = state.store.write_guard().await;
-    let mut transaction = state.store.pool.begin().await?;
-    let (sequence,): (i64,) = sqlx::query_as(
-        "UPDATE devices SET exception_list_sequence = exception_list_sequence + 1 WHERE id = $1 \
-         RETURNING exception_list_sequence",
-    )
-    .bind(&device.id)
-    .fetch_one(&mut *transaction)
-    .await?;
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM exception_requests WHERE device_id = $1 ORDER BY created_at DESC, id LIMIT 500"
-    ))
-    .bind(&device.id)
-    .fetch_all(&mut *transaction)
-    .await?;
-    transaction.commit().await?;
+    let (sequence, rows) = data::device_requests(&state.store, &device.id).await?;
     let requests: Vec<ExceptionRecord> = rows.into_iter().map(|row| row.record(now)).collect();
     let exceptions = requests.iter().filter_map(ExceptionRecord::exception).collect();
     let signed = state.signing_key.sign_exceptions(&SignedExceptions {
@@ -409,20 +160,9 @@ pub async fn withdraw(
     device: DeviceCaller,
     Path(id): Path<String>,
 ) -> Answer<Json<ExceptionRecord>> {
-    let now = now();
-    let record = own_request(&state, &device, &id).await?.record(now);
-    let transition = Transition {
-        id: &id,
-        from: ExceptionState::Pending,
-        to: ExceptionState::Withdrawn,
-        actor: &device.user,
-        comment: "",
-        extra_condition: "",
-    };
-    if !apply(&state, transition, "", Vec::new(), &device.id, now).await? {
-        return Err(refused(&record, ExceptionState::Withdrawn));
-    }
-    Ok(Json(own_request(&state, &device, &id).await?.record(now)))
+    own_request(&state, &device, &id).await?;
+    change(&state, &id, Transition::Withdraw { by: device.user.clone() }).await?;
+    Ok(Json(own_request(&state, &device, &id).await?.record(now())))
 }
 
 /// Whether `approver` is the requesting user (also as `user@domain`).
@@ -471,7 +211,7 @@ async fn check_decision(
 }
 
 async fn admin_request(state: &AppState, id: &str) -> Answer<ExceptionRecord> {
-    Ok(load(state, id).await?.ok_or_else(|| Failure::not_found("exception request"))?.record(now()))
+    Ok(data::load(&state.store, id).await?.ok_or_else(|| Failure::not_found("exception request"))?.record(now()))
 }
 
 /// `POST /api/v1/admin/exceptions/{id}/approve`
@@ -487,9 +227,6 @@ pub async fn approve(
         return Err(Failure::new(StatusCode::FORBIDDEN, "self_approval", "nobody may approve their own request")
             .field("approver"));
     }
-    if record.state != ExceptionState::Pending {
-        return Err(refused(&record, ExceptionState::Approved));
-    }
     let granted = decision.duration_seconds.unwrap_or(record.requested_seconds);
     if granted == 0 || granted > record.requested_seconds {
         return Err(Failure::invalid(
@@ -504,35 +241,13 @@ pub async fn approve(
             "\"only through the company gateway\" needs a policy that names the assistant's api_url or gateway_url",
         ));
     }
-    let guardrails = if decision.guardrails.is_empty() {
-        String::new()
-    } else {
-        serde_json::to_string(&decision.guardrails).map_err(Failure::internal)?
+    let transition = Transition::Approve {
+        approver,
+        comment,
+        granted_seconds: granted as i64,
+        guardrails: decision.guardrails.clone(),
     };
-    let now = now();
-    let expires_at = now.saturating_add(granted as i64);
-    let transition = Transition {
-        id: &id,
-        from: ExceptionState::Pending,
-        to: ExceptionState::Approved,
-        actor: &approver,
-        comment: &comment,
-        extra_condition: "",
-    };
-    let set = ", decided_at = $3, decided_by = $4, comment = $5, granted_seconds = $6, starts_at = $7, expires_at = $8, \
-               guardrails = $9";
-    let params = vec![
-        Param::Int(now),
-        Param::Text(approver.clone()),
-        Param::Text(comment.clone()),
-        Param::Int(granted as i64),
-        Param::Int(now),
-        Param::Int(expires_at),
-        Param::Text(guardrails),
-    ];
-    if !apply(&state, transition, set, params, &record.device_id, now).await? {
-        return Err(refused(&admin_request(&state, &id).await?, ExceptionState::Approved));
-    }
+    change(&state, &id, transition).await?;
     admin_request(&state, &id).await.map(Json)
 }
 
@@ -544,21 +259,7 @@ pub async fn deny(
     JsonBody(decision): JsonBody<Decision>,
 ) -> Answer<Json<ExceptionRecord>> {
     let (approver, comment) = check_decision(&state, &caller, &decision, true).await?;
-    let record = admin_request(&state, &id).await?;
-    let now = now();
-    let transition = Transition {
-        id: &id,
-        from: ExceptionState::Pending,
-        to: ExceptionState::Denied,
-        actor: &approver,
-        comment: &comment,
-        extra_condition: "",
-    };
-    let set = ", decided_at = $3, decided_by = $4, comment = $5";
-    let params = vec![Param::Int(now), Param::Text(approver.clone()), Param::Text(comment.clone())];
-    if !apply(&state, transition, set, params, &record.device_id, now).await? {
-        return Err(refused(&admin_request(&state, &id).await?, ExceptionState::Denied));
-    }
+    change(&state, &id, Transition::Deny { approver, comment }).await?;
     admin_request(&state, &id).await.map(Json)
 }
 
@@ -570,21 +271,7 @@ pub async fn revoke(
     JsonBody(decision): JsonBody<Decision>,
 ) -> Answer<Json<ExceptionRecord>> {
     let (approver, comment) = check_decision(&state, &caller, &decision, true).await?;
-    let record = admin_request(&state, &id).await?;
-    let now = now();
-    let transition = Transition {
-        id: &id,
-        from: ExceptionState::Approved,
-        to: ExceptionState::Revoked,
-        actor: &approver,
-        comment: &comment,
-        // Past its expiry it is expired, not revocable.
-        extra_condition: " AND expires_at > $3",
-    };
-    let set = ", expires_at = $3";
-    if !apply(&state, transition, set, vec![Param::Int(now)], &record.device_id, now).await? {
-        return Err(refused(&admin_request(&state, &id).await?, ExceptionState::Revoked));
-    }
+    change(&state, &id, Transition::Revoke { approver, comment }).await?;
     admin_request(&state, &id).await.map(Json)
 }
 
@@ -615,13 +302,7 @@ pub async fn list_all(
     };
     let limit = crate::extract::page_limit(filter.limit, 200)?;
     let now = now();
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM exception_requests \
-         ORDER BY CASE WHEN state = 'pending' THEN 0 ELSE 1 END, created_at DESC, id LIMIT $1"
-    ))
-    .bind(if wanted.is_some() { 5000 } else { limit })
-    .fetch_all(&state.store.pool)
-    .await?;
+    let rows = data::newest(&state.store, if wanted.is_some() { 5000 } else { limit }).await?;
     let mut views = Vec::new();
     for row in rows {
         let record = row.record(now);
@@ -665,15 +346,7 @@ pub(crate) async fn records_filed(
     until: i64,
     now: i64,
 ) -> Answer<Vec<ExceptionRecord>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM exception_requests WHERE created_at >= $1 AND created_at < $2 \
-         AND ($3 = '' OR tool = $3) ORDER BY created_at DESC, id LIMIT 100000"
-    ))
-    .bind(since)
-    .bind(until)
-    .bind(tool.unwrap_or_default())
-    .fetch_all(&state.store.pool)
-    .await?;
+    let rows = data::filed_between(&state.store, tool, since, until).await?;
     Ok(rows.into_iter().map(|row| row.record(now)).collect())
 }
 
@@ -693,58 +366,19 @@ pub async fn audit_recent(State(state): State<AppState>, _admin: AdminCaller) ->
 }
 
 async fn audit_rows(state: &AppState, id: Option<&str>, limit: i64) -> Answer<Vec<AuditEntry>> {
-    type AuditRow = (i64, String, Option<String>, String, String, i64, String);
-    let rows: Vec<AuditRow> = match id {
-        Some(id) => sqlx::query_as(
-            "SELECT seq, request_id, from_state, to_state, actor, at, comment FROM exception_audit \
-             WHERE request_id = $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(id)
-        .bind(limit),
-        None => sqlx::query_as(
-            "SELECT seq, request_id, from_state, to_state, actor, at, comment FROM exception_audit \
-             ORDER BY seq DESC LIMIT $1",
-        )
-        .bind(limit),
-    }
-    .fetch_all(&state.store.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, request_id, from, to, actor, at, comment)| AuditEntry {
-            seq,
-            request_id,
-            from_state: from.as_deref().and_then(ExceptionState::parse),
-            to_state: ExceptionState::parse(&to).unwrap_or(ExceptionState::Pending),
-            actor,
-            at,
-            comment,
-        })
-        .collect())
+    Ok(data::audit_rows(&state.store, id, limit).await?)
 }
 
 /// Records `approved → expired` for every approval past its expiry. Safe to run on every
 /// replica at once: each row's update is conditional, so each expiry is logged exactly once.
 pub async fn sweep_expired(state: &AppState) -> Answer<usize> {
-    let now = now();
-    let due: Vec<(String, String)> = sqlx::query_as(
-        "SELECT id, device_id FROM exception_requests WHERE state = 'approved' AND expires_at <= $1 LIMIT 500",
-    )
-    .bind(now)
-    .fetch_all(&state.store.pool)
-    .await?;
     let mut expired = 0;
-    for (id, device_id) in due {
-        let transition = Transition {
-            id: &id,
-            from: ExceptionState::Approved,
-            to: ExceptionState::Expired,
-            actor: SYSTEM_ACTOR,
-            comment: "reached its expiry",
-            extra_condition: " AND expires_at <= $3",
-        };
-        if apply(state, transition, "", vec![Param::Int(now)], &device_id, now).await? {
-            expired += 1;
+    for id in data::due_for_expiry(&state.store, now()).await? {
+        match change(state, &id, Transition::Expire).await {
+            Ok(()) => expired += 1,
+            // Another replica (or a revocation) got there first.
+            Err(failure) if failure.status == StatusCode::CONFLICT => {}
+            Err(failure) => return Err(failure),
         }
     }
     Ok(expired)

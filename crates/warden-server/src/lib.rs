@@ -15,6 +15,7 @@ pub mod client;
 mod devices;
 mod enrollment;
 mod events;
+mod exception_store;
 mod exceptions;
 mod export;
 mod extract;
@@ -33,7 +34,9 @@ pub mod stream;
 mod wait;
 
 pub use auth::{ADMIN_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX};
-pub use bootstrap::{BootstrapError, Bootstrapped, Credentials, MIN_ADMIN_TOKEN_CHARS, MIN_ENROLL_SECRET_CHARS};
+pub use bootstrap::{
+    BootstrapError, Bootstrapped, Credentials, MIN_ADMIN_TOKEN_CHARS, MIN_ENROLL_SECRET_CHARS, rotate_signing_key,
+};
 pub use limits::LimitSettings;
 pub use openapi::OPENAPI_JSON;
 pub use routes::{ROUTE_TABLE, SECURITY_HEADERS, app};

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 use warden_server::alerts::AlertRules;
-use warden_server::{Backend, Config, Credentials, LimitSettings, prepare, run};
+use warden_server::{Backend, Config, Credentials, LimitSettings, prepare, rotate_signing_key, run};
 
 /// Warden governance server: signed policy, device enrollment, device events, exception requests.
 #[derive(Debug, Parser)]
@@ -120,6 +120,10 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Replaces the policy-signing key: the new key is announced signed by the old one (devices
+    /// follow the announcement from the key they pinned) and the active policy is signed again.
+    /// Stop every replica first and start them afterwards: they read the key at start.
+    RotateSigningKey,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -204,6 +208,17 @@ async fn main() -> Result<()> {
         let database = warden_server::sqlite_path(&database_url)?;
         Some(database.with_file_name("policy-signing.key"))
     });
+    if let Some(Command::RotateSigningKey) = args.command {
+        let store =
+            warden_server::Store::open(&database_url).await.with_context(|| format!("opening {database_url}"))?;
+        let credentials = Credentials { signing_key_file: signing_key_file.clone(), ..Credentials::default() };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+        let rotation = rotate_signing_key(&store, &credentials, now).await.context("rotating the signing key")?;
+        println!("Signing key rotated: {} → {}", rotation.previous_public_key, rotation.public_key);
+        println!("The active policy is signed again with the new key. Start the server (every replica) now:");
+        println!("devices follow the announcement from the key they pinned at their next sync.");
+        return Ok(());
+    }
     let mut config = Config::new(database_url.clone());
     config.credentials = Credentials {
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use warden_api::{ChangeKind, PolicyEnvelope, PolicySigningKey, PolicyUpload, PolicyVersion, policy_etag};
+use warden_api::{ChangeKind, PolicyEnvelope, PolicySigningKey, PolicyUpload, PolicyVersion, SigningKeys, policy_etag};
 use warden_policy::Policy;
 
 const ACTIVE: &str = "active_policy_version";
@@ -154,6 +154,13 @@ pub async fn fetch(State(state): State<AppState>, _device: DeviceCaller, headers
 /// `If-None-Match` semantics: a list of (possibly weak) tags, or `*`.
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+/// `GET /api/v1/device/signing-keys`: the key the server signs with and the rotations that led
+/// to it, for a device to follow from the key it pinned.
+pub async fn signing_keys(State(state): State<AppState>, _device: DeviceCaller) -> Answer<Json<SigningKeys>> {
+    let rotations = crate::bootstrap::key_rotations(&state.store).await?;
+    Ok(Json(SigningKeys { current: state.signing_key.public_key(), rotations }))
 }
 
 /// `POST /api/v1/admin/policies`

@@ -1,0 +1,148 @@
+//! The governance server's API under schemathesis (PyPI, pinned, in a virtualenv under
+//! `~/.cache/warden-tools`): the real `warden-server` binary on SQLite and on PostgreSQL, fuzzed
+//! from its own `openapi.json` as an admin (the admin token) and as an enrolled device, with a
+//! bounded number of examples and a fixed seed (a failure reproduces). Checks: no 5xx, every
+//! status code, content type, header and body as the description says, and no operation that
+//! ignores its authentication.
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use xtask::check;
+
+pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
+const ADMIN_TOKEN: &str = "fuzz-admin-token-0123456789abcdefghijkl";
+const ENROLL_SECRET: &str = "fuzz-enroll-secret-0123456789";
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_headers_conformance,response_schema_conformance,ignored_auth";
+
+fn venv() -> Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    Ok(PathBuf::from(home).join(format!(".cache/warden-tools/schemathesis-{SCHEMATHESIS_VERSION}")))
+}
+
+/// Installs schemathesis when its pinned version is missing.
+pub fn setup() -> Result<()> {
+    let venv = venv()?;
+    let present = Command::new(venv.join("bin/schemathesis"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(SCHEMATHESIS_VERSION));
+    if present {
+        println!("xtask: schemathesis {SCHEMATHESIS_VERSION} present");
+        return Ok(());
+    }
+    println!("xtask: installing schemathesis {SCHEMATHESIS_VERSION} into {}", venv.display());
+    check(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+    check(Command::new(venv.join("bin/pip")).args(["install", "-q", &format!("schemathesis=={SCHEMATHESIS_VERSION}")]))
+}
+
+/// A running `warden-server`, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    _data: Option<tempdir::Dir>,
+}
+
+mod tempdir {
+    /// A directory under the system temp dir, removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Server {
+    fn start(binary: &std::path::Path, database: Option<&str>) -> Result<Server> {
+        let mut command = Command::new(binary);
+        let data = match database {
+            Some(url) => {
+                command.args(["--database", url]);
+                None
+            }
+            None => {
+                let dir = std::env::temp_dir().join(format!("warden-fuzz-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                command.arg("--data-dir").arg(&dir);
+                Some(tempdir::Dir(dir))
+            }
+        };
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--enroll-secret", ENROLL_SECRET])
+            // The fuzzer is one client sending thousands of requests: the per-address and
+            // per-device limits would answer most of them 429 and hide the handlers.
+            .args(["--enrollments-per-minute", "100000", "--uploads-per-minute", "100000"])
+            .args(["--events-per-minute", "10000000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting warden-server")?;
+        let mut lines = BufReader::new(child.stdout.take().context("its output")?).lines();
+        let base = loop {
+            let line = lines.next().context("warden-server exited before listening")??;
+            if let Some(base) = line.strip_prefix("Listening on ") {
+                break base.trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Server { child, base, _data: data })
+    }
+
+    /// Enrolls a device with the shared secret; returns its token.
+    fn device_token(&self) -> Result<String> {
+        let body = r#"{"secret":"fuzz-enroll-secret-0123456789","hostname":"fuzz","user":"dev","platform":"linux"}"#;
+        let out = Command::new("curl")
+            .args(["-sS", "-m", "10", "-H", "content-type: application/json", "--data-binary", body])
+            .arg(format!("{}/api/v1/enroll", self.base))
+            .output()
+            .context("running curl")?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let token = text.split("\"device_token\":\"").nth(1).and_then(|rest| rest.split('"').next());
+        token.map(str::to_owned).with_context(|| format!("enrolling a device answered {text}"))
+    }
+
+    /// schemathesis on the operations tagged `tag`, with `token`.
+    fn fuzz(&self, tag: &str, token: &str, exclude_paths: &[&str]) -> Result<()> {
+        println!("xtask: schemathesis on the {tag} operations of {}", self.base);
+        let mut command = Command::new(venv()?.join("bin/schemathesis"));
+        command
+            .args(["--no-color", "run"])
+            .arg(format!("{}/api/v1/openapi.json", self.base))
+            .args(["--url", &self.base, "-H", &format!("Authorization: Bearer {token}")])
+            .args(["--include-tag", tag, "--checks", CHECKS, "--max-examples", "25", "--seed", "14", "-w", "2"]);
+        for path in exclude_paths {
+            command.args(["--exclude-path", path]);
+        }
+        check(&mut command)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CI step: both backends (a throwaway PostgreSQL cluster), admin and device operations.
+pub fn fuzz_server() -> Result<()> {
+    let postgres = crate::postgres::PostgresFixture::start().context("starting the PostgreSQL test server")?;
+    let postgres_url = postgres.url.as_str();
+    let binary = xtask::target_dir().join("debug/warden-server");
+    if !binary.exists() {
+        bail!("{} is missing (the Rust tests step builds it)", binary.display());
+    }
+    for database in [None, Some(postgres_url)] {
+        let server = Server::start(&binary, database)?;
+        let device = server.device_token()?;
+        // The device first: the admin run follows links from the device list to revoking it.
+        // Rotating the token mid-run would leave every later case unauthenticated; the long-poll
+        // holds each call up to its timeout (its bounds are tested in the server's own tests).
+        server.fuzz("device", &device, &["/api/v1/device/token", "/api/v1/device/wait"])?;
+        server.fuzz("admin", ADMIN_TOKEN, &[])?;
+    }
+    Ok(())
+}
