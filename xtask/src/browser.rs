@@ -1,6 +1,7 @@
 //! The admin console's browser tests: Playwright (`playwright-core`, no browser download) driving
-//! Debian's Chromium against a real `warden-server` binary — the approver's pages, and the fleet
-//! views over a database `warden-seed` fills with 100,000 events.
+//! Debian's Chromium against a real `warden-server` binary — the approver's pages, sign-in through
+//! a real OpenID Connect provider (npm `oidc-provider` on loopback), and the fleet views over a
+//! database `warden-seed` fills with 100,000 events.
 
 use crate::{cargo, check};
 use anyhow::{Context, Result};

@@ -359,6 +359,11 @@ let wired = false;
 // A session cookie from another tab of this browser (this tab keeps its CSRF token across reloads):
 // ask who it belongs to — only when this browser signed in before, so a fresh visit asks nothing.
 async function restoreSession() {
+  // Back from the identity provider: the server set the session cookie.
+  if (new URLSearchParams(location.search).has("signed-in")) {
+    localStorage.setItem("warden.signed-in", "1");
+    history.replaceState(null, "", `/admin${location.hash}`);
+  }
   if (session.token || session.csrf || !localStorage.getItem("warden.signed-in")) return;
   const response = await fetch("/api/v1/session");
   if (!response.ok) {
@@ -486,4 +491,10 @@ $("upload").addEventListener("submit", async (event) => {
       : `Not uploaded: ${error.message}`;
   }
 });
+// The identity provider's button, when the server has one configured.
+fetch("/api/v1/session/methods").then((r) => r.json()).then((methods) => {
+  if (!methods.oidc) return;
+  $("oidc-sign-in").textContent = methods.oidc.label;
+  $("oidc-box").hidden = false;
+}).catch(() => {});
 start();

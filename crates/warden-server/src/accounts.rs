@@ -56,6 +56,16 @@ impl Role {
         }
     }
 
+    /// How much the role may do: developer < auditor < approver < admin.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Developer => 0,
+            Role::Auditor => 1,
+            Role::Approver => 2,
+            Role::Admin => 3,
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Role> {
         [Role::Admin, Role::Approver, Role::Auditor, Role::Developer].into_iter().find(|r| r.as_str() == text)
     }
@@ -133,6 +143,31 @@ pub async fn add(store: &Store, name: &str, role: Role, password: &str, now: i64
         return Err(AccountError::Exists(name));
     }
     Ok(name)
+}
+
+/// The account the identity provider vouched for, made or updated with the role its groups give
+/// now (the provider is the source of truth; a password an admin set stays as it was). A disabled
+/// account stays disabled: refused.
+pub(crate) async fn sign_in_from_provider(store: &Store, name: &str, role: Role, now: i64) -> Answer<Role> {
+    let _writer = store.write_guard().await;
+    let disabled: Option<(Option<i64>,)> = sqlx::query_as("SELECT disabled_at FROM accounts WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&store.pool)
+        .await?;
+    if let Some((Some(_),)) = disabled {
+        return Err(Failure::new(StatusCode::FORBIDDEN, "account_disabled", format!("the account {name} is disabled")));
+    }
+    // No password matches this marker: the account signs in through the provider only.
+    sqlx::query(
+        "INSERT INTO accounts (name, role, password_hash, created_at) VALUES ($1, $2, '!identity-provider', $3) \
+         ON CONFLICT (name) DO UPDATE SET role = excluded.role",
+    )
+    .bind(name)
+    .bind(role.as_str())
+    .bind(now)
+    .execute(&store.pool)
+    .await?;
+    Ok(role)
 }
 
 /// Disables an account and ends its sessions (`warden-server user disable`).
@@ -260,6 +295,13 @@ pub async fn sign_in(
         (true, Some(role)) => role,
         _ => return Err(wrong()),
     };
+    let (cookie, view) = start_session(&state, name, role).await?;
+    Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie)], Json(view)).into_response())
+}
+
+/// Starts a session for an account that proved who it is (a password here, the identity
+/// provider in `oidc`): its `Set-Cookie` value and what the console is told.
+pub(crate) async fn start_session(state: &AppState, name: String, role: Role) -> Answer<(HeaderValue, SessionView)> {
     let token = random_hex(32);
     let csrf = random_hex(16);
     let now = now();
@@ -279,8 +321,7 @@ pub async fn sign_in(
         .await?;
     }
     let view = SessionView { account: name, role, csrf_token: csrf, expires_at };
-    Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie(&state, &token, SESSION_SECONDS)?)], Json(view))
-        .into_response())
+    Ok((cookie(state, &token, SESSION_SECONDS)?, view))
 }
 
 /// `GET /api/v1/session`: who is signed in (a session only; the admin token is nobody).

@@ -39,7 +39,7 @@ fn text_field(field: &str, value: &str, required: bool) -> Answer<String> {
 
 /// The base URL devices reach this server at: `--public-url`, else the scheme this server speaks
 /// and the `Host` the console was reached at (the admin and the devices use the same name).
-fn public_url(state: &AppState, headers: &HeaderMap) -> Answer<String> {
+pub(crate) fn public_url(state: &AppState, headers: &HeaderMap) -> Answer<String> {
     if let Some(url) = &state.public_url {
         return Ok(url.clone());
     }

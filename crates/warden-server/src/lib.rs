@@ -24,6 +24,7 @@ mod feed;
 mod fleet;
 mod inventory;
 mod limits;
+pub mod oidc;
 mod openapi;
 mod policies;
 mod retention;
@@ -86,6 +87,8 @@ pub struct Config {
     /// The base URL enrollment codes name (`--public-url`); `None`: the `Host` the console was
     /// reached at.
     pub public_url: Option<String>,
+    /// Sign-in through the company's identity provider; `None`: local accounts only.
+    pub oidc: Option<oidc::OidcSettings>,
     /// Stream events and audit rows to a webhook ([`stream`]); `None`: no stream.
     pub stream: Option<stream::StreamSettings>,
     /// Events older than this are rolled up into daily counts and removed; `None`: kept forever.
@@ -171,6 +174,7 @@ impl Config {
             tls: None,
             enrollment_ca: None,
             public_url: None,
+            oidc: None,
             stream: None,
             retain_events: None,
             alert_rules: alerts::AlertRules::default(),
@@ -208,6 +212,9 @@ pub struct Shared {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     pub enrollment_ca: Option<String>,
     pub public_url: Option<String>,
+    pub oidc: Option<oidc::OidcSettings>,
+    /// The identity provider's discovery document, read at the first sign-in.
+    pub oidc_provider: oidc::Discovered,
     /// The webhook stream, when configured: records go to `stream_outbox` with what they record.
     pub stream: Option<stream::StreamSettings>,
     /// Wakes the stream's sender when a record was added.
@@ -250,6 +257,8 @@ pub async fn prepare(config: &Config) -> Result<(AppState, Bootstrapped), StartE
         tls: config.tls.clone(),
         enrollment_ca: config.enrollment_ca.clone(),
         public_url: config.public_url.clone(),
+        oidc: config.oidc.clone(),
+        oidc_provider: oidc::Discovered::default(),
         stream: config.stream.clone(),
         stream_wake: tokio::sync::Notify::new(),
         retain_events: config.retain_events,

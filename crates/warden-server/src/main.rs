@@ -77,6 +77,26 @@ struct Args {
     /// address the console was opened at).
     #[arg(long, env = "WARDEN_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// Sign people in through this OpenID Connect identity provider (its issuer URL; with
+    /// --oidc-client-id and --oidc-client-secret-file). Register the redirect URI
+    /// PUBLIC_URL/api/v1/session/oidc/callback there.
+    #[arg(long, env = "WARDEN_OIDC_ISSUER", value_name = "URL", requires_all = ["oidc_client_id", "oidc_client_secret_file"])]
+    oidc_issuer: Option<String>,
+    #[arg(long, env = "WARDEN_OIDC_CLIENT_ID", value_name = "ID", requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
+    /// A file (readable by the server only) holding the client secret.
+    #[arg(long, env = "WARDEN_OIDC_CLIENT_SECRET_FILE", value_name = "FILE", requires = "oidc_issuer")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// The ID-token claim listing the person's groups.
+    #[arg(long, env = "WARDEN_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    oidc_groups_claim: String,
+    /// GROUP=ROLE (admin, approver, auditor or developer), repeatable: members of GROUP get ROLE
+    /// (the most powerful of their groups); everyone else the provider vouches for is a developer.
+    #[arg(long = "oidc-role", value_name = "GROUP=ROLE")]
+    oidc_roles: Vec<String>,
+    /// The sign-in button's text.
+    #[arg(long, default_value = "Sign in with your company account")]
+    oidc_label: String,
     /// Serve plain HTTP on an address other than loopback (device tokens and decisions would cross
     /// the network readable by anyone on the path: only behind a TLS-terminating proxy).
     #[arg(long)]
@@ -247,6 +267,38 @@ async fn main() -> Result<()> {
             anyhow::bail!("--enrollment-ca {}: no PEM certificate in it", file.display());
         }
         config.enrollment_ca = Some(blocks.concat());
+    }
+    if let (Some(issuer), Some(client_id), Some(secret_file)) =
+        (&args.oidc_issuer, &args.oidc_client_id, &args.oidc_client_secret_file)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(secret_file)
+            .with_context(|| format!("reading {}", secret_file.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "{}: the client secret must be readable by the server only (chmod 600)",
+                secret_file.display()
+            );
+        }
+        let client_secret =
+            std::fs::read_to_string(secret_file).with_context(|| format!("reading {}", secret_file.display()))?;
+        let mut roles = Vec::new();
+        for pair in &args.oidc_roles {
+            let (group, role) = pair.split_once('=').context("--oidc-role takes GROUP=ROLE")?;
+            let role = warden_server::accounts::Role::parse(role.trim())
+                .with_context(|| format!("--oidc-role {pair}: the role is admin, approver, auditor or developer"))?;
+            roles.push((group.trim().to_owned(), role));
+        }
+        config.oidc = Some(warden_server::oidc::OidcSettings {
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.trim().to_owned(),
+            groups_claim: args.oidc_groups_claim.clone(),
+            roles,
+            label: args.oidc_label.clone(),
+        });
     }
     if let Some(url) = &args.public_url {
         let url = url.trim().trim_end_matches('/');

@@ -4,7 +4,7 @@
 use crate::failure::Failure;
 use crate::{
     AppState, accounts, admin_audit, admin_page, alerts, devices, enrollment, events, exceptions, fleet, inventory,
-    openapi, policies, retention, wait,
+    oidc, openapi, policies, retention, wait,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +37,9 @@ pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/session", Access::Public),
     ("GET", "/api/v1/session", Access::Public),
     ("DELETE", "/api/v1/session", Access::Public),
+    ("GET", "/api/v1/session/methods", Access::Public),
+    ("GET", "/api/v1/session/oidc", Access::Public),
+    ("GET", "/api/v1/session/oidc/callback", Access::Public),
     ("GET", "/api/v1/device/me", Access::Device),
     ("POST", "/api/v1/device/token", Access::Device),
     ("GET", "/api/v1/device/signing-keys", Access::Device),
@@ -88,6 +91,9 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/session") => post(accounts::sign_in),
         ("GET", "/api/v1/session") => get(accounts::current),
         ("DELETE", "/api/v1/session") => axum::routing::delete(accounts::sign_out),
+        ("GET", "/api/v1/session/methods") => get(oidc::methods),
+        ("GET", "/api/v1/session/oidc") => get(oidc::begin),
+        ("GET", "/api/v1/session/oidc/callback") => get(oidc::finish),
         ("GET", "/api/v1/device/me") => get(devices::me),
         ("POST", "/api/v1/device/token") => post(enrollment::rotate_token),
         ("GET", "/api/v1/device/signing-keys") => get(policies::signing_keys),
