@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::Deserialize;
 use std::future::Future;
@@ -119,17 +119,27 @@ fn see_other(location: &str) -> Answer<Response> {
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
 }
 
-/// `GET /api/v1/session/oidc`: begins a sign-in at the identity provider.
-pub async fn begin(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Answer<Response> {
-    let settings = settings(&state)?;
-    let http = http_client()?;
-    let metadata = provider(&state, &http).await?.clone();
-    let client = CoreClient::from_provider_metadata(
+/// The client as discovery leaves it: authorization and token endpoints (the user-info one maybe).
+type DiscoveredClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+/// This server as the provider's client, answering at the callback under the public URL.
+async fn client(state: &AppState, headers: &axum::http::HeaderMap, http: &reqwest::Client) -> Answer<DiscoveredClient> {
+    let settings = settings(state)?;
+    let metadata = provider(state, http).await?.clone();
+    Ok(CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(settings.client_id.clone()),
         Some(ClientSecret::new(settings.client_secret.clone())),
     )
-    .set_redirect_uri(redirect_url(&state, &headers)?);
+    .set_redirect_uri(redirect_url(state, headers)?))
+}
+
+/// `GET /api/v1/session/oidc`: begins a sign-in at the identity provider.
+pub async fn begin(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Answer<Response> {
+    let settings = settings(&state)?;
+    let http = http_client()?;
+    let client = client(&state, &headers, &http).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf, nonce) = client
         .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
@@ -207,13 +217,7 @@ pub async fn finish(
         return Err(refused("this sign-in is unknown, used or too old: sign in again"));
     };
     let http = http_client()?;
-    let metadata = provider(&state, &http).await?.clone();
-    let client = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(settings.client_id.clone()),
-        Some(ClientSecret::new(settings.client_secret.clone())),
-    )
-    .set_redirect_uri(redirect_url(&state, &headers)?);
+    let client = client(&state, &headers, &http).await?;
     let fetch = fetcher(&http);
     let tokens = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
