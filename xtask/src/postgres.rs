@@ -113,6 +113,8 @@ pub fn bench_server(args: &[String]) -> Result<()> {
     // `cargo xtask bench-server -- --seconds 8`: the separator is the shell habit, not an argument.
     let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
     let postgres = PostgresFixture::start()?;
+    // The bench starts the `warden-server` built beside it: `cargo run` alone builds only the bench.
+    crate::check(crate::cargo().args(["build", "--release", "--quiet", "-p", "warden-server", "--bins"]))?;
     let mut command = crate::cargo();
     command.args(["run", "--release", "--quiet", "-p", "warden-server", "--bin", "server-bench", "--", "--postgres"]);
     command.arg(&postgres.url).args(args);
