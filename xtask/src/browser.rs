@@ -30,3 +30,24 @@ pub fn admin_page_test() -> Result<()> {
             .env("WARDEN_SEED_BIN", seed),
     )
 }
+
+/// `cargo xtask bench-pages`: the console's sign-in and approval times in Chromium against the
+/// release server on a seeded fleet, SQLite and a throwaway PostgreSQL (`tests/browser/bench-pages.mjs`).
+pub fn bench_pages() -> Result<()> {
+    check(cargo().args(["build", "--release", "--quiet", "-p", "warden-server", "--bins"]))?;
+    let release = |name: &str| std::fs::canonicalize(target_dir().join("release").join(name));
+    let server = release("warden-server").context("locating the release warden-server")?;
+    let seed = release("warden-seed").context("locating the release warden-seed")?;
+    check(
+        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir("tests/browser"),
+    )?;
+    let postgres = crate::postgres::PostgresFixture::start().context("starting PostgreSQL")?;
+    check(
+        Command::new("node")
+            .arg("bench-pages.mjs")
+            .current_dir("tests/browser")
+            .env("WARDEN_SERVER_BIN", server)
+            .env("WARDEN_SEED_BIN", seed)
+            .env("WARDEN_BENCH_POSTGRES_URL", &postgres.url),
+    )
+}

@@ -86,6 +86,7 @@ fn dispatch() -> Result<()> {
         Some("setup") => setup(),
         Some("package") => package::package_command(&args[1..]).map(drop),
         Some("bench-server") => postgres::bench_server(&args[1..]),
+        Some("bench-pages") => browser::bench_pages(),
         _ => {
             eprintln!("usage: cargo xtask run [ARGS…]   start Warden on the embedded default policy");
             eprintln!("       cargo xtask test          install what is missing and run every test");
@@ -93,6 +94,7 @@ fn dispatch() -> Result<()> {
             eprintln!("       cargo xtask package [--profile P] [--out DIR]");
             eprintln!("                                 .deb packages of binaries already built (paths on stdout)");
             eprintln!("       cargo xtask bench-server  the governance server benchmark (SQLite and PostgreSQL)");
+            eprintln!("       cargo xtask bench-pages   the console's sign-in and approval times in Chromium");
             bail!("unknown or missing command");
         }
     }

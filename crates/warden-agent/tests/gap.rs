@@ -43,6 +43,9 @@ fn fake_claude(home: &Path) -> PathBuf {
 struct Agent {
     child: Child,
     lines: Receiver<Value>,
+    /// Lines read while waiting for another: the agent's launch events and notices travel on
+    /// separate paths, so a rescan's notice may come before the launch it found.
+    backlog: Vec<Value>,
 }
 
 impl Agent {
@@ -62,22 +65,25 @@ impl Agent {
                 let _ = sender.send(serde_json::from_str(&line).unwrap_or(Value::String(line)));
             }
         });
-        let mut agent = Agent { child, lines };
+        let mut agent = Agent { child, lines, backlog: Vec::new() };
         agent.expect("ready", |line| line["kind"] == "ready");
         agent
     }
 
+    /// The first line, already read or still to come, that `wanted` accepts (the others are kept).
     fn expect(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(index) = self.backlog.iter().position(&wanted) {
+            return self.backlog.remove(index);
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(line) if wanted(&line) => return line,
-                Ok(line) => seen.push(line),
+                Ok(line) => self.backlog.push(line),
                 Err(_) => break,
             }
         }
-        panic!("no {what} from the agent; it said: {seen:#?}");
+        panic!("no {what} from the agent; it said: {:#?}", self.backlog);
     }
 
     fn signal(&self, name: &str) {

@@ -40,7 +40,7 @@ pub use bootstrap::{
 };
 pub use limits::LimitSettings;
 pub use openapi::OPENAPI_JSON;
-pub use routes::{ROUTE_TABLE, SECURITY_HEADERS, app};
+pub use routes::{Access, Route, SECURITY_HEADERS, app, routes};
 pub use store::{Backend, Store, StoreError, sqlite_path};
 
 use std::future::Future;

@@ -1,5 +1,5 @@
-//! Every route, in one table: the router is built from it and the OpenAPI test compares it
-//! with `openapi.json`, so neither can gain a route the other lacks.
+//! Every route, in one list of (method, path, access, handler): the router is built from it and
+//! the OpenAPI test compares it with `openapi.json`, so neither can gain a route the other lacks.
 
 use crate::failure::Failure;
 use crate::{
@@ -22,116 +22,74 @@ pub enum Access {
     Page,
 }
 
-/// (method, path, access) of every route; [`app`] serves exactly these.
-pub const ROUTE_TABLE: &[(&str, &str, Access)] = &[
-    ("GET", "/", Access::Page),
-    ("GET", "/admin", Access::Page),
-    ("GET", "/admin/app.js", Access::Page),
-    ("GET", "/admin/app.css", Access::Page),
-    ("GET", "/admin/fleet.js", Access::Page),
-    ("GET", "/admin/vendor/uPlot.iife.min.js", Access::Page),
-    ("GET", "/admin/vendor/uPlot.min.css", Access::Page),
-    ("GET", "/api/v1/health", Access::Public),
-    ("GET", "/api/v1/openapi.json", Access::Public),
-    ("POST", "/api/v1/enroll", Access::Public),
-    ("POST", "/api/v1/session", Access::Public),
-    ("GET", "/api/v1/session", Access::Public),
-    ("DELETE", "/api/v1/session", Access::Public),
-    ("GET", "/api/v1/session/methods", Access::Public),
-    ("GET", "/api/v1/session/oidc", Access::Public),
-    ("GET", "/api/v1/session/oidc/callback", Access::Public),
-    ("GET", "/api/v1/device/me", Access::Device),
-    ("POST", "/api/v1/device/token", Access::Device),
-    ("GET", "/api/v1/device/signing-keys", Access::Device),
-    ("GET", "/api/v1/device/policy", Access::Device),
-    ("POST", "/api/v1/device/events", Access::Device),
-    ("GET", "/api/v1/device/exceptions", Access::Device),
-    ("POST", "/api/v1/device/exceptions", Access::Device),
-    ("GET", "/api/v1/device/exceptions/{id}", Access::Device),
-    ("POST", "/api/v1/device/exceptions/{id}/withdraw", Access::Device),
-    ("GET", "/api/v1/device/wait", Access::Device),
-    ("PUT", "/api/v1/device/inventory", Access::Device),
-    ("GET", "/api/v1/admin/policies", Access::Admin),
-    ("POST", "/api/v1/admin/policies", Access::Admin),
-    ("GET", "/api/v1/admin/policies/active", Access::Admin),
-    ("POST", "/api/v1/admin/policies/{version}/activate", Access::Admin),
-    ("GET", "/api/v1/admin/devices", Access::Admin),
-    ("POST", "/api/v1/admin/devices/{id}/revoke", Access::Admin),
-    ("GET", "/api/v1/admin/devices/{id}/inventory", Access::Admin),
-    ("GET", "/api/v1/admin/events", Access::Admin),
-    ("GET", "/api/v1/admin/inventory", Access::Admin),
-    ("GET", "/api/v1/admin/event-counts", Access::Admin),
-    ("GET", "/api/v1/admin/exceptions", Access::Admin),
-    ("POST", "/api/v1/admin/exceptions/{id}/approve", Access::Admin),
-    ("POST", "/api/v1/admin/exceptions/{id}/deny", Access::Admin),
-    ("POST", "/api/v1/admin/exceptions/{id}/revoke", Access::Admin),
-    ("GET", "/api/v1/admin/exceptions/{id}/audit", Access::Admin),
-    ("GET", "/api/v1/admin/audit", Access::Admin),
-    ("GET", "/api/v1/admin/overview", Access::Admin),
-    ("GET", "/api/v1/admin/tools", Access::Admin),
-    ("GET", "/api/v1/admin/tools/{id}", Access::Admin),
-    ("GET", "/api/v1/admin/exceptions/report", Access::Admin),
-    ("GET", "/api/v1/admin/alerts", Access::Admin),
-    ("GET", "/api/v1/admin/admin-audit", Access::Admin),
-    ("POST", "/api/v1/admin/enrollment-codes", Access::Admin),
-];
+/// One route: method, path, who may call it, and its handler.
+#[derive(Debug)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    handler: MethodRouter<AppState>,
+}
 
-fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
-    match (method, path) {
-        ("GET", "/") => get(admin_page::root),
-        ("GET", "/admin") => get(admin_page::index),
-        ("GET", "/admin/app.js") => get(admin_page::script),
-        ("GET", "/admin/app.css") => get(admin_page::style),
-        ("GET", "/admin/fleet.js") => get(admin_page::fleet_script),
-        ("GET", "/admin/vendor/uPlot.iife.min.js") => get(admin_page::chart_script),
-        ("GET", "/admin/vendor/uPlot.min.css") => get(admin_page::chart_style),
-        ("GET", "/api/v1/health") => get(health),
-        ("GET", "/api/v1/openapi.json") => get(openapi::serve),
-        ("POST", "/api/v1/enroll") => post(enrollment::enroll),
-        ("POST", "/api/v1/session") => post(accounts::sign_in),
-        ("GET", "/api/v1/session") => get(accounts::current),
-        ("DELETE", "/api/v1/session") => axum::routing::delete(accounts::sign_out),
-        ("GET", "/api/v1/session/methods") => get(oidc::methods),
-        ("GET", "/api/v1/session/oidc") => get(oidc::begin),
-        ("GET", "/api/v1/session/oidc/callback") => get(oidc::finish),
-        ("GET", "/api/v1/device/me") => get(devices::me),
-        ("POST", "/api/v1/device/token") => post(enrollment::rotate_token),
-        ("GET", "/api/v1/device/signing-keys") => get(policies::signing_keys),
-        ("GET", "/api/v1/device/policy") => get(policies::fetch),
-        ("POST", "/api/v1/device/events") => post(events::upload),
-        ("GET", "/api/v1/device/exceptions") => get(exceptions::list_own),
-        ("POST", "/api/v1/device/exceptions") => post(exceptions::create),
-        ("GET", "/api/v1/device/exceptions/{id}") => get(exceptions::get_own),
-        ("POST", "/api/v1/device/exceptions/{id}/withdraw") => post(exceptions::withdraw),
-        ("GET", "/api/v1/device/wait") => get(wait::wait),
-        ("PUT", "/api/v1/device/inventory") => put(inventory::put),
-        ("GET", "/api/v1/admin/policies") => get(policies::list),
-        ("POST", "/api/v1/admin/policies") => post(policies::upload),
-        ("GET", "/api/v1/admin/policies/active") => get(policies::active),
-        ("POST", "/api/v1/admin/policies/{version}/activate") => post(policies::activate),
-        ("GET", "/api/v1/admin/devices") => get(devices::list),
-        ("POST", "/api/v1/admin/devices/{id}/revoke") => post(devices::revoke),
-        ("GET", "/api/v1/admin/devices/{id}/inventory") => get(inventory::history),
-        ("GET", "/api/v1/admin/events") => get(events::query),
-        ("GET", "/api/v1/admin/inventory") => get(inventory::list),
-        ("GET", "/api/v1/admin/event-counts") => get(retention::list),
-        ("GET", "/api/v1/admin/exceptions") => get(exceptions::list_all),
-        ("POST", "/api/v1/admin/exceptions/{id}/approve") => post(exceptions::approve),
-        ("POST", "/api/v1/admin/exceptions/{id}/deny") => post(exceptions::deny),
-        ("POST", "/api/v1/admin/exceptions/{id}/revoke") => post(exceptions::revoke),
-        ("GET", "/api/v1/admin/exceptions/{id}/audit") => get(exceptions::audit_of),
-        ("GET", "/api/v1/admin/audit") => get(exceptions::audit_recent),
-        ("GET", "/api/v1/admin/overview") => get(fleet::overview),
-        ("GET", "/api/v1/admin/tools") => get(fleet::tools),
-        ("GET", "/api/v1/admin/tools/{id}") => get(fleet::footprint),
-        ("GET", "/api/v1/admin/exceptions/report") => get(fleet::exception_report),
-        ("GET", "/api/v1/admin/alerts") => get(alerts::list),
-        ("GET", "/api/v1/admin/admin-audit") => get(admin_audit::list),
-        ("POST", "/api/v1/admin/enrollment-codes") => post(enrollment::create_code),
-        // The table and this match are side by side; a test builds the router, so a missing
-        // arm fails every test at once.
-        _ => unreachable!("route {method} {path} is in ROUTE_TABLE without a handler"),
-    }
+fn route(method: &'static str, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Route {
+    Route { method, path, access, handler }
+}
+
+/// Every route, once: [`app`] builds the router from this list, and the tests read it (the OpenAPI
+/// test compares it with `openapi.json`, so neither can gain a route the other lacks).
+pub fn routes() -> Vec<Route> {
+    vec![
+        route("GET", "/", Access::Page, get(admin_page::root)),
+        route("GET", "/admin", Access::Page, get(admin_page::index)),
+        route("GET", "/admin/app.js", Access::Page, get(admin_page::script)),
+        route("GET", "/admin/app.css", Access::Page, get(admin_page::style)),
+        route("GET", "/admin/fleet.js", Access::Page, get(admin_page::fleet_script)),
+        route("GET", "/admin/vendor/uPlot.iife.min.js", Access::Page, get(admin_page::chart_script)),
+        route("GET", "/admin/vendor/uPlot.min.css", Access::Page, get(admin_page::chart_style)),
+        route("GET", "/api/v1/health", Access::Public, get(health)),
+        route("GET", "/api/v1/openapi.json", Access::Public, get(openapi::serve)),
+        route("POST", "/api/v1/enroll", Access::Public, post(enrollment::enroll)),
+        route("POST", "/api/v1/session", Access::Public, post(accounts::sign_in)),
+        route("GET", "/api/v1/session", Access::Public, get(accounts::current)),
+        route("DELETE", "/api/v1/session", Access::Public, axum::routing::delete(accounts::sign_out)),
+        route("GET", "/api/v1/session/methods", Access::Public, get(oidc::methods)),
+        route("GET", "/api/v1/session/oidc", Access::Public, get(oidc::begin)),
+        route("GET", "/api/v1/session/oidc/callback", Access::Public, get(oidc::finish)),
+        route("GET", "/api/v1/device/me", Access::Device, get(devices::me)),
+        route("POST", "/api/v1/device/token", Access::Device, post(enrollment::rotate_token)),
+        route("GET", "/api/v1/device/signing-keys", Access::Device, get(policies::signing_keys)),
+        route("GET", "/api/v1/device/policy", Access::Device, get(policies::fetch)),
+        route("POST", "/api/v1/device/events", Access::Device, post(events::upload)),
+        route("GET", "/api/v1/device/exceptions", Access::Device, get(exceptions::list_own)),
+        route("POST", "/api/v1/device/exceptions", Access::Device, post(exceptions::create)),
+        route("GET", "/api/v1/device/exceptions/{id}", Access::Device, get(exceptions::get_own)),
+        route("POST", "/api/v1/device/exceptions/{id}/withdraw", Access::Device, post(exceptions::withdraw)),
+        route("GET", "/api/v1/device/wait", Access::Device, get(wait::wait)),
+        route("PUT", "/api/v1/device/inventory", Access::Device, put(inventory::put)),
+        route("GET", "/api/v1/admin/policies", Access::Admin, get(policies::list)),
+        route("POST", "/api/v1/admin/policies", Access::Admin, post(policies::upload)),
+        route("GET", "/api/v1/admin/policies/active", Access::Admin, get(policies::active)),
+        route("POST", "/api/v1/admin/policies/{version}/activate", Access::Admin, post(policies::activate)),
+        route("GET", "/api/v1/admin/devices", Access::Admin, get(devices::list)),
+        route("POST", "/api/v1/admin/devices/{id}/revoke", Access::Admin, post(devices::revoke)),
+        route("GET", "/api/v1/admin/devices/{id}/inventory", Access::Admin, get(inventory::history)),
+        route("GET", "/api/v1/admin/events", Access::Admin, get(events::query)),
+        route("GET", "/api/v1/admin/inventory", Access::Admin, get(inventory::list)),
+        route("GET", "/api/v1/admin/event-counts", Access::Admin, get(retention::list)),
+        route("GET", "/api/v1/admin/exceptions", Access::Admin, get(exceptions::list_all)),
+        route("POST", "/api/v1/admin/exceptions/{id}/approve", Access::Admin, post(exceptions::approve)),
+        route("POST", "/api/v1/admin/exceptions/{id}/deny", Access::Admin, post(exceptions::deny)),
+        route("POST", "/api/v1/admin/exceptions/{id}/revoke", Access::Admin, post(exceptions::revoke)),
+        route("GET", "/api/v1/admin/exceptions/{id}/audit", Access::Admin, get(exceptions::audit_of)),
+        route("GET", "/api/v1/admin/audit", Access::Admin, get(exceptions::audit_recent)),
+        route("GET", "/api/v1/admin/overview", Access::Admin, get(fleet::overview)),
+        route("GET", "/api/v1/admin/tools", Access::Admin, get(fleet::tools)),
+        route("GET", "/api/v1/admin/tools/{id}", Access::Admin, get(fleet::footprint)),
+        route("GET", "/api/v1/admin/exceptions/report", Access::Admin, get(fleet::exception_report)),
+        route("GET", "/api/v1/admin/alerts", Access::Admin, get(alerts::list)),
+        route("GET", "/api/v1/admin/admin-audit", Access::Admin, get(admin_audit::list)),
+        route("POST", "/api/v1/admin/enrollment-codes", Access::Admin, post(enrollment::create_code)),
+    ]
 }
 
 #[derive(Serialize)]
@@ -173,8 +131,8 @@ async fn security_headers(request: axum::extract::Request, next: axum::middlewar
 pub fn app(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let mut router = Router::new();
-    for (method, path, _) in ROUTE_TABLE {
-        router = router.route(path, handler(method, path));
+    for Route { path, handler, .. } in routes() {
+        router = router.route(path, handler);
     }
     router
         .fallback(|| async { Failure::not_found("route") })

@@ -6,7 +6,6 @@ mod common;
 use common::{ADMIN_TOKEN, Db, TestServer, enroll, signed_exceptions};
 use hyper::{Method, StatusCode};
 use serde_json::json;
-use warden_server::ROUTE_TABLE;
 
 const JUSTIFICATION: &str = "Reviewing the vendor's agent for the security assessment";
 
@@ -17,7 +16,7 @@ async fn authorization(db: Db) {
     let (device_b, token_b, _) = enroll(api, "erin", "laptop-b").await;
 
     // Every device and admin route refuses a request without a token, or with a wrong one.
-    for (method, path, access) in ROUTE_TABLE {
+    for warden_server::Route { method, path, access, .. } in warden_server::routes() {
         let access = format!("{access:?}");
         if access != "Device" && access != "Admin" {
             continue;

@@ -55,7 +55,7 @@ async fn bad_requests_are_refused_with_the_field_named() {
 
     // Garbage of every shape to every route: always a 4xx JSON answer, and the server stays up.
     let garbage: [&[u8]; 5] = [b"", b"null", b"[]", b"{\"a\":", &[0xff, 0xfe, 0x00]];
-    for (method, path, _) in warden_server::ROUTE_TABLE {
+    for warden_server::Route { method, path, .. } in warden_server::routes() {
         let path = path.replace("{id}", "x").replace("{version}", "9");
         for body in garbage {
             for token in [Some(device_token.as_str()), Some(ADMIN_TOKEN)] {

@@ -6,7 +6,7 @@ mod common;
 use common::{Db, TestServer};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use warden_server::{OPENAPI_JSON, ROUTE_TABLE};
+use warden_server::{OPENAPI_JSON, routes};
 
 #[test]
 fn every_route_is_described_and_every_description_is_a_route() {
@@ -19,10 +19,10 @@ fn every_route_is_described_and_every_description_is_a_route() {
             item.as_object().unwrap().keys().map(move |method| (method.to_uppercase(), path.clone()))
         })
         .collect();
-    let routed: BTreeSet<(String, String)> = ROUTE_TABLE
+    let routed: BTreeSet<(String, String)> = routes()
         .iter()
-        .filter(|(_, path, _)| path.starts_with("/api/"))
-        .map(|(method, path, _)| (method.to_string(), path.to_string()))
+        .filter(|route| route.path.starts_with("/api/"))
+        .map(|route| (route.method.to_string(), route.path.to_string()))
         .collect();
     assert_eq!(described, routed);
 }
