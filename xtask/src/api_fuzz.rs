@@ -42,17 +42,7 @@ pub fn setup() -> Result<()> {
 struct Server {
     child: Child,
     base: String,
-    _data: Option<tempdir::Dir>,
-}
-
-mod tempdir {
-    /// A directory under the system temp dir, removed when dropped.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -64,10 +54,9 @@ impl Server {
                 None
             }
             None => {
-                let dir = std::env::temp_dir().join(format!("warden-fuzz-{}", std::process::id()));
-                let _ = std::fs::remove_dir_all(&dir);
-                command.arg("--data-dir").arg(&dir);
-                Some(tempdir::Dir(dir))
+                let dir = tempfile::Builder::new().prefix("warden-fuzz-").tempdir().context("a temporary folder")?;
+                command.arg("--data-dir").arg(dir.path().join("server"));
+                Some(dir)
             }
         };
         let mut child = command

@@ -8,7 +8,7 @@ use crate::incident::{IncidentSink, report_incident};
 use crate::state::{Enrollment, LocalUser, StateDir};
 use crate::token::{self, DeviceToken, TokenSource, TokenStorage};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use warden_api::{
@@ -130,7 +130,6 @@ pub async fn enroll(state: &StateDir, options: &EnrollOptions) -> Result<Enrolle
             TokenStorage::File(_) => TokenSource::File,
         },
         token_storage: Some(options.token_storage.clone()),
-        token_rotated_at: AtomicI64::new(enrolled_at),
         store,
         server_interval: AtomicU64::new(0),
     };
@@ -197,8 +196,6 @@ pub struct Device {
     token_source: TokenSource,
     /// Where a rotated token is saved (`None`: it came from the environment and cannot rotate).
     token_storage: Option<TokenStorage>,
-    /// When the token in use was issued, seconds since the epoch.
-    token_rotated_at: AtomicI64,
     store: Arc<Store>,
     /// The sync interval the server's last receipt named, in seconds (0: not known yet).
     server_interval: AtomicU64,
@@ -217,14 +214,12 @@ impl Device {
         let api = ServerApi::new(&enrollment.server, Some(token), enrollment.server_ca.as_deref())?;
         // A token from the environment stays what the environment says.
         let token_storage = (token_source != TokenSource::Environment).then(|| storage.clone());
-        let token_rotated_at = AtomicI64::new(enrollment.token_rotated_at.unwrap_or(enrollment.enrolled_at));
         Ok(Device {
             state,
             enrollment: RwLock::new(enrollment),
             api,
             token_source,
             token_storage,
-            token_rotated_at,
             store,
             server_interval: AtomicU64::new(0),
         })
@@ -236,7 +231,6 @@ impl Device {
         let enrollment = state.load_enrollment()?.ok_or(ClientError::NotEnrolled)?;
         let api = ServerApi::new(&enrollment.server, Some(token), enrollment.server_ca.as_deref())?;
         Ok(Device {
-            token_rotated_at: AtomicI64::new(enrollment.token_rotated_at.unwrap_or(enrollment.enrolled_at)),
             state,
             enrollment: RwLock::new(enrollment),
             api,
@@ -456,10 +450,7 @@ impl Device {
         if next == pinned {
             return Ok(false);
         }
-        let mut enrollment = self.state.load_enrollment()?.unwrap_or_else(|| self.enrollment());
-        enrollment.policy_public_key = next;
-        self.state.save_enrollment(&enrollment)?;
-        *self.enrollment.write().unwrap_or_else(|p| p.into_inner()) = enrollment;
+        self.change_enrollment(|enrollment| enrollment.policy_public_key = next)?;
         cache::forget(&self.state)?;
         Ok(true)
     }
@@ -474,20 +465,29 @@ impl Device {
         let token = DeviceToken::new(answer.device_token);
         token::save_to(storage, &self.enrollment(), &token)?;
         self.api.set_token(token);
-        let now = now_seconds();
-        self.token_rotated_at.store(now, Ordering::Relaxed);
         // Recorded for the next start; the token itself is already safe in its storage.
-        let mut enrollment = self.state.load_enrollment()?.unwrap_or_else(|| self.enrollment());
-        enrollment.token_rotated_at = Some(now);
-        self.state.save_enrollment(&enrollment)?;
+        let now = now_seconds();
+        self.change_enrollment(|enrollment| enrollment.token_rotated_at = Some(now))?;
         // The first call with the new token makes it the only one.
         self.api.me().await?;
         Ok(true)
     }
 
+    /// Changes `enrollment.json` (as stored: another process may have written it) and this
+    /// device's copy alike.
+    fn change_enrollment(&self, change: impl FnOnce(&mut Enrollment)) -> Result<(), ClientError> {
+        let mut enrollment = self.state.load_enrollment()?.unwrap_or_else(|| self.enrollment());
+        change(&mut enrollment);
+        self.state.save_enrollment(&enrollment)?;
+        *self.enrollment.write().unwrap_or_else(|p| p.into_inner()) = enrollment;
+        Ok(())
+    }
+
     /// Whether the token is older than [`TOKEN_ROTATION_SECONDS`] at `now`.
     pub fn token_due(&self, now: i64) -> bool {
-        self.token_storage.is_some() && now - self.token_rotated_at.load(Ordering::Relaxed) >= TOKEN_ROTATION_SECONDS
+        let enrollment = self.enrollment();
+        let issued = enrollment.token_rotated_at.unwrap_or(enrollment.enrolled_at);
+        self.token_storage.is_some() && now - issued >= TOKEN_ROTATION_SECONDS
     }
 
     /// One full sync: requests out, decisions and policy in, events out (and, every

@@ -151,6 +151,7 @@ async fn seeded_fleet_views_match_the_seed(db: Db) {
     let blocked = api.get("/api/v1/admin/events?verdict=blocked&limit=1000&format=csv", ADMIN_TOKEN).await;
     let header: Vec<&str> = blocked.text.lines().next().unwrap().split(',').collect();
     let column = header.iter().position(|h| *h == "verdict").unwrap();
+    // Every line after the header is one event.
     let rows: Vec<&str> = blocked.text.lines().skip(1).collect();
     assert!(!rows.is_empty(), "the seed has blocked launches");
     assert!(rows.iter().all(|line| line.split(',').nth(column) == Some("blocked")));
