@@ -1,6 +1,6 @@
 //! The governance server's API under schemathesis (PyPI, pinned, in a virtualenv under
 //! `~/.cache/warden-tools`): the real `warden-server` binary on SQLite and on PostgreSQL, fuzzed
-//! from its own `openapi.json` as an admin (the admin token) and as an enrolled device, with a
+//! from the OpenAPI document it generates and serves, as an admin (the admin token) and as an enrolled device, with a
 //! bounded number of examples and a fixed seed (a failure reproduces). Checks: no 5xx, every
 //! status code, content type, header and body as the description says, and no operation that
 //! ignores its authentication.

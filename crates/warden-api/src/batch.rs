@@ -15,6 +15,7 @@ pub const MAX_EVENTS_PER_BATCH: usize = 1000;
 /// it has none, and the server records when it last heard from it (its own clock) and flags it
 /// *silent* after two sync intervals without one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     pub events: Vec<Event>,
@@ -25,6 +26,7 @@ pub struct EventBatch {
 
 /// What a device says about itself with each sync.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// When it was sent, milliseconds since the epoch on the device's clock (the server keeps its
@@ -37,6 +39,7 @@ pub struct Heartbeat {
 
 /// What the server did with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventBatchReceipt {
     /// Events stored by this call.
     pub stored: usize,
@@ -50,6 +53,7 @@ pub struct EventBatchReceipt {
 
 /// Filters of `GET /api/v1/admin/events`; every one is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// An event kind (`launch`, `service-stop`, …).
@@ -85,6 +89,7 @@ pub struct EventQuery {
 
 /// One stored event with the device that sent it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredEvent {
     pub device_id: String,
     /// Seconds since the epoch when the server stored it.
@@ -106,6 +111,7 @@ pub struct StoredEvent {
 
 /// The answer to an event query, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPage {
     pub events: Vec<StoredEvent>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
@@ -115,12 +121,14 @@ pub struct EventPage {
 
 /// `GET /api/v1/admin/event-counts`: events past the server's retention age, counted per day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventCounts {
     pub counts: Vec<EventCount>,
 }
 
 /// How many events of one kind, tool and outcome one device filed on one day (rolled up).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventCount {
     /// Days since the epoch (UTC) of the events' filed time.
     pub day: i64,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// `POST /api/v1/enroll`: with a [`EnrollRequest::code`], or with the shared
 /// [`EnrollRequest::secret`] (refused once the server has accounts: then devices belong to people).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The organisation's enroll secret (server config `WARDEN_ENROLL_SECRET`); empty with a code.
@@ -36,6 +37,7 @@ pub struct EnrollRequest {
 /// The answer to a successful enrollment. The token is shown exactly once: the server keeps
 /// only its SHA-256 hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     pub device_id: String,
     /// Bearer token for every `/api/v1/device/…` call. Store it in the OS keyring.
@@ -59,6 +61,7 @@ pub const ENROLLMENT_CODE_PREFIX: &str = "WARDEN-ENROLL-1.";
 ///
 /// Text form: [`ENROLLMENT_CODE_PREFIX`] + base64url (no padding) of this struct as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentCode {
     /// The server's base URL (`https://warden.corp.example`).
@@ -104,6 +107,7 @@ impl EnrollmentCode {
 /// `POST /api/v1/admin/enrollment-codes`: a signed-in person makes a code for their own device;
 /// an admin may name someone else.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentCodeCreate {
     /// Whose device it enrolls; default the signed-in account. Naming another person takes the
@@ -112,11 +116,13 @@ pub struct EnrollmentCodeCreate {
     pub user: Option<String>,
     /// How long the code works, 1–168 hours; default 24.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 168))]
     pub valid_hours: Option<u32>,
 }
 
 /// The answer to [`EnrollmentCodeCreate`]: shown once, the server keeps only a hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollmentCodeIssued {
     /// [`EnrollmentCode::encode`]: what `warden enroll --code` takes.
     pub enrollment_code: String,
@@ -128,12 +134,14 @@ pub struct EnrollmentCodeIssued {
 /// `POST /api/v1/device/token`: a fresh device token. The old one keeps working until the new
 /// one is first used, so an answer lost on the way never locks the device out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRotation {
     pub device_token: String,
 }
 
 /// A device as the server knows it (`GET /api/v1/device/me`, admin device list).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceInfo {
     pub id: String,
     pub hostname: String,
@@ -161,6 +169,7 @@ pub struct DeviceInfo {
 
 /// Whether the device's service runs, by its newest `service-start` / `service-stop` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ServiceStatus {
     Running,
@@ -169,6 +178,7 @@ pub enum ServiceStatus {
 
 /// A device's service as its newest start or stop event left it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceState {
     pub status: ServiceStatus,
     /// When it started or stopped, milliseconds since the epoch (the device's clock).
@@ -181,6 +191,7 @@ pub struct ServiceState {
 
 /// `GET /api/v1/admin/devices`: every device, and the setting that decides which are silent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceList {
     /// The server's sync interval; a device is silent after two without a heartbeat.
     pub sync_interval_seconds: u64,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// `code` is stable and meant for programs; `message` is for people; `field` names the input
 /// that was wrong (a JSON path such as `events[3].action`, a query parameter or a header).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub code: String,
     pub message: String,
@@ -19,6 +20,7 @@ pub struct ApiError {
 
 /// A 1-based line and column in an uploaded file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorLocation {
     pub file: String,
     pub line: usize,

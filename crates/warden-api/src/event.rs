@@ -12,6 +12,7 @@ use warden_policy::Action;
 
 /// What enforcement actually did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Allowed to run.
@@ -33,6 +34,7 @@ pub enum Outcome {
 /// One launch of an AI tool on a device. `id` is unique per event, so an upload that is
 /// retried never creates a duplicate on the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LaunchEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -67,6 +69,7 @@ pub struct LaunchEvent {
 
 /// The runtime started on the device: the system service (`wardend`) or the personal mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceStartEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -88,6 +91,7 @@ pub struct ServiceStartEvent {
 
 /// The run that ended without recording its stop, as its start event and the event log show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UncleanEnd {
     /// The id of that run's `service-start` event.
     pub start_id: String,
@@ -102,6 +106,7 @@ pub struct UncleanEnd {
 /// The runtime stopped cleanly on the device (a crash or `kill -9` records nothing: the next
 /// start says so in its [`UncleanEnd`], and meanwhile the server flags the device silent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceStopEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -118,6 +123,7 @@ pub struct ServiceStopEvent {
 /// Something an admin should know happened on the device: a cache that failed verification, a
 /// gap in the event stream and its rescan, a store moved aside after corruption.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncidentEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -132,6 +138,7 @@ pub struct IncidentEvent {
 
 /// What happens to a session whose exception ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum SessionOutcome {
     /// The developer was told; the session is stopped when the grace period ends.
@@ -146,6 +153,7 @@ pub enum SessionOutcome {
 
 /// A running session that an exception allowed lost that exception.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionEndedEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -168,6 +176,7 @@ pub struct ExceptionEndedEvent {
 
 /// What happened to a managed vendor file (see [`ControlDriftEvent`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum DriftChange {
     /// Its content no longer matched the policy (edited, or replaced by a rename over it).
@@ -179,6 +188,7 @@ pub enum DriftChange {
 /// A vendor's managed file (Claude Code's managed settings, Codex's `requirements.toml`, a
 /// browser policy, …) drifted from what the policy says, and the service put it back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ControlDriftEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -199,6 +209,7 @@ pub struct ControlDriftEvent {
 /// One request through the masking gateway: what was masked before it left the machine, counted
 /// per rule — never a value, never the prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MaskingEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -250,6 +261,7 @@ impl MaskingEvent {
 
 /// What the network layer did with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ConnectOutcome {
     /// Refused by the kernel (`connect()`/`sendmsg()` failed with EPERM) before a byte left.
@@ -265,6 +277,7 @@ pub enum ConnectOutcome {
 /// A connection (TCP `connect()`, or a UDP datagram: QUIC, DNS) to a governed destination, as
 /// the kernel hook saw it, attributed to its process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectEvent {
     /// Globally unique id (UUID v4 text).
     pub id: String,
@@ -311,6 +324,7 @@ fn one() -> u32 {
 /// The kinds of [`Event`], as spelled in the `kind` tag, the store's and the server's `kind`
 /// column, and the `kind` query filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum EventKind {
     Launch,
@@ -405,6 +419,7 @@ pub enum EventDecodeError {
 /// Reading: an object without `kind` is a launch (see [`EventKind::take_from`]); an unknown kind
 /// is an error ([`KindError::Unknown`]), never silently dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Event {
     Launch(LaunchEvent),

@@ -15,6 +15,7 @@ pub const MIN_JUSTIFICATION_CHARS: usize = 20;
 
 /// Where an exception request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExceptionState {
     Pending,
@@ -84,11 +85,14 @@ pub fn check_justification(text: &str) -> Result<(), String> {
 
 /// `POST /api/v1/device/exceptions`: filed by the device's user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionRequestCreate {
     /// Catalog id of the tool.
     pub tool: String,
     /// Why; see [`check_justification`].
+    // MIN_JUSTIFICATION_CHARS: the derive takes a literal; the server's OpenAPI test compares them.
+    #[cfg_attr(feature = "openapi", schema(min_length = 20))]
     pub justification: String,
     /// The directory (a repository) the exception is limited to, as a canonical absolute path
     /// (`warden_policy::check_scope`; the device resolves `..` and symlinks before filing);
@@ -96,6 +100,7 @@ pub struct ExceptionRequestCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Requested length in seconds; at most the policy's `exceptions.max_duration`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub duration_seconds: u64,
     /// A device-chosen id (e.g. the outbox row's UUID) that makes a retried filing idempotent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +109,7 @@ pub struct ExceptionRequestCreate {
 
 /// An approver's decision (`…/approve`, `…/deny`, `…/revoke`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// Who decides (name or e-mail) when the caller holds the admin token and no accounts are set
@@ -116,6 +122,7 @@ pub struct Decision {
     pub comment: String,
     /// Approve only: grant a shorter time than requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub duration_seconds: Option<u64>,
     /// Approve only: conditions the exception carries (through the company gateway, no risky
     /// modes, only these MCP servers); checked with [`warden_policy::check_guardrails`].
@@ -125,6 +132,7 @@ pub struct Decision {
 
 /// An exception request and, once approved, the exception it grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionRecord {
     pub id: String,
     pub device_id: String,
@@ -179,6 +187,7 @@ impl ExceptionRecord {
 /// `GET /api/v1/device/exceptions`: this device's requests, and the exceptions in force now,
 /// signed for this device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionList {
     /// Every request of this device, newest first: for display only (not signed; a device
     /// never enforces from it).
@@ -190,6 +199,7 @@ pub struct ExceptionList {
 
 /// A request as the approver sees it: with how often the user hit the block recently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingView {
     #[serde(flatten)]
     pub request: ExceptionRecord,
@@ -200,6 +210,7 @@ pub struct PendingView {
 
 /// One transition in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: i64,
     pub request_id: String,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// attempts). Stored per event by the server (`events.verdict`), so every view groups by one
 /// column instead of reading event bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// The sanctioned assistant's own client (rule `sanctioned-assistant`).
@@ -72,6 +73,7 @@ impl LaunchEvent {
 
 /// Launches of one tool with one verdict on one day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DailyLaunches {
     /// Days since the epoch (UTC).
     pub day: i64,
@@ -83,6 +85,7 @@ pub struct DailyLaunches {
 
 /// One day of the adoption curve: the sanctioned assistant against banned-tool attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdoptionPoint {
     /// Days since the epoch (UTC).
     pub day: i64,
@@ -96,6 +99,7 @@ pub struct AdoptionPoint {
 
 /// The fleet's devices by state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FleetDevices {
     /// Enrolled and not revoked.
     pub enrolled: i64,
@@ -106,6 +110,7 @@ pub struct FleetDevices {
 
 /// `GET /api/v1/admin/overview?days=N`: the last `days` days, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Overview {
     /// First day shown (days since the epoch, UTC), inclusive.
     pub since_day: i64,
@@ -125,6 +130,7 @@ pub struct Overview {
 
 /// Launches with one verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerdictTotal {
     pub verdict: Verdict,
     pub count: i64,
@@ -132,6 +138,7 @@ pub struct VerdictTotal {
 
 /// `GET /api/v1/admin/tools`: one row per tool installed or launched anywhere in the fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolSummaries {
     /// When the active policy was activated (seconds since the epoch), the "since" of the trend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +148,7 @@ pub struct ToolSummaries {
 
 /// One tool across the fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolSummary {
     /// Catalog id.
     pub tool: String,
@@ -163,6 +171,7 @@ pub struct ToolSummary {
 
 /// Devices with one version of a tool installed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionCount {
     /// Empty when the inventory could not tell.
     pub version: String,
@@ -171,6 +180,7 @@ pub struct VersionCount {
 
 /// `GET /api/v1/admin/tools/{id}`: "where was this tool installed or used, and is it gone now?"
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolFootprint {
     pub tool: String,
     /// Devices with it installed now.
@@ -188,6 +198,7 @@ pub struct ToolFootprint {
 
 /// Where a tool is or was on a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolOnDevice {
     pub device_id: String,
     pub hostname: String,
@@ -215,6 +226,7 @@ pub struct ToolOnDevice {
 /// `GET /api/v1/admin/exceptions/report`: the exception requests matching the filters, what they
 /// are about, and how fast they are decided — the assistant team's feedback report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionReport {
     /// Requests matching the filters.
     pub total: i64,
@@ -235,6 +247,7 @@ pub struct ExceptionReport {
 
 /// A value and how often it occurs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tally {
     pub value: String,
     pub count: i64,
@@ -242,6 +255,7 @@ pub struct Tally {
 
 /// An alert a rule on the event stream raised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// Stable per occurrence (`blocks:alice:493112`, `silent:dev_…:1764000000`, `drift:<event id>`):
     /// raising the same one twice stores it once.
@@ -258,6 +272,7 @@ pub struct Alert {
 
 /// `GET /api/v1/admin/alerts`: newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertList {
     pub alerts: Vec<Alert>,
 }

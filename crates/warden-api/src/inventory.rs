@@ -11,6 +11,7 @@ pub const MAX_INVENTORY_ITEMS: usize = 5_000;
 
 /// `PUT /api/v1/device/inventory`: everything the device found, whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InventoryReport {
     /// When the scan ran, milliseconds since the epoch on the device's clock.
@@ -25,6 +26,7 @@ pub struct InventoryReport {
 
 /// One installation of a catalog tool.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InstalledTool {
     /// Catalog id (`claude-code`).
@@ -45,6 +47,7 @@ pub struct InstalledTool {
 
 /// One MCP server a client's configuration names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConfiguredMcpServer {
     /// The client whose file defines it (`claude-code`, `cursor`, `vscode`, …).
@@ -106,6 +109,7 @@ impl InventoryReport {
 
 /// `GET /api/v1/admin/inventory`: each device's current report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InventoryList {
     /// Devices that reported, most recently reported first.
     pub devices: Vec<DeviceInventory>,
@@ -113,6 +117,7 @@ pub struct InventoryList {
 
 /// One device's current report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceInventory {
     pub device_id: String,
     pub hostname: String,
@@ -127,6 +132,7 @@ pub struct DeviceInventory {
 
 /// `GET /api/v1/admin/devices/{id}/inventory`: the reports that changed something, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InventoryHistory {
     pub device_id: String,
     pub changes: Vec<InventoryChange>,
@@ -134,6 +140,7 @@ pub struct InventoryHistory {
 
 /// One report that differed from the one before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InventoryChange {
     /// Server time, seconds since the epoch.
     pub reported_at: i64,
@@ -142,6 +149,7 @@ pub struct InventoryChange {
 
 /// What the server did with a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InventoryReceipt {
     /// Whether it differed from the device's previous report (a history entry was written).
     pub changed: bool,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 /// One rotation: `public_key` replaced `previous_public_key` (both base64 Ed25519), signed by the
 /// previous key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyRotation {
     pub previous_public_key: String,
@@ -28,6 +29,7 @@ pub struct KeyRotation {
 /// `GET /api/v1/device/signing-keys`: the key the server signs with now and every rotation that
 /// led to it, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SigningKeys {
     pub current: String,
     pub rotations: Vec<KeyRotation>,

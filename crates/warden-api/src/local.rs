@@ -48,6 +48,7 @@ pub const MAX_LOCAL_BODY: usize = 64 * 1024;
 
 /// Which runtime answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RuntimeMode {
     /// `wardend`, running as root: the developer cannot switch it off or rewrite its state.

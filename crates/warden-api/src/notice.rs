@@ -46,6 +46,7 @@ pub struct Rescan {
 
 /// Why an exception no longer covers a running launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum EndReason {
     /// Its window passed.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The response also carries an `ETag` header equal to `etag`; send it back as `If-None-Match`
 /// and an unchanged policy is answered `304 Not Modified` with no body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyEnvelope {
     /// Increases by one with every upload.
     pub version: i64,
@@ -26,6 +27,7 @@ pub struct PolicyEnvelope {
 
 /// `POST /api/v1/admin/policies`: a policy file as the admin wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpload {
     /// The TOML (or, when `file_name` ends in `.json`, the JSON wire form).
@@ -43,6 +45,7 @@ pub struct PolicyUpload {
 
 /// One stored policy version (admin views).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyVersion {
     pub version: i64,
     pub name: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// What changed for a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
     /// One of this device's exception requests changed state (fetch `/device/exceptions`).
@@ -16,6 +17,7 @@ pub enum ChangeKind {
 
 /// One change, numbered by the server's change feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     pub seq: i64,
     pub kind: ChangeKind,
@@ -27,6 +29,7 @@ pub struct Change {
 /// device changed after `CURSOR`, or empty at the timeout. Pass `cursor` back as the next `since`.
 /// A first call with `since=0` returns the current cursor immediately, with every change so far.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WaitResponse {
     pub cursor: i64,
     pub changes: Vec<Change>,

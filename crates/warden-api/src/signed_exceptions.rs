@@ -27,6 +27,7 @@ pub const EXCEPTION_LIST_VALIDITY_SECONDS: i64 = 24 * 3600;
 
 /// The signed content: the exceptions one device enforces, as of `issued_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedExceptions {
     /// The device the list was issued to.
@@ -43,6 +44,7 @@ pub struct SignedExceptions {
 
 /// A [`SignedExceptions`] as sent and as cached: the body text and its signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionsEnvelope {
     /// The JSON text of a [`SignedExceptions`], the signed bytes (verify before parsing).

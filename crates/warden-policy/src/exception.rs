@@ -10,6 +10,7 @@ pub const MAX_SCOPE_BYTES: usize = 4096;
 
 /// An approved exception, as delivered to a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Exception {
     pub id: String,
@@ -39,6 +40,7 @@ pub const MAX_GUARDRAIL_MCP_SERVERS: usize = 32;
 /// managed file is machine-wide, written into it while such an exception is in force
 /// ([`crate::render_controls`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Guardrails {
     /// No risky mode (bypass permissions, YOLO, no sandbox, …) under this exception, whatever

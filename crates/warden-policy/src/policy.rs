@@ -22,6 +22,7 @@ pub type PolicyError = SourceError;
 
 /// What happens to a launch. Ordered: `Allow < Warn < Block`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Allow,

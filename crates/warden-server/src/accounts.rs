@@ -36,7 +36,7 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const SESSION_SECONDS: i64 = 8 * 3600;
 
 /// What an account may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     Admin,
@@ -240,7 +240,7 @@ pub(crate) fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> 
 }
 
 /// `POST /api/v1/session`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     name: String,
@@ -248,7 +248,7 @@ pub struct SignIn {
 }
 
 /// A signed-in session, as the console sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub account: String,
     pub role: Role,
@@ -272,6 +272,19 @@ const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$x4dO3qK0pHnGj6H3oVxQ4q8l5cQm1h9Hq3vVZfFJq3c";
 
 /// `POST /api/v1/session`: signs in with a local account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    tag = "session",
+    summary = "Sign in with a local account: sets the warden_session cookie (HttpOnly, SameSite=Strict, Secure under TLS) and answers the CSRF token",
+    request_body(content = crate::accounts::SignIn, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Signed in", body = crate::accounts::SessionView),
+        (status = 400, description = "Malformed body", body = warden_api::ApiError),
+        (status = 401, description = "Wrong name or password (the same answer for both)", body = warden_api::ApiError),
+        (status = 429, description = "Too many attempts from this address; Retry-After", body = warden_api::ApiError),
+    ),
+)]
 pub async fn sign_in(
     State(state): State<AppState>,
     client: Option<axum::Extension<crate::ClientAddr>>,
@@ -325,6 +338,16 @@ pub(crate) async fn start_session(state: &AppState, name: String, role: Role) ->
 }
 
 /// `GET /api/v1/session`: who is signed in (a session only; the admin token is nobody).
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "session",
+    summary = "Who is signed in (by the session cookie)",
+    responses(
+        (status = 200, description = "The session", body = crate::accounts::SessionView),
+        (status = 401, description = "Not signed in, or the session ended", body = warden_api::ApiError),
+    ),
+)]
 pub async fn current(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Answer<Json<SessionView>> {
     let token = session_cookie(&headers).ok_or_else(|| Failure::unauthorized("not_signed_in", "not signed in"))?;
     let session = live_session(&state, &token)
@@ -336,6 +359,17 @@ pub async fn current(State(state): State<AppState>, headers: axum::http::HeaderM
 }
 
 /// `DELETE /api/v1/session`: signs out (the session ends at once, on every replica).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/session",
+    tag = "session",
+    summary = "Sign out: the session ends at once (X-CSRF-Token required)",
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared"),
+        (status = 401, description = "Not signed in", body = warden_api::ApiError),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = warden_api::ApiError),
+    ),
+)]
 pub async fn sign_out(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Answer<Response> {
     let token = session_cookie(&headers).ok_or_else(|| Failure::unauthorized("not_signed_in", "not signed in"))?;
     let LiveSession { csrf, .. } =

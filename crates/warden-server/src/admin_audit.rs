@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 pub const UNNAMED_ACTOR: &str = "admin token (no name given)";
 
 /// `{"actor": "alice@corp.example"}`, the optional body of an admin action.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ActorBody {
+pub struct ActorBody {
     #[serde(default)]
     actor: Option<String>,
 }
@@ -44,7 +44,7 @@ pub(crate) fn actor_of(caller: &AdminCaller, body: &Bytes) -> Answer<String> {
 }
 
 /// One admin action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AdminAuditEntry {
     pub seq: i64,
     /// Seconds since the epoch.
@@ -93,6 +93,24 @@ pub struct AdminAuditQuery {
 }
 
 /// `GET /api/v1/admin/admin-audit?limit=&format=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/admin-audit",
+    tag = "admin",
+    summary = "Admin actions (device revocations, policy uploads and activations) with their actors, newest first",
+    params(
+        ("limit" = Option<i64>, Query, description = "1–1000, default 200"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Entries", content((Vec<crate::admin_audit::AdminAuditEntry> = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "limit out of range", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminCaller,

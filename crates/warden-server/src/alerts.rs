@@ -203,6 +203,26 @@ pub struct AlertQuery {
 pub(crate) const RULES: [&str; 3] = ["repeated-blocks", "silent-device", "control-drift"];
 
 /// `GET /api/v1/admin/alerts?since=&rule=&limit=&format=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/alerts",
+    tag = "admin",
+    summary = "Alerts the stream's rules raised (repeated-blocks, silent-device, control-drift), newest first",
+    params(
+        ("since" = Option<i64>, Query, description = "Seconds since the epoch"),
+        ("rule" = Option<String>, Query, description = "repeated-blocks, silent-device or control-drift"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Alerts", content((warden_api::AlertList = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "Unknown rule or limit out of range", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminCaller,

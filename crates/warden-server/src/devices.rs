@@ -81,12 +81,40 @@ async fn device_by_id(state: &AppState, id: &str) -> Answer<DeviceInfo> {
 }
 
 /// `GET /api/v1/device/me`
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/me",
+    tag = "device",
+    summary = "This device as the server knows it",
+    responses(
+        (status = 200, description = "The device", body = warden_api::DeviceInfo),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn me(State(state): State<AppState>, device: DeviceCaller) -> Answer<Json<DeviceInfo>> {
     device_by_id(&state, &device.id).await.map(Json)
 }
 
 /// `GET /api/v1/admin/devices[?format=csv]`: every device, most recently seen first, with the sync
 /// interval that decides which are silent.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/devices",
+    tag = "admin",
+    summary = "Every device, most recently seen first, each flagged silent after two sync intervals without a heartbeat",
+    params(
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Devices", content((warden_api::DeviceList = "application/json"), (String = "text/csv"))),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 400, description = "Unknown format", body = warden_api::ApiError),
+        (status = 422, description = "format is not json or csv", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -107,6 +135,25 @@ pub async fn list(
 
 /// `POST /api/v1/admin/devices/{id}/revoke`: its token stops working at once. The optional body
 /// `{"actor": NAME}` names who revoked it (the device list and the admin audit log show it).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/devices/{id}/revoke",
+    tag = "admin",
+    summary = "Revoke a device's token",
+    params(
+        ("id" = String, Path, description = "Device id"),
+    ),
+    request_body(content = crate::admin_audit::ActorBody, description = "Optional: who acts", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Revoked", body = warden_api::DeviceInfo),
+        (status = 404, description = "No such device", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 400, description = "The body is not {\"actor\": …}", body = warden_api::ApiError),
+        (status = 422, description = "actor too long or not printable", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: AdminCaller,

@@ -52,6 +52,21 @@ pub(crate) fn public_url(state: &AppState, headers: &HeaderMap) -> Answer<String
 }
 
 /// `POST /api/v1/admin/enrollment-codes`: a one-time code enrolling one device for one person.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/enrollment-codes",
+    tag = "admin",
+    summary = "Make a one-time enrollment code for one person's device",
+    request_body(content = warden_api::EnrollmentCodeCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The code (shown once)", body = warden_api::EnrollmentCodeIssued),
+        (status = 400, description = "Malformed JSON", body = warden_api::ApiError),
+        (status = 401, description = "Not signed in, or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "Naming someone else without the admin role (`role_forbids`), a device token, or a missing CSRF token", body = warden_api::ApiError),
+        (status = 422, description = "Invalid user or valid_hours; the admin token without a user", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn create_code(
     State(state): State<AppState>,
     caller: AdminCaller,
@@ -113,6 +128,21 @@ pub async fn create_code(
 }
 
 /// `POST /api/v1/enroll`
+#[utoipa::path(
+    post,
+    path = "/api/v1/enroll",
+    tag = "device",
+    summary = "Enroll a device with an enrollment code (or, before any account exists, the enroll secret)",
+    request_body(content = warden_api::EnrollRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Enrolled", body = warden_api::EnrollResponse),
+        (status = 403, description = "Wrong enroll secret (`wrong_enroll_secret`), the secret once accounts exist (`enrollment_code_required`), or an unknown, used or expired code (`invalid_enrollment_code`)", body = warden_api::ApiError),
+        (status = 422, description = "Invalid field", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+        (status = 429, description = "Too many enrollment attempts from this address (`too_many_enrollments`)", body = warden_api::ApiError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+)]
 pub async fn enroll(
     State(state): State<AppState>,
     client: Option<axum::Extension<crate::ClientAddr>>,
@@ -221,6 +251,17 @@ pub async fn enroll(
 /// only token the first time it is used ([`crate::auth::DeviceCaller`] promotes it); until then
 /// the current one keeps working, so a lost answer costs nothing, and asking again replaces the
 /// unused one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/token",
+    tag = "device",
+    summary = "Rotate this device's token",
+    responses(
+        (status = 200, description = "The next token", body = warden_api::TokenRotation),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn rotate_token(State(state): State<AppState>, device: DeviceCaller) -> Answer<Json<TokenRotation>> {
     let device_token = format!("{DEVICE_TOKEN_PREFIX}{}", random_hex(32));
     {

@@ -96,6 +96,22 @@ fn newest_service_state(events: &[&Event]) -> Option<(&'static str, i64, String,
 }
 
 /// `POST /api/v1/device/events`
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/events",
+    tag = "device",
+    summary = "Upload events of every kind (idempotent by event id); every upload is also the device's heartbeat",
+    request_body(content = warden_api::EventBatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored and duplicate counts", body = warden_api::EventBatchReceipt),
+        (status = 422, description = "Invalid event (an unknown `kind` names `events[i].kind`); field names it", body = warden_api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+        (status = 429, description = "The device uploads too often or sent too many events this minute (`too_many_uploads`, `too_many_events`); nothing was stored", body = warden_api::ApiError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("device" = [])),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     device: DeviceCaller,
@@ -222,6 +238,33 @@ pub async fn upload(
 
 /// `GET /api/v1/admin/events?kind=&device=&user=&tool=&action=&verdict=&since_ms=&until_ms=&limit=&cursor=&format=`:
 /// newest first, one page; `next` continues it. `format=csv` answers the page as CSV.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/events",
+    tag = "admin",
+    summary = "Query events of every kind, newest first",
+    params(
+        ("kind" = Option<warden_api::EventKind>, Query, description = "Event kind"),
+        ("device" = Option<String>, Query, description = "Device id"),
+        ("user" = Option<String>, Query, description = "User"),
+        ("tool" = Option<String>, Query, description = "Catalog tool id"),
+        ("action" = Option<warden_policy::Action>, Query, description = "allow, warn or block (launches only)"),
+        ("verdict" = Option<String>, Query, description = "sanctioned, allowed, warned, blocked or exception (launches only)"),
+        ("since_ms" = Option<i64>, Query, description = "From (ms since epoch, inclusive)"),
+        ("until_ms" = Option<i64>, Query, description = "To (ms since epoch, exclusive)"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "The `next` of the previous page"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Events", content((warden_api::EventPage = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Malformed query", body = warden_api::ApiError),
+        (status = 422, description = "Invalid filter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn query(
     State(state): State<AppState>,
     _admin: AdminCaller,

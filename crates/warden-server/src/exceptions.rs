@@ -60,6 +60,23 @@ fn check_scope(scope: Option<&str>) -> Answer<Option<String>> {
 }
 
 /// `POST /api/v1/device/exceptions`: filed as the device's user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/exceptions",
+    tag = "device",
+    summary = "File an exception request as the device's user",
+    request_body(content = warden_api::ExceptionRequestCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Filed, pending", body = warden_api::ExceptionRecord),
+        (status = 200, description = "Already filed with this client_id", body = warden_api::ExceptionRecord),
+        (status = 422, description = "Invalid field (tool, justification, scope, duration_seconds)", body = warden_api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+        (status = 429, description = "Too many pending requests for this device or person (`too_many_pending`)", body = warden_api::ApiError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("device" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     device: DeviceCaller,
@@ -130,6 +147,18 @@ async fn own_request(state: &AppState, device: &DeviceCaller, id: &str) -> Answe
 /// device's row (PostgreSQL) or holds the writer lock (SQLite), so of two fetches the one with
 /// the higher sequence also read the newer state, and a device that keeps the highest
 /// sequence never goes back to an older decision.
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/exceptions",
+    tag = "device",
+    summary = "This device's requests and the exceptions in force, signed for this device",
+    description = "Every call issues a new signed list: the server raises this device's sequence number, signs the exceptions in force (approved, not expired) with its policy-signing key in the exceptions domain (`warden-exceptions\\n` + body), and sets `valid_until` 24 hours ahead. A device enforces only a list that verifies against the key it pinned at enrollment, names it, is not older than the highest sequence it accepted, and has not expired. `requests` is for display and is not signed.",
+    responses(
+        (status = 200, description = "Requests, and the signed list of exceptions in force", body = warden_api::ExceptionList),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn list_own(State(state): State<AppState>, device: DeviceCaller) -> Answer<Json<ExceptionList>> {
     let now = now();
     let (sequence, rows) = data::device_requests(&state.store, &device.id).await?;
@@ -146,6 +175,21 @@ pub async fn list_own(State(state): State<AppState>, device: DeviceCaller) -> An
 }
 
 /// `GET /api/v1/device/exceptions/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/exceptions/{id}",
+    tag = "device",
+    summary = "One of this device's requests",
+    params(
+        ("id" = String, Path, description = "Request id"),
+    ),
+    responses(
+        (status = 200, description = "The request", body = warden_api::ExceptionRecord),
+        (status = 404, description = "No such request on this device", body = warden_api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn get_own(
     State(state): State<AppState>,
     device: DeviceCaller,
@@ -155,6 +199,22 @@ pub async fn get_own(
 }
 
 /// `POST /api/v1/device/exceptions/{id}/withdraw`
+#[utoipa::path(
+    post,
+    path = "/api/v1/device/exceptions/{id}/withdraw",
+    tag = "device",
+    summary = "Withdraw a pending request",
+    params(
+        ("id" = String, Path, description = "Request id"),
+    ),
+    responses(
+        (status = 200, description = "Withdrawn", body = warden_api::ExceptionRecord),
+        (status = 404, description = "No such request on this device", body = warden_api::ApiError),
+        (status = 409, description = "Not pending", body = warden_api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn withdraw(
     State(state): State<AppState>,
     device: DeviceCaller,
@@ -215,6 +275,27 @@ async fn admin_request(state: &AppState, id: &str) -> Answer<ExceptionRecord> {
 }
 
 /// `POST /api/v1/admin/exceptions/{id}/approve`
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/exceptions/{id}/approve",
+    tag = "admin",
+    summary = "Approve a pending request (optionally shorter)",
+    params(
+        ("id" = String, Path, description = "Request id"),
+    ),
+    request_body(content = warden_api::Decision, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Approved", body = warden_api::ExceptionRecord),
+        (status = 403, description = "Self-approval, or a device token", body = warden_api::ApiError),
+        (status = 404, description = "No such request", body = warden_api::ApiError),
+        (status = 409, description = "Not pending", body = warden_api::ApiError),
+        (status = 422, description = "Invalid field", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn approve(
     State(state): State<AppState>,
     caller: AdminCaller,
@@ -252,6 +333,27 @@ pub async fn approve(
 }
 
 /// `POST /api/v1/admin/exceptions/{id}/deny`
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/exceptions/{id}/deny",
+    tag = "admin",
+    summary = "Deny a pending request (comment required)",
+    params(
+        ("id" = String, Path, description = "Request id"),
+    ),
+    request_body(content = warden_api::Decision, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Denied", body = warden_api::ExceptionRecord),
+        (status = 404, description = "No such request", body = warden_api::ApiError),
+        (status = 409, description = "Not pending", body = warden_api::ApiError),
+        (status = 422, description = "Invalid field", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn deny(
     State(state): State<AppState>,
     caller: AdminCaller,
@@ -264,6 +366,27 @@ pub async fn deny(
 }
 
 /// `POST /api/v1/admin/exceptions/{id}/revoke`: ends an approved exception early.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/exceptions/{id}/revoke",
+    tag = "admin",
+    summary = "End an approved exception early (comment required)",
+    params(
+        ("id" = String, Path, description = "Request id"),
+    ),
+    request_body(content = warden_api::Decision, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Revoked", body = warden_api::ExceptionRecord),
+        (status = 404, description = "No such request", body = warden_api::ApiError),
+        (status = 409, description = "Not approved, or already expired", body = warden_api::ApiError),
+        (status = 422, description = "Invalid field", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: AdminCaller,
@@ -288,6 +411,25 @@ pub struct AdminFilter {
 
 /// `GET /api/v1/admin/exceptions?state=pending&format=`: pending first, then newest (CSV: one row
 /// per request, the record's fields with the device's host name and the recent block count).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/exceptions",
+    tag = "admin",
+    summary = "Exception requests, pending first, with recent block counts",
+    params(
+        ("state" = Option<String>, Query, description = "pending, approved, denied, withdrawn, expired, revoked or all"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 200"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Requests", content((Vec<warden_api::PendingView> = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Malformed query", body = warden_api::ApiError),
+        (status = 422, description = "Invalid filter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn list_all(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -351,6 +493,22 @@ pub(crate) async fn records_filed(
 }
 
 /// `GET /api/v1/admin/exceptions/{id}/audit`
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/exceptions/{id}/audit",
+    tag = "admin",
+    summary = "The audit trail of one request",
+    params(
+        ("id" = String, Path, description = "Request id"),
+    ),
+    responses(
+        (status = 200, description = "Transitions, oldest first", body = Vec<warden_api::AuditEntry>),
+        (status = 404, description = "No such request", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn audit_of(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -361,6 +519,18 @@ pub async fn audit_of(
 }
 
 /// `GET /api/v1/admin/audit`: the newest transitions of every request.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    tag = "admin",
+    summary = "The newest transitions of all requests",
+    responses(
+        (status = 200, description = "Transitions, newest first", body = Vec<warden_api::AuditEntry>),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn audit_recent(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<Vec<AuditEntry>>> {
     audit_rows(&state, None, 200).await.map(Json)
 }

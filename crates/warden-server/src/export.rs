@@ -12,7 +12,8 @@ use serde::Serialize;
 pub const FORMAT_PARAM: &str = "format";
 
 /// The answer's format: `?format=json` (default) or `?format=csv`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Format {
     #[default]
     Json,

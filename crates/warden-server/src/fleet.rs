@@ -86,6 +86,25 @@ pub struct OverviewQuery {
 }
 
 /// `GET /api/v1/admin/overview?days=&tool=&format=` (CSV: the daily launch counts).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/overview",
+    tag = "admin",
+    summary = "The fleet at a glance: launches per day by tool and verdict, the adoption curve (sanctioned assistant against blocked attempts), devices, pending requests, recent alerts (CSV: the daily launch counts)",
+    params(
+        ("days" = Option<i64>, Query, description = "Days shown, today included: 1–366, default 30"),
+        ("tool" = Option<String>, Query, description = "Only this tool's launches"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "The overview", content((warden_api::Overview = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "days out of range", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn overview(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -216,6 +235,23 @@ struct ToolRow<'a> {
 }
 
 /// `GET /api/v1/admin/tools?format=`: every tool installed or launched in the last 90 days.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tools",
+    tag = "admin",
+    summary = "Every AI tool installed or launched in the fleet: devices with it installed, devices that used it in 7/30/90 days, blocked launches, versions, the trend since the policy was activated",
+    params(
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Tools", content((warden_api::ToolSummaries = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "An invalid query parameter (e.g. `format` other than json or csv)", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn tools(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -329,6 +365,24 @@ fn report_lists(tool: &str) -> String {
 
 /// `GET /api/v1/admin/tools/{id}?format=`: every device where the tool is or was installed, or was
 /// launched; still-installed first (CSV: the devices).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tools/{id}",
+    tag = "admin",
+    summary = "Where one tool is and was: every device with it installed now, removed since, or launched, still-installed first (CSV: the devices)",
+    params(
+        ("id" = String, Path, description = "Catalog id (claude-code)"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "The tool's footprint", content((warden_api::ToolFootprint = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "Not a tool id (1–100 printable characters)", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn footprint(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -489,6 +543,28 @@ struct ReportRow<'a> {
 }
 
 /// `GET /api/v1/admin/exceptions/report?state=&tool=&approver=&since=&until=&format=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/exceptions/report",
+    tag = "admin",
+    summary = "Exception requests by state, tool and approver, time to decision, and the scopes and justifications asked most (CSV: section, value, count)",
+    params(
+        ("state" = Option<String>, Query, description = "pending, approved, denied, withdrawn, expired, revoked or all"),
+        ("tool" = Option<String>, Query),
+        ("approver" = Option<String>, Query, description = "Only requests this approver decided"),
+        ("since" = Option<i64>, Query, description = "Filed at or after (seconds since the epoch)"),
+        ("until" = Option<i64>, Query, description = "Filed before"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "The report", content((warden_api::ExceptionReport = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "Unknown state", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn exception_report(
     State(state): State<AppState>,
     _admin: AdminCaller,

@@ -15,6 +15,21 @@ use warden_api::{
 
 /// `PUT /api/v1/device/inventory`: replaces the device's current report; writes a history row
 /// when it differs from the previous one (by [`InventoryReport::digest`]).
+#[utoipa::path(
+    put,
+    path = "/api/v1/device/inventory",
+    tag = "device",
+    summary = "Report what is installed on the device (AI tools, configured MCP servers), whole: it replaces the device's last report; a change is kept in the history",
+    request_body(content = warden_api::InventoryReport, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Whether the report differed from the previous one", body = warden_api::InventoryReceipt),
+        (status = 422, description = "More than 5000 items, or an item without its tool, path, client or name; field names the list", body = warden_api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn put(
     State(state): State<AppState>,
     device: DeviceCaller,
@@ -75,6 +90,24 @@ pub struct InventoryQuery {
 
 /// `GET /api/v1/admin/inventory[?tool=ID&format=]`: every device's current report, latest first
 /// (CSV: one row per installation).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/inventory",
+    tag = "admin",
+    summary = "Each device's current inventory report, latest first; `tool` keeps the devices where that catalog tool is installed",
+    params(
+        ("tool" = Option<String>, Query, description = "A catalog tool id (`claude-code`)"),
+        ("format" = Option<crate::export::Format>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, description = "Device inventories", content((warden_api::InventoryList = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Unknown query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "A filter or format out of range", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminCaller,
@@ -116,6 +149,21 @@ pub async fn list(
 
 /// `GET /api/v1/admin/devices/{id}/inventory`: the device's reports that changed something,
 /// newest first (at most 100).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/devices/{id}/inventory",
+    tag = "admin",
+    summary = "The device's inventory reports that changed something, newest first (at most 100)",
+    params(
+        ("id" = String, Path),
+    ),
+    responses(
+        (status = 200, description = "History", body = warden_api::InventoryHistory),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn history(
     State(state): State<AppState>,
     _admin: AdminCaller,

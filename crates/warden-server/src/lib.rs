@@ -39,8 +39,8 @@ pub use bootstrap::{
     BootstrapError, Bootstrapped, Credentials, MIN_ADMIN_TOKEN_CHARS, MIN_ENROLL_SECRET_CHARS, rotate_signing_key,
 };
 pub use limits::LimitSettings;
-pub use openapi::OPENAPI_JSON;
-pub use routes::{Access, Route, SECURITY_HEADERS, app, routes};
+pub use openapi::openapi_json;
+pub use routes::{Access, Route, SECURITY_HEADERS, app, openapi_document, routes};
 pub use store::{Backend, Store, StoreError, sqlite_path};
 
 use std::future::Future;

@@ -22,6 +22,7 @@ use openidconnect::{
     Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::Deserialize;
+use serde::Serialize;
 use std::future::Future;
 
 /// How long a started login may take at the provider, in seconds.
@@ -136,6 +137,17 @@ async fn client(state: &AppState, headers: &axum::http::HeaderMap, http: &reqwes
 }
 
 /// `GET /api/v1/session/oidc`: begins a sign-in at the identity provider.
+#[utoipa::path(
+    get,
+    path = "/api/v1/session/oidc",
+    tag = "session",
+    summary = "Begin signing in at the company's identity provider (OpenID Connect, code flow with PKCE)",
+    responses(
+        (status = 303, description = "To the identity provider (or, after the callback, to the console)", headers(("Location" = String, description = "Where the browser goes next"))),
+        (status = 404, description = "No identity provider configured (`oidc_not_configured`)", body = warden_api::ApiError),
+        (status = 502, description = "The identity provider could not be read (`identity_provider_unreachable`)", body = warden_api::ApiError),
+    ),
+)]
 pub async fn begin(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Answer<Response> {
     let settings = settings(&state)?;
     let http = http_client()?;
@@ -185,6 +197,26 @@ fn refused(message: impl Into<String>) -> Failure {
 }
 
 /// `GET /api/v1/session/oidc/callback`: finishes the sign-in and opens the console.
+#[utoipa::path(
+    get,
+    path = "/api/v1/session/oidc/callback",
+    tag = "session",
+    summary = "The identity provider's answer: starts a session and opens the console",
+    params(
+        ("code" = Option<String>, Query),
+        ("state" = Option<String>, Query),
+        ("error" = Option<String>, Query),
+        ("error_description" = Option<String>, Query),
+    ),
+    responses(
+        (status = 303, description = "Signed in: to the console, with the session cookie", headers(("Location" = String, description = "/admin?signed-in"), ("Set-Cookie" = String, description = "The session (HttpOnly, SameSite=Strict)"))),
+        (status = 400, description = "Malformed query", body = warden_api::ApiError),
+        (status = 403, description = "The provider refused, the login is unknown, used or too old, or the token does not verify (`oidc_refused`); a disabled account (`account_disabled`)", body = warden_api::ApiError),
+        (status = 404, description = "No identity provider configured (`oidc_not_configured`)", body = warden_api::ApiError),
+        (status = 422, description = "No code or state", body = warden_api::ApiError),
+        (status = 502, description = "The identity provider could not be read", body = warden_api::ApiError),
+    ),
+)]
 pub async fn finish(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -272,11 +304,36 @@ fn role_for(roles: &[(String, Role)], groups: &[String]) -> Role {
 }
 
 /// `GET /api/v1/session/methods`: how people sign in here (the console shows the buttons).
-pub async fn methods(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "password": true,
-        "oidc": state.oidc.as_ref().map(|s| serde_json::json!({ "label": s.label })),
-    }))
+#[utoipa::path(
+    get,
+    path = "/api/v1/session/methods",
+    tag = "session",
+    summary = "How people sign in here",
+    responses(
+        (status = 200, description = "The sign-in methods", body = crate::oidc::SignInMethods),
+    ),
+)]
+pub async fn methods(State(state): State<AppState>) -> axum::Json<SignInMethods> {
+    axum::Json(SignInMethods {
+        password: true,
+        oidc: state.oidc.as_ref().map(|sign_in| ProviderButton { label: sign_in.label.clone() }),
+    })
+}
+
+/// `GET /api/v1/session/methods`' answer: `{"password": true, "oidc": {"label": "Corp SSO"} | null}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignInMethods {
+    /// Local accounts sign in with a password (always offered: the break-glass path).
+    pub password: bool,
+    /// The identity provider's button, when `--oidc-issuer` is set.
+    pub oidc: Option<ProviderButton>,
+}
+
+/// The console's button for the identity provider.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProviderButton {
+    /// `--oidc-label` (`Company SSO` by default).
+    pub label: String,
 }
 
 #[cfg(test)]

@@ -130,6 +130,21 @@ pub async fn active_policy(state: &AppState) -> Answer<Policy> {
 type EnvelopeRow = (i64, String, String, String, i64);
 
 /// `GET /api/v1/device/policy`
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/policy",
+    tag = "device",
+    summary = "The active policy, signed; send If-None-Match with the last ETag",
+    params(
+        ("If-None-Match" = Option<String>, Header),
+    ),
+    responses(
+        (status = 200, description = "Signed policy (ETag header set)", body = warden_api::PolicyEnvelope),
+        (status = 304, description = "Unchanged"),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn fetch(State(state): State<AppState>, _device: DeviceCaller, headers: HeaderMap) -> Answer<Response> {
     let row: Option<EnvelopeRow> = sqlx::query_as(
         "SELECT version, etag, policy_json, signature, uploaded_at FROM policies WHERE version = \
@@ -158,12 +173,40 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 
 /// `GET /api/v1/device/signing-keys`: the key the server signs with and the rotations that led
 /// to it, for a device to follow from the key it pinned.
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/signing-keys",
+    tag = "device",
+    summary = "The signing key and the rotations that led to it (devices follow them from their pinned key)",
+    responses(
+        (status = 200, description = "Keys", body = warden_api::SigningKeys),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+    ),
+    security(("device" = [])),
+)]
 pub async fn signing_keys(State(state): State<AppState>, _device: DeviceCaller) -> Answer<Json<SigningKeys>> {
     let rotations = crate::bootstrap::key_rotations(&state.store).await?;
     Ok(Json(SigningKeys { current: state.signing_key.public_key(), rotations }))
 }
 
 /// `POST /api/v1/admin/policies`
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/policies",
+    tag = "admin",
+    summary = "Upload a policy file (checked; errors carry line and column)",
+    request_body(content = warden_api::PolicyUpload, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored (and active unless activate=false)", body = warden_api::PolicyVersion),
+        (status = 409, description = "Concurrent upload; retry", body = warden_api::ApiError),
+        (status = 422, description = "Policy does not check: location gives line and column", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
+        (status = 413, description = "Body too large", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn upload(
     State(state): State<AppState>,
     caller: AdminCaller,
@@ -229,6 +272,18 @@ async fn version_row(state: &AppState, version: i64, with_source: bool) -> Answe
 }
 
 /// `GET /api/v1/admin/policies`: every version, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/policies",
+    tag = "admin",
+    summary = "Every policy version, newest first",
+    responses(
+        (status = 200, description = "Versions", body = Vec<warden_api::PolicyVersion>),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<Vec<PolicyVersion>>> {
     let active = active_version(&state.store).await?;
     let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
@@ -253,6 +308,18 @@ pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<
 }
 
 /// `GET /api/v1/admin/policies/active`: the active version with its source text.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/policies/active",
+    tag = "admin",
+    summary = "The active version with its source",
+    responses(
+        (status = 200, description = "Active version", body = warden_api::PolicyVersion),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn active(State(state): State<AppState>, _admin: AdminCaller) -> Answer<Json<PolicyVersion>> {
     let version = active_version(&state.store).await?.ok_or_else(|| Failure::not_found("active policy"))?;
     version_row(&state, version, true).await.map(Json)
@@ -264,6 +331,25 @@ pub async fn active(State(state): State<AppState>, _admin: AdminCaller) -> Answe
 /// higher version, which becomes active; the answer's `republished_from` names the original.
 ///
 /// The optional body `{"actor": NAME}` names who did it, for the admin audit log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/policies/{version}/activate",
+    tag = "admin",
+    summary = "Make a stored version active (roll back or forward)",
+    params(
+        ("version" = String, Path, description = "Policy version"),
+    ),
+    request_body(content = crate::admin_audit::ActorBody, description = "Optional: who acts", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Now active", body = warden_api::PolicyVersion),
+        (status = 400, description = "Version is not a number", body = warden_api::ApiError),
+        (status = 404, description = "No such version", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "actor too long or not printable", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn activate(
     State(state): State<AppState>,
     caller: AdminCaller,

@@ -81,6 +81,25 @@ pub struct CountQuery {
 
 /// `GET /api/v1/admin/event-counts?since_day=&until_day=&tool=`: the rolled-up counts, oldest day
 /// first (at most 10,000 rows).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/event-counts",
+    tag = "admin",
+    summary = "Events past the retention age (--retain-events-days), rolled up per day, device, kind, tool and outcome; oldest day first",
+    params(
+        ("since_day" = Option<i64>, Query, description = "First day (days since the epoch, UTC), inclusive"),
+        ("until_day" = Option<i64>, Query, description = "Last day, exclusive"),
+        ("tool" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "Counts", body = warden_api::EventCounts),
+        (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
+        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        (status = 422, description = "since_day after until_day", body = warden_api::ApiError),
+    ),
+    security(("admin" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminCaller,

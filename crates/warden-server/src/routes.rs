@@ -1,5 +1,6 @@
-//! Every route, in one list of (method, path, access, handler): the router is built from it and
-//! the OpenAPI test compares it with `openapi.json`, so neither can gain a route the other lacks.
+//! Every route, once: each API handler's `#[utoipa::path]` names its method, path, access
+//! (`security`) and answers; the router and the OpenAPI document are both built from those
+//! annotations, so neither can gain a route the other lacks.
 
 use crate::failure::Failure;
 use crate::{
@@ -9,10 +10,15 @@ use crate::{
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::get;
 use serde::Serialize;
+use std::sync::OnceLock;
+use utoipa::OpenApi;
+use utoipa::openapi::PathItem;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Who may call a route.
+/// Who may call a route: read from the operation's `security` (`device`, `admin`, none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Access {
     Public,
@@ -22,83 +28,130 @@ pub enum Access {
     Page,
 }
 
-/// One route: method, path, who may call it, and its handler.
-#[derive(Debug)]
+/// One route as the tests walk them: method, path, who may call it.
+#[derive(Debug, Clone)]
 pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
+    pub method: String,
+    pub path: String,
     pub access: Access,
-    handler: MethodRouter<AppState>,
 }
 
-fn route(method: &'static str, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Route {
-    Route { method, path, access, handler }
+/// The admin page's files: plain routes, outside the API description.
+const PAGES: [&str; 7] = [
+    "/",
+    "/admin",
+    "/admin/app.js",
+    "/admin/app.css",
+    "/admin/fleet.js",
+    "/admin/vendor/uPlot.iife.min.js",
+    "/admin/vendor/uPlot.min.css",
+];
+
+fn pages() -> Router<AppState> {
+    Router::new()
+        .route(PAGES[0], get(admin_page::root))
+        .route(PAGES[1], get(admin_page::index))
+        .route(PAGES[2], get(admin_page::script))
+        .route(PAGES[3], get(admin_page::style))
+        .route(PAGES[4], get(admin_page::fleet_script))
+        .route(PAGES[5], get(admin_page::chart_script))
+        .route(PAGES[6], get(admin_page::chart_style))
 }
 
-/// Every route, once: [`app`] builds the router from this list, and the tests read it (the OpenAPI
-/// test compares it with `openapi.json`, so neither can gain a route the other lacks).
+/// Every API handler, each with its operation.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(enrollment::enroll))
+        .routes(routes!(accounts::sign_in, accounts::current, accounts::sign_out))
+        .routes(routes!(oidc::methods))
+        .routes(routes!(oidc::begin))
+        .routes(routes!(oidc::finish))
+        .routes(routes!(devices::me))
+        .routes(routes!(enrollment::rotate_token))
+        .routes(routes!(policies::signing_keys))
+        .routes(routes!(policies::fetch))
+        .routes(routes!(events::upload))
+        .routes(routes!(exceptions::list_own, exceptions::create))
+        .routes(routes!(exceptions::get_own))
+        .routes(routes!(exceptions::withdraw))
+        .routes(routes!(wait::wait))
+        .routes(routes!(inventory::put))
+        .routes(routes!(policies::list, policies::upload))
+        .routes(routes!(policies::active))
+        .routes(routes!(policies::activate))
+        .routes(routes!(devices::list))
+        .routes(routes!(devices::revoke))
+        .routes(routes!(inventory::history))
+        .routes(routes!(events::query))
+        .routes(routes!(inventory::list))
+        .routes(routes!(retention::list))
+        .routes(routes!(exceptions::list_all))
+        .routes(routes!(exceptions::approve))
+        .routes(routes!(exceptions::deny))
+        .routes(routes!(exceptions::revoke))
+        .routes(routes!(exceptions::audit_of))
+        .routes(routes!(exceptions::audit_recent))
+        .routes(routes!(fleet::overview))
+        .routes(routes!(fleet::tools))
+        .routes(routes!(fleet::footprint))
+        .routes(routes!(fleet::exception_report))
+        .routes(routes!(alerts::list))
+        .routes(routes!(admin_audit::list))
+        .routes(routes!(enrollment::create_code))
+}
+
+/// The API's OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+pub fn openapi_document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(|| api().into_openapi())
+}
+
+/// Every route, API and page: the tests walk this list (who may call what, garbage to each).
 pub fn routes() -> Vec<Route> {
-    vec![
-        route("GET", "/", Access::Page, get(admin_page::root)),
-        route("GET", "/admin", Access::Page, get(admin_page::index)),
-        route("GET", "/admin/app.js", Access::Page, get(admin_page::script)),
-        route("GET", "/admin/app.css", Access::Page, get(admin_page::style)),
-        route("GET", "/admin/fleet.js", Access::Page, get(admin_page::fleet_script)),
-        route("GET", "/admin/vendor/uPlot.iife.min.js", Access::Page, get(admin_page::chart_script)),
-        route("GET", "/admin/vendor/uPlot.min.css", Access::Page, get(admin_page::chart_style)),
-        route("GET", "/api/v1/health", Access::Public, get(health)),
-        route("GET", "/api/v1/openapi.json", Access::Public, get(openapi::serve)),
-        route("POST", "/api/v1/enroll", Access::Public, post(enrollment::enroll)),
-        route("POST", "/api/v1/session", Access::Public, post(accounts::sign_in)),
-        route("GET", "/api/v1/session", Access::Public, get(accounts::current)),
-        route("DELETE", "/api/v1/session", Access::Public, axum::routing::delete(accounts::sign_out)),
-        route("GET", "/api/v1/session/methods", Access::Public, get(oidc::methods)),
-        route("GET", "/api/v1/session/oidc", Access::Public, get(oidc::begin)),
-        route("GET", "/api/v1/session/oidc/callback", Access::Public, get(oidc::finish)),
-        route("GET", "/api/v1/device/me", Access::Device, get(devices::me)),
-        route("POST", "/api/v1/device/token", Access::Device, post(enrollment::rotate_token)),
-        route("GET", "/api/v1/device/signing-keys", Access::Device, get(policies::signing_keys)),
-        route("GET", "/api/v1/device/policy", Access::Device, get(policies::fetch)),
-        route("POST", "/api/v1/device/events", Access::Device, post(events::upload)),
-        route("GET", "/api/v1/device/exceptions", Access::Device, get(exceptions::list_own)),
-        route("POST", "/api/v1/device/exceptions", Access::Device, post(exceptions::create)),
-        route("GET", "/api/v1/device/exceptions/{id}", Access::Device, get(exceptions::get_own)),
-        route("POST", "/api/v1/device/exceptions/{id}/withdraw", Access::Device, post(exceptions::withdraw)),
-        route("GET", "/api/v1/device/wait", Access::Device, get(wait::wait)),
-        route("PUT", "/api/v1/device/inventory", Access::Device, put(inventory::put)),
-        route("GET", "/api/v1/admin/policies", Access::Admin, get(policies::list)),
-        route("POST", "/api/v1/admin/policies", Access::Admin, post(policies::upload)),
-        route("GET", "/api/v1/admin/policies/active", Access::Admin, get(policies::active)),
-        route("POST", "/api/v1/admin/policies/{version}/activate", Access::Admin, post(policies::activate)),
-        route("GET", "/api/v1/admin/devices", Access::Admin, get(devices::list)),
-        route("POST", "/api/v1/admin/devices/{id}/revoke", Access::Admin, post(devices::revoke)),
-        route("GET", "/api/v1/admin/devices/{id}/inventory", Access::Admin, get(inventory::history)),
-        route("GET", "/api/v1/admin/events", Access::Admin, get(events::query)),
-        route("GET", "/api/v1/admin/inventory", Access::Admin, get(inventory::list)),
-        route("GET", "/api/v1/admin/event-counts", Access::Admin, get(retention::list)),
-        route("GET", "/api/v1/admin/exceptions", Access::Admin, get(exceptions::list_all)),
-        route("POST", "/api/v1/admin/exceptions/{id}/approve", Access::Admin, post(exceptions::approve)),
-        route("POST", "/api/v1/admin/exceptions/{id}/deny", Access::Admin, post(exceptions::deny)),
-        route("POST", "/api/v1/admin/exceptions/{id}/revoke", Access::Admin, post(exceptions::revoke)),
-        route("GET", "/api/v1/admin/exceptions/{id}/audit", Access::Admin, get(exceptions::audit_of)),
-        route("GET", "/api/v1/admin/audit", Access::Admin, get(exceptions::audit_recent)),
-        route("GET", "/api/v1/admin/overview", Access::Admin, get(fleet::overview)),
-        route("GET", "/api/v1/admin/tools", Access::Admin, get(fleet::tools)),
-        route("GET", "/api/v1/admin/tools/{id}", Access::Admin, get(fleet::footprint)),
-        route("GET", "/api/v1/admin/exceptions/report", Access::Admin, get(fleet::exception_report)),
-        route("GET", "/api/v1/admin/alerts", Access::Admin, get(alerts::list)),
-        route("GET", "/api/v1/admin/admin-audit", Access::Admin, get(admin_audit::list)),
-        route("POST", "/api/v1/admin/enrollment-codes", Access::Admin, post(enrollment::create_code)),
-    ]
+    let mut all: Vec<Route> =
+        PAGES.iter().map(|path| Route { method: "GET".into(), path: (*path).into(), access: Access::Page }).collect();
+    for (path, item) in &openapi_document().paths.paths {
+        for (method, operation) in operations(item) {
+            let security = serde_json::to_value(&operation.security).unwrap_or_default();
+            let requires = |scheme: &str| security.as_array().into_iter().flatten().any(|r| r.get(scheme).is_some());
+            let access = if requires("admin") {
+                Access::Admin
+            } else if requires("device") {
+                Access::Device
+            } else {
+                Access::Public
+            };
+            all.push(Route { method: method.into(), path: path.clone(), access });
+        }
+    }
+    all
 }
 
-#[derive(Serialize)]
-struct Health {
+fn operations(item: &PathItem) -> Vec<(&'static str, &utoipa::openapi::path::Operation)> {
+    [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete), ("PATCH", &item.patch)]
+        .into_iter()
+        .filter_map(|(method, operation)| operation.as_ref().map(|operation| (method, operation)))
+        .collect()
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
     status: &'static str,
     backend: &'static str,
     version: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "public",
+    summary = "Liveness and backend",
+    responses(
+        (status = 200, description = "Up", body = crate::routes::Health),
+    ),
+)]
 async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<Health> {
     axum::Json(Health { status: "ok", backend: state.store.backend.name(), version: env!("CARGO_PKG_VERSION") })
 }
@@ -130,11 +183,9 @@ async fn security_headers(request: axum::extract::Request, next: axum::middlewar
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
     let limit = state.max_body_bytes;
-    let mut router = Router::new();
-    for Route { path, handler, .. } in routes() {
-        router = router.route(path, handler);
-    }
+    let (router, _) = api().split_for_parts();
     router
+        .merge(pages())
         .fallback(|| async { Failure::not_found("route") })
         .method_not_allowed_fallback(|| async {
             Failure::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")

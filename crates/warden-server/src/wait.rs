@@ -65,6 +65,24 @@ pub struct WaitQuery {
 }
 
 /// `GET /api/v1/device/wait?since=CURSOR&timeout=SECONDS`
+#[utoipa::path(
+    get,
+    path = "/api/v1/device/wait",
+    tag = "device",
+    summary = "Long-poll: returns as soon as something changes for this device",
+    params(
+        ("since" = i64, Query, description = "Cursor of the previous answer; 0 returns the current cursor at once"),
+        ("timeout" = Option<i64>, Query, description = "Seconds, 1–60 (default 30)"),
+    ),
+    responses(
+        (status = 200, description = "Changes after `since` (empty at the timeout); pass `cursor` back", body = warden_api::WaitResponse),
+        (status = 400, description = "Malformed query", body = warden_api::ApiError),
+        (status = 422, description = "Invalid since or timeout", body = warden_api::ApiError),
+        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        (status = 429, description = "The device already holds 2 long-polls (`too_many_waits`)", body = warden_api::ApiError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    ),
+    security(("device" = [])),
+)]
 pub async fn wait(
     State(state): State<AppState>,
     device: DeviceCaller,

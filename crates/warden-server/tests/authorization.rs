@@ -16,7 +16,7 @@ async fn authorization(db: Db) {
     let (device_b, token_b, _) = enroll(api, "erin", "laptop-b").await;
 
     // Every device and admin route refuses a request without a token, or with a wrong one.
-    for warden_server::Route { method, path, access, .. } in warden_server::routes() {
+    for warden_server::Route { method, path, access } in warden_server::routes() {
         let access = format!("{access:?}");
         if access != "Device" && access != "Admin" {
             continue;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use warden_api::{ExceptionsEnvelope, ListExpectation, SignedExceptions, verify_exceptions};
 use warden_server::client::{JsonClient, Reply};
-use warden_server::{Config, Credentials, OPENAPI_JSON};
+use warden_server::{Config, Credentials, openapi_json};
 
 pub const ADMIN_TOKEN: &str = "wadm_test-admin-token-0123456789";
 pub const ENROLL_SECRET: &str = "test-enroll-secret";
@@ -137,7 +137,10 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Api {
-        Api { client: JsonClient::new(base), spec: serde_json::from_str(OPENAPI_JSON).expect("openapi.json parses") }
+        Api {
+            client: JsonClient::new(base),
+            spec: strict(serde_json::from_str(openapi_json()).expect("the document parses")),
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
@@ -192,7 +195,7 @@ impl Api {
             return;
         }
         if let Some(schema) = response.pointer("/content/application~1json/schema")
-            && let Err(problem) = validate(&self.spec, schema, &reply.body, "$")
+            && let Err(problem) = validate(&self.spec, schema, &reply.body)
         {
             panic!("{method} {template} {status}: body does not match openapi.json: {problem}\nbody: {}", reply.text);
         }
@@ -214,71 +217,64 @@ pub fn find_operation<'a>(spec: &'a Value, method: &str, path: &str) -> Option<(
     None
 }
 
-/// A small JSON Schema checker for the subset openapi.json uses: `$ref`, `oneOf`, `type` (also
-/// as a list), `required`, `properties`, `additionalProperties: false`, `items`, `enum`.
-pub fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        let pointer = reference.trim_start_matches('#');
-        let target = spec.pointer(pointer).ok_or_else(|| format!("dangling $ref {reference}"))?;
-        return validate(spec, target, value, at);
-    }
-    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
-        let results: Vec<Result<(), String>> = options.iter().map(|o| validate(spec, o, value, at)).collect();
-        let matched = results.iter().filter(|r| r.is_ok()).count();
-        if matched != 1 {
-            let problems: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-            return Err(format!("{at}: matches {matched} of oneOf (exactly one wanted): {problems:?}"));
-        }
-    }
-    if let Some(types) = schema.get("type") {
-        let types: Vec<&str> = match types {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
-            _ => return Err(format!("bad type in schema at {at}")),
-        };
-        let matches = types.iter().any(|t| match *t {
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            "null" => value.is_null(),
-            _ => false,
-        });
-        if !matches {
-            return Err(format!("{at}: expected {types:?}, got {value}"));
-        }
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        return Err(format!("{at}: {value} is not one of {options:?}"));
-    }
-    if let Some(object) = value.as_object() {
-        for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-            let name = name.as_str().unwrap_or_default();
-            if !object.contains_key(name) {
-                return Err(format!("{at}: missing required property {name:?}"));
-            }
-        }
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for (name, item) in object {
-            match properties.and_then(|p| p.get(name)) {
-                Some(property) => validate(spec, property, item, &format!("{at}.{name}"))?,
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!("{at}: undocumented property {name:?}"));
+/// Checks `value` against `schema` (JSON Schema 2020-12, as OpenAPI 3.1 uses it), resolving
+/// `#/components/...` in `spec`.
+pub fn validate(spec: &Value, schema: &Value, value: &Value) -> Result<(), String> {
+    let mut root = schema.clone();
+    root["components"] = spec["components"].clone();
+    let validator = jsonschema::draft202012::new(&root).map_err(|e| format!("the schema does not compile: {e}"))?;
+    let problems: Vec<String> = validator.iter_errors(value).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+}
+
+/// The document as the tests check replies against it: every object a reply may hold is closed
+/// (`unevaluatedProperties: false`), so a reply carrying a field the document does not describe
+/// fails. Members of an `allOf` stay open (their siblings add properties); so do the components
+/// an `allOf` names, which are closed at each `$ref` to them instead.
+pub fn strict(mut spec: Value) -> Value {
+    fn referenced_from_all_of(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for member in map.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(Value::String(target)) = member.get("$ref") {
+                        out.push(target.rsplit('/').next().unwrap_or_default().to_owned());
+                    }
                 }
-                None => {}
+                map.values().for_each(|v| referenced_from_all_of(v, out));
             }
+            Value::Array(list) => list.iter().for_each(|v| referenced_from_all_of(v, out)),
+            _ => {}
         }
     }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (index, item) in array.iter().enumerate() {
-            validate(spec, items, item, &format!("{at}[{index}]"))?;
+    fn close(value: &mut Value, open: bool) {
+        match value {
+            Value::Object(map) => {
+                let closable = map.contains_key("properties") || map.contains_key("allOf") || map.contains_key("$ref");
+                if closable && !open && !map.contains_key("additionalProperties") {
+                    map.insert("unevaluatedProperties".into(), Value::Bool(false));
+                }
+                for (key, child) in map.iter_mut() {
+                    match (key.as_str(), child) {
+                        ("allOf", Value::Array(members)) => members.iter_mut().for_each(|m| close(m, true)),
+                        (_, child) => close(child, false),
+                    }
+                }
+            }
+            Value::Array(list) => list.iter_mut().for_each(|v| close(v, false)),
+            _ => {}
         }
     }
-    Ok(())
+    let mut open_components = Vec::new();
+    referenced_from_all_of(&spec, &mut open_components);
+    if let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for (name, schema) in schemas.iter_mut() {
+            close(schema, open_components.contains(name));
+        }
+    }
+    if let Some(paths) = spec.get_mut("paths") {
+        close(paths, false);
+    }
+    spec
 }
 
 /// The password test accounts are made with.
