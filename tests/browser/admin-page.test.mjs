@@ -302,3 +302,41 @@ test("an approver signs in with an account and decides as that account; the toke
   assert.equal(after, 401, "the session ended with the log-out");
   await context.close();
 });
+
+test("a signed-in approver makes an auditor API token on the page; it reads, never decides, and dies when revoked", async () => {
+  addAccount("ivy@corp.example", "approver");
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/admin#policy`);
+  await signIn(page, "ivy@corp.example");
+  await page.getByLabel("Name", { exact: true }).fill("siem-export");
+  // An approver's token is an auditor at most: asking for admin is refused.
+  await page.getByLabel("Role").selectOption("admin");
+  await page.getByRole("button", { name: "Make API token" }).click();
+  await page.getByRole("status").filter({ hasText: "No token" }).waitFor();
+  await page.getByLabel("Role").selectOption("auditor");
+  await page.getByRole("button", { name: "Make API token" }).click();
+  await page.getByRole("status").filter({ hasText: "API token siem-export made (auditor)" }).waitFor();
+  const token = await page.getByLabel("API token", { exact: true }).inputValue();
+  assert.match(token, /^wapi_[0-9a-f]{64}$/);
+  const row = page.locator("#token-rows tr", { hasText: "siem-export" });
+  assert.equal(await row.locator("td").nth(5).textContent(), "active");
+
+  const read = await call("GET", "/api/v1/admin/overview", token);
+  assert.equal(read.status, 200);
+  const pending = await call("GET", "/api/v1/admin/exceptions", token);
+  assert.equal(pending.status, 200);
+  const decided = await call("POST", "/api/v1/admin/exceptions/any/approve", token, {});
+  assert.deepEqual([decided.status, decided.body.code], [403, "role_forbids"]);
+  const audit = await call("GET", "/api/v1/admin/admin-audit", token);
+  assert.ok(audit.body.some((e) => e.action === "api-token-created" && e.actor === "ivy@corp.example"));
+
+  await page.reload();
+  await row.locator("td").nth(4).filter({ hasNotText: "never" }).waitFor();
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await page.getByRole("status").filter({ hasText: "API token siem-export revoked" }).waitFor();
+  await row.locator("td").nth(5).filter({ hasText: "revoked" }).waitFor();
+  const after = await call("GET", "/api/v1/admin/overview", token);
+  assert.deepEqual([after.status, after.body.code], [401, "unknown_token"]);
+  await context.close();
+});

@@ -1,6 +1,7 @@
 //! The governance server's API under schemathesis (PyPI, pinned, in a virtualenv under
 //! `~/.cache/warden-tools`): the real `warden-server` binary on SQLite and on PostgreSQL, fuzzed
-//! from the OpenAPI document it generates and serves, as an admin (the admin token) and as an enrolled device, with a
+//! from the OpenAPI document it generates and serves, as an admin service account (an API token a
+//! signed-in admin made) and as an enrolled device, with a
 //! bounded number of examples and a fixed seed (a failure reproduces). Checks: no 5xx, every
 //! status code, content type, header and body as the description says, and no operation that
 //! ignores its authentication.
@@ -42,24 +43,23 @@ pub fn setup() -> Result<()> {
 struct Server {
     child: Child,
     base: String,
+    /// How `warden-server user …` reaches the same database.
+    database_args: Vec<std::ffi::OsString>,
+    binary: PathBuf,
     _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
     fn start(binary: &std::path::Path, database: Option<&str>) -> Result<Server> {
-        let mut command = Command::new(binary);
-        let data = match database {
-            Some(url) => {
-                command.args(["--database", url]);
-                None
-            }
+        let (database_args, data): (Vec<std::ffi::OsString>, _) = match database {
+            Some(url) => (vec!["--database".into(), url.into()], None),
             None => {
                 let dir = tempfile::Builder::new().prefix("warden-fuzz-").tempdir().context("a temporary folder")?;
-                command.arg("--data-dir").arg(dir.path().join("server"));
-                Some(dir)
+                (vec!["--data-dir".into(), dir.path().join("server").into()], Some(dir))
             }
         };
-        let mut child = command
+        let mut child = Command::new(binary)
+            .args(&database_args)
             .args(["--listen", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN, "--enroll-secret", ENROLL_SECRET])
             // The fuzzer is one client sending thousands of requests: the per-address and
             // per-device limits would answer most of them 429 and hide the handlers.
@@ -77,20 +77,45 @@ impl Server {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Ok(Server { child, base, _data: data })
+        Ok(Server { child, base, database_args, binary: binary.to_owned(), _data: data })
     }
 
-    /// Enrolls a device with the shared secret; returns its token.
+    /// An admin account (`warden-server user add`), signed in through the API, makes an admin
+    /// API token: the service account the admin operations are fuzzed as.
+    fn admin_api_token(&self) -> Result<String> {
+        const NAME: &str = "fuzz-admin@corp.example";
+        const PASSWORD: &str = "fuzz-password-0123456789";
+        let mut add = Command::new(&self.binary)
+            .args(&self.database_args)
+            .args(["user", "add", NAME, "--role", "admin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting warden-server user add")?;
+        std::io::Write::write_all(&mut add.stdin.take().context("its input")?, format!("{PASSWORD}\n").as_bytes())?;
+        if !add.wait()?.success() {
+            bail!("warden-server user add failed");
+        }
+        let jar = tempfile::NamedTempFile::new().context("a cookie jar")?;
+        let session = curl_json(
+            &["-c", &jar.path().to_string_lossy()],
+            &format!(r#"{{"name":"{NAME}","password":"{PASSWORD}"}}"#),
+            &format!("{}/api/v1/session", self.base),
+        )?;
+        let csrf = json_string(&session, "csrf_token").with_context(|| format!("signing in answered {session}"))?;
+        let made = curl_json(
+            &["-b", &jar.path().to_string_lossy(), "-H", &format!("x-csrf-token: {csrf}")],
+            r#"{"name":"schemathesis","role":"admin","valid_days":1}"#,
+            &format!("{}/api/v1/admin/api-tokens", self.base),
+        )?;
+        json_string(&made, "token").with_context(|| format!("making an API token answered {made}"))
+    }
+
+    /// Enrolls a device with the shared secret (before any account exists); returns its token.
     fn device_token(&self) -> Result<String> {
         let body = r#"{"secret":"fuzz-enroll-secret-0123456789","hostname":"fuzz","user":"dev","platform":"linux"}"#;
-        let out = Command::new("curl")
-            .args(["-sS", "-m", "10", "-H", "content-type: application/json", "--data-binary", body])
-            .arg(format!("{}/api/v1/enroll", self.base))
-            .output()
-            .context("running curl")?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let token = text.split("\"device_token\":\"").nth(1).and_then(|rest| rest.split('"').next());
-        token.map(str::to_owned).with_context(|| format!("enrolling a device answered {text}"))
+        let text = curl_json(&[], body, &format!("{}/api/v1/enroll", self.base))?;
+        json_string(&text, "device_token").with_context(|| format!("enrolling a device answered {text}"))
     }
 
     /// schemathesis on the operations tagged `tag`, with `token`.
@@ -107,6 +132,23 @@ impl Server {
         }
         check(&mut command)
     }
+}
+
+/// POSTs `body` as JSON with curl (extra arguments first); the answer's text.
+fn curl_json(extra: &[&str], body: &str, url: &str) -> Result<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "10", "-H", "content-type: application/json"])
+        .args(extra)
+        .args(["--data-binary", body, url])
+        .output()
+        .context("running curl")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A top-level string field of a JSON answer.
+fn json_string(text: &str, field: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value.get(field)?.as_str().map(str::to_owned)
 }
 
 impl Drop for Server {
@@ -131,7 +173,10 @@ pub fn fuzz_server() -> Result<()> {
         // Rotating the token mid-run would leave every later case unauthenticated; the long-poll
         // holds each call up to its timeout (its bounds are tested in the server's own tests).
         server.fuzz("device", &device, &["/api/v1/device/token", "/api/v1/device/wait"])?;
-        server.fuzz("admin", ADMIN_TOKEN, &[])?;
+        // Then as a service account, which needs an account (after which the shared secret no
+        // longer enrolls: the device above came first).
+        let service_account = server.admin_api_token()?;
+        server.fuzz("admin", &service_account, &[])?;
     }
     Ok(())
 }

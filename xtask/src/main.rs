@@ -87,6 +87,7 @@ fn dispatch() -> Result<()> {
         Some("package") => package::package_command(&args[1..]).map(drop),
         Some("bench-server") => postgres::bench_server(&args[1..]),
         Some("bench-pages") => browser::bench_pages(),
+        Some("api-fuzz") => api_fuzz::fuzz_server(),
         _ => {
             eprintln!("usage: cargo xtask run [ARGS…]   start Warden on the embedded default policy");
             eprintln!("       cargo xtask test          install what is missing and run every test");
@@ -95,6 +96,7 @@ fn dispatch() -> Result<()> {
             eprintln!("                                 .deb packages of binaries already built (paths on stdout)");
             eprintln!("       cargo xtask bench-server  the governance server benchmark (SQLite and PostgreSQL)");
             eprintln!("       cargo xtask bench-pages   the console's sign-in and approval times in Chromium");
+            eprintln!("       cargo xtask api-fuzz      schemathesis against the debug server (the CI step alone)");
             bail!("unknown or missing command");
         }
     }

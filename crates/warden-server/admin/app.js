@@ -293,6 +293,39 @@ function renderAdminAudit(entries) {
   if (!entries.length) cell(body.insertRow(), "No admin action yet.", "meta").colSpan = 5;
 }
 
+// API tokens are a signed-in person's (the admin token makes none): the list shows with a session.
+function renderTokens(list) {
+  $("api-tokens-glass").hidden = Boolean(list);
+  $("api-tokens-body").hidden = !list;
+  if (!list) return;
+  const body = $("token-rows");
+  body.replaceChildren();
+  for (const t of list.tokens) {
+    const row = body.insertRow();
+    row.dataset.token = t.id;
+    cell(row, t.name);
+    cell(row, t.owner);
+    cell(row, t.role);
+    cell(row, when(t.expires_at));
+    cell(row, t.last_used_at ? when(t.last_used_at) : "never");
+    const live = !t.revoked_at && t.expires_at * 1000 > Date.now();
+    cell(row, t.revoked_at ? `revoked ${when(t.revoked_at)}` : live ? "active" : "expired");
+    const action = row.insertCell();
+    if (!t.revoked_at) {
+      action.append(button("Revoke", "deny", async () => {
+        try {
+          await api("POST", `/api/v1/admin/api-tokens/${encodeURIComponent(t.id)}/revoke`);
+          status(`API token ${t.name} revoked`);
+          await refresh();
+        } catch (error) {
+          status(`Not revoked: ${error.message}`, false);
+        }
+      }));
+    }
+  }
+  if (!list.tokens.length) cell(body.insertRow(), "No API token yet.", "meta").colSpan = 7;
+}
+
 function renderPolicy(active) {
   $("policy-summary").textContent = `Version ${active.version}: “${active.name}”, uploaded by ${active.uploaded_by} ${when(active.uploaded_at)}`;
   $("policy-source").textContent = active.source || "";
@@ -336,12 +369,13 @@ async function refreshEvents() {
 }
 
 async function refresh() {
-  const [requests, devices, active, inventory, adminAudit] = await Promise.all([
+  const [requests, devices, active, inventory, adminAudit, tokens] = await Promise.all([
     api("GET", "/api/v1/admin/exceptions?limit=500"),
     api("GET", "/api/v1/admin/devices"),
     api("GET", "/api/v1/admin/policies/active"),
     api("GET", "/api/v1/admin/inventory"),
     api("GET", "/api/v1/admin/admin-audit?limit=50"),
+    session.token ? null : api("GET", "/api/v1/admin/api-tokens"),
   ]);
   hosts = new Map(devices.devices.map((d) => [d.id, d.hostname]));
   renderPending(requests.filter((r) => r.state === "pending"));
@@ -350,6 +384,7 @@ async function refresh() {
   renderInventory(inventory);
   renderPolicy(active);
   renderAdminAudit(adminAudit);
+  renderTokens(tokens);
   filterTables();
   await Promise.all([refreshEvents(), refreshFleet()]);
 }
@@ -464,6 +499,22 @@ $("enroll-form").addEventListener("submit", async (event) => {
     status(`Enrollment code made for ${issued.user}`);
   } catch (error) {
     status(`No code: ${error.message}`, false);
+  }
+});
+$("token-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const issued = await api("POST", "/api/v1/admin/api-tokens", {
+      name: $("token-name").value.trim(),
+      role: $("token-role").value,
+      valid_days: Number($("token-days").value) || 90,
+    });
+    $("token-value").value = issued.token;
+    $("token-result").hidden = false;
+    status(`API token ${issued.name} made (${issued.role})`);
+    await refresh();
+  } catch (error) {
+    status(`No token: ${error.message}`, false);
   }
 });
 $("policy-file").addEventListener("change", async (event) => {

@@ -5,9 +5,10 @@
 //!
 //! | role | may |
 //! |---|---|
-//! | `auditor` | read every admin view and export |
+//! | `developer` | make enrollment codes for their own devices |
+//! | `auditor` | read every admin view and export; their own API tokens |
 //! | `approver` | that, and decide exception requests (approve, deny, revoke) |
-//! | `admin` | everything: policies, devices, decisions |
+//! | `admin` | everything: policies, devices, decisions, everyone's API tokens |
 //!
 //! Once any enabled account exists the shared admin token becomes break-glass only: it still reads
 //! and administers, but it can no longer decide an exception — decisions carry a verified account,

@@ -29,8 +29,8 @@ pub struct ActorBody {
 /// Who did an admin action: the signed-in account; with the admin token, the actor the optional
 /// body names (an empty body names none; a name is 1–255 printable characters).
 pub(crate) fn actor_of(caller: &AdminCaller, body: &Bytes) -> Answer<String> {
-    if let Some(account) = &caller.account {
-        return Ok(account.name.clone());
+    if let Some(actor) = caller.actor() {
+        return Ok(actor);
     }
     let named: ActorBody =
         if body.iter().all(u8::is_ascii_whitespace) { ActorBody::default() } else { parse_json(body)? };
@@ -50,8 +50,8 @@ pub struct AdminAuditEntry {
     /// Seconds since the epoch.
     pub at: i64,
     pub actor: String,
-    /// `device-revoked`, `policy-uploaded`, `policy-activated`, `enrollment-code-created` or
-    /// `device-enrolled`.
+    /// `device-revoked`, `policy-uploaded`, `policy-activated`, `enrollment-code-created`,
+    /// `device-enrolled`, `api-token-created` or `api-token-revoked`.
     pub action: String,
     /// The device id or policy version.
     pub subject: String,

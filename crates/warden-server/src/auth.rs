@@ -1,11 +1,13 @@
 //! Credentials: random tokens, their hashes, and the extractors that guard device and admin routes
-//! (admin routes: the admin token, or a signed-in account's session — see `accounts`).
+//! (admin routes: the admin token, a signed-in account's session — see `accounts` —, or an API
+//! token — see `api_tokens`).
 //!
 //! The server stores only SHA-256 hashes of tokens and secrets. Tokens carry 256 random bits,
 //! so a plain hash is enough (no password stretching needed) and lookups stay one index probe.
 
 use crate::AppState;
 use crate::accounts::{self, Account, Role};
+use crate::api_tokens::{self, API_TOKEN_PREFIX, TokenHolder};
 use crate::failure::Failure;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -105,11 +107,39 @@ impl FromRequestParts<AppState> for DeviceCaller {
     }
 }
 
-/// The caller of an admin route: a signed-in account (session cookie), or the holder of the
-/// shared admin token (`account: None`, the break-glass credential).
+/// The caller of an admin route: a signed-in account (session cookie), the holder of an API token
+/// (`api_token`), or the holder of the shared admin token (neither: the break-glass credential).
+/// Only a session is a person: `account` is `None` for both tokens, so nothing that needs a
+/// verified person (deciding an exception request) can be done with a token.
 #[derive(Debug, Clone)]
 pub struct AdminCaller {
     pub account: Option<Account>,
+    pub api_token: Option<TokenHolder>,
+}
+
+impl AdminCaller {
+    /// Whom the audit log names: the account, or `owner (API token NAME)`; `None` for the admin
+    /// token, which is nobody.
+    pub fn actor(&self) -> Option<String> {
+        match (&self.account, &self.api_token) {
+            (Some(account), _) => Some(account.name.clone()),
+            (None, Some(holder)) => Some(holder.actor()),
+            (None, None) => None,
+        }
+    }
+
+    /// The role the caller acts in (the admin token: admin).
+    pub fn role(&self) -> Role {
+        match (&self.account, &self.api_token) {
+            (Some(account), _) => account.role,
+            (None, Some(holder)) => holder.role,
+            (None, None) => Role::Admin,
+        }
+    }
+}
+
+fn forbidden_for_role(role: Role) -> Failure {
+    Failure::new(StatusCode::FORBIDDEN, "role_forbids", format!("the {} role cannot do this", role.as_str()))
 }
 
 /// Whether an account in `role` may call `method` on `path`: developers only make enrollment codes
@@ -120,10 +150,13 @@ fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool {
     // Everyone signed in may make an enrollment code (for their own device; the handler checks
     // that only admins name someone else).
     let own_code = method == axum::http::Method::POST && path == "/api/v1/admin/enrollment-codes";
+    // Auditors and approvers manage their own API tokens (the handler caps the token's role at
+    // theirs and lets only admins touch others' tokens).
+    let own_tokens = path.starts_with("/api/v1/admin/api-tokens");
     match role {
         Role::Admin => true,
-        Role::Approver => reading || own_code || path.starts_with("/api/v1/admin/exceptions/"),
-        Role::Auditor => reading || own_code,
+        Role::Approver => reading || own_code || own_tokens || path.starts_with("/api/v1/admin/exceptions/"),
+        Role::Auditor => reading || own_code || own_tokens,
         Role::Developer => own_code,
     }
 }
@@ -135,7 +168,16 @@ impl FromRequestParts<AppState> for AdminCaller {
         if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
             let token = bearer(parts)?;
             if token_matches(token, &state.admin_token_hash) {
-                return Ok(AdminCaller { account: None });
+                return Ok(AdminCaller { account: None, api_token: None });
+            }
+            if token.starts_with(API_TOKEN_PREFIX) {
+                let holder = api_tokens::holder(state, token, crate::now())
+                    .await?
+                    .ok_or_else(|| Failure::unauthorized("unknown_token", "unknown, expired or revoked API token"))?;
+                if !role_allows(holder.role, &parts.method, parts.uri.path()) {
+                    return Err(forbidden_for_role(holder.role));
+                }
+                return Ok(AdminCaller { account: None, api_token: Some(holder) });
             }
             if token.starts_with(DEVICE_TOKEN_PREFIX) {
                 return Err(Failure::new(
@@ -164,13 +206,9 @@ impl FromRequestParts<AppState> for AdminCaller {
             }
         }
         if !role_allows(account.role, &parts.method, parts.uri.path()) {
-            return Err(Failure::new(
-                StatusCode::FORBIDDEN,
-                "role_forbids",
-                format!("the {} role cannot do this", account.role.as_str()),
-            ));
+            return Err(forbidden_for_role(account.role));
         }
-        Ok(AdminCaller { account: Some(account) })
+        Ok(AdminCaller { account: Some(account), api_token: None })
     }
 }
 
@@ -202,6 +240,9 @@ mod tests {
             (Role::Developer, Method::GET, "/api/v1/admin/overview", false),
             (Role::Developer, Method::POST, "/api/v1/admin/exceptions/x/approve", false),
             (Role::Auditor, Method::POST, "/api/v1/admin/enrollment-codes", true),
+            (Role::Auditor, Method::POST, "/api/v1/admin/api-tokens", true),
+            (Role::Developer, Method::POST, "/api/v1/admin/api-tokens", false),
+            (Role::Developer, Method::GET, "/api/v1/admin/api-tokens", false),
         ];
         for (role, method, path, allowed) in cases {
             assert_eq!(role_allows(role, &method, path), allowed, "{role:?} {method} {path}");

@@ -74,10 +74,15 @@ pub async fn create_code(
     JsonBody(request): JsonBody<EnrollmentCodeCreate>,
 ) -> Answer<(StatusCode, Json<EnrollmentCodeIssued>)> {
     let named = request.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
-    let (actor, user) = match (&caller.account, named) {
-        (Some(account), None) => (account.name.clone(), account.name.clone()),
-        (Some(account), Some(user)) if account.role == Role::Admin || accounts::same_name(user, &account.name) => {
-            (account.name.clone(), user.to_owned())
+    // Whose own devices the caller enrolls without naming anyone: the account's, or an API
+    // token's owner's; the admin token is nobody.
+    let own =
+        caller.account.as_ref().map(|a| a.name.clone()).or_else(|| caller.api_token.as_ref().map(|t| t.owner.clone()));
+    let actor = caller.actor().unwrap_or_else(|| crate::admin_audit::UNNAMED_ACTOR.to_owned());
+    let (actor, user) = match (own, named) {
+        (Some(own), None) => (actor, own),
+        (Some(own), Some(user)) if caller.role() == Role::Admin || accounts::same_name(user, &own) => {
+            (actor, user.to_owned())
         }
         (Some(_), Some(_)) => {
             return Err(Failure::new(
@@ -87,7 +92,7 @@ pub async fn create_code(
             )
             .field("user"));
         }
-        (None, Some(user)) => (crate::admin_audit::UNNAMED_ACTOR.to_owned(), user.to_owned()),
+        (None, Some(user)) => (actor, user.to_owned()),
         (None, None) => {
             return Err(Failure::invalid("user", "the admin token is nobody: name whose device the code enrolls"));
         }

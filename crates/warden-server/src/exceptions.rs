@@ -246,6 +246,13 @@ async fn check_decision(
             "guardrails are attached to an approval, not to a denial or revocation",
         ));
     }
+    if caller.api_token.is_some() {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "person_required",
+            "exception requests are decided by a person signed in as themselves, never by an API token",
+        ));
+    }
     let approver = match &caller.account {
         Some(account) => account.name.clone(),
         None if crate::accounts::in_use(state).await? => {

@@ -9,6 +9,7 @@ pub mod accounts;
 mod admin_audit;
 mod admin_page;
 pub mod alerts;
+pub mod api_tokens;
 mod auth;
 mod bootstrap;
 pub mod client;

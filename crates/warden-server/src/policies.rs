@@ -221,8 +221,9 @@ pub async fn upload(
     }
     let policy = Policy::parse(file, &upload.source).map_err(|error| Failure::policy(&error))?;
     // A signed-in account uploads as itself; the admin token under the name it gives.
-    let uploaded_by = match &caller.account {
-        Some(account) => account.name.as_str(),
+    let actor = caller.actor();
+    let uploaded_by = match &actor {
+        Some(actor) => actor.as_str(),
         None => upload.uploaded_by.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or("admin"),
     };
     let activate = upload.activate.unwrap_or(true);

@@ -4,8 +4,8 @@
 
 use crate::failure::Failure;
 use crate::{
-    AppState, accounts, admin_audit, admin_page, alerts, devices, enrollment, events, exceptions, fleet, inventory,
-    oidc, openapi, policies, retention, wait,
+    AppState, accounts, admin_audit, admin_page, alerts, api_tokens, devices, enrollment, events, exceptions, fleet,
+    inventory, oidc, openapi, policies, retention, wait,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -100,6 +100,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::list))
         .routes(routes!(admin_audit::list))
         .routes(routes!(enrollment::create_code))
+        .routes(routes!(api_tokens::list, api_tokens::create))
+        .routes(routes!(api_tokens::revoke))
 }
 
 /// The API's OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.

@@ -59,6 +59,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "enrollment_codes", include_str!("../migrations/sqlite/0013_enrollment_codes.sql")),
     (14, "signing_key_rotations", include_str!("../migrations/sqlite/0014_signing_key_rotations.sql")),
     (15, "oidc_logins", include_str!("../migrations/sqlite/0015_oidc_logins.sql")),
+    (16, "api_tokens", include_str!("../migrations/sqlite/0016_api_tokens.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
@@ -76,6 +77,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "enrollment_codes", include_str!("../migrations/postgres/0013_enrollment_codes.sql")),
     (14, "signing_key_rotations", include_str!("../migrations/postgres/0014_signing_key_rotations.sql")),
     (15, "oidc_logins", include_str!("../migrations/postgres/0015_oidc_logins.sql")),
+    (16, "api_tokens", include_str!("../migrations/postgres/0016_api_tokens.sql")),
 ];
 
 /// The migration files as sqlx wants them.
