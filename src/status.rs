@@ -227,12 +227,7 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
     let gate = if status.gate_mounts.is_empty() { "off".to_owned() } else { status.gate_mounts.join(", ") };
     println!("Monitor:       {} + gate {gate}", status.source);
     if let Some(network) = &status.network {
-        let layer = match network.layer {
-            warden_api::local::NetworkLayer::Ebpf => "eBPF",
-            warden_api::local::NetworkLayer::Fallback => "fallback",
-            warden_api::local::NetworkLayer::LaunchOnly => "launch only",
-        };
-        println!("Network:       {layer}: {}", network.detail);
+        println!("Network:       {}: {}", network.layer.label(), network.detail);
         if network.layer == warden_api::local::NetworkLayer::Ebpf {
             println!(
                 "               {} of {} names resolved, {} address ranges governed, {} process(es) open by exception{}",

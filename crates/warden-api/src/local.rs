@@ -259,10 +259,22 @@ pub enum NetworkLayer {
     /// The eBPF connect/sendmsg hooks are attached: governed destinations are refused per
     /// process, before a byte leaves.
     Ebpf,
-    /// The hooks could not load; a fallback refuses governed destinations for every process.
+    /// The hooks could not load (or the configuration chose it): the nftables fallback refuses
+    /// governed destinations for every process in the namespace, without per-connection events.
     Fallback,
     /// No network enforcement: only launches are governed (the reason says why).
     LaunchOnly,
+}
+
+impl NetworkLayer {
+    /// How status lines name it: `eBPF`, `fallback`, `launch only`.
+    pub fn label(self) -> &'static str {
+        match self {
+            NetworkLayer::Ebpf => "eBPF",
+            NetworkLayer::Fallback => "fallback",
+            NetworkLayer::LaunchOnly => "launch only",
+        }
+    }
 }
 
 /// `RuntimeStatus::network`.

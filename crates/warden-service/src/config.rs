@@ -79,6 +79,10 @@ pub struct NetworkSection {
     pub cgroup: Option<PathBuf>,
     /// How often governed names are resolved again, in seconds (default 30).
     pub resolve_seconds: Option<u64>,
+    /// `auto` (default: eBPF, else nftables, else launches only) or `nftables` (skip eBPF, e.g.
+    /// where loading BPF programs is not allowed).
+    #[serde(default)]
+    pub layer: crate::network::LayerChoice,
 }
 
 fn yes() -> bool {

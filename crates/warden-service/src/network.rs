@@ -35,12 +35,24 @@ pub struct NetworkConfig {
     pub cgroup: Option<PathBuf>,
     /// How often governed names are resolved again.
     pub resolve_interval: Duration,
+    pub layer: LayerChoice,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig { cgroup: None, resolve_interval: Duration::from_secs(30) }
+        NetworkConfig { cgroup: None, resolve_interval: Duration::from_secs(30), layer: LayerChoice::Auto }
     }
+}
+
+/// Which network layer to run (`[network] layer`, `wardend --network-layer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerChoice {
+    /// eBPF; where it cannot load, the nftables fallback; where that fails too, launches only.
+    #[default]
+    Auto,
+    /// The nftables fallback without trying eBPF.
+    Nftables,
 }
 
 /// The cgroup v2 mount point (`/sys/fs/cgroup` on a unified system, `/sys/fs/cgroup/unified` on a
@@ -106,6 +118,9 @@ pub fn start(runtime: &Arc<Runtime>, config: &NetworkConfig) -> NetworkHandle {
     let Some(cgroup) = config.cgroup.clone().or_else(cgroup2_root) else {
         return NetworkHandle::launch_only("no cgroup v2 hierarchy is mounted");
     };
+    if config.layer == LayerChoice::Nftables {
+        return start_fallback(runtime, config, &cgroup, "the configuration asks for nftables".into());
+    }
     match warden_net::kernel::Firewall::attach(&cgroup) {
         Ok((firewall, events)) => {
             let mut detail = format!(
@@ -123,30 +138,124 @@ pub fn start(runtime: &Arc<Runtime>, config: &NetworkConfig) -> NetworkHandle {
                 cgroup: Some(cgroup.display().to_string()),
                 ..launch_only_status(String::new())
             }));
-            let (names, names_seen) = tokio::sync::watch::channel(Vec::new());
-            let (answers, resolved) = tokio::sync::watch::channel(Answers::default());
-            tokio::spawn(resolve(warden_net::Resolver::new(config.resolve_interval), names_seen, answers));
-            let task = Task {
-                runtime: Arc::downgrade(runtime),
-                firewall,
-                status: status.clone(),
-                names_to_resolve: names,
-                resolved,
-                generation: None,
-                destinations: None,
-                names: Vec::new(),
-                grants: HashMap::new(),
-                next_grant: 1,
-                folded: HashMap::new(),
-            };
-            tokio::spawn(task.run(events));
+            spawn_task(runtime, config, Enforcement::Ebpf(Box::new(firewall)), Some(events), status.clone());
+            NetworkHandle { status }
+        }
+        Err(error) => {
+            let why = format!("the eBPF hooks could not be attached to {} ({error})", cgroup.display());
+            start_fallback(runtime, config, &cgroup, why)
+        }
+    }
+}
+
+/// Where eBPF cannot load: the nftables table, or, where that fails too, launches only. Either
+/// way the status says which and why.
+#[cfg(target_os = "linux")]
+fn start_fallback(
+    runtime: &Arc<Runtime>,
+    config: &NetworkConfig,
+    cgroup: &std::path::Path,
+    why: String,
+) -> NetworkHandle {
+    let Some(root) = cgroup2_root() else {
+        return NetworkHandle::launch_only(format!("{why}; no cgroup v2 hierarchy for the nftables fallback"));
+    };
+    let options = warden_net::nft::NftOptions {
+        table: "warden".into(),
+        open_cgroup: cgroup.join(EXCEPTION_CGROUP),
+        cgroup_root: root,
+        nft: vec!["nft".into()],
+    };
+    match warden_net::nft::NftFallback::install(options.clone()) {
+        Ok(fallback) => {
+            let detail = format!(
+                "{why}; fallback: nftables table inet {} refuses governed destinations for every process in this \
+                 network namespace (no per-connection events; warn destinations are not seen); an exception opens \
+                 its launch tree by moving it into {}",
+                options.table,
+                options.open_cgroup.display()
+            );
+            let status = Arc::new(Mutex::new(NetworkStatus {
+                layer: NetworkLayer::Fallback,
+                detail,
+                cgroup: Some(options.open_cgroup.display().to_string()),
+                ..launch_only_status(String::new())
+            }));
+            spawn_task(runtime, config, Enforcement::Nftables(fallback), None, status.clone());
             NetworkHandle { status }
         }
         Err(error) => NetworkHandle::launch_only(format!(
-            "the eBPF hooks could not be attached to {} ({error}); no fallback is built yet, so \
-             connections are not governed — launches still are",
-            cgroup.display()
+            "{why}; the nftables fallback failed too ({error}): connections are not governed — launches still are"
         )),
+    }
+}
+
+/// The folder (below the governed cgroup) the nftables fallback moves exception launch trees to.
+pub const EXCEPTION_CGROUP: &str = "warden-exceptions";
+
+#[cfg(target_os = "linux")]
+fn spawn_task(
+    runtime: &Arc<Runtime>,
+    config: &NetworkConfig,
+    firewall: Enforcement,
+    events: Option<warden_net::kernel::Events>,
+    status: Arc<Mutex<NetworkStatus>>,
+) {
+    let (names, names_seen) = tokio::sync::watch::channel(Vec::new());
+    let (answers, resolved) = tokio::sync::watch::channel(Answers::default());
+    tokio::spawn(resolve(warden_net::Resolver::new(config.resolve_interval), names_seen, answers));
+    let task = Task {
+        runtime: Arc::downgrade(runtime),
+        firewall,
+        status,
+        names_to_resolve: names,
+        resolved,
+        generation: None,
+        destinations: None,
+        names: Vec::new(),
+        grants: HashMap::new(),
+        next_grant: 1,
+        folded: HashMap::new(),
+    };
+    tokio::spawn(task.run(events));
+}
+
+/// The layer that holds the governed ranges and the open launch trees.
+#[cfg(target_os = "linux")]
+enum Enforcement {
+    Ebpf(Box<warden_net::kernel::Firewall>),
+    Nftables(warden_net::nft::NftFallback),
+}
+
+#[cfg(target_os = "linux")]
+impl Enforcement {
+    fn set_ranges(&mut self, ranges: &BTreeMap<Cidr, warden_net::kernel::KernelAction>) -> Result<(), String> {
+        match self {
+            Enforcement::Ebpf(firewall) => firewall.set_ranges(ranges).map_err(|e| e.to_string()),
+            Enforcement::Nftables(fallback) => fallback.set_ranges(ranges).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn open(&mut self, tgid: u32, grant: u32) -> Result<(), String> {
+        match self {
+            Enforcement::Ebpf(firewall) => firewall.open(tgid, grant).map_err(|e| e.to_string()),
+            Enforcement::Nftables(fallback) => fallback.open(tgid, grant).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn close_grant(&mut self, grant: u32) -> Result<usize, String> {
+        match self {
+            Enforcement::Ebpf(firewall) => firewall.close_grant(grant).map_err(|e| e.to_string()),
+            Enforcement::Nftables(fallback) => fallback.close_grant(grant).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// (governed ranges held, processes open).
+    fn counts(&self) -> (usize, usize) {
+        match self {
+            Enforcement::Ebpf(firewall) => (firewall.ranges().len(), firewall.open_tgids().len()),
+            Enforcement::Nftables(fallback) => (fallback.ranges().len(), fallback.open_tgids().len()),
+        }
     }
 }
 
@@ -158,7 +267,7 @@ pub fn start(_runtime: &Arc<Runtime>, _config: &NetworkConfig) -> NetworkHandle 
 #[cfg(target_os = "linux")]
 struct Task {
     runtime: std::sync::Weak<Runtime>,
-    firewall: warden_net::kernel::Firewall,
+    firewall: Enforcement,
     status: Arc<Mutex<NetworkStatus>>,
     /// The names the resolver task resolves, and its latest answers.
     names_to_resolve: tokio::sync::watch::Sender<Vec<String>>,
@@ -175,7 +284,8 @@ struct Task {
 
 #[cfg(target_os = "linux")]
 impl Task {
-    async fn run(mut self, mut events: warden_net::kernel::Events) {
+    /// `events`: the eBPF layer's kernel events (the nftables fallback reports none).
+    async fn run(mut self, mut events: Option<warden_net::kernel::Events>) {
         let Some(runtime) = self.runtime.upgrade() else { return };
         let mut launches = runtime.agent().subscribe();
         drop(runtime);
@@ -191,7 +301,12 @@ impl Task {
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
-                event = events.next() => match event {
+                event = async {
+                    match events.as_mut() {
+                        Some(events) => events.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match event {
                     Some(event) => {
                         let Some(runtime) = self.runtime.upgrade() else { return };
                         self.on_kernel_event(&runtime, event);
@@ -270,9 +385,10 @@ impl Task {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.names = self.names.len() as u64;
         status.names_resolved = answers.resolved.len() as u64;
-        status.ranges = self.firewall.ranges().len() as u64;
+        let (ranges, open) = self.firewall.counts();
+        status.ranges = ranges as u64;
         status.unresolved = answers.failures.clone();
-        status.open_processes = self.firewall.open_tgids().len() as u64;
+        status.open_processes = open as u64;
         status.proxies = proxies(Some(&rules.policy));
     }
 

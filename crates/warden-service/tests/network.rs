@@ -65,6 +65,20 @@ impl Drop for Cell {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Folders a killed service left below (the nftables layer's exception cgroup), deepest first.
+        let mut below: Vec<PathBuf> = Vec::new();
+        let mut stack = vec![self.cgroup.clone()];
+        while let Some(folder) = stack.pop() {
+            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    below.push(entry.path());
+                    stack.push(entry.path());
+                }
+            }
+        }
+        for folder in below.iter().rev() {
+            let _ = std::fs::remove_dir(folder);
+        }
         for _ in 0..100 {
             if std::fs::remove_dir(&self.cgroup).is_ok() || !self.cgroup.exists() {
                 return;
@@ -78,6 +92,15 @@ impl Drop for Cell {
 /// `wardend` in a mount namespace of its own whose `/etc/hosts` is the test's file; its stderr
 /// is collected. Returns the child's index in the cell and its log.
 fn start_wardend(cell: &mut Cell, extra: &[&str]) -> (usize, std::sync::Arc<std::sync::Mutex<String>>) {
+    start_wardend_in(cell, None, extra)
+}
+
+/// [`start_wardend`], in the network namespace `netns` (`ip netns` name) when given.
+fn start_wardend_in(
+    cell: &mut Cell,
+    netns: Option<&str>,
+    extra: &[&str],
+) -> (usize, std::sync::Arc<std::sync::Mutex<String>>) {
     let script = format!(
         "mount --bind {hosts} /etc/hosts && exec {wardend} --config {config} --state-dir {state} --socket {socket} \
          --no-gate --no-controls {extra}",
@@ -88,7 +111,15 @@ fn start_wardend(cell: &mut Cell, extra: &[&str]) -> (usize, std::sync::Arc<std:
         socket = cell.path("warden.sock").display(),
         extra = extra.join(" "),
     );
-    let mut child = Command::new("unshare")
+    let mut command = match netns {
+        Some(name) => {
+            let mut command = Command::new("nsenter");
+            command.arg(format!("--net=/run/netns/{name}")).arg("unshare");
+            command
+        }
+        None => Command::new("unshare"),
+    };
+    let mut child = command
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -365,6 +396,113 @@ fn without_ebpf_the_service_runs_and_says_launch_only() {
         Command::new(sibling("warden")).arg("--socket").arg(cell.path("warden.sock")).arg("status").output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("Network:       launch only:"), "{text}");
+}
+
+/// A network namespace owned by a test (loopback up; listeners started in it); removed on drop.
+struct TestNetns {
+    name: String,
+    children: Vec<Child>,
+}
+
+impl TestNetns {
+    fn new(tag: &str) -> TestNetns {
+        let name = format!("warden-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
+        assert!(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]).status().unwrap().success());
+        TestNetns { name, children: Vec::new() }
+    }
+
+    /// Listens on each `host:port` (IPv4) inside the namespace, accepting until dropped.
+    fn listen(&mut self, addresses: &[String]) {
+        let code = r#"
+import socket, sys, threading, time
+for address in sys.argv[1:]:
+    host, port = address.rsplit(":", 1)
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port))); s.listen(64)
+    threading.Thread(target=lambda s=s: [s.accept()[0].close() for _ in iter(int, 1)], daemon=True).start()
+print("listening", flush=True)
+time.sleep(600)
+"#;
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .args(["python3", "-c", code])
+            .args(addresses)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "listening");
+        self.children.push(child);
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+#[test]
+fn the_nftables_layer_refuses_governed_names_in_the_services_network_namespace() {
+    let mut cell = Cell::new("nft");
+    let listeners = setup(&cell, "enforce");
+    // The service and its table live in a namespace of the test's own, never the machine's.
+    let mut netns = TestNetns::new("nft-e2e");
+    let blocked = format!("127.0.0.41:{}", listeners.blocked.1);
+    let warned = format!("127.0.0.43:{}", listeners.warned.1);
+    let sanctioned = format!("127.0.0.42:{}", listeners.sanctioned.1);
+    netns.listen(&[blocked, warned, sanctioned]);
+    let (service, log) = start_wardend_in(&mut cell, Some(&netns.name), &["--network-layer nftables"]);
+    let network = eventually(Duration::from_secs(20), "the nftables layer to hold the test names", || {
+        let network = status(&cell)["network"].clone();
+        (network["layer"] == "fallback" && network["ranges"].as_u64().unwrap_or(0) >= 2).then_some(network)
+    });
+    let detail = network["detail"].as_str().unwrap();
+    assert!(detail.contains("nftables table inet warden") && detail.contains("no per-connection events"), "{detail}");
+    assert!(log.lock().unwrap().contains("wardend: network: fallback"), "{}", log.lock().unwrap());
+    let text =
+        Command::new(sibling("warden")).arg("--socket").arg(cell.path("warden.sock")).arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("Network:       fallback:"), "{text:?}");
+
+    // A client in the namespace, by name through the test's hosts file: the blocked name is
+    // refused, the warned and the sanctioned ones connect (a fallback cannot warn: it lets through).
+    let wardend = wardend_pid(&cell, service);
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/proc/{wardend}/ns/net"))
+        .arg(format!("--mount=/proc/{wardend}/ns/mnt"))
+        .arg("--")
+        .arg(cell.path("my-helper"))
+        .arg(format!("tcp:api.anthropic.com:{}", listeners.blocked.1))
+        .arg(format!("tcp:api.openai.com:{}", listeners.warned.1))
+        .arg(format!("tcp:assistant.test.example:{}", listeners.sanctioned.1))
+        .output()
+        .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.get(1..), Some(&["ECONNREFUSED".to_owned(), "ok".to_owned(), "ok".to_owned()][..]), "{out:?}");
+    // The machine's own ruleset never holds Warden's table.
+    let host = Command::new("nft").args(["list", "tables"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&host.stdout).contains("inet warden"), "{host:?}");
+
+    // A clean stop (SIGTERM) removes the table and the exception cgroup.
+    assert!(Command::new("kill").args(["-TERM", &wardend.to_string()]).status().unwrap().success());
+    let stopped = eventually(Duration::from_secs(20), "wardend to stop on SIGTERM", || {
+        cell.children[service].try_wait().unwrap()
+    });
+    assert!(stopped.success(), "{stopped:?}: {}", log.lock().unwrap());
+    let tables = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", netns.name))
+        .args(["nft", "list", "tables"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&tables.stdout).contains("inet warden"), "{tables:?}");
+    assert!(!cell.cgroup.join("warden-exceptions").exists());
 }
 
 const ADMIN: &str = "admin-token-for-the-network-test-0123456789";

@@ -434,6 +434,60 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks as f64 / 100.0)
 }
 
+/// Where the machine's CPU went during a phase (seconds of CPU): the server process, this load
+/// client, and everything else that was busy (the database server, the kernel's network stack).
+#[derive(Debug, Clone, Copy)]
+struct CpuSplit {
+    server: f64,
+    client: f64,
+    machine: f64,
+}
+
+impl CpuSplit {
+    fn take(server_pid: u32) -> Result<CpuSplit> {
+        Ok(CpuSplit {
+            server: cpu_seconds(server_pid)?,
+            client: cpu_seconds(std::process::id())?,
+            machine: machine_busy_seconds()?,
+        })
+    }
+
+    fn since(&self, before: &CpuSplit) -> CpuSplit {
+        CpuSplit {
+            server: self.server - before.server,
+            client: self.client - before.client,
+            machine: self.machine - before.machine,
+        }
+    }
+
+    /// The CPU one batch cost, split, and the batch rate the machine's cores could sustain at that
+    /// cost with nothing else running (the `req/s` column).
+    fn per_batch_row(&self, backend: &str, batches: f64) -> String {
+        let ms = |seconds: f64| seconds * 1000.0 / batches.max(1.0);
+        let rest = (self.machine - self.server - self.client).max(0.0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        format!(
+            "| {backend} | … CPU per batch: server {:.2} ms, load client {:.2} ms, rest (database, kernel) {:.2} ms; \
+             batches/s {cores:.0} cores allow at that cost | {:.0} | | | |",
+            ms(self.server),
+            ms(self.client),
+            ms(rest),
+            cores * 1000.0 / ms(self.machine).max(f64::EPSILON),
+        )
+    }
+}
+
+/// Seconds the whole machine was busy (every CPU; not idle, not waiting for I/O), from `/proc/stat`.
+fn machine_busy_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("/proc/stat is empty")?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal guest…: busy is user, nice, system, irq,
+    // softirq and steal (guest time is already inside user), in USER_HZ.
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
+    Ok(busy as f64 / 100.0)
+}
+
 /// `count` sequential GETs of `path` with the admin token; latencies in microseconds.
 async fn sample_get(client: &JsonClient, path: &str, count: usize) -> Result<Samples> {
     let mut samples = Samples::default();
@@ -641,9 +695,12 @@ async fn bench_backend(name: &str, database: Option<&str>, options: &Options) ->
     rows.push(row(name, &format!("policy fetch → 304, closed loop ×{c}"), rps, &mut samples));
 
     eprintln!("server-bench: {name}: event batches (50 events), {c} connections, {s} s");
+    let before = CpuSplit::take(server.child.id())?;
     let (rps, mut samples, _) = closed_loop(&fleet, Kind::Events, c, s).await;
+    let spent = CpuSplit::take(server.child.id())?.since(&before);
     rows.push(row(name, &format!("event batch (50 events), closed loop ×{c}"), rps, &mut samples));
     rows.push(format!("| {name} | … = events stored per second | {:.0} | | | |", rps * 50.0));
+    rows.push(spent.per_batch_row(name, rps * s as f64));
 
     eprintln!("server-bench: {name}: exception create + approve, 8 connections, {s} s");
     let (rps, mut created, mut approved) = closed_loop(&fleet, Kind::CreateApprove, 8, s).await;

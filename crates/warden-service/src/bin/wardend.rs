@@ -37,6 +37,10 @@ struct Args {
     /// No network layer: launches only.
     #[arg(long, conflicts_with = "network_cgroup")]
     no_network: bool,
+    /// `auto` (eBPF, else nftables, else launches only) or `nftables` (skip eBPF); overrides
+    /// `[network] layer`.
+    #[arg(long, value_name = "LAYER", value_parser = ["auto", "nftables"])]
+    network_layer: Option<String>,
     /// Put every vendor file the service writes under DIR (`DIR/etc/claude-code/…` instead of
     /// `/etc/claude-code/…`): tests and trials write into a scratch tree, never the machine's /etc.
     #[arg(long, value_name = "DIR", env = "WARDEN_ROOT", default_value = "/")]
@@ -112,14 +116,14 @@ async fn run(config: RuntimeConfig, socket: PathBuf, service: ServiceConfig, arg
             resolve_interval: std::time::Duration::from_secs(
                 network.as_ref().and_then(|n| n.resolve_seconds).unwrap_or(30).max(1),
             ),
+            layer: match args.network_layer.as_deref() {
+                Some("nftables") => warden_service::network::LayerChoice::Nftables,
+                Some(_) => warden_service::network::LayerChoice::Auto,
+                None => network.as_ref().map(|n| n.layer).unwrap_or_default(),
+            },
         };
         let status = runtime.start_network(&config);
-        let layer = match status.layer {
-            warden_api::local::NetworkLayer::Ebpf => "eBPF",
-            warden_api::local::NetworkLayer::Fallback => "fallback",
-            warden_api::local::NetworkLayer::LaunchOnly => "launch only",
-        };
-        eprintln!("wardend: network: {layer}: {}", status.detail);
+        eprintln!("wardend: network: {}: {}", status.layer.label(), status.detail);
     } else {
         eprintln!("wardend: network: launch only (switched off)");
     }
