@@ -105,8 +105,7 @@ pub struct AdminAuditQuery {
     responses(
         (status = 200, description = "Entries", content((Vec<crate::admin_audit::AdminAuditEntry> = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "limit out of range", body = warden_api::ApiError),
     ),
     security(("admin" = [])),

@@ -217,8 +217,7 @@ pub(crate) const RULES: [&str; 3] = ["repeated-blocks", "silent-device", "contro
     responses(
         (status = 200, description = "Alerts", content((warden_api::AlertList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "Unknown rule or limit out of range", body = warden_api::ApiError),
     ),
     security(("admin" = [])),

@@ -88,7 +88,7 @@ async fn device_by_id(state: &AppState, id: &str) -> Answer<DeviceInfo> {
     summary = "This device as the server knows it",
     responses(
         (status = 200, description = "The device", body = warden_api::DeviceInfo),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
     ),
     security(("device" = [])),
 )]
@@ -108,8 +108,7 @@ pub async fn me(State(state): State<AppState>, device: DeviceCaller) -> Answer<J
     ),
     responses(
         (status = 200, description = "Devices", content((warden_api::DeviceList = "application/json"), (String = "text/csv"))),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 400, description = "Unknown format", body = warden_api::ApiError),
         (status = 422, description = "format is not json or csv", body = warden_api::ApiError),
     ),
@@ -147,8 +146,7 @@ pub async fn list(
     responses(
         (status = 200, description = "Revoked", body = warden_api::DeviceInfo),
         (status = 404, description = "No such device", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 400, description = "The body is not {\"actor\": …}", body = warden_api::ApiError),
         (status = 422, description = "actor too long or not printable", body = warden_api::ApiError),
     ),

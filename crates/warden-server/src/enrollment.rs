@@ -263,7 +263,7 @@ pub async fn enroll(
     summary = "Rotate this device's token",
     responses(
         (status = 200, description = "The next token", body = warden_api::TokenRotation),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
     ),
     security(("device" = [])),
 )]

@@ -105,7 +105,7 @@ fn newest_service_state(events: &[&Event]) -> Option<(&'static str, i64, String,
     responses(
         (status = 200, description = "Stored and duplicate counts", body = warden_api::EventBatchReceipt),
         (status = 422, description = "Invalid event (an unknown `kind` names `events[i].kind`); field names it", body = warden_api::ApiError),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
         (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
         (status = 413, description = "Body too large", body = warden_api::ApiError),
         (status = 429, description = "The device uploads too often or sent too many events this minute (`too_many_uploads`, `too_many_events`); nothing was stored", body = warden_api::ApiError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -260,8 +260,7 @@ pub async fn upload(
         (status = 200, description = "Events", content((warden_api::EventPage = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Malformed query", body = warden_api::ApiError),
         (status = 422, description = "Invalid filter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
     ),
     security(("admin" = [])),
 )]

@@ -70,7 +70,7 @@ fn check_scope(scope: Option<&str>) -> Answer<Option<String>> {
         (status = 201, description = "Filed, pending", body = warden_api::ExceptionRecord),
         (status = 200, description = "Already filed with this client_id", body = warden_api::ExceptionRecord),
         (status = 422, description = "Invalid field (tool, justification, scope, duration_seconds)", body = warden_api::ApiError),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
         (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
         (status = 413, description = "Body too large", body = warden_api::ApiError),
         (status = 429, description = "Too many pending requests for this device or person (`too_many_pending`)", body = warden_api::ApiError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -155,7 +155,7 @@ async fn own_request(state: &AppState, device: &DeviceCaller, id: &str) -> Answe
     description = "Every call issues a new signed list: the server raises this device's sequence number, signs the exceptions in force (approved, not expired) with its policy-signing key in the exceptions domain (`warden-exceptions\\n` + body), and sets `valid_until` 24 hours ahead. A device enforces only a list that verifies against the key it pinned at enrollment, names it, is not older than the highest sequence it accepted, and has not expired. `requests` is for display and is not signed.",
     responses(
         (status = 200, description = "Requests, and the signed list of exceptions in force", body = warden_api::ExceptionList),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
     ),
     security(("device" = [])),
 )]
@@ -186,7 +186,7 @@ pub async fn list_own(State(state): State<AppState>, device: DeviceCaller) -> An
     responses(
         (status = 200, description = "The request", body = warden_api::ExceptionRecord),
         (status = 404, description = "No such request on this device", body = warden_api::ApiError),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
     ),
     security(("device" = [])),
 )]
@@ -211,7 +211,7 @@ pub async fn get_own(
         (status = 200, description = "Withdrawn", body = warden_api::ExceptionRecord),
         (status = 404, description = "No such request on this device", body = warden_api::ApiError),
         (status = 409, description = "Not pending", body = warden_api::ApiError),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
     ),
     security(("device" = [])),
 )]
@@ -293,11 +293,11 @@ async fn admin_request(state: &AppState, id: &str) -> Answer<ExceptionRecord> {
     request_body(content = warden_api::Decision, content_type = "application/json"),
     responses(
         (status = 200, description = "Approved", body = warden_api::ExceptionRecord),
-        (status = 403, description = "Self-approval, or a device token", body = warden_api::ApiError),
+        (status = 403, description = "Self-approval (`self_approval`), a token where a signed-in person must decide (`person_required`, `sign_in_required`), a role that may not decide, a device token, or a missing CSRF token", body = warden_api::ApiError),
         (status = 404, description = "No such request", body = warden_api::ApiError),
         (status = 409, description = "Not pending", body = warden_api::ApiError),
         (status = 422, description = "Invalid field", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
+        (status = 401, description = "Not signed in, or a missing, unknown, expired or revoked token", body = warden_api::ApiError),
         (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
         (status = 413, description = "Body too large", body = warden_api::ApiError),
     ),
@@ -354,8 +354,7 @@ pub async fn approve(
         (status = 404, description = "No such request", body = warden_api::ApiError),
         (status = 409, description = "Not pending", body = warden_api::ApiError),
         (status = 422, description = "Invalid field", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
         (status = 413, description = "Body too large", body = warden_api::ApiError),
     ),
@@ -387,8 +386,7 @@ pub async fn deny(
         (status = 404, description = "No such request", body = warden_api::ApiError),
         (status = 409, description = "Not approved, or already expired", body = warden_api::ApiError),
         (status = 422, description = "Invalid field", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
         (status = 413, description = "Body too large", body = warden_api::ApiError),
     ),
@@ -432,8 +430,7 @@ pub struct AdminFilter {
         (status = 200, description = "Requests", content((Vec<warden_api::PendingView> = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Malformed query", body = warden_api::ApiError),
         (status = 422, description = "Invalid filter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
     ),
     security(("admin" = [])),
 )]
@@ -511,8 +508,7 @@ pub(crate) async fn records_filed(
     responses(
         (status = 200, description = "Transitions, oldest first", body = Vec<warden_api::AuditEntry>),
         (status = 404, description = "No such request", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
     ),
     security(("admin" = [])),
 )]
@@ -533,8 +529,7 @@ pub async fn audit_of(
     summary = "The newest transitions of all requests",
     responses(
         (status = 200, description = "Transitions, newest first", body = Vec<warden_api::AuditEntry>),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
     ),
     security(("admin" = [])),
 )]

@@ -99,8 +99,7 @@ pub struct OverviewQuery {
     responses(
         (status = 200, description = "The overview", content((warden_api::Overview = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "days out of range", body = warden_api::ApiError),
     ),
     security(("admin" = [])),
@@ -246,8 +245,7 @@ struct ToolRow<'a> {
     responses(
         (status = 200, description = "Tools", content((warden_api::ToolSummaries = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "An invalid query parameter (e.g. `format` other than json or csv)", body = warden_api::ApiError),
     ),
     security(("admin" = [])),
@@ -377,8 +375,7 @@ fn report_lists(tool: &str) -> String {
     responses(
         (status = 200, description = "The tool's footprint", content((warden_api::ToolFootprint = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "Not a tool id (1–100 printable characters)", body = warden_api::ApiError),
     ),
     security(("admin" = [])),
@@ -559,8 +556,7 @@ struct ReportRow<'a> {
     responses(
         (status = 200, description = "The report", content((warden_api::ExceptionReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "Unknown state", body = warden_api::ApiError),
     ),
     security(("admin" = [])),

@@ -24,7 +24,7 @@ use warden_api::{
     responses(
         (status = 200, description = "Whether the report differed from the previous one", body = warden_api::InventoryReceipt),
         (status = 422, description = "More than 5000 items, or an item without its tool, path, client or name; field names the list", body = warden_api::ApiError),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
         (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
         (status = 413, description = "Body too large", body = warden_api::ApiError),
     ),
@@ -102,8 +102,7 @@ pub struct InventoryQuery {
     responses(
         (status = 200, description = "Device inventories", content((warden_api::InventoryList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Unknown query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "A filter or format out of range", body = warden_api::ApiError),
     ),
     security(("admin" = [])),
@@ -159,8 +158,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "History", body = warden_api::InventoryHistory),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
     ),
     security(("admin" = [])),
 )]

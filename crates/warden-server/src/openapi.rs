@@ -49,6 +49,29 @@ impl Modify for BearerSchemes {
     }
 }
 
+/// What every admin route may answer before its handler runs: the credential (session, admin token,
+/// API token) and the role. A description only — never built; an operation lists it beside its
+/// own answers (`responses(…, AdminAuthErrors)`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminAuthErrors {
+    #[response(status = 401, description = "Not signed in, or a missing, unknown, expired or revoked token")]
+    Unauthorized(warden_api::ApiError),
+    #[response(
+        status = 403,
+        description = "A device token on an admin route, a role that may not do this (`role_forbids`), a changing request without the session's X-CSRF-Token, or an action only a signed-in person may take (`person_required`, `sign_in_required`)"
+    )]
+    Forbidden(warden_api::ApiError),
+}
+
+/// What every device route may answer before its handler runs. A description only — never built.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum DeviceAuthErrors {
+    #[response(status = 401, description = "Missing, unknown or revoked device token")]
+    Unauthorized(warden_api::ApiError),
+}
+
 /// The document as JSON text, made once.
 pub fn openapi_json() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();

@@ -141,7 +141,7 @@ type EnvelopeRow = (i64, String, String, String, i64);
     responses(
         (status = 200, description = "Signed policy (ETag header set)", body = warden_api::PolicyEnvelope),
         (status = 304, description = "Unchanged"),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
     ),
     security(("device" = [])),
 )]
@@ -180,7 +180,7 @@ fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     summary = "The signing key and the rotations that led to it (devices follow them from their pinned key)",
     responses(
         (status = 200, description = "Keys", body = warden_api::SigningKeys),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
     ),
     security(("device" = [])),
 )]
@@ -200,8 +200,7 @@ pub async fn signing_keys(State(state): State<AppState>, _device: DeviceCaller) 
         (status = 201, description = "Stored (and active unless activate=false)", body = warden_api::PolicyVersion),
         (status = 409, description = "Concurrent upload; retry", body = warden_api::ApiError),
         (status = 422, description = "Policy does not check: location gives line and column", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 400, description = "Malformed JSON; `field` names the JSON path", body = warden_api::ApiError),
         (status = 413, description = "Body too large", body = warden_api::ApiError),
     ),
@@ -280,8 +279,7 @@ async fn version_row(state: &AppState, version: i64, with_source: bool) -> Answe
     summary = "Every policy version, newest first",
     responses(
         (status = 200, description = "Versions", body = Vec<warden_api::PolicyVersion>),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
     ),
     security(("admin" = [])),
 )]
@@ -316,8 +314,7 @@ pub async fn list(State(state): State<AppState>, _admin: AdminCaller) -> Answer<
     summary = "The active version with its source",
     responses(
         (status = 200, description = "Active version", body = warden_api::PolicyVersion),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
     ),
     security(("admin" = [])),
 )]
@@ -345,8 +342,7 @@ pub async fn active(State(state): State<AppState>, _admin: AdminCaller) -> Answe
         (status = 200, description = "Now active", body = warden_api::PolicyVersion),
         (status = 400, description = "Version is not a number", body = warden_api::ApiError),
         (status = 404, description = "No such version", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "actor too long or not printable", body = warden_api::ApiError),
     ),
     security(("admin" = [])),

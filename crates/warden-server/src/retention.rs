@@ -94,8 +94,7 @@ pub struct CountQuery {
     responses(
         (status = 200, description = "Counts", body = warden_api::EventCounts),
         (status = 400, description = "Unknown or malformed query parameter", body = warden_api::ApiError),
-        (status = 401, description = "Missing or wrong admin token", body = warden_api::ApiError),
-        (status = 403, description = "A device token on an admin route", body = warden_api::ApiError),
+        crate::openapi::AdminAuthErrors,
         (status = 422, description = "since_day after until_day", body = warden_api::ApiError),
     ),
     security(("admin" = [])),

@@ -78,7 +78,7 @@ pub struct WaitQuery {
         (status = 200, description = "Changes after `since` (empty at the timeout); pass `cursor` back", body = warden_api::WaitResponse),
         (status = 400, description = "Malformed query", body = warden_api::ApiError),
         (status = 422, description = "Invalid since or timeout", body = warden_api::ApiError),
-        (status = 401, description = "Missing, unknown or revoked device token", body = warden_api::ApiError),
+        crate::openapi::DeviceAuthErrors,
         (status = 429, description = "The device already holds 2 long-polls (`too_many_waits`)", body = warden_api::ApiError, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ),
     security(("device" = [])),
