@@ -6,6 +6,7 @@
 mod api_fuzz;
 mod browser;
 mod gateway_tools;
+mod opensnitch;
 mod postgres;
 mod real_tools;
 mod system;
@@ -57,12 +58,15 @@ const APT_PACKAGES: &[&str] = &[
     "zstd",
     // The network layer (warden-net): clang compiles its eBPF program in C (`-target bpf`),
     // libbpf-dev gives it <bpf/bpf_helpers.h>; bpftool lists and detaches programs by hand
-    // (`bpftool cgroup tree`) when a test died; nftables is the fallback's tool. Deliberately not
-    // `opensnitch`: on a machine with systemd its postinst starts the daemon machine-wide.
+    // (`bpftool cgroup tree`) when a test died; nftables is the fallback's tool; iptables is what
+    // OpenSnitch's default configuration drives in the bench's comparison. Deliberately not
+    // `opensnitch` itself: on a machine with systemd its postinst starts the daemon machine-wide
+    // (`opensnitch::setup` unpacks it instead).
     "clang",
     "libbpf-dev",
     "bpftool",
     "nftables",
+    "iptables",
 ];
 
 fn main() -> ExitCode {
@@ -108,6 +112,7 @@ fn dispatch() -> Result<()> {
 fn setup() -> Result<()> {
     system_packages()?;
     gateway_tools::setup()?;
+    opensnitch::setup()?;
     real_tools::setup()?;
     package::setup()?;
     api_fuzz::setup()?;

@@ -10,11 +10,17 @@
 //! 2. Attribution: `--procs` child processes each connect `--per-proc` times to a governed
 //!    (observed) address; every kernel event must name the pid of the child that connected.
 //!
-//! `net-bench [--rounds 6] [--ops 20000] [--ranges 500] [--procs 20] [--per-proc 50]`
+//! 3. Beside OpenSnitch (when `--opensnitch-root` holds its daemon, as `cargo xtask setup` unpacks
+//!    it): TCP connect + close inside a network namespace the bench creates, with no firewall and
+//!    with `opensnitchd` 1.5.8 running there in its default configuration (its log and UI socket
+//!    moved to a scratch folder; its config folder bind-mounted in a mount namespace of its own, so
+//!    the machine's `/etc` and firewall are never touched), in alternating rounds.
+//!
+//! `net-bench [--rounds 6] [--ops 20000] [--ranges 500] [--procs 20] [--per-proc 50] [--opensnitch-root DIR]`
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use warden_net::kernel::{Firewall, KernelAction};
 use warden_policy::Cidr;
@@ -38,6 +44,145 @@ struct Options {
     /// Connections per child.
     #[arg(long, default_value_t = 50)]
     per_proc: usize,
+    /// A folder holding OpenSnitch's `usr/bin/opensnitchd` and `etc/opensnitchd/` (default: what
+    /// `cargo xtask setup` unpacked under `~/.cache/warden-tools`); absent: no comparison.
+    #[arg(long, value_name = "DIR")]
+    opensnitch_root: Option<PathBuf>,
+}
+
+/// Where `cargo xtask setup` unpacks OpenSnitch's Debian package.
+const OPENSNITCH_CACHE: &str = ".cache/warden-tools/opensnitch-1.5.8.1";
+
+/// A network namespace of the bench's own (loopback up) and the daemon running in it; the daemon
+/// is stopped and the namespace deleted on drop.
+struct BenchNetns {
+    name: String,
+    daemon: Option<std::process::Child>,
+}
+
+impl BenchNetns {
+    fn new() -> BenchNetns {
+        let name = format!("warden-net-bench-{}", std::process::id());
+        let _ =
+            std::process::Command::new("ip").args(["netns", "del", &name]).stderr(std::process::Stdio::null()).status();
+        let ok = |args: &[&str]| std::process::Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        assert!(ok(&["netns", "add", &name]) && ok(&["-n", &name, "link", "set", "lo", "up"]), "creating {name}");
+        BenchNetns { name, daemon: None }
+    }
+
+    fn enter(&self) -> std::process::Command {
+        let mut command = std::process::Command::new("nsenter");
+        command.arg(format!("--net=/run/netns/{}", self.name));
+        command
+    }
+
+    /// `count` TCP connect + close to a listener inside the namespace (this binary, `--tcp-loop`).
+    fn tcp_loop(&self, count: usize) -> Vec<u64> {
+        let me = std::env::current_exe().unwrap();
+        let out = self.enter().arg(me).args(["--tcp-loop", &count.to_string()]).output().expect("running the loop");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|n| n.parse().ok()).collect()
+    }
+
+    /// Starts `opensnitchd` from `root` in the namespace, with `config` bind-mounted over its
+    /// `/etc/opensnitchd` in a mount namespace of its own; waits until its NFQUEUE rule is in place.
+    fn start_opensnitch(&mut self, root: &Path, config: &Path, scratch: &Path) {
+        let script = format!(
+            "mount --bind {config} /etc/opensnitchd && exec {daemon} -rules-path {rules} -log-file {log}",
+            config = config.display(),
+            daemon = root.join("usr/bin/opensnitchd").display(),
+            rules = scratch.join("rules").display(),
+            log = scratch.join("opensnitchd.log").display(),
+        );
+        let _ = std::fs::create_dir_all(scratch.join("rules"));
+        let daemon = self
+            .enter()
+            .args(["unshare", "--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting opensnitchd");
+        self.daemon = Some(daemon);
+        for _ in 0..300 {
+            let rules = self.enter().args(["iptables", "-t", "mangle", "-S", "OUTPUT"]).output();
+            if rules.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("NFQUEUE")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("opensnitchd did not install its NFQUEUE rule; see {}", scratch.join("opensnitchd.log").display());
+    }
+
+    fn stop_opensnitch(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
+            for _ in 0..200 {
+                if daemon.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+        // What it leaves behind goes with the namespace; between rounds, flush it.
+        let _ = self.enter().args(["iptables", "-t", "mangle", "-F"]).status();
+        let _ = self.enter().args(["iptables", "-F"]).status();
+        let _ = self.enter().args(["nft", "flush", "ruleset"]).status();
+    }
+}
+
+impl Drop for BenchNetns {
+    fn drop(&mut self) {
+        self.stop_opensnitch();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// `--tcp-loop COUNT` (internal, run inside the namespace): a listener on 127.0.0.1, a warm-up,
+/// then COUNT connect + close; prints each one's nanoseconds.
+fn tcp_loop(count: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    for _ in 0..count / 10 {
+        drop(TcpStream::connect(address).unwrap());
+    }
+    let times: Vec<String> = (0..count)
+        .map(|_| {
+            let start = Instant::now();
+            drop(TcpStream::connect(address).unwrap());
+            start.elapsed().as_nanos().to_string()
+        })
+        .collect();
+    println!("{}", times.join(" "));
+}
+
+/// The comparison with OpenSnitch: (TCP connect + close without it, with it), nanoseconds.
+fn beside_opensnitch(root: &Path, rounds: usize, count: usize) -> (Vec<u64>, Vec<u64>) {
+    let folder = std::env::temp_dir().join(format!("warden-net-bench-opensnitch-{}", std::process::id()));
+    let scratch = folder.as_path();
+    // Its default configuration, but for where it logs and where it looks for a UI.
+    let config = scratch.join("etc");
+    std::fs::create_dir_all(&config).unwrap();
+    for entry in std::fs::read_dir(root.join("etc/opensnitchd")).expect("OpenSnitch's etc/opensnitchd").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let text = text
+            .replace("/var/log/opensnitchd.log", &scratch.join("opensnitchd.log").display().to_string())
+            .replace("unix:///tmp/osui.sock", &format!("unix://{}", scratch.join("osui.sock").display()));
+        std::fs::write(config.join(entry.file_name()), text).unwrap();
+    }
+    let mut netns = BenchNetns::new();
+    let (mut plain, mut snitched) = (Vec::new(), Vec::new());
+    netns.tcp_loop(count / 10); // warm-up
+    for _ in 0..rounds {
+        plain.extend(netns.tcp_loop(count));
+        netns.start_opensnitch(root, &config, scratch);
+        snitched.extend(netns.tcp_loop(count));
+        netns.stop_opensnitch();
+    }
+    drop(netns);
+    let _ = std::fs::remove_dir_all(&folder);
+    (plain, snitched)
 }
 
 fn cgroup2_mount() -> PathBuf {
@@ -125,7 +270,13 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--child") {
         return child(&args[2], args[3].parse().unwrap());
     }
-    let Options { rounds, ops, ranges, procs, per_proc } = clap::Parser::parse();
+    if args.get(1).map(String::as_str) == Some("--tcp-loop") {
+        return tcp_loop(args[2].parse().unwrap());
+    }
+    let Options { rounds, ops, ranges, procs, per_proc, opensnitch_root } = clap::Parser::parse();
+    let opensnitch_root = opensnitch_root
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(OPENSNITCH_CACHE)))
+        .filter(|root| root.join("usr/bin/opensnitchd").exists());
     let cell = Cell::new();
     let listener = TcpListener::bind("127.0.0.61:0").unwrap();
     let tcp = listener.local_addr().unwrap();
@@ -214,4 +365,29 @@ fn main() {
     );
     drop(firewall);
     drop(cell);
+
+    match opensnitch_root {
+        Some(root) => {
+            let count = ops / 4;
+            let (mut plain, mut snitched) = beside_opensnitch(&root, rounds.min(3), count);
+            plain.sort_unstable();
+            snitched.sort_unstable();
+            let median = |v: &[u64]| percentile(v, 0.5) as f64 / 1000.0;
+            let p99 = |v: &[u64]| percentile(v, 0.99) as f64 / 1000.0;
+            println!(
+                "beside OpenSnitch 1.5.8 (its own network namespace, {} alternating rounds of {count}): TCP connect+close \
+                 without it median {:.2} µs, p99 {:.2} µs; with opensnitchd median {:.2} µs, p99 {:.2} µs: added {:+.2} µs \
+                 median (ratio {:.2}); Warden's hooks added {:+.2} µs (above)",
+                rounds.min(3),
+                median(&plain),
+                p99(&plain),
+                median(&snitched),
+                p99(&snitched),
+                median(&snitched) - median(&plain),
+                median(&snitched) / median(&plain),
+                (medians["hook"].1 as f64 - medians["no hook"].1 as f64) / 1000.0,
+            );
+        }
+        None => println!("beside OpenSnitch: skipped (no opensnitchd; `cargo xtask setup` unpacks it)"),
+    }
 }
