@@ -481,6 +481,7 @@ impl CpuSplit {
 fn machine_busy_seconds() -> Result<f64> {
     let stat = std::fs::read_to_string("/proc/stat")?;
     let line = stat.lines().next().context("/proc/stat is empty")?;
+    // The first word is the label `cpu` (the sum over every CPU); the counters follow it.
     let ticks: Vec<u64> = line.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>()?;
     // user nice system idle iowait irq softirq steal guest…: busy is user, nice, system, irq,
     // softirq and steal (guest time is already inside user), in USER_HZ.
