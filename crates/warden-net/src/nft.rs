@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use warden_policy::Cidr;
 
-use crate::kernel::KernelAction;
+use crate::kernel::{KernelAction, KernelRule};
 
 /// `ESRCH` (Linux's value; this module is Linux only): writing a pid that already exited to
 /// `cgroup.procs` fails with it.
@@ -65,7 +65,7 @@ pub struct NftOptions {
 #[derive(Debug)]
 pub struct NftFallback {
     options: NftOptions,
-    ranges: BTreeMap<Cidr, KernelAction>,
+    ranges: BTreeMap<Cidr, KernelRule>,
     /// Grant → (its cgroup, the cgroup its launch came from, tgids moved).
     grants: HashMap<u32, Grant>,
 }
@@ -120,8 +120,10 @@ impl NftFallback {
         Ok(fallback)
     }
 
-    /// The governed prefixes; only `block` ones are refused (`observe` needs the eBPF layer).
-    pub fn set_ranges(&mut self, ranges: &BTreeMap<Cidr, KernelAction>) -> Result<(), NftError> {
+    /// The governed prefixes; only `block` ones are refused (`observe` needs the eBPF layer), and
+    /// never a shared front end's (a table cannot tell which name a process resolved: refusing the
+    /// address would cut off unrelated traffic to it).
+    pub fn set_ranges(&mut self, ranges: &BTreeMap<Cidr, KernelRule>) -> Result<(), NftError> {
         if *ranges == self.ranges {
             return Ok(());
         }
@@ -129,7 +131,9 @@ impl NftFallback {
         let blocked = |v4: bool| -> Vec<String> {
             ranges
                 .iter()
-                .filter(|(cidr, action)| **action == KernelAction::Block && cidr.address.is_ipv4() == v4)
+                .filter(|(cidr, rule)| {
+                    rule.action == KernelAction::Block && !rule.shared && cidr.address.is_ipv4() == v4
+                })
                 .map(|(cidr, _)| cidr.to_string())
                 .collect()
         };
@@ -145,7 +149,7 @@ impl NftFallback {
     }
 
     /// The prefixes last written.
-    pub fn ranges(&self) -> &BTreeMap<Cidr, KernelAction> {
+    pub fn ranges(&self) -> &BTreeMap<Cidr, KernelRule> {
         &self.ranges
     }
 

@@ -10,7 +10,9 @@ use std::net::{IpAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use warden_net::kernel::{Firewall, Hook, KernelAction, KernelEvent, KernelVerdict, NetError};
+use warden_net::kernel::{
+    DnsAnswer, Firewall, Hook, KernelAction, KernelEvent, KernelReport, KernelRule, KernelVerdict, NetError,
+};
 use warden_policy::Cidr;
 
 /// A cgroup v2 folder owned by the test: removed on drop after its processes are killed.
@@ -117,8 +119,8 @@ for target in sys.argv[1:]:
         print(errno.errorcode.get(e.errno, str(e)), flush=True)
 "#;
 
-fn ranges(list: &[(&str, KernelAction)]) -> BTreeMap<Cidr, KernelAction> {
-    list.iter().map(|(c, a)| (c.parse().unwrap(), *a)).collect()
+fn ranges(list: &[(&str, KernelAction)]) -> BTreeMap<Cidr, KernelRule> {
+    list.iter().map(|(c, a)| (c.parse().unwrap(), (*a).into())).collect()
 }
 
 fn listen(address: &str) -> (TcpListener, u16) {
@@ -132,7 +134,7 @@ async fn events_for(events: &mut warden_net::kernel::Events, tgid: u32, count: u
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while found.len() < count {
         match tokio::time::timeout_at(deadline, events.next()).await {
-            Ok(Some(event)) if event.tgid == tgid => found.push(event),
+            Ok(Some(KernelReport::Connect(event))) if event.tgid == tgid => found.push(event),
             Ok(Some(_)) => {}
             _ => break,
         }
@@ -261,4 +263,247 @@ fn events_parse_the_c_layout() {
     );
     assert_eq!((event.verdict, event.hook), (KernelVerdict::Denied, Hook::Connect6));
     assert!(KernelEvent::parse(&bytes[..20]).is_none());
+}
+
+/// A DNS server on a loopback address for the test's own names: answers A (or AAAA) queries from
+/// its table, echoing the question as asked (letter case included) and pointing each record's
+/// owner name at it; stops on drop.
+struct TestDns {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const DNS_SERVER: &str = "127.0.0.153";
+
+impl TestDns {
+    fn start(table: &[(&str, &str)]) -> TestDns {
+        let socket = UdpSocket::bind((DNS_SERVER, 53)).expect("port 53 on a test loopback address");
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let table: Vec<(String, IpAddr)> = table.iter().map(|(n, a)| (n.to_string(), a.parse().unwrap())).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut query = [0u8; 512];
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut query) else { continue };
+                let query = &query[..len];
+                // The question: labels from byte 12 to a zero, then QTYPE and QCLASS.
+                let mut at = 12;
+                let mut labels = Vec::new();
+                while at < len && query[at] != 0 {
+                    let l = usize::from(query[at]);
+                    labels.push(String::from_utf8_lossy(&query[at + 1..at + 1 + l]).to_ascii_lowercase());
+                    at += 1 + l;
+                }
+                let question_end = at + 5;
+                let qtype = u16::from_be_bytes([query[at + 1], query[at + 2]]);
+                let name = labels.join(".");
+                let records: Vec<IpAddr> = table
+                    .iter()
+                    .filter(|(n, a)| *n == name && (a.is_ipv4() == (qtype == 1)))
+                    .map(|(_, a)| *a)
+                    .collect();
+                let mut answer = Vec::new();
+                answer.extend_from_slice(&query[..2]);
+                answer.extend_from_slice(&[0x81, 0x80, 0, 1]);
+                answer.extend_from_slice(&(records.len() as u16).to_be_bytes());
+                answer.extend_from_slice(&[0, 0, 0, 0]);
+                answer.extend_from_slice(&query[12..question_end]);
+                for address in records {
+                    let (kind, data) = match address {
+                        IpAddr::V4(a) => (1u16, a.octets().to_vec()),
+                        IpAddr::V6(a) => (28u16, a.octets().to_vec()),
+                    };
+                    answer.extend_from_slice(&[0xc0, 0x0c]);
+                    answer.extend_from_slice(&kind.to_be_bytes());
+                    answer.extend_from_slice(&[0, 1]);
+                    answer.extend_from_slice(&300u32.to_be_bytes());
+                    answer.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                    answer.extend_from_slice(&data);
+                }
+                let _ = socket.send_to(&answer, from);
+            }
+        });
+        TestDns { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for TestDns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The python client of the DNS test: prints its pid, then for each `dns:NAME:PORT` (A) or
+/// `dns6:NAME:PORT` (AAAA) asks the test's DNS server the way glibc does (a connected UDP socket
+/// to port 53) and connects over TCP to the first address of the answer; `tcp:ADDRESS:PORT`
+/// connects without asking. Prints `ok` or the errno name, one line each.
+const DNS_CLIENT: &str = r#"
+import errno, os, socket, struct, sys
+print(os.getpid(), flush=True)
+def resolve(name, qtype):
+    wire = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + wire + struct.pack(">HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+    s.connect((sys.argv[1], 53)); s.send(q); r = s.recv(512); s.close()
+    i = 12 + len(wire) + 4
+    for _ in range(struct.unpack(">H", r[6:8])[0]):
+        i += 2
+        rtype, _, _, rdlen = struct.unpack(">HHIH", r[i:i + 10]); i += 10
+        if rtype == qtype:
+            return socket.inet_ntop(socket.AF_INET if rtype == 1 else socket.AF_INET6, r[i:i + rdlen])
+        i += rdlen
+    raise OSError(errno.EHOSTUNREACH, "no address")
+for target in sys.argv[2:]:
+    proto, rest = target.split(":", 1)
+    host, port = rest.rsplit(":", 1)
+    try:
+        if proto in ("dns", "dns6"):
+            host = resolve(host, 1 if proto == "dns" else 28)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM); s.settimeout(2); s.connect((host, int(port)))
+        s.close(); print("ok", flush=True)
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e)), flush=True)
+"#;
+
+/// Every report the kernel has made, until none came for half a second.
+async fn drain(events: &mut warden_net::kernel::Events) -> Vec<KernelReport> {
+    let mut found = Vec::new();
+    while let Ok(Some(report)) = tokio::time::timeout(Duration::from_millis(500), events.next()).await {
+        found.push(report);
+    }
+    found
+}
+
+/// Shared front ends are decided by the name each process resolved (its DNS answer, read in the
+/// kernel before the process sees it): an unrelated name on the same address connects, the
+/// governed name is refused, an address reached without a DNS answer is let through and reported
+/// as unnamed. A dedicated address is refused whatever name reached it, and a governed name's
+/// address the maps did not hold is learned before the answer reaches the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_answers_decide_shared_addresses_and_teach_new_ones() {
+    let mut cgroup = TestCgroup::new("dns");
+    let (mut firewall, mut events) = Firewall::attach(&cgroup.path).expect("attach to the test cgroup");
+    firewall.dns_hook().expect("the DNS answer reader loads on this kernel");
+    let _dns = TestDns::start(&[
+        ("api.shared-ai.test", "127.0.0.31"),
+        ("www.unrelated-cdn.test", "127.0.0.31"),
+        ("api.dedicated-ai.test", "127.0.0.32"),
+        ("nip.unrelated.test", "127.0.0.32"),
+        ("new.dedicated-ai.test", "127.0.0.33"),
+        ("v6.dedicated-ai.test", "::1"),
+    ]);
+    let (_shared, shared_port) = listen("127.0.0.31");
+    let (_dedicated, dedicated_port) = listen("127.0.0.32");
+    let (_new, new_port) = listen("127.0.0.33");
+    let (_v6, v6_port) = listen("::1");
+    let block = KernelRule { action: KernelAction::Block, shared: false };
+    let shared = KernelRule { action: KernelAction::Block, shared: true };
+    let names: BTreeMap<warden_policy::HostPattern, KernelRule> =
+        [("api.shared-ai.test", shared), ("api.dedicated-ai.test", block), ("*.dedicated-ai.test", block)]
+            .into_iter()
+            .map(|(p, r)| (warden_policy::HostPattern::parse(p).unwrap(), r))
+            .collect();
+    firewall.set_names(&names).unwrap();
+    let mut governed = ranges(&[("127.0.0.32/32", KernelAction::Block)]);
+    governed.insert("127.0.0.31/32".parse().unwrap(), shared);
+    firewall.set_ranges(&governed).unwrap();
+
+    let run = |cgroup: &mut TestCgroup, targets: &[String]| -> usize {
+        let mut args = vec![DNS_SERVER];
+        args.extend(targets.iter().map(String::as_str));
+        let child = cgroup.spawn_python(DNS_CLIENT, &args);
+        cgroup.wait_inside(child);
+        cgroup.go(child);
+        child
+    };
+    let unrelated = format!("dns:www.unrelated-cdn.test:{shared_port}");
+    // 1. An unrelated name on the shared address connects; no event.
+    let first = run(&mut cgroup, std::slice::from_ref(&unrelated));
+    let lines = cgroup.output(first);
+    assert_eq!(lines[1..], ["ok"], "unrelated traffic to a shared front end keeps working");
+    let first_pid: u32 = lines[0].parse().unwrap();
+    // 2. The governed name (asked in mixed case, as resolvers randomize it) is refused; the same
+    //    process reaching the address through an unrelated name afterwards is still refused.
+    let second = run(&mut cgroup, &[format!("dns:API.Shared-AI.test:{shared_port}"), unrelated.clone()]);
+    let lines = cgroup.output(second);
+    assert_eq!(lines[1..], ["EPERM", "EPERM"], "the governed name is refused, and stays so");
+    let governed_pid: u32 = lines[0].parse().unwrap();
+    // 3. No DNS answer seen (a hard-coded address): let through, reported as unnamed.
+    let third = run(&mut cgroup, &[format!("tcp:127.0.0.31:{shared_port}")]);
+    let lines = cgroup.output(third);
+    assert_eq!(lines[1..], ["ok"]);
+    let unnamed_pid: u32 = lines[0].parse().unwrap();
+    // 4. A dedicated address is refused whatever name reached it (a wildcard DNS service pointing
+    //    an innocent name at the vendor's address does not open it); 5. a governed name's new
+    //    addresses (IPv4 and IPv6) are learned before the process sees the answer, for everyone.
+    let fourth = run(
+        &mut cgroup,
+        &[
+            format!("dns:nip.unrelated.test:{dedicated_port}"),
+            format!("dns:new.dedicated-ai.test:{new_port}"),
+            format!("dns6:v6.dedicated-ai.test:{v6_port}"),
+        ],
+    );
+    let lines = cgroup.output(fourth);
+    assert_eq!(lines[1..], ["EPERM", "EPERM", "EPERM"]);
+    let learner: u32 = lines[0].parse().unwrap();
+    let fifth = run(&mut cgroup, &[format!("tcp:127.0.0.33:{new_port}")]);
+    assert_eq!(cgroup.output(fifth)[1..], ["EPERM"], "a learned dedicated address is refused for every process");
+
+    let reports = drain(&mut events).await;
+    let answers_of = |tgid: u32| -> Vec<&DnsAnswer> {
+        reports
+            .iter()
+            .filter_map(|r| if let KernelReport::Answer(a) = r { Some(a) } else { None })
+            .filter(|a| a.tgid == tgid)
+            .collect()
+    };
+    let answers = answers_of(governed_pid);
+    assert_eq!(answers.len(), 1, "{reports:?}");
+    assert_eq!(answers[0].name, "api.shared-ai.test");
+    assert_eq!(
+        answers[0].records.iter().map(|r| (r.address.to_string(), r.ttl, r.learned)).collect::<Vec<_>>(),
+        [("127.0.0.31".to_owned(), 300, false)]
+    );
+    let learned: Vec<(String, String, bool)> = answers_of(learner)
+        .iter()
+        .flat_map(|a| a.records.iter().map(|r| (a.name.clone(), r.address.to_string(), r.learned)))
+        .collect();
+    assert_eq!(
+        learned,
+        [
+            ("new.dedicated-ai.test".to_owned(), "127.0.0.33".to_owned(), true),
+            ("v6.dedicated-ai.test".to_owned(), "::1".to_owned(), true)
+        ]
+    );
+    assert!(answers_of(first_pid).is_empty(), "an unrelated name is never reported: {reports:?}");
+    let verdicts = |tgid: u32| -> Vec<KernelVerdict> {
+        reports
+            .iter()
+            .filter_map(|r| if let KernelReport::Connect(e) = r { Some(e) } else { None })
+            .filter(|e| e.tgid == tgid)
+            .map(|e| e.verdict)
+            .collect()
+    };
+    assert_eq!(verdicts(first_pid), [], "unrelated traffic is not reported");
+    assert_eq!(verdicts(governed_pid), [KernelVerdict::Denied, KernelVerdict::Denied]);
+    assert_eq!(verdicts(unnamed_pid), [KernelVerdict::Unnamed]);
+    assert_eq!(verdicts(learner), [KernelVerdict::Denied; 3]);
+}
+
+#[test]
+fn name_hashes_follow_the_kernels_backward_wire_form() {
+    // FNV-1a 64 of the reversed wire bytes of "\x03com": 'm', 'o', 'c', 3.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in [b'm', b'o', b'c', 3u8] {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    assert_eq!(warden_net::kernel::name_hash("com"), h);
+    assert_eq!(warden_net::kernel::name_hash("API.Example.COM"), warden_net::kernel::name_hash("api.example.com"));
+    assert_ne!(warden_net::kernel::name_hash("example.com"), warden_net::kernel::name_hash("com"));
 }

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
-use warden_net::kernel::KernelAction;
+use warden_net::kernel::{KernelAction, KernelRule};
 use warden_net::nft::{NftFallback, NftOptions};
 use warden_policy::Cidr;
 
@@ -167,14 +167,14 @@ impl Drop for TestCgroup {
     }
 }
 
-fn ranges(list: &[(&str, KernelAction)]) -> BTreeMap<Cidr, KernelAction> {
-    list.iter().map(|(c, a)| (c.parse().unwrap(), *a)).collect()
+fn ranges(list: &[(&str, KernelAction)]) -> BTreeMap<Cidr, KernelRule> {
+    list.iter().map(|(c, a)| (c.parse().unwrap(), (*a).into())).collect()
 }
 
 #[test]
 fn the_fallback_refuses_governed_prefixes_and_opens_an_exceptions_launch_tree_by_cgroup() {
     let mut netns = TestNetns::new();
-    netns.listen(&["127.0.0.21:8080", "127.0.0.22:8080", &format!("{GOVERNED_V6}:8080")]);
+    netns.listen(&["127.0.0.21:8080", "127.0.0.22:8080", "127.0.0.24:8080", &format!("{GOVERNED_V6}:8080")]);
     let test_cgroup = TestCgroup(cgroup2_mount().join(format!("warden-test-nft-{}", std::process::id())));
     std::fs::create_dir_all(&test_cgroup.0).unwrap();
     let table = format!("warden_test_{}", std::process::id());
@@ -187,24 +187,31 @@ fn the_fallback_refuses_governed_prefixes_and_opens_an_exceptions_launch_tree_by
         nft: nft.clone(),
     };
     let mut fallback = NftFallback::install(options.clone()).expect("install in the test namespace");
-    fallback
-        .set_ranges(&ranges(&[
-            ("127.0.0.21/32", KernelAction::Block),
-            ("127.0.0.22/32", KernelAction::Observe),
-            ("fd00::21/128", KernelAction::Block),
-        ]))
-        .unwrap();
-    let targets =
-        ["tcp:127.0.0.21:8080", "tcp:127.0.0.22:8080", "tcp:fd00::21:8080", "udp:127.0.0.21:443", "udp:127.0.0.23:443"];
+    let mut governed = ranges(&[
+        ("127.0.0.21/32", KernelAction::Block),
+        ("127.0.0.22/32", KernelAction::Observe),
+        ("fd00::21/128", KernelAction::Block),
+    ]);
+    // A shared front end's address: a table cannot tell the names apart, so it is never refused.
+    governed.insert("127.0.0.24/32".parse().unwrap(), KernelRule { action: KernelAction::Block, shared: true });
+    fallback.set_ranges(&governed).unwrap();
+    let targets = [
+        "tcp:127.0.0.21:8080",
+        "tcp:127.0.0.22:8080",
+        "tcp:fd00::21:8080",
+        "udp:127.0.0.21:443",
+        "udp:127.0.0.23:443",
+        "tcp:127.0.0.24:8080",
+    ];
     let mut client = Client::start(&netns);
     // TCP gets a reset (ECONNREFUSED), a datagram is dropped on its way out (EPERM); observe
     // prefixes pass (the fallback cannot report them), ungoverned addresses pass.
-    assert_eq!(client.try_each(&targets), ["ECONNREFUSED", "ok", "ECONNREFUSED", "EPERM", "ok"]);
+    assert_eq!(client.try_each(&targets), ["ECONNREFUSED", "ok", "ECONNREFUSED", "EPERM", "ok", "ok"]);
 
     // An exception opens the client's launch tree: the shell moves, its next probe is born inside.
     fallback.open(client.child.id(), 7).unwrap();
     assert_eq!(fallback.open_tgids(), [(client.child.id(), 7)]);
-    assert_eq!(client.try_each(&targets), ["ok", "ok", "ok", "ok", "ok"]);
+    assert_eq!(client.try_each(&targets), ["ok", "ok", "ok", "ok", "ok", "ok"]);
     // Another process of the same user, not in the launch tree, stays refused.
     let mut other = Client::start(&netns);
     assert_eq!(other.try_each(&targets[..1]), ["ECONNREFUSED"]);

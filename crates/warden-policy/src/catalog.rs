@@ -102,6 +102,11 @@ pub struct ToolSpec {
     pub config_dirs: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Those of `hosts` served from front ends shared with unrelated names (Google's, for
+    /// `*.googleapis.com`): their addresses are decided by the name each process resolved, never
+    /// blocked for everyone (`warden_policy::Destinations::ranges`). Each must be in `hosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_hosts: Vec<String>,
     /// Content fingerprints of the tool's native program files: each a list of byte
     /// markers that must all occur in the file (see [`crate::content`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -247,6 +252,12 @@ impl Catalog {
             }
             if by_id.insert(tool.id.clone(), index).is_some() {
                 return Err(CompileProblem::new(&tool.id, format!("tool id {:?} appears twice", tool.id)));
+            }
+            if let Some(stray) = tool.shared_hosts.iter().find(|h| !tool.hosts.contains(h)) {
+                return Err(CompileProblem::new(
+                    stray,
+                    format!("shared host {stray:?} of tool {:?} is not one of its `hosts`", tool.id),
+                ));
             }
             for rule in &tool.executables {
                 executables.add(compile_glob(rule.path())?);

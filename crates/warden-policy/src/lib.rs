@@ -46,7 +46,7 @@ pub use mcp::{
 };
 pub use network::{
     Cidr, ConnectDecision, ConnectFacts, ConnectRule, Destination, DestinationRule, DestinationSource, Destinations,
-    HostPattern, NetworkPolicy, decide_connect, url_host,
+    GovernedRange, HostPattern, NameRule, NetworkPolicy, decide_connect, url_host,
 };
 pub use origin::Origin;
 pub use path::{normalize_path, path_has_prefix};

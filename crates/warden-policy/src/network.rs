@@ -58,6 +58,11 @@ pub struct DestinationRule {
     /// One sentence shown to the developer.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The hosts' addresses are front ends shared with unrelated names (a CDN, a cloud's API front
+    /// end): a connection to one is decided by the name the process resolved, so unrelated traffic
+    /// to the same address keeps working. Applies to `hosts` only; `cidrs` are always governed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// A host name pattern: one name, or every name under a domain.
@@ -69,7 +74,8 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    fn parse(text: &str) -> Result<HostPattern, String> {
+    /// Parses `name` or `*.domain` (lower-cased, a trailing dot dropped).
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
         let lower = text.trim_end_matches('.').to_ascii_lowercase();
         let (under, name) = match lower.strip_prefix("*.") {
             Some(rest) => (true, rest),
@@ -90,7 +96,8 @@ impl HostPattern {
         Ok(if under { HostPattern::Under(name.to_owned()) } else { HostPattern::Exact(name.to_owned()) })
     }
 
-    fn matches(&self, host: &str) -> bool {
+    /// Whether `host` (lower case, no trailing dot) is this name or lies under this domain.
+    pub fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Exact(name) => host == name,
             HostPattern::Under(domain) => {
@@ -201,6 +208,31 @@ pub struct Destination {
     pub tools: Vec<String>,
     pub source: DestinationSource,
     pub message: String,
+    /// Its hosts' addresses are shared front ends (see [`DestinationRule::shared`]).
+    pub shared: bool,
+}
+
+/// One range the kernel holds ([`Destinations::ranges`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GovernedRange {
+    pub cidr: Cidr,
+    /// `allow` for the sanctioned assistant's addresses (held so that nothing learned later
+    /// blocks them), else the strictest action of the destinations meeting here.
+    pub action: Action,
+    /// The tools whose destinations hold this range.
+    pub tools: Vec<String>,
+    /// Only shared front ends' names reached this address: decide by the name each process
+    /// resolved. A policy CIDR, or one dedicated name among them, makes it `false`.
+    pub shared: bool,
+}
+
+/// One governed or sanctioned name the kernel matches DNS answers against
+/// ([`Destinations::name_rules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameRule {
+    pub pattern: HostPattern,
+    pub action: Action,
+    pub shared: bool,
 }
 
 /// Every destination of a policy over a catalog, in decision order: sanctioned first, then the
@@ -239,6 +271,7 @@ impl Destinations {
                 tools: assistant.tool.iter().cloned().collect(),
                 source: DestinationSource::Assistant,
                 message: format!("{} is the sanctioned assistant", assistant.name),
+                shared: false,
             });
         }
         for rule in &policy.network.destinations {
@@ -250,9 +283,11 @@ impl Destinations {
                 tools: rule.tool.iter().cloned().collect(),
                 source: DestinationSource::Policy,
                 message: rule.message.clone(),
+                shared: rule.shared,
             });
         }
-        let mut by_host: BTreeMap<HostPattern, (Action, Vec<String>, String)> = BTreeMap::new();
+        // host → (strictest action, tools, message, shared by any tool's word)
+        let mut by_host: BTreeMap<HostPattern, (Action, Vec<String>, String, bool)> = BTreeMap::new();
         for tool in catalog.tools() {
             if tool.hosting == Hosting::Local {
                 continue;
@@ -267,16 +302,18 @@ impl Destinations {
                 .map(|r| r.message.clone())
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| policy.default_message.clone());
-            for host in tool.hosts.iter().filter_map(|h| HostPattern::parse(h).ok()) {
-                let entry = by_host.entry(host).or_insert((Action::Allow, Vec::new(), String::new()));
+            for text in &tool.hosts {
+                let Ok(host) = HostPattern::parse(text) else { continue };
+                let entry = by_host.entry(host).or_insert((Action::Allow, Vec::new(), String::new(), false));
                 if action > entry.0 || entry.1.is_empty() {
                     entry.0 = entry.0.max(action);
                     entry.2 = message.clone();
                 }
                 entry.1.push(tool.id.clone());
+                entry.3 |= tool.shared_hosts.contains(text);
             }
         }
-        for (host, (action, tools, message)) in by_host {
+        for (host, (action, tools, message, shared)) in by_host {
             entries.push(Destination {
                 hosts: vec![host],
                 cidrs: Vec::new(),
@@ -284,6 +321,7 @@ impl Destinations {
                 tools,
                 source: DestinationSource::Catalog,
                 message,
+                shared,
             });
         }
         Destinations { entries }
@@ -322,39 +360,76 @@ impl Destinations {
             .map(|(d, _)| d)
     }
 
-    /// What the kernel must hold: every range to watch with its action, from the policy's CIDRs and
-    /// the addresses `resolved` gives for each name. Sanctioned addresses are left out entirely
-    /// (allow wins where a sanctioned and a governed name share an address: the kernel sees only
-    /// the address), and so are destinations whose action is `allow`. Sorted, one entry per range,
-    /// the strictest action where two meet.
-    pub fn ranges(&self, resolved: &BTreeMap<String, Vec<IpAddr>>) -> Vec<(Cidr, Action, Vec<String>)> {
-        let addresses_of = |d: &Destination| -> Vec<Cidr> {
-            let mut out = d.cidrs.clone();
-            for host in &d.hosts {
-                if let HostPattern::Exact(name) = host
-                    && let Some(list) = resolved.get(name)
-                {
-                    out.extend(list.iter().map(|a| Cidr::host(*a)));
-                }
-            }
-            out
-        };
-        let sanctioned: Vec<Cidr> =
-            self.entries.iter().filter(|d| d.action == Action::Allow).flat_map(addresses_of).collect();
-        let mut out: BTreeMap<Cidr, (Action, Vec<String>)> = BTreeMap::new();
-        for d in self.entries.iter().filter(|d| d.action != Action::Allow) {
-            for cidr in addresses_of(d) {
-                if sanctioned.iter().any(|s| s.prefix <= cidr.prefix && s.contains(cidr.address)) {
-                    continue;
-                }
-                let entry = out.entry(cidr).or_insert((d.action, Vec::new()));
-                entry.0 = entry.0.max(d.action);
-                entry.1.extend(d.tools.iter().cloned());
-                entry.1.sort();
-                entry.1.dedup();
+    /// What the kernel must hold: every range with its action, from the policy's CIDRs and the
+    /// addresses `resolved` gives for each name (a name counts for the destination that decides it,
+    /// [`Destinations::by_host`], so names under a `*.` pattern learned from DNS answers count too).
+    /// The addresses of `allow` destinations (the sanctioned assistant, the policy's allow entries)
+    /// are held as `allow`: they win where an allowed and a governed name share an address (the
+    /// kernel sees only the address), and nothing learned later blocks them. Sorted, one entry per range, the strictest action
+    /// where two meet; `shared` only where every name reaching the address is a shared front end's
+    /// and no range governed for everyone holds it.
+    pub fn ranges(&self, resolved: &BTreeMap<String, Vec<IpAddr>>) -> Vec<GovernedRange> {
+        // (range, destination, reached by a shared name)
+        let mut reached: Vec<(Cidr, &Destination, bool)> = Vec::new();
+        for d in &self.entries {
+            reached.extend(d.cidrs.iter().map(|c| (*c, d, false)));
+        }
+        for (name, list) in resolved {
+            if let Some(d) = self.by_host(name) {
+                reached.extend(list.iter().map(|a| (Cidr::host(*a), d, d.shared)));
             }
         }
-        out.into_iter().map(|(c, (a, t))| (c, a, t)).collect()
+        let sanctioned: Vec<Cidr> = reached
+            .iter()
+            .filter(|(_, d, _)| d.action == Action::Allow)
+            .map(|(c, _, _)| *c)
+            .collect();
+        let mut out: BTreeMap<Cidr, GovernedRange> = BTreeMap::new();
+        for cidr in &sanctioned {
+            out.insert(*cidr, GovernedRange { cidr: *cidr, action: Action::Allow, tools: Vec::new(), shared: false });
+        }
+        for (cidr, d, shared) in reached.iter().filter(|(_, d, _)| d.action != Action::Allow) {
+            if sanctioned.iter().any(|s| s.prefix <= cidr.prefix && s.contains(cidr.address)) {
+                continue;
+            }
+            let entry = out.entry(*cidr).or_insert(GovernedRange {
+                cidr: *cidr,
+                action: d.action,
+                tools: Vec::new(),
+                shared: true,
+            });
+            entry.action = entry.action.max(d.action);
+            entry.shared &= *shared;
+            entry.tools.extend(d.tools.iter().cloned());
+            entry.tools.sort();
+            entry.tools.dedup();
+        }
+        // A shared address inside a range governed for everyone (a policy CIDR) is governed too.
+        let whole: Vec<Cidr> = out.values().filter(|r| !r.shared && r.action != Action::Allow).map(|r| r.cidr).collect();
+        for range in out.values_mut().filter(|r| r.shared) {
+            range.shared = !whole.iter().any(|w| w.prefix < range.cidr.prefix && w.contains(range.cidr.address));
+        }
+        out.into_values().collect()
+    }
+
+    /// The names the kernel matches DNS answers against: every host pattern with the action and
+    /// sharing of the first destination naming it (decision order, as [`Destinations::by_host`]);
+    /// `allow` names are included so that a sanctioned name under a governed `*.` domain stays
+    /// unrelated traffic.
+    pub fn name_rules(&self) -> Vec<NameRule> {
+        let mut out: Vec<NameRule> = Vec::new();
+        for d in &self.entries {
+            for pattern in &d.hosts {
+                if matches!(pattern, HostPattern::Exact(name) if name.parse::<IpAddr>().is_ok()) {
+                    continue;
+                }
+                if out.iter().any(|r| &r.pattern == pattern) {
+                    continue;
+                }
+                out.push(NameRule { pattern: pattern.clone(), action: d.action, shared: d.shared });
+            }
+        }
+        out
     }
 }
 

@@ -104,12 +104,68 @@ fn kernel_ranges_leave_sanctioned_addresses_open_and_take_the_strictest_action()
     .map(|(n, a)| (n.to_owned(), a.into_iter().map(|a| a.parse().unwrap()).collect()))
     .collect();
     let ranges: Vec<(String, Action)> =
-        destinations.ranges(&resolved).into_iter().map(|(c, a, _)| (c.to_string(), a)).collect();
+        destinations.ranges(&resolved).into_iter().map(|r| (r.cidr.to_string(), r.action)).collect();
     assert!(ranges.contains(&("127.0.0.21/32".into(), Action::Block)), "{ranges:?}");
     assert!(ranges.contains(&("::1/128".into(), Action::Block)), "{ranges:?}");
     assert!(ranges.contains(&("127.0.0.22/32".into(), Action::Warn)), "{ranges:?}");
     assert!(ranges.contains(&("203.0.113.0/24".into(), Action::Block)), "{ranges:?}");
-    assert!(!ranges.iter().any(|(c, _)| c == "127.0.0.30/32"), "sanctioned address left out: {ranges:?}");
+    assert!(
+        ranges.contains(&("127.0.0.30/32".into(), Action::Allow)),
+        "the sanctioned address is held open, never governed: {ranges:?}"
+    );
+}
+
+/// Shared front ends: an address is `shared` only while every name reaching it is a shared one;
+/// a policy CIDR (holding it or around it) or one dedicated name makes it governed for everyone.
+#[test]
+fn shared_front_ends_are_marked_per_address() {
+    let policy = policy("network.toml");
+    let destinations = Destinations::new(&policy, &policy.catalog());
+    let resolved: BTreeMap<String, Vec<IpAddr>> = [
+        // The catalog marks Gemini's googleapis names shared; the policy marks its CDN name shared.
+        ("generativelanguage.googleapis.com", vec!["127.0.0.41", "127.0.0.42"]),
+        ("api.cdn-hosted-ai.example", vec!["127.0.0.43", "192.0.2.130"]),
+        // A dedicated name on the same address as a shared one: governed for everyone.
+        ("api.anthropic.com", vec!["127.0.0.42"]),
+        // A name under a governed `*.` domain, learned from a DNS answer.
+        ("chat.deepseek.com", vec!["127.0.0.44"]),
+    ]
+    .into_iter()
+    .map(|(n, a)| (n.to_owned(), a.into_iter().map(|a| a.parse().unwrap()).collect()))
+    .collect();
+    let ranges: Vec<(String, Action, bool)> =
+        destinations.ranges(&resolved).into_iter().map(|r| (r.cidr.to_string(), r.action, r.shared)).collect();
+    for expected in [
+        ("127.0.0.41/32", Action::Warn, true),
+        ("127.0.0.42/32", Action::Block, false),
+        ("127.0.0.43/32", Action::Block, true),
+        ("192.0.2.128/25", Action::Block, false),
+        // Inside the policy's CIDR: governed for everyone, whatever name reached it.
+        ("192.0.2.130/32", Action::Block, false),
+        ("127.0.0.44/32", Action::Block, false),
+    ] {
+        let expected = (expected.0.to_owned(), expected.1, expected.2);
+        assert!(ranges.contains(&expected), "{expected:?} in {ranges:?}");
+    }
+    // The kernel's name table: first destination per pattern, allow names kept.
+    let names = destinations.name_rules();
+    let rule = |text: &str| names.iter().find(|r| r.pattern.to_string() == text).map(|r| (r.action, r.shared));
+    assert_eq!(rule("generativelanguage.googleapis.com"), Some((Action::Warn, true)));
+    assert_eq!(rule("api.cdn-hosted-ai.example"), Some((Action::Block, true)));
+    assert_eq!(rule("*.deepseek.com"), Some((Action::Block, false)));
+    assert_eq!(rule("llm.acme.example"), Some((Action::Allow, false)));
+    assert_eq!(rule("models.partner.example"), Some((Action::Allow, false)));
+    assert_eq!(names.iter().filter(|r| r.pattern.to_string() == "api.anthropic.com").count(), 1);
+}
+
+#[test]
+fn a_shared_host_must_be_one_of_the_tools_hosts() {
+    let text = std::fs::read_to_string(data().join("policies").join("network.toml")).unwrap()
+        + "\n[[catalog]]\nid = \"cdn-tool\"\nname = \"CDN tool\"\nvendor = \"Example\"\nkind = \"cli\"\n\
+           hosting = \"cloud\"\nexecutables = [\"**/cdn-tool\"]\nhosts = [\"api.cdn-tool.example\"]\n\
+           shared_hosts = [\"www.cdn-tool.example\"]\n";
+    let error = Policy::from_toml("shared.toml", &text).unwrap_err().to_string();
+    assert!(error.contains("shared host \"www.cdn-tool.example\"") && error.contains("shared.toml:"), "{error}");
 }
 
 #[test]

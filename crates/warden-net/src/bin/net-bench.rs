@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use warden_net::kernel::{Firewall, KernelAction};
+use warden_net::kernel::{Firewall, KernelAction, KernelRule};
 use warden_policy::Cidr;
 
 /// What the eBPF hooks cost per `connect()` and how exactly they attribute (root only).
@@ -223,12 +223,12 @@ impl Drop for Cell {
     }
 }
 
-fn governed(count: usize) -> BTreeMap<Cidr, KernelAction> {
+fn governed(count: usize) -> BTreeMap<Cidr, KernelRule> {
     // Documentation ranges (never routed), so the ungoverned destination misses them all.
     (0..count)
         .map(|i| {
             let cidr: Cidr = format!("198.51.{}.{}/32", i / 250, i % 250).parse().unwrap();
-            (cidr, KernelAction::Block)
+            (cidr, KernelAction::Block.into())
         })
         .collect()
 }
@@ -329,7 +329,9 @@ fn main() {
 
     // Attribution: every event names the child that connected.
     let (mut firewall, mut events) = Firewall::attach(&cell.path).expect("attaching to the bench cgroup");
-    firewall.set_ranges(&[("127.0.0.62/32".parse().unwrap(), KernelAction::Observe)].into_iter().collect()).unwrap();
+    firewall
+        .set_ranges(&[("127.0.0.62/32".parse().unwrap(), KernelAction::Observe.into())].into_iter().collect())
+        .unwrap();
     let me = std::env::current_exe().unwrap();
     let children: Vec<std::process::Child> = (0..procs)
         .map(|_| {
@@ -349,10 +351,11 @@ fn main() {
     runtime.block_on(async {
         while total < expected {
             match tokio::time::timeout(Duration::from_secs(2), events.next()).await {
-                Ok(Some(event)) => {
+                Ok(Some(warden_net::kernel::KernelReport::Connect(event))) => {
                     total += 1;
                     *per_pid.entry(event.tgid).or_default() += 1;
                 }
+                Ok(Some(_)) => {}
                 _ => break,
             }
         }
