@@ -230,10 +230,12 @@ fn show_service(service: &crate::service::Connected, json: bool) -> Result<()> {
         println!("Network:       {}: {}", network.layer.label(), network.detail);
         if network.layer == warden_api::local::NetworkLayer::Ebpf {
             println!(
-                "               {} of {} names resolved, {} address ranges governed, {} process(es) open by exception{}",
+                "               {} of {} names resolved, {} address ranges governed ({} learned from DNS answers), {} \
+                 process(es) open by exception{}",
                 network.names_resolved,
                 network.names,
                 network.ranges,
+                network.learned,
                 network.open_processes,
                 if network.unresolved.is_empty() {
                     String::new()

@@ -67,6 +67,9 @@ const APT_PACKAGES: &[&str] = &[
     "bpftool",
     "nftables",
     "iptables",
+    // A real DNS server for the network story test's names (`dnsmasq-base`: the binary alone,
+    // no service that would take the machine's port 53).
+    "dnsmasq-base",
 ];
 
 fn main() -> ExitCode {

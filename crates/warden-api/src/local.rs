@@ -290,6 +290,10 @@ pub struct NetworkStatus {
     pub names_resolved: u64,
     pub names: u64,
     pub ranges: u64,
+    /// Addresses learned from the DNS answers processes received (a governed name's address the
+    /// service's own lookups did not return), each in force until its TTL passes.
+    #[serde(default)]
+    pub learned: u64,
     /// Names whose last lookup failed (their last good addresses stay in force).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved: Vec<String>,

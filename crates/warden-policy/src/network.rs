@@ -379,11 +379,8 @@ impl Destinations {
                 reached.extend(list.iter().map(|a| (Cidr::host(*a), d, d.shared)));
             }
         }
-        let sanctioned: Vec<Cidr> = reached
-            .iter()
-            .filter(|(_, d, _)| d.action == Action::Allow)
-            .map(|(c, _, _)| *c)
-            .collect();
+        let sanctioned: Vec<Cidr> =
+            reached.iter().filter(|(_, d, _)| d.action == Action::Allow).map(|(c, _, _)| *c).collect();
         let mut out: BTreeMap<Cidr, GovernedRange> = BTreeMap::new();
         for cidr in &sanctioned {
             out.insert(*cidr, GovernedRange { cidr: *cidr, action: Action::Allow, tools: Vec::new(), shared: false });
@@ -405,7 +402,8 @@ impl Destinations {
             entry.tools.dedup();
         }
         // A shared address inside a range governed for everyone (a policy CIDR) is governed too.
-        let whole: Vec<Cidr> = out.values().filter(|r| !r.shared && r.action != Action::Allow).map(|r| r.cidr).collect();
+        let whole: Vec<Cidr> =
+            out.values().filter(|r| !r.shared && r.action != Action::Allow).map(|r| r.cidr).collect();
         for range in out.values_mut().filter(|r| r.shared) {
             range.shared = !whole.iter().any(|w| w.prefix < range.cidr.prefix && w.contains(range.cidr.address));
         }

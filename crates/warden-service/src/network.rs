@@ -6,7 +6,11 @@
 //! exceptions), recompiles the destinations when the policy changed, resolves the names again
 //! when the resolver's interval passed (or the names changed), and writes the differences to the
 //! kernel: governed ranges (`block`, or `observe` for `warn` and for everything in monitor mode;
-//! sanctioned addresses never), and the open launch trees. A launch the agent allowed because of an
+//! sanctioned addresses held as `allow`; shared front ends flagged), the governed names DNS
+//! answers are matched against, and the open launch trees. The kernel reports the DNS answers of
+//! governed names: an address it learned from one is kept here until its TTL passes (then the
+//! kernel forgets it too), and the name each process resolved to an address names its
+//! connections. A launch the agent allowed because of an
 //! exception opens its pid under that exception's grant (the fork hook adds its children); when
 //! the exception is no longer active (expired, revoked) the grant is closed on the next tick.
 //! Kernel events are attributed (exe, user, the catalog tool of the process or its launch) and
@@ -20,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_api::local::{LiveEvent, NetworkLayer, NetworkStatus};
 use warden_api::{ConnectEvent, ConnectOutcome, Event};
+#[cfg(target_os = "linux")]
+use warden_net::kernel::KernelRule;
 use warden_policy::{Action, Cidr, ConnectFacts, ConnectRule, Destinations, Mode, Policy, decide_connect};
 
 /// How often the task reconciles the kernel with the rules (bounds approval → open, and expiry →
@@ -91,6 +97,7 @@ fn launch_only_status(detail: String) -> NetworkStatus {
         names_resolved: 0,
         names: 0,
         ranges: 0,
+        learned: 0,
         unresolved: Vec::new(),
         open_processes: 0,
         proxies: proxies(None),
@@ -131,6 +138,15 @@ pub fn start(runtime: &Arc<Runtime>, config: &NetworkConfig) -> NetworkHandle {
                 detail.push_str(&format!(
                     "; exception launch trees: the launch's own process only (fork hook not loaded: {why})"
                 ));
+            }
+            match firewall.dns_hook() {
+                Ok(()) => detail.push_str(
+                    "; DNS answers read in the kernel (shared front ends decided by the name each process resolved)",
+                ),
+                Err(why) => detail.push_str(&format!(
+                    "; DNS answers not read (shared front ends are not governed, addresses come from the service's \
+                     own lookups only: {why})"
+                )),
             }
             let status = Arc::new(Mutex::new(NetworkStatus {
                 layer: NetworkLayer::Ebpf,
@@ -216,6 +232,8 @@ fn spawn_task(
         grants: HashMap::new(),
         next_grant: 1,
         folded: HashMap::new(),
+        learned: BTreeMap::new(),
+        resolved_by: HashMap::new(),
     };
     tokio::spawn(task.run(events));
 }
@@ -229,10 +247,18 @@ enum Enforcement {
 
 #[cfg(target_os = "linux")]
 impl Enforcement {
-    fn set_ranges(&mut self, ranges: &BTreeMap<Cidr, warden_net::kernel::KernelAction>) -> Result<(), String> {
+    fn set_ranges(&mut self, ranges: &BTreeMap<Cidr, KernelRule>) -> Result<(), String> {
         match self {
             Enforcement::Ebpf(firewall) => firewall.set_ranges(ranges).map_err(|e| e.to_string()),
             Enforcement::Nftables(fallback) => fallback.set_ranges(ranges).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The governed names DNS answers are matched against (eBPF only: nftables reads no answers).
+    fn set_names(&mut self, names: &BTreeMap<warden_policy::HostPattern, KernelRule>) -> Result<(), String> {
+        match self {
+            Enforcement::Ebpf(firewall) => firewall.set_names(names).map_err(|e| e.to_string()),
+            Enforcement::Nftables(_) => Ok(()),
         }
     }
 
@@ -280,7 +306,21 @@ struct Task {
     next_grant: u32,
     /// (tgid, destination, outcome) → when its event was recorded.
     folded: HashMap<(u32, String, ConnectOutcome), Instant>,
+    /// Addresses the kernel learned from governed names' DNS answers: name → address → until when
+    /// (its TTL, at least [`LEARNED_MIN`]).
+    learned: BTreeMap<String, BTreeMap<std::net::IpAddr, Instant>>,
+    /// (tgid, address) → the governed name that process resolved to it, and when (names its
+    /// connections; forgotten after [`LEARNED_MAX`]).
+    resolved_by: HashMap<(u32, std::net::IpAddr), (String, Instant)>,
 }
+
+/// A learned address is kept at least this long (a TTL of 0 or 5 s must not make the kernel
+/// forget an address the process is about to connect to) and at most [`LEARNED_MAX`].
+pub const LEARNED_MIN: Duration = Duration::from_secs(60);
+pub const LEARNED_MAX: Duration = Duration::from_secs(24 * 3600);
+/// At most this many (process, address) names are remembered (a process asking for thousands of
+/// names cannot grow the service without bound).
+const RESOLVED_BY_MAX: usize = 65_536;
 
 #[cfg(target_os = "linux")]
 impl Task {
@@ -307,10 +347,11 @@ impl Task {
                         None => std::future::pending().await,
                     }
                 } => match event {
-                    Some(event) => {
+                    Some(warden_net::kernel::KernelReport::Connect(event)) => {
                         let Some(runtime) = self.runtime.upgrade() else { return };
                         self.on_kernel_event(&runtime, event);
                     }
+                    Some(warden_net::kernel::KernelReport::Answer(answer)) => self.on_answer(answer),
                     None => return,
                 },
             }
@@ -331,6 +372,25 @@ impl Task {
         for pid in warden_monitor::enforce::process_tree(launch.pid) {
             if let Err(error) = self.firewall.open(pid, grant) {
                 eprintln!("warden: warning: opening pid {pid} for exception {exception}: {error}");
+            }
+        }
+    }
+
+    /// A governed name's DNS answer the kernel read: its new addresses are kept until their TTL
+    /// passes, and each address is remembered as that process's name for it.
+    fn on_answer(&mut self, answer: warden_net::kernel::DnsAnswer) {
+        let now = Instant::now();
+        for record in &answer.records {
+            let address = record.address.to_canonical();
+            if record.learned || self.learned.get(&answer.name).is_some_and(|known| known.contains_key(&address)) {
+                let ttl = Duration::from_secs(record.ttl.into()).clamp(LEARNED_MIN, LEARNED_MAX);
+                self.learned.entry(answer.name.clone()).or_default().insert(address, now + ttl);
+            }
+            if self.resolved_by.len() >= RESOLVED_BY_MAX {
+                self.resolved_by.retain(|_, (_, at)| at.elapsed() < LEARNED_MIN);
+            }
+            if self.resolved_by.len() < RESOLVED_BY_MAX {
+                self.resolved_by.insert((answer.tgid, address), (answer.name.clone(), now));
             }
         }
     }
@@ -361,32 +421,53 @@ impl Task {
                 self.names = names.clone();
                 let _ = self.names_to_resolve.send(names);
             }
+            let monitor = rules.policy.mode == Mode::Monitor;
+            let name_rules: BTreeMap<warden_policy::HostPattern, KernelRule> = destinations
+                .name_rules()
+                .into_iter()
+                .map(|rule| {
+                    (rule.pattern, KernelRule { action: kernel_action(rule.action, monitor), shared: rule.shared })
+                })
+                .collect();
+            if let Err(error) = self.firewall.set_names(&name_rules) {
+                eprintln!("warden: warning: updating the governed names: {error}");
+            }
             self.destinations = Some(Arc::new(destinations));
         }
         let answers = self.resolved.borrow().clone();
         let Some(destinations) = self.destinations.clone() else { return };
         let monitor = rules.policy.mode == Mode::Monitor;
-        let ranges: BTreeMap<Cidr, warden_net::kernel::KernelAction> = destinations
-            .ranges(&answers.resolved)
+        // The service's own lookups, and what the kernel learned from answers (until their TTL).
+        let now = Instant::now();
+        self.learned.retain(|_, addresses| {
+            addresses.retain(|_, until| *until > now);
+            !addresses.is_empty()
+        });
+        let mut known = answers.resolved.clone();
+        for (name, addresses) in &self.learned {
+            let list = known.entry(name.clone()).or_default();
+            list.extend(addresses.keys().copied());
+            list.sort();
+            list.dedup();
+        }
+        let ranges: BTreeMap<Cidr, KernelRule> = destinations
+            .ranges(&known)
             .into_iter()
-            .map(|(cidr, action, _)| {
-                let kernel = if action == Action::Block && !monitor {
-                    warden_net::kernel::KernelAction::Block
-                } else {
-                    warden_net::kernel::KernelAction::Observe
-                };
-                (cidr, kernel)
+            .map(|range| {
+                (range.cidr, KernelRule { action: kernel_action(range.action, monitor), shared: range.shared })
             })
             .collect();
         if let Err(error) = self.firewall.set_ranges(&ranges) {
             eprintln!("warden: warning: updating the governed addresses: {error}");
         }
+        self.resolved_by.retain(|_, (_, at)| at.elapsed() < LEARNED_MAX);
         self.folded.retain(|_, at| at.elapsed() < FOLD);
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.names = self.names.len() as u64;
         status.names_resolved = answers.resolved.len() as u64;
         let (ranges, open) = self.firewall.counts();
         status.ranges = ranges as u64;
+        status.learned = self.learned.values().map(BTreeMap::len).sum::<usize>() as u64;
         status.unresolved = answers.failures.clone();
         status.open_processes = open as u64;
         status.proxies = proxies(Some(&rules.policy));
@@ -397,21 +478,38 @@ impl Task {
         let Some(destinations) = self.destinations.clone() else { return };
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        // Unnamed reports can be frequent (every connection of a machine whose resolver the kernel
+        // cannot read): folded before /proc is read for them.
+        if event.verdict == warden_net::kernel::KernelVerdict::Unnamed {
+            let key = (event.tgid, format!("unnamed {}", event.address), ConnectOutcome::Allowed);
+            if self.folded.get(&key).is_some_and(|at| at.elapsed() < FOLD) {
+                return;
+            }
+            self.folded.insert(key, Instant::now());
+        }
         let process = attribute(event.tgid, &rules);
         let caller = runtime.caller(event.uid);
         let person = caller.account.clone().or(caller.login.clone());
-        // The governed name the address belongs to (a sanctioned name sharing it is never in the
-        // kernel's map, so the first governed one is the connection's name).
+        // The connection's name: the governed name this process resolved to the address (its DNS
+        // answer, read by the kernel), else the first governed name whose addresses hold it
+        // (sanctioned addresses never reach here: the kernel lets them through silently).
         let address = event.address.to_canonical();
-        let host = self
-            .resolved
-            .borrow()
-            .resolved
-            .iter()
-            .filter(|(_, list)| list.contains(&address))
-            .map(|(name, _)| name)
-            .find(|n| destinations.by_host(n).is_some_and(|d| d.action != Action::Allow))
-            .cloned();
+        let host = self.resolved_by.get(&(event.tgid, address)).map(|(name, _)| name.clone()).or_else(|| {
+            let answers = self.resolved.borrow();
+            let from_lookups =
+                answers.resolved.iter().filter(|(_, list)| list.contains(&address)).map(|(name, _)| name);
+            let from_answers =
+                self.learned.iter().filter(|(_, list)| list.contains_key(&address)).map(|(name, _)| name);
+            from_lookups
+                .chain(from_answers)
+                .find(|n| destinations.by_host(n).is_some_and(|d| d.action != Action::Allow))
+                .cloned()
+        });
+        // A shared front end reached without a DNS answer the kernel could read: let through (it
+        // cannot be told apart from unrelated traffic). Worth an event only when an AI tool did it.
+        if event.verdict == warden_net::kernel::KernelVerdict::Unnamed && process.tool.is_none() {
+            return;
+        }
         let facts = ConnectFacts {
             host: host.clone(),
             address: Some(event.address),
@@ -422,7 +520,9 @@ impl Task {
         let decision = decide_connect(&rules.policy, &destinations, &rules.exceptions, &facts, now_ms / 1000);
         let outcome = match event.verdict {
             warden_net::kernel::KernelVerdict::Denied => ConnectOutcome::Blocked,
-            warden_net::kernel::KernelVerdict::Open => ConnectOutcome::Allowed,
+            warden_net::kernel::KernelVerdict::Open | warden_net::kernel::KernelVerdict::Unnamed => {
+                ConnectOutcome::Allowed
+            }
             warden_net::kernel::KernelVerdict::Observed => match (decision.action, decision.monitor) {
                 (Action::Block, true) => ConnectOutcome::WouldBlock,
                 (Action::Allow, _) => ConnectOutcome::Allowed,
@@ -435,11 +535,20 @@ impl Task {
             return;
         }
         self.folded.insert(key, Instant::now());
+        let unnamed = event.verdict == warden_net::kernel::KernelVerdict::Unnamed;
         let rule = match &decision.rule {
+            _ if unnamed => "shared-unnamed".into(),
             ConnectRule::Exception { id } => format!("exception:{id}"),
             ConnectRule::Sanctioned => "sanctioned".into(),
             ConnectRule::Ungoverned => "ungoverned".into(),
             ConnectRule::Destination => "destination".into(),
+        };
+        let reason = if unnamed {
+            "A shared front end's address, reached without a DNS answer Warden could read (a hard-coded \
+             address, a resolver cache daemon or encrypted DNS): not decided."
+                .to_owned()
+        } else {
+            decision.message
         };
         let connect = ConnectEvent {
             id: warden_agent::new_event_id(),
@@ -453,10 +562,10 @@ impl Task {
             address: event.address.to_string(),
             port: event.port,
             protocol: event.protocol,
-            action: decision.action,
+            action: if unnamed { Action::Allow } else { decision.action },
             outcome,
             rule,
-            reason: decision.message,
+            reason,
             count: 1,
         };
         // Stored before anyone hears of it, as every event.
@@ -464,6 +573,17 @@ impl Task {
             eprintln!("warden: warning: recording a connection: {error}");
         }
         runtime.broadcast(LiveEvent::Connect { event: connect });
+    }
+}
+
+/// The kernel's action for a policy action: `block` refuses (observed in monitor mode), `warn`
+/// observes, `allow` is held so nothing learned blocks it.
+#[cfg(target_os = "linux")]
+fn kernel_action(action: Action, monitor: bool) -> warden_net::kernel::KernelAction {
+    match action {
+        Action::Allow => warden_net::kernel::KernelAction::Allow,
+        Action::Block if !monitor => warden_net::kernel::KernelAction::Block,
+        _ => warden_net::kernel::KernelAction::Observe,
     }
 }
 

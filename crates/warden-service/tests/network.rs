@@ -101,9 +101,13 @@ fn start_wardend_in(
     netns: Option<&str>,
     extra: &[&str],
 ) -> (usize, std::sync::Arc<std::sync::Mutex<String>>) {
+    // The test's resolver configuration too, when it has one (the DNS story test).
+    let resolv = cell.path("resolv.conf");
+    let resolv =
+        if resolv.exists() { format!("mount --bind {} /etc/resolv.conf && ", resolv.display()) } else { String::new() };
     let script = format!(
-        "mount --bind {hosts} /etc/hosts && exec {wardend} --config {config} --state-dir {state} --socket {socket} \
-         --no-gate --no-controls {extra}",
+        "mount --bind {hosts} /etc/hosts && {resolv}exec {wardend} --config {config} --state-dir {state} --socket \
+         {socket} --no-gate --no-controls {extra}",
         hosts = cell.path("hosts").display(),
         wardend = sibling("wardend").display(),
         config = cell.path("warden.toml").display(),
@@ -359,6 +363,101 @@ fn a_renamed_tool_and_an_sdk_client_cannot_reach_the_governed_name_and_the_devel
         let lines = client(&cell, wardend, Path::new("/usr/bin/python3"), &args);
         (lines[1..] == ["EPERM", "ok"]).then_some(())
     });
+}
+
+/// The loopback address the test's DNS server listens on (port 53).
+const DNS_SERVER: &str = "127.0.0.153";
+
+/// A real DNS server, dnsmasq, answering `--address=/NAME/ADDRESS` for the test's names (and
+/// nothing else: no upstream, no hosts file) on [`DNS_SERVER`], killed with the cell; and the
+/// cell's `resolv.conf` pointing at it (bind-mounted by [`start_wardend`]).
+fn start_dnsmasq(cell: &mut Cell, records: &[(&str, &str)]) {
+    let mut command = Command::new("dnsmasq");
+    command.args([
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--port=53",
+        "--conf-file=/dev/null",
+        "--user=root",
+        "--pid-file=",
+    ]);
+    command.arg(format!("--listen-address={DNS_SERVER}"));
+    command.args(records.iter().map(|(name, address)| format!("--address=/{name}/{address}")));
+    let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("dnsmasq");
+    cell.keep(child);
+    std::fs::write(cell.path("resolv.conf"), format!("nameserver {DNS_SERVER}\noptions timeout:1 attempts:1\n"))
+        .unwrap();
+    eventually(Duration::from_secs(10), "dnsmasq to listen", || {
+        std::net::UdpSocket::bind((DNS_SERVER, 53)).is_err().then_some(())
+    });
+}
+
+/// Shared front ends end to end, with glibc's own resolver asking a real DNS server: the
+/// governed name on a shared address is refused and its event names it, an unrelated name on
+/// the same address connects; a name under a governed domain that no lookup of the service's
+/// returned is learned from the answer and refused at the first connect.
+#[test]
+fn a_shared_front_end_is_decided_by_the_name_the_process_resolved() {
+    let mut cell = Cell::new("dns");
+    let listeners = setup(&cell, "enforce");
+    let shared = listen("127.0.0.45");
+    let dedicated = listen("127.0.0.46");
+    let mut policy = std::fs::read_to_string(cell.path("policy.toml")).unwrap();
+    policy.push_str(
+        "[[network.destinations]]\nhosts = [\"api.shared-ai.test\"]\naction = \"block\"\nshared = true\n\
+         message = \"The shared AI API is not approved.\"\n\
+         [[network.destinations]]\nhosts = [\"*.dedicated-ai.test\"]\naction = \"block\"\n\
+         message = \"The dedicated AI API is not approved.\"\n",
+    );
+    std::fs::write(cell.path("policy.toml"), policy).unwrap();
+    start_dnsmasq(
+        &mut cell,
+        &[
+            ("api.shared-ai.test", "127.0.0.45"),
+            ("www.unrelated-cdn.test", "127.0.0.45"),
+            ("chat.dedicated-ai.test", "127.0.0.46"),
+        ],
+    );
+    let (service, log) = start_wardend(&mut cell, &[]);
+    let wardend = wardend_pid(&cell, service);
+    wait_ready(&cell);
+    let live = watch(&mut cell);
+    std::thread::sleep(Duration::from_millis(300));
+    let run = |targets: &[String]| -> Vec<String> {
+        let mut args = vec!["-c".to_owned(), CLIENT.to_owned()];
+        args.extend(targets.iter().cloned());
+        client(&cell, wardend, Path::new("/usr/bin/python3"), &args)
+    };
+    let governed = run(&[format!("tcp:api.shared-ai.test:{}", shared.1)]);
+    assert_eq!(governed[1..], ["EPERM"], "{governed:?}\n{}", log.lock().unwrap());
+    let events = connects(&live, governed[0].parse().unwrap(), 1);
+    let blocked = events.first().unwrap_or_else(|| panic!("no event: {}", log.lock().unwrap()));
+    assert_eq!(
+        (blocked["host"].as_str(), blocked["outcome"].as_str(), blocked["reason"].as_str()),
+        (Some("api.shared-ai.test"), Some("blocked"), Some("The shared AI API is not approved.")),
+        "{blocked}"
+    );
+    // The address is governed now (the refusal above proves it); another process reaching it
+    // through an unrelated name connects, and is not reported.
+    let unrelated = run(&[format!("tcp:www.unrelated-cdn.test:{}", shared.1)]);
+    assert_eq!(unrelated[1..], ["ok"], "unrelated traffic to the shared address: {unrelated:?}");
+    assert!(connects(&live, unrelated[0].parse().unwrap(), 1).is_empty());
+    // Learned: no lookup of the service's can resolve a `*.` pattern; the answer taught it.
+    let learned = run(&[format!("tcp:chat.dedicated-ai.test:{}", dedicated.1)]);
+    assert_eq!(learned[1..], ["EPERM"], "{learned:?}");
+    let events = connects(&live, learned[0].parse().unwrap(), 1);
+    assert_eq!(events.first().map(|e| e["host"].clone()), Some("chat.dedicated-ai.test".into()), "{events:?}");
+    let network = eventually(Duration::from_secs(5), "the learned address in the status", || {
+        let network = status(&cell)["network"].clone();
+        (network["learned"] == 1).then_some(network)
+    });
+    assert!(network["detail"].as_str().unwrap().contains("DNS answers read in the kernel"), "{network}");
+    // The sanctioned assistant and the machine outside the cgroup are untouched.
+    let sanctioned = run(&[format!("tcp:assistant.test.example:{}", listeners.sanctioned.1)]);
+    assert_eq!(sanctioned[1..], ["ok"]);
+    assert!(std::net::TcpStream::connect(("127.0.0.46", dedicated.1)).is_ok());
 }
 
 #[test]
