@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 use warden_api::{LaunchEvent, Outcome};
 use warden_monitor::{Decider, EventSource, Launch, SessionNotice, Watcher};
-use warden_policy::{Accounts, Exception, Mode, Policy};
+use warden_policy::{Accounts, Action, Exception, Mode, Policy};
 use warden_store::Store;
 
 pub use warden_monitor::gate::{GateMark, GateScope, MarkKind};
@@ -255,6 +255,30 @@ struct Shared {
     paused_ms: AtomicU64,
     rescans: AtomicU64,
     last_rescan: Mutex<Option<Rescan>>,
+    /// Launches an exception allowed, announced from the hot path (see [`Opening`]).
+    openings: broadcast::Sender<Opening>,
+}
+
+/// A launch an approved exception allowed, announced the moment it is decided — before it is
+/// stored — so the network layer can open its destinations before the tool's first connect
+/// (through the recorder that would wait for the disk: milliseconds a native tool does not wait).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub pid: u32,
+    /// The exception's id.
+    pub exception: String,
+}
+
+impl Shared {
+    /// Hands `launch` to the recorder, announcing it first when an exception allowed it.
+    fn hand_over(&self, launch: Launch, records: &Sender<Record>) {
+        if let (Some(exception), Some(pid)) = (&launch.verdict.exception, launch.facts.pid)
+            && launch.verdict.action == Action::Allow
+        {
+            let _ = self.openings.send(Opening { pid, exception: exception.clone() });
+        }
+        let _ = records.send(Record::Launch(Box::new(launch)));
+    }
 }
 
 /// What the watcher hands the recorder.
@@ -332,6 +356,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         paused_ms: AtomicU64::new(0),
         rescans: AtomicU64::new(0),
         last_rescan: Mutex::new(None),
+        openings: broadcast::channel(256).0,
     });
     let (launch_tx, launch_rx) = std::sync::mpsc::channel::<Launch>();
     let (record_tx, record_rx) = std::sync::mpsc::channel::<Record>();
@@ -352,12 +377,12 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
 
     // The gate's launches join the watcher's on the way to the recorder.
     let forwarder = {
-        let record_tx = record_tx.clone();
+        let (record_tx, shared) = (record_tx.clone(), shared.clone());
         std::thread::Builder::new()
             .name("warden-gate-out".into())
             .spawn(move || {
                 for launch in launch_rx {
-                    let _ = record_tx.send(Record::Launch(Box::new(launch)));
+                    shared.hand_over(launch, &record_tx);
                 }
             })
             .map_err(AgentError::Thread)?
@@ -463,7 +488,7 @@ fn watch(shared: &Shared, mut source: Box<dyn EventSource>, records: &Sender<Rec
     let rescan = |watcher: &mut Watcher, reasons: Vec<warden_monitor::GapReason>| {
         let (launches, rescan) = watcher.rescan(reasons);
         for launch in launches {
-            let _ = records.send(Record::Launch(Box::new(launch)));
+            shared.hand_over(launch, records);
         }
         shared.rescans.fetch_add(1, Ordering::Relaxed);
         *shared.last_rescan.lock().unwrap_or_else(|p| p.into_inner()) = Some(rescan.clone());
@@ -484,7 +509,7 @@ fn watch(shared: &Shared, mut source: Box<dyn EventSource>, records: &Sender<Rec
         }
         for notice in notices.drain(..) {
             if let Some(launch) = watcher.handle(notice, name) {
-                let _ = records.send(Record::Launch(Box::new(launch)));
+                shared.hand_over(launch, records);
             }
         }
         let lost = source.lost();
@@ -579,6 +604,20 @@ impl AgentHandle {
     /// Every launch event from now on (lagging receivers skip the oldest).
     pub fn subscribe(&self) -> broadcast::Receiver<LaunchEvent> {
         self.events.subscribe()
+    }
+
+    /// Sets the hook that opens a launch's destinations when an exception allows it, called on
+    /// the hot path while the launch is still frozen for its decision (see
+    /// [`warden_monitor::Opener`]); `None` removes it.
+    pub fn set_opener(&self, opener: Option<warden_monitor::Opener>) {
+        self.shared.decider.set_opener(opener);
+    }
+
+    /// Launches an exception allowed, from now on, announced before they are stored (the
+    /// network layer opens their destinations with them; lagging receivers skip the oldest, and
+    /// the stored launch event follows anyway).
+    pub fn subscribe_openings(&self) -> broadcast::Receiver<Opening> {
+        self.shared.openings.subscribe()
     }
 
     /// Rescans, exception ends and stopped sessions from now on (lagging receivers skip the

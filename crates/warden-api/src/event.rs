@@ -306,7 +306,8 @@ pub struct ConnectEvent {
     /// The policy's decision for the destination.
     pub action: Action,
     pub outcome: ConnectOutcome,
-    /// Why: `destination`, `exception:<id>`, `sanctioned`.
+    /// Why: `destination`, `exception:<id>`, `sanctioned`, or `shared-unnamed` (a shared front end reached
+    /// without a DNS answer the kernel could read: let through, not decided).
     pub rule: String,
     /// One sentence for the developer.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -29,7 +29,7 @@ pub mod watcher;
 pub use source::{EventSource, ExecNotice, SourceChoice, SourceError};
 pub use terminal::Terminal;
 pub use watcher::{
-    Decider, EndReason, ExceptionEnd, GapReason, Launch, Rescan, Rules, SessionNotice, SessionStop, Watcher,
+    Decider, EndReason, ExceptionEnd, GapReason, Launch, Opener, Rescan, Rules, SessionNotice, SessionStop, Watcher,
 };
 
 /// Whether this process runs as root (the pre-exec gate needs it).

@@ -52,17 +52,45 @@ impl Rules {
 }
 
 /// Holds the rules; swapping them is safe while sources are deciding.
-#[derive(Debug)]
 pub struct Decider {
     rules: RwLock<Arc<Rules>>,
     generation: AtomicU64,
+    opener: RwLock<Option<Opener>>,
 }
+
+impl std::fmt::Debug for Decider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decider")
+            .field("rules", &self.rules)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Called on the hot path with (pid, exception id) for a launch an approved exception allowed,
+/// before the launch is resumed when it was frozen for its decision: the network layer opens the
+/// tool's destinations for it here, so its first `connect()` already finds them open. Must be
+/// quick (a map write), and must not call back into the decider.
+pub type Opener = Arc<dyn Fn(u32, &str) + Send + Sync>;
 
 impl Decider {
     pub fn new(policy: Policy, version: Option<String>, exceptions: Vec<Exception>) -> Decider {
         let catalog = policy.catalog();
         let rules = Rules { policy, catalog, exceptions, accounts: Accounts::default(), version, generation: 1 };
-        Decider { rules: RwLock::new(Arc::new(rules)), generation: AtomicU64::new(1) }
+        Decider { rules: RwLock::new(Arc::new(rules)), generation: AtomicU64::new(1), opener: RwLock::new(None) }
+    }
+
+    /// Sets (or removes) the [`Opener`] for launches exceptions allow.
+    pub fn set_opener(&self, opener: Option<Opener>) {
+        *self.opener.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = opener;
+    }
+
+    /// Opens `pid`'s destinations for `exception` through the [`Opener`], if one is set.
+    pub fn open(&self, pid: u32, exception: &str) {
+        let opener = self.opener.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        if let Some(opener) = opener {
+            opener(pid, exception);
+        }
     }
 
     /// The rules in force right now.
@@ -478,6 +506,12 @@ impl Watcher {
                 KillReport::Exited => Outcome::Exited,
             },
         };
+        if let Some(exception) = &verdict.exception
+            && outcome == Outcome::Allowed
+        {
+            // Still frozen (when it was): the tool's first connect finds its destinations open.
+            self.decider.open(pid, exception);
+        }
         let covered = verdict
             .exception
             .clone()

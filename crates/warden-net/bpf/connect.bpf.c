@@ -14,7 +14,7 @@
 // in the kernel, before the process can see them: the question's name is matched against the
 // governed names (NAMES: hashes of names and of domains), and for every A/AAAA record the
 // process's (tgid, address) is remembered as reached through a governed or an unrelated name
-// (RESOLVED). An address of a governed name the tries do not hold yet is added at once (learned;
+// (GOVERNED_BY, UNRELATED_BY). An address of a governed name the tries do not hold yet is added at once (learned;
 // reported so the service can age it by its TTL). A prefix flagged SHARED (front ends serving
 // unrelated names too) is decided by that memory: refused for a process that resolved a
 // governed name to it, let through for one that resolved an unrelated name, and let through but
@@ -47,9 +47,6 @@
 #define HOOK_SENDMSG6 4
 // Not a connection: a `struct dns_event` (the byte at offset 14 tells the two apart).
 #define HOOK_DNS 5
-
-#define RESOLVED_GOVERNED 1
-#define RESOLVED_UNRELATED 2
 
 #define NAME_EXACT 1
 #define NAME_UNDER 2
@@ -124,8 +121,9 @@ struct {
 	__type(value, struct dns_socket);
 } DNS_SOCKETS SEC(".maps");
 
-// (tgid, address) -> RESOLVED_GOVERNED or RESOLVED_UNRELATED: which kind of name this process
-// last resolved to the address (governed sticks: an unrelated answer never downgrades it).
+// (tgid, address) a process reached through a governed name (GOVERNED_BY) or an unrelated one
+// (UNRELATED_BY): two maps, so that a flood of unrelated answers can never evict the record
+// that keeps a governed name's address refused; a governed record wins over an unrelated one.
 struct resolved_key {
 	__u32 tgid;
 	__u8 family;
@@ -138,7 +136,14 @@ struct {
 	__uint(max_entries, 65536);
 	__type(key, struct resolved_key);
 	__type(value, __u32);
-} RESOLVED SEC(".maps");
+} GOVERNED_BY SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct resolved_key);
+	__type(value, __u32);
+} UNRELATED_BY SEC(".maps");
 
 // Governed names: FNV-1a 64 of the name's DNS wire form, lower case, read backwards (so every
 // suffix of a name is hashed in one pass), with NAME_EXACT (the name itself) or NAME_UNDER (every
@@ -206,22 +211,24 @@ static __always_inline int decide(__u32 value, __u8 family, const __u8 *addr, __
 		return 1;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	__u32 *resolved = 0;
+	int named = 1;
 	if (value & FLAG_SHARED) {
 		struct resolved_key key = { .tgid = tgid, .family = family };
 		if (family == 4)
 			__builtin_memcpy(key.addr, addr, 4);
 		else
 			__builtin_memcpy(key.addr, addr, 16);
-		resolved = bpf_map_lookup_elem(&RESOLVED, &key);
-		// Reached through an unrelated name on a shared front end: not governed traffic.
-		if (resolved && *resolved == RESOLVED_UNRELATED)
-			return 1;
+		if (!bpf_map_lookup_elem(&GOVERNED_BY, &key)) {
+			// Reached through an unrelated name on a shared front end: not governed traffic.
+			if (bpf_map_lookup_elem(&UNRELATED_BY, &key))
+				return 1;
+			named = 0;
+		}
 	}
 	__u8 verdict;
 	if (bpf_map_lookup_elem(&OPEN_TGIDS, &tgid))
 		verdict = VERDICT_OPEN;
-	else if ((value & FLAG_SHARED) && !resolved)
+	else if (!named)
 		verdict = VERDICT_UNNAMED;
 	else if (action == ACTION_BLOCK)
 		verdict = VERDICT_DENIED;
@@ -340,19 +347,14 @@ static __always_inline void note_record(struct dns_event *e, __u32 tgid, __u32 n
 	}
 	struct resolved_key rkey = { .tgid = tgid, .family = family };
 	__builtin_memcpy(rkey.addr, addr, family == 4 ? 4 : 16);
+	__u32 mark = 1;
 	if (!governed) {
 		// Only a shared front end needs to know an unrelated name reached it.
-		if (!entry || !(*entry & FLAG_SHARED))
-			return;
-		__u32 *was = bpf_map_lookup_elem(&RESOLVED, &rkey);
-		if (was && *was == RESOLVED_GOVERNED)
-			return;
-		__u32 unrelated = RESOLVED_UNRELATED;
-		bpf_map_update_elem(&RESOLVED, &rkey, &unrelated, BPF_ANY);
+		if (entry && (*entry & FLAG_SHARED))
+			bpf_map_update_elem(&UNRELATED_BY, &rkey, &mark, BPF_ANY);
 		return;
 	}
-	__u32 mark = RESOLVED_GOVERNED;
-	bpf_map_update_elem(&RESOLVED, &rkey, &mark, BPF_ANY);
+	bpf_map_update_elem(&GOVERNED_BY, &rkey, &mark, BPF_ANY);
 	__u8 learned = 0;
 	if (!entry) {
 		// Before the process reads the answer: its connect() already finds the address.
@@ -498,20 +500,20 @@ static long answer_record(__u64 a, void *data)
 SEC("cgroup_skb/ingress")
 int warden_dns(struct __sk_buff *skb)
 {
+	// Every packet a governed socket receives comes through here: everything but UDP leaves after
+	// one read of the linear header (direct packet access, no helper call).
+	__u8 *data = (__u8 *)(long)skb->data;
+	__u8 *data_end = (__u8 *)(long)skb->data_end;
 	__u32 off;
-	__u8 head[8];
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, 0, head, 8))
-			return 1;
-		__u8 proto;
-		if (bpf_skb_load_bytes(skb, 9, &proto, 1) || proto != IPPROTO_UDP)
+		if (data + 20 > data_end || data[9] != IPPROTO_UDP)
 			return 1;
 		// A fragment (offset or more-fragments set) is not read.
-		if ((head[6] & 0x3f) || head[7])
+		if ((data[6] & 0x3f) || data[7])
 			return 1;
-		off = (head[0] & 0x0f) * 4;
+		off = (data[0] & 0x0f) * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, 0, head, 8) || head[6] != IPPROTO_UDP)
+		if (data + 40 > data_end || data[6] != IPPROTO_UDP)
 			return 1;
 		off = 40;
 	} else {

@@ -4,7 +4,7 @@
 //! Maps (defined in `bpf/connect.bpf.c`): `GOVERNED_V4`/`GOVERNED_V6` (LPM tries: prefix →
 //! [`KernelRule`]), `OPEN_TGIDS` (tgid → grant number: an approved exception's launch tree,
 //! grown by the fork hook), `NAMES` (hashes of governed names → [`KernelRule`], for the DNS
-//! answers the `cgroup_skb/ingress` program reads), `RESOLVED` (which kind of name each process
+//! answers the `cgroup_skb/ingress` program reads), `GOVERNED_BY`/`UNRELATED_BY` (which kind of name each process
 //! resolved to an address), `EVENTS` (ring buffer of [`KernelReport`]s: every connect or UDP
 //! sendmsg to a governed prefix, refused or not, and every DNS answer for a governed name).
 

@@ -507,3 +507,36 @@ fn name_hashes_follow_the_kernels_backward_wire_form() {
     assert_eq!(warden_net::kernel::name_hash("API.Example.COM"), warden_net::kernel::name_hash("api.example.com"));
     assert_ne!(warden_net::kernel::name_hash("example.com"), warden_net::kernel::name_hash("com"));
 }
+
+#[test]
+fn dns_answer_reports_parse_the_c_layout_and_refuse_malformed_names() {
+    let record = |name: &[u8], count: u8| {
+        let mut bytes = vec![0u8; 468];
+        bytes[4..8].copy_from_slice(&42u32.to_ne_bytes());
+        bytes[8..12].copy_from_slice(&1000u32.to_ne_bytes());
+        bytes[14] = 5;
+        bytes[15] = 17;
+        bytes[16..18].copy_from_slice(&(name.len() as u16).to_ne_bytes());
+        bytes[18] = count;
+        bytes[20..20 + name.len()].copy_from_slice(name);
+        // One IPv4 record: 127.0.0.5, TTL 30, learned.
+        bytes[276] = 4;
+        bytes[277] = 1;
+        bytes[280..284].copy_from_slice(&30u32.to_ne_bytes());
+        bytes[284..288].copy_from_slice(&[127, 0, 0, 5]);
+        bytes
+    };
+    let good = record(b"\x03API\x07example\x03com", 1);
+    let Some(KernelReport::Answer(answer)) = KernelReport::parse(&good) else { panic!("a DNS report") };
+    assert_eq!((answer.tgid, answer.uid, answer.name.as_str()), (42, 1000, "api.example.com"));
+    assert_eq!(
+        answer.records.iter().map(|r| (r.address.to_string(), r.ttl, r.learned)).collect::<Vec<_>>(),
+        [("127.0.0.5".to_owned(), 30, true)]
+    );
+    // A label running past the name, or an empty label: not a name.
+    assert!(DnsAnswer::parse(&record(b"\x09api", 1)).is_none());
+    assert!(DnsAnswer::parse(&record(b"\x00\x03com", 1)).is_none());
+    // A count past the 8 slots is clamped; empty slots (family 0) are skipped.
+    assert_eq!(DnsAnswer::parse(&record(b"\x03com", 200)).unwrap().records.len(), 1);
+    assert!(DnsAnswer::parse(&good[..400]).is_none());
+}

@@ -186,8 +186,9 @@ fn start_fallback(
         Ok(fallback) => {
             let detail = format!(
                 "{why}; fallback: nftables table inet {} refuses governed destinations for every process in this \
-                 network namespace (no per-connection events; warn destinations are not seen); an exception opens \
-                 its launch tree by moving it into {}",
+                 network namespace (no per-connection events; warn destinations are not seen; DNS answers are not \
+                 read, so shared front ends are not refused); an exception opens its launch tree by moving it \
+                 into {}",
                 options.table,
                 options.open_cgroup.display()
             );
@@ -220,6 +221,22 @@ fn spawn_task(
     let (names, names_seen) = tokio::sync::watch::channel(Vec::new());
     let (answers, resolved) = tokio::sync::watch::channel(Answers::default());
     tokio::spawn(resolve(warden_net::Resolver::new(config.resolve_interval), names_seen, answers));
+    let firewall = Arc::new(Mutex::new(firewall));
+    let grants = Arc::new(Mutex::new(Grants::default()));
+    // Launches an exception allows are opened on the agent's hot path, before they resume.
+    let opener: warden_monitor::Opener = {
+        let (firewall, grants) = (Arc::downgrade(&firewall), Arc::downgrade(&grants));
+        Arc::new(move |pid, exception| {
+            if let (Some(firewall), Some(grants)) = (firewall.upgrade(), grants.upgrade()) {
+                // The launch's own process only, while it is frozen: walking its tree reads /proc
+                // (a whole scan where the kernel keeps no children lists) and would hold the
+                // launch stopped for milliseconds. Its children come through the fork hook, and
+                // the task opens the whole tree right after.
+                open_processes(&firewall, &grants, &[pid], exception);
+            }
+        })
+    };
+    runtime.agent().set_opener(Some(opener));
     let task = Task {
         runtime: Arc::downgrade(runtime),
         firewall,
@@ -229,8 +246,7 @@ fn spawn_task(
         generation: None,
         destinations: None,
         names: Vec::new(),
-        grants: HashMap::new(),
-        next_grant: 1,
+        grants,
         folded: HashMap::new(),
         learned: BTreeMap::new(),
         resolved_by: HashMap::new(),
@@ -290,10 +306,37 @@ pub fn start(_runtime: &Arc<Runtime>, _config: &NetworkConfig) -> NetworkHandle 
     NetworkHandle::launch_only("the network layer runs on Linux only")
 }
 
+/// Exception id → grant number in the kernel's open map.
+#[derive(Debug, Default)]
+struct Grants {
+    by_exception: HashMap<String, u32>,
+    last: u32,
+}
+
+/// Opens `pids` under `exception`'s grant (idempotent). Called from the agent's hot path (the
+/// [`warden_monitor::Opener`], the launch's own pid) and from the task (its whole process tree).
+#[cfg(target_os = "linux")]
+fn open_processes(firewall: &Mutex<Enforcement>, grants: &Mutex<Grants>, pids: &[u32], exception: &str) {
+    let grant = {
+        let mut grants = grants.lock().unwrap_or_else(|p| p.into_inner());
+        let next = grants.last + 1;
+        let grant = *grants.by_exception.entry(exception.to_owned()).or_insert(next);
+        grants.last = grants.last.max(grant);
+        grant
+    };
+    let mut firewall = firewall.lock().unwrap_or_else(|p| p.into_inner());
+    for &pid in pids {
+        if let Err(error) = firewall.open(pid, grant) {
+            eprintln!("warden: warning: opening pid {pid} for exception {exception}: {error}");
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 struct Task {
     runtime: std::sync::Weak<Runtime>,
-    firewall: Enforcement,
+    /// Shared with the agent's [`warden_monitor::Opener`].
+    firewall: Arc<Mutex<Enforcement>>,
     status: Arc<Mutex<NetworkStatus>>,
     /// The names the resolver task resolves, and its latest answers.
     names_to_resolve: tokio::sync::watch::Sender<Vec<String>>,
@@ -301,9 +344,7 @@ struct Task {
     generation: Option<u64>,
     destinations: Option<Arc<Destinations>>,
     names: Vec<String>,
-    /// Exception id → grant number in the kernel's open map.
-    grants: HashMap<String, u32>,
-    next_grant: u32,
+    grants: Arc<Mutex<Grants>>,
     /// (tgid, destination, outcome) → when its event was recorded.
     folded: HashMap<(u32, String, ConnectOutcome), Instant>,
     /// Addresses the kernel learned from governed names' DNS answers: name → address → until when
@@ -328,6 +369,7 @@ impl Task {
     async fn run(mut self, mut events: Option<warden_net::kernel::Events>) {
         let Some(runtime) = self.runtime.upgrade() else { return };
         let mut launches = runtime.agent().subscribe();
+        let mut openings = runtime.agent().subscribe_openings();
         drop(runtime);
         let mut tick = tokio::time::interval(TICK);
         loop {
@@ -336,6 +378,13 @@ impl Task {
                     let Some(runtime) = self.runtime.upgrade() else { return };
                     self.reconcile(&runtime);
                 }
+                // Announced before the launch is stored: opened before the tool's first connect.
+                opening = openings.recv() => match opening {
+                    Ok(opening) => self.open_launch(opening.pid, &opening.exception),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                // The stored event: opens again what an announcement a lagging receiver skipped missed.
                 launch = launches.recv() => match launch {
                     Ok(launch) => self.on_launch(&launch),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -365,15 +414,14 @@ impl Task {
         if launch.action != Action::Allow {
             return;
         }
-        let grant = *self.grants.entry(exception.clone()).or_insert_with(|| {
-            self.next_grant += 1;
-            self.next_grant
-        });
-        for pid in warden_monitor::enforce::process_tree(launch.pid) {
-            if let Err(error) = self.firewall.open(pid, grant) {
-                eprintln!("warden: warning: opening pid {pid} for exception {exception}: {error}");
-            }
-        }
+        self.open_launch(launch.pid, exception);
+    }
+
+    /// Opens the process tree of the launch `pid` as it is now (helpers it started before this
+    /// included); what it starts later comes through the fork hook.
+    fn open_launch(&self, pid: u32, exception: &str) {
+        let tree = warden_monitor::enforce::process_tree(pid);
+        open_processes(&self.firewall, &self.grants, &tree, exception);
     }
 
     /// A governed name's DNS answer the kernel read: its new addresses are kept until their TTL
@@ -399,20 +447,23 @@ impl Task {
         let rules = runtime.agent().rules();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         // Close the grants of exceptions no longer active (expired, revoked, replaced).
-        let ended: Vec<(String, u32)> = self
-            .grants
+        let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
+        let ended: Vec<(String, u32)> = grants
+            .by_exception
             .iter()
             .filter(|(id, _)| {
                 !rules.exceptions.iter().any(|e| &e.id == *id && e.starts_at <= now && now < e.expires_at)
             })
             .map(|(id, grant)| (id.clone(), *grant))
             .collect();
+        let mut firewall = self.firewall.lock().unwrap_or_else(|p| p.into_inner());
         for (id, grant) in ended {
-            if let Err(error) = self.firewall.close_grant(grant) {
+            if let Err(error) = firewall.close_grant(grant) {
                 eprintln!("warden: warning: closing exception {id}'s processes: {error}");
             }
-            self.grants.remove(&id);
+            grants.by_exception.remove(&id);
         }
+        drop(grants);
         if self.generation != Some(rules.generation) || self.destinations.is_none() {
             self.generation = Some(rules.generation);
             let destinations = Destinations::new(&rules.policy, &rules.catalog);
@@ -429,7 +480,7 @@ impl Task {
                     (rule.pattern, KernelRule { action: kernel_action(rule.action, monitor), shared: rule.shared })
                 })
                 .collect();
-            if let Err(error) = self.firewall.set_names(&name_rules) {
+            if let Err(error) = firewall.set_names(&name_rules) {
                 eprintln!("warden: warning: updating the governed names: {error}");
             }
             self.destinations = Some(Arc::new(destinations));
@@ -457,7 +508,7 @@ impl Task {
                 (range.cidr, KernelRule { action: kernel_action(range.action, monitor), shared: range.shared })
             })
             .collect();
-        if let Err(error) = self.firewall.set_ranges(&ranges) {
+        if let Err(error) = firewall.set_ranges(&ranges) {
             eprintln!("warden: warning: updating the governed addresses: {error}");
         }
         self.resolved_by.retain(|_, (_, at)| at.elapsed() < LEARNED_MAX);
@@ -465,7 +516,8 @@ impl Task {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.names = self.names.len() as u64;
         status.names_resolved = answers.resolved.len() as u64;
-        let (ranges, open) = self.firewall.counts();
+        let (ranges, open) = firewall.counts();
+        drop(firewall);
         status.ranges = ranges as u64;
         status.learned = self.learned.values().map(BTreeMap::len).sum::<usize>() as u64;
         status.unresolved = answers.failures.clone();

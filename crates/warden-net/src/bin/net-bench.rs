@@ -7,6 +7,10 @@
 //!    `connect()` (no packet: the hook and the route lookup) and of one TCP connect + close on
 //!    loopback, with no hook vs the hooks attached holding `--ranges` governed prefixes, in
 //!    alternating rounds.
+//!    DNS answers: the same alternation times a datagram round trip on loopback (the `cgroup_skb`
+//!    ingress program's early return on every packet that is not DNS) and a DNS query and answer
+//!    between two of the bench's sockets (127.0.0.153:53 answers an unrelated name with an address
+//!    in a shared governed range: the whole answer is read, hashed, looked up and remembered).
 //! 2. Attribution: `--procs` child processes each connect `--per-proc` times to a governed
 //!    (observed) address; every kernel event must name the pid of the child that connected.
 //!
@@ -23,7 +27,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use warden_net::kernel::{Firewall, KernelAction, KernelRule};
-use warden_policy::Cidr;
+use warden_policy::{Cidr, HostPattern};
 
 /// What the eBPF hooks cost per `connect()` and how exactly they attribute (root only).
 #[derive(Debug, clap::Parser)]
@@ -237,8 +241,44 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// One round of `ops` UDP connects and `ops / 4` TCP connects; per-operation nanoseconds.
-fn round(ops: usize, tcp: SocketAddr) -> (Vec<u64>, Vec<u64>) {
+/// Per-operation nanoseconds of one round.
+#[derive(Default)]
+struct Round {
+    udp: Vec<u64>,
+    tcp: Vec<u64>,
+    echo: Vec<u64>,
+    dns: Vec<u64>,
+}
+
+/// A DNS query for `name` (A, id 0x4242) and its answer: one A record `address`, TTL 60, the owner
+/// name compressed as resolvers write it.
+fn dns_exchange(name: &str, address: [u8; 4]) -> (Vec<u8>, Vec<u8>) {
+    let mut question = Vec::new();
+    for label in name.split('.') {
+        question.push(label.len() as u8);
+        question.extend_from_slice(label.as_bytes());
+    }
+    question.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut query = vec![0x42, 0x42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(&question);
+    let mut answer = vec![0x42, 0x42, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    answer.extend_from_slice(&question);
+    answer.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+    answer.extend_from_slice(&address);
+    (query, answer)
+}
+
+/// The sockets the datagram parts use: an echo peer and the DNS server (both the bench's own).
+struct Peers {
+    echo: UdpSocket,
+    dns: UdpSocket,
+    query: Vec<u8>,
+    answer: Vec<u8>,
+}
+
+/// One round of `ops` UDP connects, `ops / 4` TCP connects, `ops / 4` datagram round trips and
+/// `ops / 10` DNS exchanges.
+fn round(ops: usize, tcp: SocketAddr, peers: &Peers) -> Round {
     let target: SocketAddr = "127.0.0.61:9".parse().unwrap();
     let mut udp = Vec::with_capacity(ops);
     for _ in 0..ops {
@@ -253,7 +293,31 @@ fn round(ops: usize, tcp: SocketAddr) -> (Vec<u64>, Vec<u64>) {
         drop(TcpStream::connect(tcp).unwrap());
         stream.push(start.elapsed().as_nanos() as u64);
     }
-    (udp, stream)
+    let mut buffer = [0u8; 512];
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(peers.echo.local_addr().unwrap()).unwrap();
+    let mut echo = Vec::with_capacity(ops / 4);
+    for _ in 0..ops / 4 {
+        let start = Instant::now();
+        client.send(b"ping").unwrap();
+        let (_, from) = peers.echo.recv_from(&mut buffer).unwrap();
+        peers.echo.send_to(b"pong", from).unwrap();
+        client.recv(&mut buffer).unwrap();
+        echo.push(start.elapsed().as_nanos() as u64);
+    }
+    // A resolver's socket: connected to the server (the hooks note it as a DNS socket).
+    let resolver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    resolver.connect(peers.dns.local_addr().unwrap()).unwrap();
+    let mut dns = Vec::with_capacity(ops / 10);
+    for _ in 0..ops / 10 {
+        let start = Instant::now();
+        resolver.send(&peers.query).unwrap();
+        let (_, from) = peers.dns.recv_from(&mut buffer).unwrap();
+        peers.dns.send_to(&peers.answer, from).unwrap();
+        resolver.recv(&mut buffer).unwrap();
+        dns.push(start.elapsed().as_nanos() as u64);
+    }
+    Round { udp, tcp: stream, echo, dns }
 }
 
 fn child(target: &str, count: usize) {
@@ -284,19 +348,44 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let _guard = runtime.enter();
 
-    let mut samples: HashMap<&str, (Vec<u64>, Vec<u64>)> = HashMap::new();
-    round(ops / 10, tcp); // warm-up
+    let (query, answer) = dns_exchange("www.unrelated-cdn.example", [127, 0, 0, 63]);
+    let peers = Peers {
+        echo: UdpSocket::bind("127.0.0.61:0").unwrap(),
+        dns: UdpSocket::bind("127.0.0.153:53").expect("port 53 on 127.0.0.153 (a loopback address)"),
+        query,
+        answer,
+    };
+    // The governed names the kernel matches answers against, and the shared range the answer's
+    // address lies in (so the unrelated answer is remembered for the process).
+    let names: BTreeMap<HostPattern, KernelRule> = [
+        ("api.anthropic.com", KernelRule { action: KernelAction::Block, shared: false }),
+        ("*.googleapis.com", KernelRule { action: KernelAction::Block, shared: true }),
+    ]
+    .into_iter()
+    .map(|(p, r)| (HostPattern::parse(p).unwrap(), r))
+    .collect();
+    let mut held = governed(ranges);
+    held.insert("127.0.0.63/32".parse().unwrap(), KernelRule { action: KernelAction::Block, shared: true });
+
+    let mut samples: HashMap<&str, Round> = HashMap::new();
+    round(ops / 10, tcp, &peers); // warm-up
     for _ in 0..rounds {
-        let (udp, stream) = round(ops, tcp);
+        let plain = round(ops, tcp, &peers);
         let entry = samples.entry("no hook").or_default();
-        entry.0.extend(udp);
-        entry.1.extend(stream);
+        entry.udp.extend(plain.udp);
+        entry.tcp.extend(plain.tcp);
+        entry.echo.extend(plain.echo);
+        entry.dns.extend(plain.dns);
         let (mut firewall, _events) = Firewall::attach(&cell.path).expect("attaching to the bench cgroup");
-        firewall.set_ranges(&governed(ranges)).unwrap();
-        let (udp, stream) = round(ops, tcp);
+        firewall.dns_hook().expect("the DNS answer reader loads");
+        firewall.set_ranges(&held).unwrap();
+        firewall.set_names(&names).unwrap();
+        let hooked = round(ops, tcp, &peers);
         let entry = samples.entry("hook").or_default();
-        entry.0.extend(udp);
-        entry.1.extend(stream);
+        entry.udp.extend(hooked.udp);
+        entry.tcp.extend(hooked.tcp);
+        entry.echo.extend(hooked.echo);
+        entry.dns.extend(hooked.dns);
         drop(firewall);
     }
     println!(
@@ -304,27 +393,53 @@ fn main() {
     );
     let mut medians = HashMap::new();
     for name in ["no hook", "hook"] {
-        let (udp, stream) = samples.get_mut(name).unwrap();
-        udp.sort_unstable();
-        stream.sort_unstable();
+        let round = samples.get_mut(name).unwrap();
+        for list in [&mut round.udp, &mut round.tcp, &mut round.echo, &mut round.dns] {
+            list.sort_unstable();
+        }
+        let us = |list: &[u64], p: f64| percentile(list, p) as f64 / 1000.0;
         println!(
             "  {name:8} UDP connect: median {:.2} µs, p99 {:.2} µs (n={}); TCP connect+close: median {:.2} µs, p99 {:.2} µs (n={})",
-            percentile(udp, 0.5) as f64 / 1000.0,
-            percentile(udp, 0.99) as f64 / 1000.0,
-            udp.len(),
-            percentile(stream, 0.5) as f64 / 1000.0,
-            percentile(stream, 0.99) as f64 / 1000.0,
-            stream.len()
+            us(&round.udp, 0.5),
+            us(&round.udp, 0.99),
+            round.udp.len(),
+            us(&round.tcp, 0.5),
+            us(&round.tcp, 0.99),
+            round.tcp.len()
         );
-        medians.insert(name, (percentile(udp, 0.5), percentile(stream, 0.5)));
+        println!(
+            "  {name:8} datagram round trip: median {:.2} µs, p99 {:.2} µs (n={}); DNS query + answer: median {:.2} µs, p99 {:.2} µs (n={})",
+            us(&round.echo, 0.5),
+            us(&round.echo, 0.99),
+            round.echo.len(),
+            us(&round.dns, 0.5),
+            us(&round.dns, 0.99),
+            round.dns.len()
+        );
+        medians.insert(
+            name,
+            [
+                percentile(&round.udp, 0.5),
+                percentile(&round.tcp, 0.5),
+                percentile(&round.echo, 0.5),
+                percentile(&round.dns, 0.5),
+            ],
+        );
     }
     let (none, hook) = (medians["no hook"], medians["hook"]);
+    let added = |i: usize| (hook[i] as f64 - none[i] as f64) / 1000.0;
+    let ratio = |i: usize| hook[i] as f64 / none[i] as f64;
     println!(
-        "  added by the hook: UDP {:+.2} µs median (ratio {:.2}), TCP {:+.2} µs median (ratio {:.2})",
-        (hook.0 as f64 - none.0 as f64) / 1000.0,
-        hook.0 as f64 / none.0 as f64,
-        (hook.1 as f64 - none.1 as f64) / 1000.0,
-        hook.1 as f64 / none.1 as f64
+        "  added by the hooks (median): UDP connect {:+.2} µs (ratio {:.2}), TCP {:+.2} µs (ratio {:.2}), datagram round \
+         trip {:+.2} µs (ratio {:.2}), DNS query + answer {:+.2} µs (ratio {:.2})",
+        added(0),
+        ratio(0),
+        added(1),
+        ratio(1),
+        added(2),
+        ratio(2),
+        added(3),
+        ratio(3)
     );
 
     // Attribution: every event names the child that connected.
@@ -388,7 +503,7 @@ fn main() {
                 p99(&snitched),
                 median(&snitched) - median(&plain),
                 median(&snitched) / median(&plain),
-                (medians["hook"].1 as f64 - medians["no hook"].1 as f64) / 1000.0,
+                (medians["hook"][1] as f64 - medians["no hook"][1] as f64) / 1000.0,
             );
         }
         None => println!("beside OpenSnitch: skipped (no opensnitchd; `cargo xtask setup` unpacks it)"),
