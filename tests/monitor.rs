@@ -402,6 +402,41 @@ fn a_tool_binary_is_known_by_its_content_wherever_it_is_copied_linked_or_loaded(
     assert!(bystander.running(), "a program merely named claude keeps running");
 }
 
+/// A program file too large for the watcher's hot path (over 16 MiB, as every real tool binary
+/// is: 100–400 MB) is read on its worker thread: a renamed copy of a tool that large is killed
+/// once the read says what it is, the answer is cached (the next exec of the file is decided at
+/// once), and a large program that is no tool keeps running.
+#[test]
+fn a_large_renamed_tool_is_read_off_the_hot_path_and_killed_when_it_is_known() {
+    let home = Home::new();
+    let padded = |source: &Path, relative: &str| {
+        let target = home.install(source, relative);
+        // Zeros after the ELF image change nothing the loader reads.
+        std::fs::OpenOptions::new().write(true).open(&target).unwrap().set_len(24 << 20).unwrap();
+        target
+    };
+    let big_tool = padded(fingerprinted_claude(), "bin/big-notes");
+    let big_other = padded(fake_binary(), "bin/big-compiler");
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep"]);
+
+    let mut other = start(home.command(&big_other).env("FAKE_MARKER", home.path("other.txt")));
+    let mut tool = start(&mut home.command(&big_tool));
+    let event = watch.expect("a large renamed copy", |e| is(e, "claude-code", tool.pid()));
+    assert_eq!(
+        (event["outcome"].as_str(), event["source"].as_str()),
+        (Some("killed"), Some("content-late")),
+        "{event:#}"
+    );
+    assert_eq!(tool.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+    let mut again = start(&mut home.command(&big_tool));
+    let event = watch.expect("the same large file again", |e| is(e, "claude-code", again.pid()));
+    assert_eq!(event["source"], "proc-connector", "decided on the hot path from the cached read: {event:#}");
+    assert_eq!(again.ended_within(Duration::from_secs(3)).and_then(|s| s.signal()), Some(9));
+    let others = watch.settle(Duration::from_millis(500));
+    assert!(others.iter().all(|e| pid_of(e) != other.pid()), "a large program that is no tool: {others:#?}");
+    assert!(other.running(), "a large program that is no tool keeps running");
+}
+
 #[test]
 fn npm_claude_script_is_killed_before_its_first_statement() {
     let home = Home::new();

@@ -15,6 +15,7 @@ const BENCHES: &[(&str, &str, &str, [&str; 2])] = &[
     ("service-bench", "Usage: service-bench", "--idle-seconds", ["--execs", "1.5"]),
     ("controls-bench", "Usage: controls-bench", "--peer-drifts", ["--changes", "all"]),
     ("net-bench", "Usage: net-bench", "--per-proc", ["--ranges", "-1"]),
+    ("open-bench", "Usage: open-bench", "--launches", ["--launches", "many"]),
 ];
 
 /// Where cargo put the workspace's binaries: beside this test's own folder (`…/debug/deps/..`).

@@ -512,6 +512,10 @@ fn watch(shared: &Shared, mut source: Box<dyn EventSource>, records: &Sender<Rec
                 shared.hand_over(launch, records);
             }
         }
+        // Large program files read off the hot path since: tools among them are decided now.
+        for launch in watcher.late_launches() {
+            shared.hand_over(launch, records);
+        }
         let lost = source.lost();
         shared.lost.store(lost, Ordering::Relaxed);
         let mut gaps = Vec::new();

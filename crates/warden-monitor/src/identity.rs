@@ -21,8 +21,9 @@ const PACKAGE_DEPTH: usize = 8;
 /// A `package.json` larger than this is not read (real ones are a few KiB).
 const PACKAGE_JSON_LIMIT: u64 = 1 << 20;
 
+/// What identifies one version of a file: it changes whenever the content can have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FileKey {
+pub(crate) struct FileKey {
     dev: u64,
     ino: u64,
     size: u64,
@@ -31,7 +32,7 @@ struct FileKey {
 }
 
 #[cfg(unix)]
-fn file_key(metadata: &std::fs::Metadata) -> FileKey {
+pub(crate) fn file_key(metadata: &std::fs::Metadata) -> FileKey {
     use std::os::unix::fs::MetadataExt;
     FileKey {
         dev: metadata.dev(),
@@ -43,7 +44,7 @@ fn file_key(metadata: &std::fs::Metadata) -> FileKey {
 }
 
 #[cfg(not(unix))]
-fn file_key(metadata: &std::fs::Metadata) -> FileKey {
+pub(crate) fn file_key(metadata: &std::fs::Metadata) -> FileKey {
     let mtime = metadata.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     FileKey { dev: 0, ino: 0, size: metadata.len(), mtime_ns: mtime.map_or(0, |d| d.as_nanos() as i128), ctime_ns: 0 }
 }
@@ -62,6 +63,9 @@ pub struct ContentIdentity {
     /// Stop reading at the first complete fingerprint, leaving the hash out (see
     /// [`ContentIdentity::hash_after_fingerprint`]).
     stop_at_fingerprint: bool,
+    /// The last file left unread for the size limit, still open (see
+    /// [`ContentIdentity::take_skipped`]).
+    skipped: Option<(FileKey, std::fs::File)>,
 }
 
 /// What the `RECORD` files of one `site-packages` folder list: every installed file (module
@@ -136,12 +140,17 @@ impl ContentIdentity {
             return None;
         }
         let metadata = file.metadata().ok()?;
-        if !metadata.is_file() || self.size_limit.is_some_and(|limit| metadata.len() > limit) {
+        if !metadata.is_file() {
             return None;
         }
         let key = file_key(&metadata);
+        // Before the size limit: a large file read elsewhere ([`ContentIdentity::remember`]) is known.
         if let Some(known) = self.known.get(&key) {
             return known.clone();
+        }
+        if self.size_limit.is_some_and(|limit| metadata.len() > limit) {
+            self.skipped = Some((key, file));
+            return None;
         }
         file.seek(std::io::SeekFrom::Start(0)).ok()?;
         let mut head = [0u8; 4];
@@ -190,6 +199,24 @@ impl ContentIdentity {
         }
         self.known.insert(key, result.clone());
         result
+    }
+
+    /// The file the last lookups left unread because of the size limit (open: the process may
+    /// exit meanwhile), for a reader without one; taking it clears it.
+    pub(crate) fn take_skipped(&mut self) -> Option<(FileKey, std::fs::File)> {
+        self.skipped.take()
+    }
+
+    /// Takes a result read by another reader (the watcher's worker for large files) into this
+    /// cache, under the rules' `generation` it was read with (a stale one is dropped).
+    pub(crate) fn remember(&mut self, key: FileKey, generation: u64, content: Option<ContentFacts>) {
+        if generation != self.generation {
+            return;
+        }
+        if self.known.len() >= CACHE_LIMIT {
+            self.known.clear();
+        }
+        self.known.insert(key, content);
     }
 
     /// Fills `facts.content` (for the program file: `/proc/PID/exe` for a live process, so

@@ -22,6 +22,7 @@ pub mod facts;
 pub mod gate;
 pub mod identity;
 pub mod inventory;
+mod late;
 pub mod source;
 pub mod terminal;
 pub mod watcher;

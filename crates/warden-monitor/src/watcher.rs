@@ -187,8 +187,10 @@ struct Covered {
 
 pub use warden_api::notice::{EndReason, ExceptionEnd, GapReason, Rescan, SessionNotice, SessionStop};
 
-/// The largest program file the watcher reads for its content fingerprint (on the thread that
-/// decides every exec). Larger files are judged by path; `warden check` reads any size.
+/// The largest program file the watcher reads for its content fingerprint on the thread that
+/// decides every exec. A larger native program is decided by path at once and read on a worker
+/// thread (`late`): when it turns out to be a tool, its launch is decided again
+/// ([`Watcher::late_launches`], source `content-late`).
 pub const HOT_PATH_CONTENT_LIMIT: u64 = 16 << 20;
 
 /// How many launches are remembered before dead ones are pruned.
@@ -200,6 +202,8 @@ pub struct Watcher {
     decider: Arc<Decider>,
     users: UserNames,
     identity: ContentIdentity,
+    /// Program files over [`HOT_PATH_CONTENT_LIMIT`], read off the hot path.
+    late: crate::late::LateReader,
     tracked: HashMap<u32, Tracked>,
     /// Continuations of blocked launches that were killed (no event of their own).
     pub continuations_killed: u64,
@@ -372,6 +376,7 @@ impl Watcher {
             decider,
             users: UserNames::default(),
             identity: ContentIdentity::with_size_limit(HOT_PATH_CONTENT_LIMIT),
+            late: crate::late::LateReader::start(),
             tracked: HashMap::new(),
             continuations_killed: 0,
             decision_panics: 0,
@@ -397,6 +402,8 @@ impl Watcher {
 
     fn decide(&mut self, notice: ExecNotice, source: &'static str) -> Option<Launch> {
         let rules = self.decider.rules();
+        // A file an earlier decision left unread belongs to that one.
+        drop(self.identity.take_skipped());
         // Held until the decision is carried out; resumes a frozen process on drop.
         let mut _freeze = None;
         let mut first_look_at = None;
@@ -412,6 +419,8 @@ impl Watcher {
                 match first_look(notice.pid, &rules, &mut self.identity) {
                     FirstLook::NotATool => {
                         self.tracked.remove(&notice.pid);
+                        // Not a tool by its path and a small file; a large one is not read yet.
+                        self.read_later(notice.pid, start_ticks(notice.pid), &rules);
                         return None;
                     }
                     FirstLook::Tool(freeze) => {
@@ -426,6 +435,7 @@ impl Watcher {
         // Cached from the first look: the file is read once.
         let program = program_path(&identity.facts);
         self.identity.complete(&mut identity.facts, &program, rules.catalog.content(), rules.generation);
+        self.read_later(notice.pid, identity.start_ticks, &rules);
         // A settings file the tool names on its command line can switch its safety off.
         crate::facts::read_settings_files(&rules.catalog, &mut identity.facts);
         let verdict = rules.decide(&identity.facts, now_secs());
@@ -531,6 +541,41 @@ impl Watcher {
             not_permitted,
             terminal,
         })
+    }
+
+    /// Hands the program file the last lookups left unread for its size (if any) to the worker,
+    /// for the launch `pid`.
+    fn read_later(&mut self, pid: u32, start_ticks: Option<u64>, rules: &Arc<Rules>) {
+        if let Some((key, file)) = self.identity.take_skipped() {
+            self.late.submit(key, file, rules.clone(), (pid, start_ticks));
+        }
+    }
+
+    /// Launches decided again because their large program file, read off the hot path since,
+    /// turned out to be a tool (or to have an admin's rule by hash); a blocked one is killed here,
+    /// as on the hot path. The answers are cached: the next exec of those files is decided at
+    /// once. Call it whenever the watcher's thread is awake (the agent does after each wait).
+    pub fn late_launches(&mut self) -> Vec<Launch> {
+        let mut launches = Vec::new();
+        for done in self.late.finished() {
+            self.identity.remember(done.key, done.generation, done.content.clone());
+            let identified = done.content.as_ref().is_some_and(|c| {
+                c.tool.is_some() || c.sha256.as_deref().is_some_and(|h| done.rules.policy.binary_rule(h).is_some())
+            });
+            if !identified {
+                continue;
+            }
+            for (pid, start) in done.waiting {
+                // Gone, or the pid reused by another process: nothing to decide.
+                if start.is_none() || start_ticks(pid) != start {
+                    continue;
+                }
+                if let Some(launch) = self.handle(ExecNotice { pid, kernel_ns: None, facts: None }, "content-late") {
+                    launches.push(launch);
+                }
+            }
+        }
+        launches
     }
 
     fn kill_continuation(&mut self, pid: u32, start: Option<u64>) {
