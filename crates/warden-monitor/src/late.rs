@@ -50,6 +50,19 @@ impl std::fmt::Debug for LateReader {
     }
 }
 
+/// Gives the calling thread the lowest CPU priority (nice 19): a first read of a large program
+/// file takes a core for up to a second or two, which must not come out of a developer's build
+/// or the decisions of the hot path. Best effort: a refusal leaves the priority as it was.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its three integer arguments; on Linux, PRIO_PROCESS with
+    // `who == 0` sets the calling thread's nice value (nice is a per-thread attribute there, see
+    // setpriority(2), NOTES) and touches no memory of this process.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
 impl LateReader {
     /// Starts the worker thread (`warden-late-read`); it ends when the reader is dropped, after
     /// the file it is reading.
@@ -57,6 +70,7 @@ impl LateReader {
         let (jobs, queue) = channel::<Job>();
         let (answers, results) = channel();
         let spawned = std::thread::Builder::new().name("warden-late-read".into()).spawn(move || {
+            lowest_priority();
             // No size limit: this thread exists to read what the hot path may not.
             let mut identity = ContentIdentity::default();
             for job in queue {

@@ -63,6 +63,9 @@ pub struct ContentMatch {
     pub evidence: String,
 }
 
+/// Bytes searched at once by [`ContentMatcher::scan`].
+pub const SCAN_CHUNK: usize = 1 << 20;
+
 #[derive(Debug, Clone)]
 struct Fingerprint {
     tool: String,
@@ -111,17 +114,43 @@ impl ContentMatcher {
 
     /// Reads `reader` until a fingerprint is complete or the input ends. Errors are the
     /// reader's own (the edge uses one to stop a scan that ran out of time).
-    pub fn scan<R: Read>(&self, reader: R) -> std::io::Result<Option<ContentMatch>> {
+    ///
+    /// Reads in chunks of [`SCAN_CHUNK`] bytes and searches each in memory, the last
+    /// (longest marker − 1) bytes carried into the next, so a marker split by a chunk boundary is
+    /// found. Not `aho_corasick`'s stream search: that walks the automaton byte by byte without
+    /// its SIMD prefilter (about 280 MB/s here, against several GB/s in memory). After each match
+    /// the search resumes one byte past its start, so overlapping occurrences of two markers
+    /// are both seen.
+    pub fn scan<R: Read>(&self, mut reader: R) -> std::io::Result<Option<ContentMatch>> {
         let Some(automaton) = &self.automaton else { return Ok(None) };
         let mut seen = vec![false; self.patterns.len()];
-        for found in automaton.stream_find_iter(reader) {
-            let found = found?;
-            seen[found.pattern().as_usize()] = true;
-            if let Some(complete) = self.complete(&seen) {
-                return Ok(Some(complete));
+        let carry = self.patterns.iter().map(String::len).max().unwrap_or(1).saturating_sub(1);
+        let mut buffer = vec![0u8; SCAN_CHUNK + carry];
+        let mut kept = 0;
+        loop {
+            let mut filled = kept;
+            while filled < buffer.len() {
+                match reader.read(&mut buffer[filled..]) {
+                    Ok(0) => break,
+                    Ok(read) => filled += read,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error),
+                }
             }
+            let mut at = 0;
+            while let Some(found) = automaton.find(aho_corasick::Input::new(&buffer[..filled]).span(at..filled)) {
+                seen[found.pattern().as_usize()] = true;
+                if let Some(complete) = self.complete(&seen) {
+                    return Ok(Some(complete));
+                }
+                at = found.start() + 1;
+            }
+            if filled < buffer.len() {
+                return Ok(None);
+            }
+            buffer.copy_within(filled - carry..filled, 0);
+            kept = carry;
         }
-        Ok(None)
     }
 
     /// [`ContentMatcher::scan`] over bytes already in memory.
@@ -169,6 +198,21 @@ mod tests {
             let found = matcher.scan_bytes(bytes).map(|m| m.tool);
             assert_eq!(found.as_deref(), *expected, "{}", String::from_utf8_lossy(bytes));
         }
+    }
+
+    #[test]
+    fn markers_split_across_chunk_boundaries_and_overlapping_markers_are_found() {
+        // One marker straddles the first chunk boundary, the other the second.
+        let mut bytes = vec![b'.'; SCAN_CHUNK - 5];
+        bytes.extend_from_slice(b"test_mark_cli_rs");
+        bytes.resize(2 * SCAN_CHUNK - 3, b'.');
+        bytes.extend_from_slice(b"test_mark_core");
+        bytes.extend_from_slice(&[b'.'; 100]);
+        assert_eq!(matcher().scan(&bytes[..]).unwrap().map(|m| m.tool).as_deref(), Some("codex"));
+        assert!(matcher().scan(&bytes[..2 * SCAN_CHUNK]).unwrap().is_none(), "the second marker cut off");
+        // Two markers sharing bytes ("…cde…" ends one and starts the other) are both seen.
+        let overlapping = ContentMatcher::new(&[("x".into(), vec!["abcde".into(), "cdefg".into()])]).unwrap();
+        assert_eq!(overlapping.scan_bytes(b"..abcdefg..").map(|m| m.tool).as_deref(), Some("x"));
     }
 
     #[test]

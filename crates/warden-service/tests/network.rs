@@ -757,7 +757,8 @@ fn an_approved_exception_opens_the_tools_launch_tree_for_its_user_only_and_close
     let live = watch(&mut cell);
 
     // The tool (a stand-in for Claude Code's native binary, where its installer puts it) starts
-    // the probe as its helper; the user files a request, an approver grants 12 seconds.
+    // the probe as its helper; the user files a request, an approver grants 20 seconds (room for a slow sync on a loaded machine:
+    // a launch after the end would be killed and its probe never run).
     let versions = dev.home.join(".local/share/claude/versions");
     std::fs::create_dir_all(&versions).unwrap();
     let tool = versions.join("2.1.37");
@@ -806,7 +807,7 @@ fn an_approved_exception_opens_the_tools_launch_tree_for_its_user_only_and_close
         &url,
         "POST",
         &format!("/admin/exceptions/{id}/approve"),
-        Some(serde_json::json!({"approver": "lead@corp.example", "comment": "ok", "duration_seconds": 12})),
+        Some(serde_json::json!({"approver": "lead@corp.example", "comment": "ok", "duration_seconds": 20})),
     );
     assert_eq!(approved["state"], "approved", "{approved}");
     eventually(Duration::from_secs(15), "the approval on the device", || {
