@@ -102,7 +102,14 @@ impl ContentMatcher {
         let automaton = if patterns.is_empty() {
             None
         } else {
-            Some(AhoCorasick::new(&patterns).map_err(|e| format!("content markers do not compile: {e}"))?)
+            // Leftmost-first: the semantics aho-corasick's SIMD searcher (Teddy) serves; `scan`
+            // resumes one byte past each match, so every occurrence is still seen.
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                    .build(&patterns)
+                    .map_err(|e| format!("content markers do not compile: {e}"))?,
+            )
         };
         Ok(ContentMatcher { automaton, patterns, fingerprints: compiled })
     }
