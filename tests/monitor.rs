@@ -437,6 +437,30 @@ fn a_large_renamed_tool_is_read_off_the_hot_path_and_killed_when_it_is_known() {
     assert!(other.running(), "a large program that is no tool keeps running");
 }
 
+/// The real Claude Code binary (2.1.332, 402 MB, fetched from the npm registry by `cargo xtask
+/// setup`), copied under a name and to a folder that say nothing: too large for the hot path, it
+/// is read on the watcher's worker and killed once the read says what it is.
+#[test]
+fn the_real_claude_code_binary_under_another_name_is_killed_once_read() {
+    let real = Path::new(&std::env::var("HOME").unwrap())
+        .join(".cache/warden-tools/real/claude-2.1.332/node_modules/@anthropic-ai/claude-code-linux-x64/claude");
+    assert!(real.is_file(), "{} is missing: run `cargo xtask setup` (it fetches the real tools)", real.display());
+    let home = Home::new();
+    let copy = home.install(&real, "bin/notes");
+    let mut watch = Watch::start(&["--source", "proc-connector", "--no-sweep"]);
+    // `-p` with its prompt still to come on stdin (kept open): the tool waits, as a session would.
+    let mut command = home.command(&copy);
+    command.arg("-p").stdin(Stdio::piped());
+    let mut tool = start(&mut command);
+    let event = watch.expect("the real binary under another name", |e| is(e, "claude-code", tool.pid()));
+    assert_eq!(
+        (event["outcome"].as_str(), event["source"].as_str()),
+        (Some("killed"), Some("content-late")),
+        "{event:#}"
+    );
+    assert_eq!(tool.ended_within(Duration::from_secs(10)).and_then(|s| s.signal()), Some(9));
+}
+
 #[test]
 fn npm_claude_script_is_killed_before_its_first_statement() {
     let home = Home::new();
