@@ -476,9 +476,7 @@ impl Task {
             let name_rules: BTreeMap<warden_policy::HostPattern, KernelRule> = destinations
                 .name_rules()
                 .into_iter()
-                .map(|rule| {
-                    (rule.pattern, KernelRule { action: kernel_action(rule.action, monitor), shared: rule.shared })
-                })
+                .map(|rule| (rule.pattern, kernel_rule(rule.action, rule.shared, monitor)))
                 .collect();
             if let Err(error) = firewall.set_names(&name_rules) {
                 eprintln!("warden: warning: updating the governed names: {error}");
@@ -504,9 +502,7 @@ impl Task {
         let ranges: BTreeMap<Cidr, KernelRule> = destinations
             .ranges(&known)
             .into_iter()
-            .map(|range| {
-                (range.cidr, KernelRule { action: kernel_action(range.action, monitor), shared: range.shared })
-            })
+            .map(|range| (range.cidr, kernel_rule(range.action, range.shared, monitor)))
             .collect();
         if let Err(error) = firewall.set_ranges(&ranges) {
             eprintln!("warden: warning: updating the governed addresses: {error}");
@@ -628,15 +624,16 @@ impl Task {
     }
 }
 
-/// The kernel's action for a policy action: `block` refuses (observed in monitor mode), `warn`
-/// observes, `allow` is held so nothing learned blocks it.
+/// What the kernel holds for a policy action: `block` refuses (observed in monitor mode), `warn`
+/// observes, `allow` is held so nothing learned blocks it; `shared` as the destination says.
 #[cfg(target_os = "linux")]
-fn kernel_action(action: Action, monitor: bool) -> warden_net::kernel::KernelAction {
-    match action {
+fn kernel_rule(action: Action, shared: bool, monitor: bool) -> KernelRule {
+    let action = match action {
         Action::Allow => warden_net::kernel::KernelAction::Allow,
         Action::Block if !monitor => warden_net::kernel::KernelAction::Block,
         _ => warden_net::kernel::KernelAction::Observe,
-    }
+    };
+    KernelRule { action, shared }
 }
 
 /// The resolver task's latest answers: last good addresses per name, and the names failing now.

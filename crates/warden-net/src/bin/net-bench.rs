@@ -250,6 +250,15 @@ struct Round {
     dns: Vec<u64>,
 }
 
+impl Round {
+    fn extend(&mut self, other: Round) {
+        self.udp.extend(other.udp);
+        self.tcp.extend(other.tcp);
+        self.echo.extend(other.echo);
+        self.dns.extend(other.dns);
+    }
+}
+
 /// A DNS query for `name` (A, id 0x4242) and its answer: one A record `address`, TTL 60, the owner
 /// name compressed as resolvers write it.
 fn dns_exchange(name: &str, address: [u8; 4]) -> (Vec<u8>, Vec<u8>) {
@@ -370,22 +379,12 @@ fn main() {
     let mut samples: HashMap<&str, Round> = HashMap::new();
     round(ops / 10, tcp, &peers); // warm-up
     for _ in 0..rounds {
-        let plain = round(ops, tcp, &peers);
-        let entry = samples.entry("no hook").or_default();
-        entry.udp.extend(plain.udp);
-        entry.tcp.extend(plain.tcp);
-        entry.echo.extend(plain.echo);
-        entry.dns.extend(plain.dns);
+        samples.entry("no hook").or_default().extend(round(ops, tcp, &peers));
         let (mut firewall, _events) = Firewall::attach(&cell.path).expect("attaching to the bench cgroup");
         firewall.dns_hook().expect("the DNS answer reader loads");
         firewall.set_ranges(&held).unwrap();
         firewall.set_names(&names).unwrap();
-        let hooked = round(ops, tcp, &peers);
-        let entry = samples.entry("hook").or_default();
-        entry.udp.extend(hooked.udp);
-        entry.tcp.extend(hooked.tcp);
-        entry.echo.extend(hooked.echo);
-        entry.dns.extend(hooked.dns);
+        samples.entry("hook").or_default().extend(round(ops, tcp, &peers));
         drop(firewall);
     }
     println!(
@@ -397,25 +396,12 @@ fn main() {
         for list in [&mut round.udp, &mut round.tcp, &mut round.echo, &mut round.dns] {
             list.sort_unstable();
         }
-        let us = |list: &[u64], p: f64| percentile(list, p) as f64 / 1000.0;
-        println!(
-            "  {name:8} UDP connect: median {:.2} µs, p99 {:.2} µs (n={}); TCP connect+close: median {:.2} µs, p99 {:.2} µs (n={})",
-            us(&round.udp, 0.5),
-            us(&round.udp, 0.99),
-            round.udp.len(),
-            us(&round.tcp, 0.5),
-            us(&round.tcp, 0.99),
-            round.tcp.len()
-        );
-        println!(
-            "  {name:8} datagram round trip: median {:.2} µs, p99 {:.2} µs (n={}); DNS query + answer: median {:.2} µs, p99 {:.2} µs (n={})",
-            us(&round.echo, 0.5),
-            us(&round.echo, 0.99),
-            round.echo.len(),
-            us(&round.dns, 0.5),
-            us(&round.dns, 0.99),
-            round.dns.len()
-        );
+        let line = |what: &str, list: &[u64]| {
+            let us = |p: f64| percentile(list, p) as f64 / 1000.0;
+            format!("{what}: median {:.2} µs, p99 {:.2} µs (n={})", us(0.5), us(0.99), list.len())
+        };
+        println!("  {name:8} {}; {}", line("UDP connect", &round.udp), line("TCP connect+close", &round.tcp));
+        println!("  {name:8} {}; {}", line("datagram round trip", &round.echo), line("DNS query + answer", &round.dns));
         medians.insert(
             name,
             [
