@@ -420,7 +420,7 @@ impl Watcher {
                     FirstLook::NotATool => {
                         self.tracked.remove(&notice.pid);
                         // Not a tool by its path and a small file; a large one is not read yet.
-                        self.read_later(notice.pid, start_ticks(notice.pid), &rules);
+                        self.read_later(notice.pid, None, &rules);
                         return None;
                     }
                     FirstLook::Tool(freeze) => {
@@ -544,10 +544,12 @@ impl Watcher {
     }
 
     /// Hands the program file the last lookups left unread for its size (if any) to the worker,
-    /// for the launch `pid`.
-    fn read_later(&mut self, pid: u32, start_ticks: Option<u64>, rules: &Arc<Rules>) {
+    /// for the launch `pid` (its start time `known`, else read here: only when a file was skipped,
+    /// so the common exec pays nothing for it).
+    fn read_later(&mut self, pid: u32, known: Option<u64>, rules: &Arc<Rules>) {
         if let Some((key, file)) = self.identity.take_skipped() {
-            self.late.submit(key, file, rules.clone(), (pid, start_ticks));
+            let started = known.or_else(|| start_ticks(pid));
+            self.late.submit(key, file, rules.clone(), (pid, started));
         }
     }
 
